@@ -1,0 +1,183 @@
+"""The bundle directory: the human-edited form of a bundle.
+
+A folder holds ``llmreg.yaml`` (or ``llmreg.json``) and the text files it names::
+
+    support-bot/
+      llmreg.yaml        # model, retrieval, post-processing; names the files below
+      system.md          # system_prompt: {file: system.md}
+      user.j2            # template: {file: user.j2, variables: [question, context]}
+      examples.jsonl     # few_shot: {file: examples.jsonl}
+      labels.json        # response_schema: {file: labels.json}; also tools[].parameters
+
+Loading inlines every file, normalises line endings to LF, drops a UTF-8 BOM, and
+validates the result as a :class:`~llmreg.bundle.Bundle`. Artifacts may be given as
+``{name, file, media_type}``: the file is hashed and uploaded at registration. File
+references must stay inside the folder (no absolute paths, no ``..``, no symlink
+escaping it). The optional top-level ``name`` is the default registration name and is
+not part of the digest; neither are file names.
+
+Example:
+    >>> from pathlib import Path
+    >>> b = load_bundle_dir(Path("bundles/ticket-classifier"))  # doctest: +SKIP
+    >>> b.digest  # doctest: +SKIP
+    'sha256:…'
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmreg.bundle import Bundle, normalise_newlines
+from llmreg.digest import format_digest, new_hasher
+from llmreg.errors import InvalidBundleError
+
+MANIFEST_NAMES = ("llmreg.yaml", "llmreg.yml", "llmreg.json")
+MAX_TEXT_BYTES = 4 * 1024 * 1024  # a prompt file over 4 MiB is a mistake, not a prompt
+
+
+def find_manifest(folder: Path) -> Path:
+    """Return the manifest file inside ``folder`` or raise naming what was expected."""
+    if not folder.is_dir():
+        raise InvalidBundleError(f"bundle directory {str(folder)!r} does not exist")
+    for candidate in MANIFEST_NAMES:
+        if (folder / candidate).is_file():
+            return folder / candidate
+    raise InvalidBundleError(
+        f"{str(folder)!r} has no manifest; create {MANIFEST_NAMES[0]} in it "
+        "(see docs/bundle-directory.md)"
+    )
+
+
+def is_bundle_dir(path: str | Path) -> bool:
+    """Tell whether ``path`` is a folder holding a bundle manifest."""
+    p = Path(path)
+    return p.is_dir() and any((p / n).is_file() for n in MANIFEST_NAMES)
+
+
+def read_manifest(folder: Path) -> tuple[dict[str, Any], Path]:
+    """Parse the manifest of ``folder`` into a dict (no file references resolved)."""
+    path = find_manifest(folder)
+    text = _read_text(path, path.name)
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise InvalidBundleError(f"{path.name} does not parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidBundleError(f"{path.name} must be a mapping of bundle sections")
+    return data, path
+
+
+def load_bundle_dir(
+    folder: str | Path, *, allow_floating_model_ids: bool = False
+) -> tuple[Bundle, str | None]:
+    """Load a bundle directory; return the bundle and the manifest's ``name`` (if any)."""
+    root = Path(folder)
+    data, _ = read_manifest(root)
+    name = data.pop("name", None)
+    if name is not None and not isinstance(name, str):
+        raise InvalidBundleError(f"name {name!r} must be a string")
+    data.pop("description", None)  # documentation for humans, not behaviour
+    sources: dict[str, Path] = {}
+    if isinstance(data.get("system_prompt"), dict):
+        data["system_prompt"] = _file_text(root, data["system_prompt"], "system_prompt")
+    template = data.get("template")
+    if isinstance(template, dict) and "file" in template:
+        template = dict(template)
+        template["source"] = _file_text(root, {"file": template.pop("file")}, "template")
+        data["template"] = template
+    if isinstance(data.get("few_shot"), dict):
+        data["few_shot"] = _jsonl(root, data["few_shot"], "few_shot")
+    if isinstance(data.get("response_schema"), dict) and set(data["response_schema"]) == {"file"}:
+        data["response_schema"] = _json_file(root, data["response_schema"], "response_schema")
+    for i, tool in enumerate(data.get("tools") or []):
+        if isinstance(tool, dict) and isinstance(tool.get("parameters"), dict) \
+                and set(tool["parameters"]) == {"file"}:
+            tool["parameters"] = _json_file(root, tool["parameters"], f"tools[{i}].parameters")
+    for i, art in enumerate(data.get("artifacts") or []):
+        if isinstance(art, dict) and "file" in art:
+            path = _resolve(root, art.pop("file"), f"artifacts[{i}].file")
+            digest, size = _hash_file(path)
+            art.setdefault("media_type", _guess_media_type(path))
+            art.update(digest=digest, size=size)
+            sources[digest] = path
+    bundle = Bundle.from_dict(data, allow_floating_model_ids=allow_floating_model_ids)
+    bundle._sources = sources
+    return bundle, name
+
+
+def _resolve(root: Path, ref: Any, field: str) -> Path:
+    if not isinstance(ref, str) or not ref:
+        raise InvalidBundleError(f"{field} must be a relative file path (got {ref!r})")
+    rel = Path(ref)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise InvalidBundleError(
+            f"{field} {ref!r} must be a path inside the bundle directory, without '..'"
+        )
+    path = root / rel
+    if not path.is_file():
+        raise InvalidBundleError(f"{field} {ref!r} not found in {str(root)!r}")
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise InvalidBundleError(f"{field} {ref!r} is a link that leaves the bundle directory")
+    return path
+
+
+def _read_text(path: Path, label: str) -> str:
+    raw = path.read_bytes()
+    if len(raw) > MAX_TEXT_BYTES:
+        raise InvalidBundleError(f"{label} is {len(raw)} bytes; text files are limited to 4 MiB")
+    try:
+        text = raw.decode("utf-8-sig")  # drops a BOM
+    except UnicodeDecodeError as exc:
+        raise InvalidBundleError(f"{label} is not UTF-8 text: {exc}") from None
+    result: str = normalise_newlines(text)
+    return result
+
+
+def _file_text(root: Path, spec: dict[str, Any], field: str) -> str:
+    if set(spec) != {"file"}:
+        raise InvalidBundleError(f"{field} must be text or {{file: PATH}} (got keys {sorted(spec)})")
+    return _read_text(_resolve(root, spec["file"], f"{field}.file"), spec["file"])
+
+
+def _json_file(root: Path, spec: dict[str, Any], field: str) -> Any:
+    text = _file_text(root, spec, field)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidBundleError(f"{field}.file {spec['file']!r} is not JSON: {exc}") from None
+
+
+def _jsonl(root: Path, spec: dict[str, Any], field: str) -> list[Any]:
+    text = _file_text(root, spec, field)
+    rows = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as exc:
+            raise InvalidBundleError(
+                f"{field}.file {spec['file']!r} line {lineno} is not JSON: {exc}"
+            ) from None
+    return rows
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    hasher = new_hasher()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            hasher.update(chunk)
+            size += len(chunk)
+    return format_digest(hasher), size
+
+
+def _guess_media_type(path: Path) -> str:
+    if path.suffix == ".jsonl":
+        return "application/jsonl"
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"

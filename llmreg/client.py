@@ -1,0 +1,156 @@
+"""The Python client: what training jobs, CI and applications call.
+
+``llmreg.connect()`` opens the embedded registry (``.llmreg/`` found from the current
+folder upward, or ``LLMREG_HOME``). The registry's code (SQLModel, Alembic) is
+imported here, on first connect, never by ``import llmreg``.
+
+Example:
+    >>> import llmreg                                              # doctest: +SKIP
+    >>> reg = llmreg.connect()                                     # doctest: +SKIP
+    >>> b = reg.log_bundle("bundles/support-rag", message="first")  # doctest: +SKIP
+    >>> reg.get("support-rag@1").digest == b.digest                # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmreg.bundle import Bundle
+from llmreg.bundledir import load_bundle_dir
+from llmreg.errors import InvalidBundleError, MissingDependencyError
+from llmreg.names import check_name
+from llmreg.provenance import capture
+from llmreg.settings import Settings
+from llmreg.types import NameSummary, VersionInfo
+
+if TYPE_CHECKING:
+    from llmreg.service.registry import RegistryService
+
+
+def connect(home: str | Path | None = None, *, settings: Settings | None = None,
+            create: bool = False) -> Client:
+    """Connect to the embedded registry and return a :class:`Client`.
+
+    Args:
+        home: the registry folder; default ``LLMREG_HOME`` or ``.llmreg/`` found upward.
+        settings: explicit settings instead of the ``LLMREG_*`` environment.
+        create: create the registry folder if it does not exist (``llmreg init`` does).
+
+    Example:
+        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)  # doctest: +SKIP
+    """
+    settings = settings or Settings.from_env()
+    if home is not None:
+        path = Path(home)
+    elif settings.home is not None:
+        path = settings.home
+        create = True  # an explicit LLMREG_HOME is an instruction to use that folder
+    else:
+        path = settings.resolve_home()
+    if not create and not path.is_dir():
+        from llmreg.errors import RegistryNotFoundError
+
+        raise RegistryNotFoundError(f"{str(path)!r} is not a registry; run `llmreg init`")
+    try:
+        from llmreg.service.registry import RegistryService
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingDependencyError(
+            f"the embedded registry needs {exc.name}; pip install 'llmreg'"
+        ) from exc
+    service = RegistryService.open_home(path, database_url=settings.database_url,
+                                        store=settings.store)
+    return Client(service, settings=settings, home=path)
+
+
+class Client:
+    """A connection to a registry. Use :func:`connect` to make one.
+
+    All writes go through the core service layer, which enforces every rule.
+    """
+
+    def __init__(self, service: RegistryService, *, settings: Settings, home: Path) -> None:
+        self._service = service
+        self.settings = settings
+        self.home = home
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release database connections."""
+        self._service.close()
+
+    def log_bundle(
+        self,
+        bundle: str | Path | Bundle,
+        *,
+        name: str | None = None,
+        message: str,
+        provenance: Mapping[str, Any] | None = None,
+        author: str | None = None,
+    ) -> Bundle:
+        """Register a bundle (a directory or a :class:`Bundle`), capturing provenance.
+
+        Provenance is captured automatically: git commit and dirty flag of the working
+        tree the bundle came from, user, host, llmreg and Python versions. Keys in
+        ``provenance`` (dataset digests, config, metrics, run links) are added to it.
+        Registering content the name already has returns the existing version.
+
+        Args:
+            bundle: a bundle directory or a Bundle object.
+            name: registration name; default the manifest's ``name`` or the folder name.
+            message: the changelog message (required).
+            provenance: extra provenance to record.
+            author: defaults to ``LLMREG_USER`` or the OS user.
+
+        Returns:
+            The registered bundle, with ``.name``, ``.version``, ``.digest`` and
+            ``.newly_registered``.
+
+        Example:
+            >>> b = reg.log_bundle("bundles/ticket-classifier", message="v1")  # doctest: +SKIP
+            >>> b.name, b.version                                # doctest: +SKIP
+            ('ticket-classifier', 1)
+        """
+        source: Path | None = None
+        if isinstance(bundle, Bundle):
+            obj = bundle
+            if name is None:
+                raise InvalidBundleError("name is required when logging a Bundle object")
+        else:
+            source = Path(bundle)
+            obj, manifest_name = load_bundle_dir(source)
+            name = name or manifest_name or source.resolve().name
+        check_name(name)
+        who = author or self.settings.identity()
+        record = capture(source, user=who)
+        record.update(provenance or {})
+        result = self._service.register(obj, name=name, message=message, author=who,
+                                        provenance=record)
+        return obj.with_info(result.version, created=result.created)
+
+    def get(self, ref: str) -> Bundle:
+        """Return the bundle for ``ref`` (``name``, ``name@7``, ``name@sha256:…``, short digest).
+
+        Example:
+            >>> reg.get("support-rag@1").render(question="…", context="…")  # doctest: +SKIP
+        """
+        return self._service.get(ref)
+
+    def resolve(self, ref: str) -> VersionInfo:
+        """Return which version ``ref`` points to, without loading the bundle."""
+        return self._service.resolve(ref)
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Every version of ``name``, oldest first."""
+        return self._service.history(name)
+
+    def list(self) -> list[NameSummary]:
+        """Every registered name with its latest version."""
+        return self._service.list_names()

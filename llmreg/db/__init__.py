@@ -1,0 +1,4 @@
+"""The metadata store: SQLModel tables over SQLite (embedded) or PostgreSQL.
+
+Imported only by the service layer, never by ``import llmreg``.
+"""

@@ -1,0 +1,82 @@
+"""Table models. The schema is created and upgraded by the Alembic migrations in
+``llmreg/db/migrations``; a test checks that these models and the migrations agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class BundleName(SQLModel, table=True):
+    """A registered name; ``latest_version`` is the counter versions are numbered from."""
+
+    __tablename__ = "bundle_names"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    latest_version: int = Field(default=0, nullable=False)
+
+
+class Manifest(SQLModel, table=True):
+    """A canonical manifest stored in the blob store, known by digest."""
+
+    __tablename__ = "manifests"
+
+    digest: str = Field(sa_column=sa.Column(sa.String(71), primary_key=True))
+    size: int = Field(nullable=False)
+    kind: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Version(SQLModel, table=True):
+    """``name@number`` = ``digest``, with author, time, message and provenance."""
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        sa.UniqueConstraint("name_id", "number", name="uq_versions_name_number"),
+        sa.UniqueConstraint("name_id", "digest", name="uq_versions_name_digest"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("bundle_names.id"), nullable=False)
+    )
+    number: int = Field(nullable=False)
+    digest: str = Field(
+        sa_column=sa.Column(
+            sa.String(71), sa.ForeignKey("manifests.digest"), nullable=False, index=True
+        )
+    )
+    author: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    message: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    parent_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )

@@ -1,0 +1,125 @@
+"""Every error llmreg raises, in one hierarchy.
+
+Callers catch :class:`LLMRegError` to handle anything llmreg refuses; the subclasses
+say which kind of refusal it was. Where a builtin fits, the error also inherits it so
+that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
+
+    LLMRegError
+    ├── InvalidBundleError (ValueError)        a manifest or bundle directory is wrong
+    │   ├── FloatingModelIdError               a model id is not date-pinned
+    │   └── TemplateSyntaxError                the Jinja2 template does not parse
+    ├── RenderError (ValueError)               missing or undeclared template variable
+    ├── PostprocessError (ValueError)          a post-processing step rejected the output
+    ├── InvalidRefError (ValueError)           a ref does not parse (``name@what``)
+    ├── InvalidNameError (ValueError)          a bundle or artifact name is not allowed
+    ├── RefNotFoundError (LookupError)         unknown name, version or digest
+    ├── AmbiguousRefError (LookupError)        a short digest matches several bundles
+    ├── BlobNotFoundError (FileNotFoundError)  a blob is missing from the store
+    ├── IntegrityError                         stored bytes do not match their digest
+    ├── RegistryNotFoundError (FileNotFoundError)  no ``.llmreg/`` folder was found
+    ├── ConfigError (ValueError)               an ``LLMREG_*`` variable has a bad value
+    └── MissingDependencyError (ImportError)   an optional extra is not installed
+
+Every message names the object at fault and, where there is one, the next step.
+Each class carries a stable ``code`` (the OCI distribution-spec style used over HTTP).
+"""
+
+from __future__ import annotations
+
+
+class LLMRegError(Exception):
+    """Root of every error llmreg raises.
+
+    Example:
+        >>> try:
+        ...     raise RefNotFoundError("'chat' has no version 9; see `llmreg history chat`")
+        ... except LLMRegError as exc:
+        ...     print(exc.code)
+        NAME_UNKNOWN
+    """
+
+    code = "UNKNOWN"
+
+
+class InvalidBundleError(LLMRegError, ValueError):
+    """A manifest or bundle directory is malformed; the message names the field."""
+
+    code = "MANIFEST_INVALID"
+
+
+class FloatingModelIdError(InvalidBundleError):
+    """A model id is a floating alias; the message shows the pinned form expected."""
+
+    code = "MODEL_ID_FLOATING"
+
+
+class TemplateSyntaxError(InvalidBundleError):
+    """The bundle's Jinja2 template does not parse."""
+
+    code = "TEMPLATE_INVALID"
+
+
+class RenderError(LLMRegError, ValueError):
+    """Rendering failed: a declared variable is missing or an undeclared one was given."""
+
+    code = "RENDER_FAILED"
+
+
+class PostprocessError(LLMRegError, ValueError):
+    """A post-processing step could not handle the model's output."""
+
+    code = "POSTPROCESS_FAILED"
+
+
+class InvalidRefError(LLMRegError, ValueError):
+    """A ref does not parse; refs look like ``name@7``, ``name@sha256:…``."""
+
+    code = "REF_INVALID"
+
+
+class InvalidNameError(LLMRegError, ValueError):
+    """A bundle or artifact name contains characters that are not allowed."""
+
+    code = "NAME_INVALID"
+
+
+class RefNotFoundError(LLMRegError, LookupError):
+    """The name, version or digest a ref points to does not exist."""
+
+    code = "NAME_UNKNOWN"
+
+
+class AmbiguousRefError(LLMRegError, LookupError):
+    """A short digest matches more than one bundle."""
+
+    code = "DIGEST_AMBIGUOUS"
+
+
+class BlobNotFoundError(LLMRegError, FileNotFoundError):
+    """A blob the registry refers to is not in the blob store."""
+
+    code = "BLOB_UNKNOWN"
+
+
+class IntegrityError(LLMRegError):
+    """Stored bytes do not hash to the digest they are stored under."""
+
+    code = "DIGEST_INVALID"
+
+
+class RegistryNotFoundError(LLMRegError, FileNotFoundError):
+    """No embedded registry was found from the current folder upward."""
+
+    code = "REGISTRY_UNKNOWN"
+
+
+class ConfigError(LLMRegError, ValueError):
+    """An ``LLMREG_*`` setting has a value llmreg cannot use."""
+
+    code = "CONFIG_INVALID"
+
+
+class MissingDependencyError(LLMRegError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    code = "DEPENDENCY_MISSING"

@@ -1,0 +1,79 @@
+"""Provenance captured at registration, so nobody reconstructs it by hand later.
+
+Recorded: the git commit and dirty flag of the working tree the bundle came from
+(tracked changes only; untracked build outputs do not make a tree dirty), the branch,
+the remote URL with any credentials removed, the user, the host, and the llmreg,
+Python and platform versions. Callers add their own keys (dataset digests, config,
+metrics) with ``log_bundle(..., provenance={...})``.
+
+Example:
+    >>> p = capture(None, user="ana")
+    >>> sorted(p)[:3]
+    ['captured_at', 'git', 'host']
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from llmreg._version import __version__
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(cwd), *args],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _clean_remote(url: str) -> str:
+    """Drop ``user:token@`` from an https remote so secrets never reach the registry."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def git_info(path: Path) -> dict[str, Any] | None:
+    """Commit SHA, dirty flag, branch and remote of the repository holding ``path``.
+
+    Returns None outside a git working tree (or without git installed).
+    """
+    folder = path if path.is_dir() else path.parent
+    commit = _git(folder, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    remote = _git(folder, "config", "--get", "remote.origin.url")
+    return {
+        "commit": commit,
+        "dirty": bool(status),
+        "branch": None if branch in (None, "HEAD") else branch,
+        "remote": _clean_remote(remote) if remote else None,
+    }
+
+
+def capture(source: Path | None, *, user: str) -> dict[str, Any]:
+    """Capture provenance for a registration from ``source`` (or the current folder)."""
+    return {
+        "git": git_info(source or Path.cwd()),
+        "user": user,
+        "host": socket.gethostname(),
+        "llmreg_version": __version__,
+        "python_version": platform.python_version(),
+        "platform": f"{sys.platform}-{platform.machine()}",
+        "captured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

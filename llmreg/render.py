@@ -1,0 +1,158 @@
+"""Rendering a bundle into chat messages, in a Jinja2 sandbox.
+
+The template runs in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` with
+:class:`jinja2.StrictUndefined`: it cannot reach Python internals or mutate the values
+it is given, and a variable it uses but was not given is an error, never an empty
+string. Every declared variable must be given; an undeclared one is refused, so a
+typo in the caller's keyword is caught instead of silently ignored.
+
+Example:
+    >>> from llmreg.bundle import Bundle
+    >>> b = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+    ...     "system_prompt": "You sort mail.",
+    ...     "template": {"source": "Mail: {{ body }}", "variables": ["body"]},
+    ...     "few_shot": [{"input": {"body": "WIN $$$"}, "output": "spam"}]})
+    >>> [m["role"] for m in b.render(body="Lunch?").to_openai()]
+    ['system', 'user', 'assistant', 'user']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from llmreg.errors import RenderError, TemplateSyntaxError
+
+if TYPE_CHECKING:
+    from llmreg.bundle import Bundle
+
+
+@lru_cache(maxsize=1)
+def _env() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # prompts are not HTML
+        keep_trailing_newline=True,
+    )
+
+
+@lru_cache(maxsize=256)
+def _compile(source: str) -> jinja2.Template:
+    try:
+        return _env().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
+
+
+def referenced_variables(source: str) -> set[str]:
+    """Return the variables a template reads; raise on a syntax error.
+
+    Example:
+        >>> sorted(referenced_variables("{{ a }} {% for x in docs %}{{ x }}{% endfor %}"))
+        ['a', 'docs']
+    """
+    try:
+        ast = _env().parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(f"template line {exc.lineno}: {exc.message}") from None
+    return set(meta.find_undeclared_variables(ast))
+
+
+@dataclass(frozen=True)
+class Messages:
+    """Rendered chat messages, convertible to the common chat APIs' shapes."""
+
+    system: str
+    turns: list[dict[str, str]] = field(default_factory=list)
+    model: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_openai(self) -> list[dict[str, str]]:
+        """Messages for the OpenAI Chat Completions API (system first, if any)."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + [dict(t) for t in self.turns]
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """``{"system": ..., "messages": [...]}`` for the Anthropic Messages API."""
+        return {"system": self.system, "messages": [dict(t) for t in self.turns]}
+
+    def openai_request(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.chat.completions.create(**...)``.
+
+        Example:
+            >>> Messages("", [{"role": "user", "content": "hi"}], "gpt-4o-2024-08-06",
+            ...          {"temperature": 0.2}).openai_request()["temperature"]
+            0.2
+        """
+        params = dict(self.parameters)
+        params.pop("top_k", None)  # not an OpenAI parameter
+        fmt = params.pop("response_format", None)
+        schema = params.pop("response_schema", None)
+        if fmt == "json_schema":
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": schema, "strict": True},
+            }
+        elif fmt:
+            params["response_format"] = {"type": fmt}
+        return {"model": self.model, "messages": self.to_openai(), **params}
+
+    def anthropic_request(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.messages.create(**...)``."""
+        params = dict(self.parameters)
+        for key in ("seed", "presence_penalty", "frequency_penalty", "response_format",
+                    "response_schema"):
+            params.pop(key, None)
+        if "stop" in params:
+            params["stop_sequences"] = params.pop("stop")
+        body = self.to_anthropic()
+        if not body["system"]:
+            del body["system"]
+        return {"model": self.model, **body, **params}
+
+
+def render_bundle(bundle: Bundle, variables: dict[str, Any]) -> Messages:
+    """Render ``bundle`` with ``variables``; see :meth:`llmreg.Bundle.render`."""
+    declared = list(bundle.template.variables)
+    undeclared = sorted(set(variables) - set(declared))
+    if undeclared:
+        raise RenderError(
+            f"undeclared variable(s) {', '.join(undeclared)}; the template declares "
+            f"{', '.join(declared) or 'none'}"
+        )
+    missing = [v for v in declared if v not in variables]
+    if missing:
+        raise RenderError(
+            f"missing variable(s) {', '.join(missing)}; pass them to render(), e.g. "
+            f"render({missing[0]}=...) or --var {missing[0]}=..."
+        )
+    template = _compile(bundle.template.source)
+    turns: list[dict[str, str]] = []
+    for i, example in enumerate(bundle.few_shot):
+        if isinstance(example.input, dict):
+            user = _run(template, example.input, f"few_shot[{i}]")
+        else:
+            user = example.input
+        turns += [{"role": "user", "content": user},
+                  {"role": "assistant", "content": example.output}]
+    turns.append({"role": "user", "content": _run(template, variables, "template")})
+    params = bundle.model.parameters.model_dump(exclude_none=True)
+    if bundle.response_schema is not None:
+        params["response_schema"] = bundle.response_schema
+    return Messages(bundle.system_prompt, turns, bundle.model.id, params)
+
+
+def _run(template: jinja2.Template, variables: dict[str, Any], where: str) -> str:
+    try:
+        return template.render(**variables)
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"{where}: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"{where}: the sandbox refused an unsafe operation: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{where}: {exc}") from None

@@ -1,0 +1,259 @@
+"""Registering, resolving and listing bundles.
+
+Ordering rule for crash safety: blobs first, then the database row that refers to
+them, in one transaction. A crash between the two leaves an unreferenced blob (which
+integrity tools can collect), never a reference to a missing blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from llmreg.bundle import Bundle
+from llmreg.db.engine import Database
+from llmreg.db.models import BundleName, Manifest, Version, utcnow
+from llmreg.digest import short
+from llmreg.errors import (
+    AmbiguousRefError,
+    BlobNotFoundError,
+    InvalidBundleError,
+    InvalidRefError,
+    RefNotFoundError,
+)
+from llmreg.names import Ref, check_name, parse_ref
+from llmreg.store.base import BlobStore
+from llmreg.store.local import LocalStore
+from llmreg.types import NameSummary, Registration, VersionInfo
+
+MAX_MESSAGE = 10_000
+
+
+class RegistryService:
+    """The state-changing core over one metadata database and one blob store.
+
+    Example:
+        >>> from llmreg.store import MemoryStore
+        >>> svc = RegistryService.open("sqlite://", MemoryStore())  # doctest: +SKIP
+        >>> svc.register(bundle, name="chat", message="first", author="ana")  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+
+    @classmethod
+    def open(cls, database_url: str, store: BlobStore) -> RegistryService:
+        """Open the database (migrating it to head) and wrap it with ``store``."""
+        return cls(Database.open(database_url), store)
+
+    @classmethod
+    def open_home(cls, home: Path, *, database_url: str | None = None,
+                  store: str | None = None) -> RegistryService:
+        """Open (creating if needed) the embedded registry in folder ``home``."""
+        home.mkdir(parents=True, exist_ok=True)
+        url = database_url or f"sqlite:///{home / 'registry.db'}"
+        return cls.open(url, LocalStore(Path(store) if store else home))
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- writes ------------------------------------------------------------------
+
+    def register(self, bundle: Bundle, *, name: str, message: str, author: str,
+                 provenance: dict[str, Any] | None = None) -> Registration:
+        """Register ``bundle`` under ``name``; identical content returns the existing version.
+
+        Version numbers are allocated inside the write transaction from the name's
+        counter, so concurrent registrations get consecutive numbers, no gaps.
+        """
+        check_name(name)
+        message = (message or "").strip()
+        if not message:
+            raise InvalidBundleError(
+                "message is empty; say what changed and why, e.g. -m 'tighten refusal wording'"
+            )
+        if len(message) > MAX_MESSAGE:
+            raise InvalidBundleError(f"message is {len(message)} characters; the limit is 10000")
+        self._store_artifacts(bundle)
+        canonical = bundle.canonical_bytes()
+        digest = bundle.digest
+        self.store.put_bytes(canonical)
+        with self.db.write() as session:
+            row = session.exec(select(BundleName).where(BundleName.name == name)).first()
+            if row is None:
+                row = BundleName(name=name, created_at=utcnow(), latest_version=0)
+                session.add(row)
+                session.flush()
+            existing = session.exec(
+                select(Version).where(Version.name_id == row.id, Version.digest == digest)
+            ).first()
+            if existing is not None:
+                return Registration(version=_info(name, existing), created=False)
+            if session.get(Manifest, digest) is None:
+                session.add(Manifest(digest=digest, size=len(canonical), kind=bundle.kind,
+                                     created_at=utcnow()))
+            parent = None
+            if row.latest_version:
+                parent = session.exec(
+                    select(Version.digest).where(Version.name_id == row.id,
+                                                 Version.number == row.latest_version)
+                ).one()
+            number = self._next_number(session, row)
+            version = Version(name_id=row.id, number=number, digest=digest, author=author,
+                              created_at=utcnow(), message=message, parent_digest=parent,
+                              provenance=provenance or {})
+            session.add(version)
+            session.flush()
+            return Registration(version=_info(name, version), created=True)
+
+    def _next_number(self, session: Session, row: BundleName) -> int:
+        # An atomic increment: on PostgreSQL the UPDATE locks the name's row until
+        # commit; on SQLite the whole write transaction holds the database lock.
+        number = session.execute(
+            sa.update(BundleName)
+            .where(col(BundleName.id) == row.id)
+            .values(latest_version=BundleName.latest_version + 1)
+            .returning(BundleName.latest_version)
+        ).scalar_one()
+        return int(number)
+
+    def _store_artifacts(self, bundle: Bundle) -> None:
+        for i, art in enumerate(bundle.artifacts):
+            source = bundle._sources.get(art.digest)
+            if source is not None:
+                with source.open("rb") as fh:
+                    self.store.put_stream(fh, expected_digest=art.digest)
+            elif not self.store.exists(art.digest):
+                raise BlobNotFoundError(
+                    f"artifacts[{i}] {art.name!r} refers to {art.digest}, which is not in the "
+                    "blob store; give it as {file: PATH} in the bundle directory or upload it first"
+                )
+
+    # -- reads -------------------------------------------------------------------
+
+    def resolve(self, ref: str | Ref) -> VersionInfo:
+        """Return the version a ref points to, or raise naming the ref.
+
+        Example:
+            >>> svc.resolve("support-bot@3").digest  # doctest: +SKIP
+            'sha256:…'
+        """
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        with self.db.read() as session:
+            if parsed.name is None:
+                return self._by_content(session, parsed)
+            row = session.exec(select(BundleName).where(BundleName.name == parsed.name)).first()
+            if row is None or row.latest_version == 0:
+                raise RefNotFoundError(
+                    f"{parsed.name!r} is not registered; see `llmreg list` for the names there are"
+                )
+            query = select(Version).where(Version.name_id == row.id)
+            if parsed.version is not None:
+                found = session.exec(query.where(Version.number == parsed.version)).first()
+                if found is None:
+                    raise RefNotFoundError(
+                        f"{parsed.name!r} has no version {parsed.version} (latest is "
+                        f"{row.latest_version}); see `llmreg history {parsed.name}`"
+                    )
+                return _info(parsed.name, found)
+            if parsed.digest_prefix is not None:
+                found_all = session.exec(_prefix_filter(query, parsed.digest_prefix)).all()
+                return _info(parsed.name, _one(found_all, str(parsed)))
+            if parsed.label in (None, "latest"):
+                found = session.exec(query.where(Version.number == row.latest_version)).one()
+                return _info(parsed.name, found)
+            raise InvalidRefError(
+                f"ref {str(parsed)!r}: {parsed.label!r} is not a version, digest or 'latest'"
+            )
+
+    def _by_content(self, session: Session, parsed: Ref) -> VersionInfo:
+        assert parsed.digest_prefix is not None
+        query = select(Version).order_by(col(Version.id))
+        rows = session.exec(_prefix_filter(query, parsed.digest_prefix)).all()
+        digests = {r.digest for r in rows}
+        if not rows:
+            raise RefNotFoundError(f"no bundle has digest {str(parsed)!r}")
+        if len(digests) > 1:
+            raise AmbiguousRefError(_ambiguous(str(parsed), sorted(digests)))
+        name = session.get(BundleName, rows[0].name_id)
+        assert name is not None
+        return _info(name.name, rows[0])
+
+    def get(self, ref: str | Ref) -> Bundle:
+        """Return the bundle a ref points to, read from the blob store and verified."""
+        info = self.resolve(ref)
+        return self.load(info.digest).with_info(info)
+
+    def load(self, digest: str) -> Bundle:
+        """Load a manifest by digest; the bytes are verified before they are parsed."""
+        bundle = Bundle.from_canonical(self.store.get_bytes(digest))
+        if bundle.digest != digest:  # the stored bytes verified, so this means a schema bug
+            raise InvalidBundleError(
+                f"manifest {digest} re-canonicalises to {bundle.digest}; this llmreg cannot "
+                "reproduce that digest"
+            )
+        return bundle
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Every version of ``name``, oldest first."""
+        check_name(name)
+        with self.db.read() as session:
+            row = session.exec(select(BundleName).where(BundleName.name == name)).first()
+            if row is None:
+                raise RefNotFoundError(
+                    f"{name!r} is not registered; see `llmreg list` for the names there are"
+                )
+            rows = session.exec(
+                select(Version).where(Version.name_id == row.id).order_by(col(Version.number))
+            ).all()
+            return [_info(name, r) for r in rows]
+
+    def list_names(self) -> list[NameSummary]:
+        """Every registered name with its latest version, sorted by name."""
+        with self.db.read() as session:
+            counts = (
+                select(Version.name_id, func.count().label("n"))
+                .group_by(col(Version.name_id)).subquery()
+            )
+            rows = session.exec(
+                select(BundleName, Version, counts.c.n)
+                .join(Version, sa.and_(col(Version.name_id) == col(BundleName.id),
+                                       col(Version.number) == col(BundleName.latest_version)))
+                .join(counts, counts.c.name_id == col(BundleName.id))
+                .order_by(col(BundleName.name))
+            ).all()
+            return [
+                NameSummary(name=n.name, versions=int(count), latest_version=v.number,
+                            latest_digest=v.digest, updated_at=v.created_at)
+                for n, v, count in rows
+            ]
+
+
+def _prefix_filter(query: Any, prefix: str) -> Any:
+    # A range instead of LIKE, so the digest index is used on every backend.
+    low = f"sha256:{prefix}"
+    return query.where(col(Version.digest) >= low, col(Version.digest) < low + "g")
+
+
+def _one(rows: Sequence[Version], ref: str) -> Version:
+    if not rows:
+        raise RefNotFoundError(f"no version matches {ref!r}; see `llmreg history`")
+    if len({r.digest for r in rows}) > 1:
+        raise AmbiguousRefError(_ambiguous(ref, sorted({r.digest for r in rows})))
+    return rows[0]
+
+
+def _ambiguous(ref: str, digests: list[str]) -> str:
+    shown = ", ".join(short(d) for d in digests[:5])
+    return f"{ref!r} matches {len(digests)} bundles ({shown}); give more hex digits"
+
+
+def _info(name: str, v: Version) -> VersionInfo:
+    return VersionInfo(name=name, version=v.number, digest=v.digest, author=v.author,
+                       created_at=v.created_at, message=v.message,
+                       parent_digest=v.parent_digest, provenance=v.provenance)

@@ -1,0 +1,109 @@
+"""Settings, read from ``LLMREG_*`` variables in one place, at the edges.
+
+``Settings.from_env()`` is called by :func:`llmreg.connect`, the CLI and (later) the
+server — never at import time.
+
+=======================  ===============================================================
+``LLMREG_HOME``          the embedded registry folder (default: ``.llmreg/`` found from
+                         the current folder upward)
+``LLMREG_DATABASE_URL``  metadata database (default ``sqlite:///<home>/registry.db``)
+``LLMREG_STORE``         blob store (default the home folder; a path or ``file://``)
+``LLMREG_USER``          who you are, for authorship (default the OS user)
+``LLMREG_OFFLINE``       ``1`` to never touch the network
+=======================  ===============================================================
+
+Example:
+    >>> Settings.from_env({"LLMREG_USER": "ana", "LLMREG_OFFLINE": "1"}).offline
+    True
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from llmreg.errors import ConfigError, RegistryNotFoundError
+
+HOME_DIRNAME = ".llmreg"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Settings(BaseModel):
+    """Frozen configuration for one client, CLI run or server."""
+
+    model_config = ConfigDict(frozen=True)
+
+    home: Path | None = None
+    database_url: str | None = None
+    store: str | None = None
+    user: str | None = None
+    offline: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``), naming bad values."""
+        env = os.environ if environ is None else environ
+        offline_raw = env.get("LLMREG_OFFLINE", "").strip().lower()
+        if offline_raw not in _TRUE | _FALSE:
+            raise ConfigError(
+                f"LLMREG_OFFLINE={env['LLMREG_OFFLINE']!r} is not a boolean; use 1 or 0"
+            )
+        store = env.get("LLMREG_STORE") or None
+        if store is not None and "://" in store and not store.startswith("file://"):
+            scheme = store.split("://", 1)[0]
+            raise ConfigError(
+                f"LLMREG_STORE={store!r}: scheme {scheme!r} is not supported by this version; "
+                "use a folder path or file://PATH"
+            )
+        home = env.get("LLMREG_HOME") or None
+        return cls(
+            home=Path(home).expanduser() if home else None,
+            database_url=env.get("LLMREG_DATABASE_URL") or None,
+            store=store.removeprefix("file://") if store else None,
+            user=env.get("LLMREG_USER") or None,
+            offline=offline_raw in _TRUE,
+        )
+
+    def identity(self) -> str:
+        """The user name recorded as author: ``LLMREG_USER``, else the OS user."""
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry, as in some containers
+            return f"uid-{os.getuid()}"
+
+    def resolve_home(self, start: Path | None = None) -> Path:
+        """The embedded registry folder: ``LLMREG_HOME`` or ``.llmreg/`` found upward.
+
+        Raises :class:`RegistryNotFoundError` with the next step when there is none.
+        """
+        if self.home is not None:
+            return self.home
+        found = find_home(start or Path.cwd())
+        if found is None:
+            raise RegistryNotFoundError(
+                f"no {HOME_DIRNAME}/ registry in {start or Path.cwd()} or any parent folder; "
+                "run `llmreg init` here or set LLMREG_HOME"
+            )
+        return found
+
+
+def find_home(start: Path) -> Path | None:
+    """Return the nearest ``.llmreg/`` folder at or above ``start``.
+
+    Example:
+        >>> find_home(Path("/")) is None or True
+        True
+    """
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / HOME_DIRNAME
+        if candidate.is_dir():
+            return candidate
+    return None

@@ -1,0 +1,114 @@
+"""A blob store in a local folder, laid out as OCI image layouts are.
+
+``<root>/blobs/sha256/<hex>`` holds each blob, read-only once written. A put streams
+into ``<root>/blobs/sha256/.<random>.incomplete`` (same folder, so the rename is
+atomic), hashing as it goes; then fsync, rename onto the final name, fsync the folder.
+A crash leaves at most an ``.incomplete`` file, which is never visible as a blob.
+Two processes putting the same bytes both rename identical content: the result is one
+intact blob either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
+from llmreg.errors import BlobNotFoundError, IntegrityError
+from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
+
+
+class LocalStore(BlobStore):
+    """Blobs in ``<root>/blobs/sha256/``.
+
+    Example:
+        >>> import tempfile
+        >>> store = LocalStore(tempfile.mkdtemp())
+        >>> d = store.put_bytes(b"abc")
+        >>> store.path(d.digest).name == d.digest.split(":")[1]
+        True
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "blobs" / "sha256"
+
+    def path(self, digest: str) -> Path:
+        """Return where the blob with ``digest`` lives (it may not exist)."""
+        return self.dir / hex_of(digest)
+
+    def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
+        if expected_digest is not None and self._intact_size(expected_digest) is not None:
+            return Descriptor(expected_digest, self.size(expected_digest))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{uuid.uuid4().hex}.incomplete"
+        hasher = new_hasher()
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = format_digest(hasher)
+            if expected_digest is not None and digest != expected_digest:
+                raise IntegrityError(
+                    f"upload for {expected_digest} hashes to {digest}; nothing was stored"
+                )
+            final = self.path(digest)
+            if self._intact_size(digest) == size:
+                return Descriptor(digest, size)  # already there: puts are idempotent
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            _fsync_dir(self.dir)
+            return Descriptor(digest, size)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def open(self, digest: str) -> BinaryIO:
+        path = self.path(digest)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
+        size = os.fstat(fh.fileno()).st_size
+        return VerifyingReader(fh, digest, size)  # type: ignore[return-value]
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
+
+    def iter_digests(self) -> Iterator[str]:
+        if not self.dir.is_dir():
+            return
+        for entry in sorted(os.scandir(self.dir), key=lambda e: e.name):
+            digest = f"sha256:{entry.name}"
+            if entry.is_file() and DIGEST_RE.match(digest):
+                yield digest
+
+    def _intact_size(self, digest: str) -> int | None:
+        """Size of an existing blob, or None; a cheap check so repeated puts are free."""
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
