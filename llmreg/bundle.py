@@ -332,7 +332,6 @@ class Bundle(_Section):
     _info: VersionInfo | None = PrivateAttr(default=None)
     _created: bool = PrivateAttr(default=False)
     _sources: dict[str, Path] = PrivateAttr(default_factory=dict)
-    _compiled: Any = PrivateAttr(default=None)
 
     _response_schema = field_validator("response_schema")(
         lambda v: None if v is None else _check_json_schema(v)
@@ -373,6 +372,15 @@ class Bundle(_Section):
         return self
 
     # -- identity ----------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        """Bundles are equal when their content is: same digest, whatever their name."""
+        if not isinstance(other, Bundle):
+            return NotImplemented
+        return self.digest == other.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
 
     def canonical_dict(self) -> dict[str, Any]:
         """Return the content as it is hashed: non-default fields plus schema and kind."""

@@ -59,7 +59,7 @@ def referenced_variables(source: str) -> set[str]:
     try:
         ast = _env().parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateSyntaxError(f"template line {exc.lineno}: {exc.message}") from None
+        raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
     return set(meta.find_undeclared_variables(ast))
 
 

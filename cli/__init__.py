@@ -1,0 +1,1 @@
+"""The llmreg command line (installed as the ``llmreg_cli`` package)."""

@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: state, errors to one stderr line, JSON output, consoles."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+import llmreg
+from llmreg.errors import LLMRegError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class State:
+    """Options of the root command, shared with every sub-command."""
+
+    traceback: bool = False
+    registry: Path | None = None
+
+
+STATE = State()
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn an :class:`LLMRegError` into one line on stderr and exit code 1.
+
+    ``--traceback`` re-raises instead, to show the stack.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except LLMRegError as exc:
+            if STATE.traceback:
+                raise
+            message = " ".join(str(exc).split("\n"))
+            err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def connect(create: bool = False) -> llmreg.Client:
+    """Connect to the registry chosen by ``--registry`` / ``LLMREG_HOME`` / upward search."""
+    return llmreg.connect(STATE.registry, create=create)
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout (no colour, stable key order)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")

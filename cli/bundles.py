@@ -1,0 +1,170 @@
+"""Commands on bundles: init, register, show, list, history, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import llmreg
+from llmreg.bundledir import is_bundle_dir, load_bundle_dir
+from llmreg.digest import short
+from llmreg.errors import InvalidRefError, RenderError
+from llmreg.settings import HOME_DIRNAME
+from llmreg_cli._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
+from llmreg_cli._format import bundle_json, print_bundle, when
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app."""
+    for command in (init, register, show, list_names, history, render):
+        name = "list" if command is list_names else command.__name__
+        app.command(name)(handle_errors(command))
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create .llmreg/.")] = Path("."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an embedded registry (.llmreg/: SQLite + blob folder) in DIRECTORY."""
+    home = STATE.registry or directory / HOME_DIRNAME
+    existed = home.is_dir()
+    with llmreg.connect(home, create=True):
+        pass
+    if as_json:
+        print_json({"home": str(home.resolve()), "created": not existed})
+    elif existed:
+        out.print(f"registry already initialised at {home}")
+    else:
+        out.print(f"initialised an empty registry at {home}")
+
+
+def register(
+    directories: Annotated[list[Path], typer.Argument(help="Bundle directories to register.")],
+    message: Annotated[str, typer.Option("--message", "-m",
+                                         help="Changelog message: what changed and why.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Name to register under (default: the manifest's name or the folder).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register bundle directories; identical content keeps its existing version."""
+    if name is not None and len(directories) > 1:
+        raise InvalidRefError("--name applies to one directory; register the others separately")
+    # Validate every directory before writing anything, so a bad one changes nothing.
+    for directory in directories:
+        load_bundle_dir(directory)
+    results = []
+    with connect() as reg:
+        for directory in directories:
+            bundle = reg.log_bundle(directory, name=name, message=message)
+            assert bundle.info is not None
+            results.append({"name": bundle.name, "version": bundle.version,
+                            "digest": bundle.digest, "created": bundle.newly_registered,
+                            "directory": str(directory)})
+    if as_json:
+        print_json(results if len(results) > 1 else results[0])
+        return
+    for r in results:
+        verb = "registered" if r["created"] else "unchanged "
+        note = "" if r["created"] else "  (this content is already that version)"
+        out.print(f"{verb} {r['name']}@{r['version']}  {short(str(r['digest']))}{note}")
+
+
+def show(
+    ref: Annotated[str, typer.Argument(help="name, name@7, name@sha256:…, or a bundle folder.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show one bundle: registration details, provenance and every section."""
+    bundle = _load(ref)
+    if as_json:
+        print_json(bundle_json(bundle))
+    else:
+        print_bundle(bundle)
+
+
+def list_names(as_json: bool = JSON_OPTION) -> None:
+    """List registered names with their latest version and digest."""
+    with connect() as reg:
+        names = reg.list()
+    if as_json:
+        print_json([n.model_dump(mode="json") for n in names])
+        return
+    if not names:
+        out.print("no bundles registered yet; try `llmreg register bundles/* -m 'first import'`")
+        return
+    table = Table("name", "latest", "digest", "versions", "updated", box=None)
+    for n in names:
+        table.add_row(n.name, str(n.latest_version), short(n.latest_digest), str(n.versions),
+                      when(n.updated_at))
+    out.print(table)
+
+
+def history(
+    name: Annotated[str, typer.Argument(help="A registered name.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List every version of NAME with digest, author, date and message."""
+    with connect() as reg:
+        versions = reg.history(name)
+    if as_json:
+        print_json([v.model_dump(mode="json") for v in versions])
+        return
+    table = Table("version", "digest", "author", "registered", "message", box=None)
+    for v in versions:
+        table.add_row(str(v.version), short(v.digest), v.author, when(v.created_at),
+                      v.message.splitlines()[0])
+    out.print(table)
+
+
+def render(
+    ref: Annotated[str, typer.Argument(help="name@version, digest, or a bundle folder.")],
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="A template variable as key=value (repeatable).")] = None,
+    vars_file: Annotated[Path | None, typer.Option(
+        "--vars", help="A JSON object of template variables (for lists and objects).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="Message shape: openai or anthropic.")] = "openai",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Render a bundle's chat messages with the given variables."""
+    if fmt not in ("openai", "anthropic"):
+        raise RenderError(f"--format {fmt!r} is not known; use openai or anthropic")
+    variables: dict[str, Any] = {}
+    if vars_file is not None:
+        try:
+            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RenderError(f"--vars {str(vars_file)!r} is not a readable JSON file: {exc}")
+        if not isinstance(loaded, dict):
+            raise RenderError(f"--vars {str(vars_file)!r} must hold a JSON object")
+        variables.update(loaded)
+    for item in var or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RenderError(f"--var {item!r} must look like key=value")
+        variables[key] = value
+    messages = _load(ref).render(**variables)
+    shaped: Any = messages.to_openai() if fmt == "openai" else messages.to_anthropic()
+    if as_json:
+        print_json(shaped)
+        return
+    turns = shaped if fmt == "openai" else (
+        ([{"role": "system", "content": shaped["system"]}] if shaped["system"] else [])
+        + shaped["messages"])
+    for turn in turns:
+        out.print(f"[bold cyan]── {turn['role']} ──[/]")
+        out.print(turn["content"], markup=False)
+
+
+def _load(ref: str) -> llmreg.Bundle:
+    if is_bundle_dir(ref):
+        bundle, _ = load_bundle_dir(ref)
+        return bundle
+    if Path(ref).exists():
+        load_bundle_dir(ref)  # raises naming the missing manifest
+    with connect() as reg:
+        return reg.get(ref)

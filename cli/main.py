@@ -1,0 +1,55 @@
+"""The root ``llmreg`` command: global options and the command list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import llmreg
+from llmreg_cli import bundles
+from llmreg_cli._common import STATE, out
+
+app = typer.Typer(
+    name="llmreg",
+    help="llmreg: register, inspect and render content-addressed LLM bundles.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"llmreg {llmreg.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    registry: Annotated[
+        Path | None,
+        typer.Option("--registry", envvar="LLMREG_HOME",
+                     help="Registry folder (default: .llmreg/ found from here upward)."),
+    ] = None,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full stack trace on errors.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """llmreg: register, inspect and render content-addressed LLM bundles."""
+    STATE.registry = registry
+    STATE.traceback = traceback
+
+
+bundles.register_commands(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="llmreg")

@@ -1,0 +1,52 @@
+"""Shared fixtures: every test gets a clean LLMREG_* environment and its own folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import llmreg
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "bundles"
+EXAMPLE_NAMES = ("meeting-summariser", "support-rag", "ticket-classifier")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clear LLMREG_* and point LLMREG_HOME at a fresh folder; run in tmp_path."""
+    for key in list(os.environ):
+        if key.startswith("LLMREG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("LLMREG_HOME", str(tmp_path / "home" / ".llmreg"))
+    monkeypatch.setenv("LLMREG_USER", "tester")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A writable copy of bundles/ (tests may edit it)."""
+    dest = tmp_path / "bundles"
+    shutil.copytree(EXAMPLES, dest)
+    return dest
+
+
+@pytest.fixture
+def reg() -> Iterator[llmreg.Client]:
+    """A client on the embedded registry at LLMREG_HOME."""
+    with llmreg.connect() as client:
+        yield client
+
+
+def minimal(**overrides: object) -> dict[str, object]:
+    """The smallest valid manifest dict, with overrides."""
+    data: dict[str, object] = {
+        "model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+        "template": {"source": "Q: {{ q }}", "variables": ["q"]},
+    }
+    data.update(overrides)
+    return data

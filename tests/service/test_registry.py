@@ -1,0 +1,136 @@
+"""The core service: registration, idempotence, numbering, resolution, integrity."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmreg.bundle import Bundle
+from llmreg.bundledir import load_bundle_dir
+from llmreg.errors import (
+    AmbiguousRefError,
+    BlobNotFoundError,
+    IntegrityError,
+    InvalidBundleError,
+    InvalidNameError,
+    RefNotFoundError,
+)
+from llmreg.service import RegistryService
+from llmreg.store import LocalStore
+
+from ..conftest import EXAMPLES, minimal
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[RegistryService]:
+    service = RegistryService.open_home(tmp_path / "reg")
+    yield service
+    service.close()
+
+
+def variant(i: int) -> Bundle:
+    return Bundle.from_dict(minimal(system_prompt=f"variant {i}"))
+
+
+def test_register_numbers_and_parents(svc: RegistryService) -> None:
+    r1 = svc.register(variant(1), name="chat", message="one", author="ana")
+    r2 = svc.register(variant(2), name="chat", message="two", author="bo")
+    assert (r1.created, r1.version.version, r1.version.parent_digest) == (True, 1, None)
+    assert (r2.version.version, r2.version.parent_digest) == (2, r1.version.digest)
+    assert [v.version for v in svc.history("chat")] == [1, 2]
+    assert svc.resolve("chat").version == 2
+    assert svc.resolve("chat@latest").version == 2
+
+
+def test_same_content_is_idempotent(svc: RegistryService) -> None:
+    first = svc.register(variant(1), name="chat", message="one", author="ana")
+    again = svc.register(variant(1), name="chat", message="retry", author="bo")
+    assert not again.created
+    assert again.version == first.version
+    assert len(svc.history("chat")) == 1
+    # The same content under another name is a version of that name too.
+    other = svc.register(variant(1), name="chat-eu", message="copy", author="ana")
+    assert other.created and other.version.digest == first.version.digest
+
+
+def test_resolve_by_every_ref_form(svc: RegistryService) -> None:
+    info = svc.register(variant(1), name="chat", message="one", author="ana").version
+    hexdigits = info.digest.removeprefix("sha256:")
+    for ref in ("chat@1", f"chat@{info.digest}", f"chat@{hexdigits[:12]}",
+                f"chat@sha256:{hexdigits[:7]}", info.digest):
+        assert svc.resolve(ref) == info
+    bundle = svc.get("chat@1")
+    assert (bundle.name, bundle.version, bundle.digest) == ("chat", 1, info.digest)
+    assert bundle == variant(1)
+
+
+def test_ambiguous_short_digest(svc: RegistryService) -> None:
+    from llmreg.names import Ref
+
+    # Register variants until two digests share their first hex digit, then resolve
+    # that one-digit prefix (below the CLI's 7-digit minimum, so built as a Ref).
+    digests: list[str] = []
+    i = 0
+    while len({d[7] for d in digests}) == len(digests):
+        digests.append(svc.register(variant(i), name="chat", message=f"v{i}",
+                                    author="a").version.digest)
+        i += 1
+    first_hex = digests[-1][7]
+    with pytest.raises(AmbiguousRefError, match="give more hex digits"):
+        svc.resolve(Ref("chat", digest_prefix=first_hex))
+
+
+def test_unknown_refs_name_what_is_missing(svc: RegistryService) -> None:
+    svc.register(variant(1), name="chat", message="one", author="ana")
+    with pytest.raises(RefNotFoundError, match="'nope' is not registered"):
+        svc.resolve("nope@1")
+    with pytest.raises(RefNotFoundError, match="no version 5 .latest is 1"):
+        svc.resolve("chat@5")
+    with pytest.raises(RefNotFoundError, match="no version matches"):
+        svc.resolve("chat@sha256:0000000")
+    with pytest.raises(RefNotFoundError):
+        svc.history("nope")
+
+
+def test_bad_input_changes_nothing(svc: RegistryService) -> None:
+    with pytest.raises(InvalidBundleError, match="message is empty"):
+        svc.register(variant(1), name="chat", message="  ", author="ana")
+    with pytest.raises(InvalidNameError):
+        svc.register(variant(1), name="../chat", message="x", author="ana")
+    missing_artifact = Bundle.from_dict(minimal(artifacts=[{
+        "name": "w", "media_type": "a/b", "digest": "sha256:" + "1" * 64, "size": 3}]))
+    with pytest.raises(BlobNotFoundError, match="artifacts\\[0\\] 'w'"):
+        svc.register(missing_artifact, name="chat", message="x", author="ana")
+    assert svc.list_names() == []
+    assert list(svc.store.iter_digests()) == []
+
+
+def test_manifest_and_artifacts_are_blobs(svc: RegistryService) -> None:
+    bundle, _ = load_bundle_dir(EXAMPLES / "ticket-classifier")
+    svc.register(bundle, name="tickets", message="first", author="ana")
+    stored = set(svc.store.iter_digests())
+    assert bundle.digest in stored
+    assert bundle.artifacts[0].digest in stored
+    assert svc.store.get_bytes(bundle.digest) == bundle.canonical_bytes()
+
+
+def test_corrupted_manifest_is_never_served(svc: RegistryService) -> None:
+    info = svc.register(variant(1), name="chat", message="one", author="ana").version
+    assert isinstance(svc.store, LocalStore)
+    path = svc.store.path(info.digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes().replace(b"variant 1", b"variant 9"))
+    with pytest.raises(IntegrityError, match=info.digest):
+        svc.get("chat@1")
+
+
+def test_list_names(svc: RegistryService) -> None:
+    svc.register(variant(1), name="b-bot", message="x", author="ana")
+    svc.register(variant(2), name="a-bot", message="x", author="ana")
+    svc.register(variant(3), name="a-bot", message="y", author="ana")
+    names = svc.list_names()
+    assert [(n.name, n.versions, n.latest_version) for n in names] == [
+        ("a-bot", 2, 2), ("b-bot", 1, 1)]
