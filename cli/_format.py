@@ -9,7 +9,8 @@ from rich.table import Table
 
 import llmreg
 from llmreg.digest import short
-from llmreg_cli._common import out
+
+from ._common import out
 
 
 def when(moment: datetime) -> str:
@@ -41,7 +42,8 @@ def print_bundle(bundle: llmreg.Bundle) -> None:
         git = info.provenance.get("git") or {}
         if git:
             dirty = " (dirty)" if git.get("dirty") else ""
-            out.print(f"git {git.get('commit', '')[:12]}{dirty}  host {info.provenance.get('host')}")
+            host = info.provenance.get("host")
+            out.print(f"git {git.get('commit', '')[:12]}{dirty}  host {host}")
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()

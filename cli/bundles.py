@@ -14,8 +14,9 @@ from llmreg.bundledir import is_bundle_dir, load_bundle_dir
 from llmreg.digest import short
 from llmreg.errors import InvalidRefError, RenderError
 from llmreg.settings import HOME_DIRNAME
-from llmreg_cli._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
-from llmreg_cli._format import bundle_json, print_bundle, when
+
+from ._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
+from ._format import bundle_json, print_bundle, when
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -138,7 +139,8 @@ def render(
         try:
             loaded = json.loads(vars_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise RenderError(f"--vars {str(vars_file)!r} is not a readable JSON file: {exc}")
+            raise RenderError(
+                f"--vars {str(vars_file)!r} is not a readable JSON file: {exc}") from None
         if not isinstance(loaded, dict):
             raise RenderError(f"--vars {str(vars_file)!r} must hold a JSON object")
         variables.update(loaded)
@@ -161,10 +163,7 @@ def render(
 
 
 def _load(ref: str) -> llmreg.Bundle:
-    if is_bundle_dir(ref):
-        bundle, _ = load_bundle_dir(ref)
-        return bundle
-    if Path(ref).exists():
-        load_bundle_dir(ref)  # raises naming the missing manifest
+    if is_bundle_dir(ref) or Path(ref).exists():
+        return load_bundle_dir(ref)[0]  # a folder without a manifest raises, naming it
     with connect() as reg:
         return reg.get(ref)

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 import llmreg
-from llmreg_cli import bundles
-from llmreg_cli._common import STATE, out
+
+from . import bundles
+from ._common import STATE, out
 
 app = typer.Typer(
     name="llmreg",

@@ -92,8 +92,9 @@ def load_bundle_dir(
         data["template"] = template
     if isinstance(data.get("few_shot"), dict):
         data["few_shot"] = _jsonl(root, data["few_shot"], "few_shot")
-    if isinstance(data.get("response_schema"), dict) and set(data["response_schema"]) == {"file"}:
-        data["response_schema"] = _json_file(root, data["response_schema"], "response_schema")
+    schema = data.get("response_schema")
+    if isinstance(schema, dict) and set(schema) == {"file"}:
+        data["response_schema"] = _json_file(root, schema, "response_schema")
     for i, tool in enumerate(data.get("tools") or []):
         if isinstance(tool, dict) and isinstance(tool.get("parameters"), dict) \
                 and set(tool["parameters"]) == {"file"}:
@@ -140,7 +141,8 @@ def _read_text(path: Path, label: str) -> str:
 
 def _file_text(root: Path, spec: dict[str, Any], field: str) -> str:
     if set(spec) != {"file"}:
-        raise InvalidBundleError(f"{field} must be text or {{file: PATH}} (got keys {sorted(spec)})")
+        raise InvalidBundleError(
+            f"{field} must be text or {{file: PATH}} (got keys {sorted(spec)})")
     return _read_text(_resolve(root, spec["file"], f"{field}.file"), spec["file"])
 
 

@@ -11,7 +11,7 @@ Example:
     >>> d == digest_bytes(b'{"a":[1,"x"],"b":1}')
     True
     >>> short(d)
-    'ba3a3e91fd62'
+    'a88dede55f33'
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ALGORITHM = "sha256"
 SHORT_LEN = 12
 MIN_SHORT_LEN = 7
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^(?:sha256:)?([0-9a-f]{%d,64})$" % MIN_SHORT_LEN)
+_PREFIX_RE = re.compile(rf"^(?:sha256:)?([0-9a-f]{{{MIN_SHORT_LEN},64}})$")
 
 
 def canonical_json(value: Any) -> bytes:

@@ -99,9 +99,9 @@ class _Rule:
 
 
 def _openai_pinned(model_id: str) -> bool:
-    return model_id.startswith("ft:") or bool(
-        re.search(r"-\d{4}-\d{2}-\d{2}$", model_id) or re.search(r"-(?:0[1-9]|1[0-2])\d{2}$", model_id)
-    )
+    dated = re.search(r"-\d{4}-\d{2}-\d{2}$", model_id)
+    old_style = re.search(r"-(?:0[1-9]|1[0-2])\d{2}$", model_id)  # gpt-3.5-turbo-0125
+    return model_id.startswith("ft:") or bool(dated or old_style)
 
 
 def _strip_latest(model_id: str) -> str:

@@ -48,7 +48,8 @@ def cli_reference() -> str:
         result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "88", "TERM": "dumb"},
                                prog_name="llmreg")
         assert result.exit_code == 0, result.output
-        parts.append(f"\n## `{' '.join(['llmreg', *path])}`\n\n```\n{result.output.rstrip()}\n```\n")
+        title = " ".join(["llmreg", *path])
+        parts.append(f"\n## `{title}`\n\n```\n{result.output.rstrip()}\n```\n")
     return "".join(parts)
 
 

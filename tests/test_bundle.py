@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from llmreg.bundle import Bundle
 from llmreg.errors import InvalidBundleError, TemplateSyntaxError
-
-from .conftest import ROOT, minimal
+from tests.conftest import ROOT, minimal
 
 RETRIEVAL: dict[str, Any] = {
     "retriever": "pgvector", "index": {"name": "kb", "version": "2026-11-02"}, "top_k": 5,

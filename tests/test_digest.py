@@ -15,8 +15,7 @@ from llmreg import digest
 from llmreg.bundle import Bundle
 from llmreg.bundledir import load_bundle_dir
 from llmreg.errors import InvalidRefError
-
-from .conftest import EXAMPLES, EXAMPLE_NAMES
+from tests.conftest import EXAMPLE_NAMES, EXAMPLES
 
 # Pinned: a change to canonicalisation (or to an example) must be deliberate.
 PINNED = {
@@ -62,7 +61,7 @@ lines = st.lists(text.filter(lambda s: "\n" not in s), min_size=1, max_size=5)
 def manifests(draw: st.DrawFn) -> dict[str, Any]:
     variables = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
                               max_size=3, unique=True))
-    source = " ".join("{{ %s }}" % v for v in variables) + draw(text).replace("{", "(")
+    source = " ".join("{{ " + v + " }}" for v in variables) + draw(text).replace("{", "(")
     data: dict[str, Any] = {
         "model": {
             "provider": "anthropic",
@@ -113,7 +112,8 @@ def test_key_order_and_line_endings_never_change_the_digest(data: dict[str, Any]
     assert Bundle.from_dict(_crlf(data)).digest == base
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(manifests(), st.randoms(), st.integers(1, 6))
 def test_yaml_json_whitespace_and_crlf_files_give_one_digest(
     tmp_path: Path, data: dict[str, Any], rnd: Any, indent: int

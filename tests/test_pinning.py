@@ -7,8 +7,7 @@ import pytest
 from llmreg.bundle import Bundle
 from llmreg.errors import FloatingModelIdError, InvalidBundleError
 from llmreg.pinning import check_model_id, is_pinned
-
-from .conftest import minimal
+from tests.conftest import minimal
 
 PINNED = [
     ("openai", "gpt-4o-2024-08-06"),

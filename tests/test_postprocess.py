@@ -7,8 +7,7 @@ import pytest
 from llmreg.bundle import Postprocess
 from llmreg.bundledir import load_bundle_dir
 from llmreg.errors import PostprocessError
-
-from .conftest import EXAMPLES
+from tests.conftest import EXAMPLES
 
 
 def steps(*raw: dict[str, object]) -> Postprocess:

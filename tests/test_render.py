@@ -7,8 +7,7 @@ import pytest
 from llmreg.bundle import Bundle
 from llmreg.bundledir import load_bundle_dir
 from llmreg.errors import RenderError
-
-from .conftest import EXAMPLES, minimal
+from tests.conftest import EXAMPLES, minimal
 
 
 def test_openai_and_anthropic_shapes_with_few_shot_pairs() -> None:

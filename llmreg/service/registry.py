@@ -89,6 +89,7 @@ class RegistryService:
                 row = BundleName(name=name, created_at=utcnow(), latest_version=0)
                 session.add(row)
                 session.flush()
+            assert row.id is not None
             existing = session.exec(
                 select(Version).where(Version.name_id == row.id, Version.digest == digest)
             ).first()
@@ -118,7 +119,7 @@ class RegistryService:
             sa.update(BundleName)
             .where(col(BundleName.id) == row.id)
             .values(latest_version=BundleName.latest_version + 1)
-            .returning(BundleName.latest_version)
+            .returning(col(BundleName.latest_version))
         ).scalar_one()
         return int(number)
 

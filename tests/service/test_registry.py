@@ -20,8 +20,7 @@ from llmreg.errors import (
 )
 from llmreg.service import RegistryService
 from llmreg.store import LocalStore
-
-from ..conftest import EXAMPLES, minimal
+from tests.conftest import EXAMPLES, minimal
 
 
 @pytest.fixture

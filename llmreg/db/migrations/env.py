@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
-from llmreg.db import models
+import llmreg.db.models  # noqa: F401 - registers the tables on SQLModel.metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -12,7 +13,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=models.SQLModel.metadata,
+    target_metadata=SQLModel.metadata,
     render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
     transaction_per_migration=False,
 )

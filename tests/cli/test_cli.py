@@ -1,0 +1,192 @@
+"""The CLI: exit codes, stdout and stderr for the main flows and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmreg_cli.main import app
+from tests.conftest import EXAMPLE_NAMES
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), prog_name="llmreg")
+
+    return invoke
+
+
+@pytest.fixture
+def registered(run, examples: Path) -> Path:
+    assert run("init").exit_code == 0
+    result = run("register", *(str(examples / n) for n in EXAMPLE_NAMES), "-m", "import")
+    assert result.exit_code == 0, result.output
+    return examples
+
+
+def snapshot(home: Path) -> tuple[bytes, list[str]]:
+    db = (home / "registry.db").read_bytes() if (home / "registry.db").exists() else b""
+    blobs = sorted(p.name for p in (home / "blobs" / "sha256").glob("*"))
+    return db, blobs
+
+
+def test_register_twice_is_idempotent(run, registered: Path) -> None:
+    again = run("register", str(registered / "support-rag"), "-m", "again", "--json")
+    assert again.exit_code == 0
+    data = json.loads(again.stdout)
+    assert data["created"] is False and data["version"] == 1
+    first = run("history", "support-rag", "--json")
+    assert [v["version"] for v in json.loads(first.stdout)] == [1]
+
+
+def test_reordered_yaml_and_crlf_copy_gives_the_same_digest(run, registered: Path,
+                                                             tmp_path: Path) -> None:
+    import yaml
+
+    copy = tmp_path / "copy"
+    shutil.copytree(registered / "ticket-classifier", copy)
+    manifest = yaml.safe_load((copy / "llmreg.yaml").read_text())
+    reordered = dict(reversed(list(manifest.items())))
+    reordered["model"] = dict(reversed(list(manifest["model"].items())))
+    (copy / "llmreg.yaml").write_bytes(
+        yaml.safe_dump(reordered, sort_keys=False).replace("\n", "\r\n").encode())
+    for name in ("system.md", "user.j2", "examples.jsonl"):
+        (copy / name).write_bytes((copy / name).read_bytes().replace(b"\n", b"\r\n"))
+    result = run("register", str(copy), "-m", "copy", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    original = json.loads(run("show", "ticket-classifier@1", "--json").stdout)
+    assert data["digest"] == original["digest"]
+    assert data["created"] is False
+
+
+def test_show_json_has_identity_and_sections(run, registered: Path) -> None:
+    result = run("show", "support-rag@1", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["name"] == "support-rag" and data["version"] == 1
+    assert data["digest"].startswith("sha256:")
+    for section in ("model", "system_prompt", "template", "few_shot", "tools",
+                    "response_schema", "retrieval", "postprocess", "artifacts"):
+        assert section in data
+    assert data["retrieval"]["index"]["name"] == "help-centre-articles"
+    assert data["provenance"]["user"] == "tester"
+
+
+def test_human_output(run, registered: Path) -> None:
+    shown = run("show", "ticket-classifier")
+    assert "ticket-classifier@1" in shown.stdout
+    assert "mistral-small-2409" in shown.stdout
+    assert "strip → json_parse → json_schema_validate" in shown.stdout
+    listed = run("list")
+    for name in EXAMPLE_NAMES:
+        assert name in listed.stdout
+    assert "import" in run("history", "meeting-summariser").stdout
+
+
+def test_show_and_render_a_local_folder(run, examples: Path) -> None:
+    shown = run("show", str(examples / "ticket-classifier"), "--json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout)["version"] is None
+    rendered = run("render", str(examples / "ticket-classifier"), "--var", "subject=Hi",
+                   "--var", "body=Refund please", "--json")
+    assert rendered.exit_code == 0, rendered.output
+    assert json.loads(rendered.stdout)[-1] == {"role": "user",
+                                               "content": "Subject: Hi\n\nRefund please\n"}
+
+
+def test_render_with_vars_file(run, registered: Path, tmp_path: Path) -> None:
+    values = tmp_path / "vars.json"
+    values.write_text(json.dumps({"question": "Return?", "customer_tier": "standard",
+                                  "documents": [{"id": "r1", "title": "T", "text": "30 days"}]}))
+    result = run("render", "support-rag@1", "--vars", str(values), "--format", "anthropic",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["system"].startswith("You are Acme's support assistant")
+    assert "[r1] T" in body["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: _sub(d / "llmreg.yaml", "mistral-small-2409", "mistral-small-latest"),
+         "model.id 'mistral-small-latest' is a floating alias for mistral"),
+        (lambda d: (d / "user.j2").write_text("{{ subject "), "template: line 1"),
+        (lambda d: (d / "system.md").unlink(), "system_prompt.file 'system.md' not found"),
+        (lambda d: _sub(d / "llmreg.yaml", "max_tokens: 200", "max_tokens: -5"),
+         "model.parameters.max_tokens"),
+    ],
+)
+def test_bad_bundles_exit_1_with_one_line_and_change_nothing(
+    run, registered: Path, tmp_path: Path, edit, expected: str
+) -> None:
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    bad = tmp_path / "bad"
+    shutil.copytree(registered / "ticket-classifier", bad)
+    edit(bad)
+    result = run("register", str(bad), str(registered / "support-rag"), "-m", "bad")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert snapshot(home) == before
+
+
+def test_render_errors(run, registered: Path) -> None:
+    result = run("render", "ticket-classifier@1", "--var", "subject=a", "--var", "body=b",
+                 "--var", "sender=x")
+    assert result.exit_code == 1
+    assert "undeclared variable(s) sender" in result.stderr
+    result = run("render", "ticket-classifier@1", "--var", "subject=a")
+    assert result.exit_code == 1 and "missing variable(s) body" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [("nope@1", "'nope' is not registered"),
+     ("support-rag@7", "'support-rag' has no version 7"),
+     ("support-rag@sha256:0000000", "no version matches"),
+     ("Bad Name", "not a valid name")],
+)
+def test_bad_refs(run, registered: Path, ref: str, expected: str) -> None:
+    result = run("show", ref)
+    assert result.exit_code == 1
+    assert expected in result.stderr
+
+
+def test_traceback_flag_reraises(run, registered: Path) -> None:
+    result = run("--traceback", "show", "nope")
+    assert result.exit_code == 1
+    assert result.exception is not None
+    assert type(result.exception).__name__ == "RefNotFoundError"
+
+
+def test_no_registry_is_a_clear_error(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      examples: Path) -> None:
+    monkeypatch.delenv("LLMREG_HOME")
+    result = run("register", str(examples / "support-rag"), "-m", "x")
+    if "no .llmreg/ registry" not in result.stderr:
+        pytest.skip("a .llmreg/ exists above the temp folder on this machine")
+    assert result.exit_code == 1
+
+
+def test_message_is_required(run, registered: Path) -> None:
+    result = run("register", str(registered / "support-rag"))
+    assert result.exit_code == 2  # a usage error, from the argument parser
+    assert "--message" in result.output
+
+
+def _sub(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))

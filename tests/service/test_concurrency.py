@@ -1,0 +1,87 @@
+"""Many processes registering into one SQLite registry at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from pathlib import Path
+
+import pytest
+
+import llmreg
+from llmreg.bundle import Bundle
+from tests.conftest import minimal
+
+PROCESSES = 8
+PER_PROCESS = 50
+
+
+def _worker(home: str, worker: int, start: object, errors: object) -> None:
+    try:
+        start.wait()  # type: ignore[attr-defined]
+        with llmreg.connect(home, create=True) as reg:
+            for i in range(PER_PROCESS):
+                bundle = Bundle.from_dict(minimal(system_prompt=f"worker {worker} item {i}"))
+                reg.log_bundle(bundle, name="busy-bot", message=f"w{worker} i{i}",
+                               author=f"worker-{worker}")
+    except BaseException:  # report everything, including SystemExit, to the parent
+        errors.put(traceback.format_exc())  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_parallel_registrations_number_without_gaps(tmp_path: Path) -> None:
+    home = tmp_path / "shared" / ".llmreg"  # brand new: the processes also race to migrate
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(home), w, start, errors))
+             for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=300)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert failures == []
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+
+    with llmreg.connect(home) as reg:
+        history = reg.history("busy-bot")
+    total = PROCESSES * PER_PROCESS
+    assert [v.version for v in history] == list(range(1, total + 1))
+    assert len({v.digest for v in history}) == total
+    # Every version's parent is the version before it: no lost updates.
+    for prev, cur in zip(history, history[1:], strict=False):
+        assert cur.parent_digest == prev.digest
+
+
+@pytest.mark.slow
+def test_parallel_identical_registrations_make_one_version(tmp_path: Path) -> None:
+    home = tmp_path / "same" / ".llmreg"
+    with llmreg.connect(home, create=True):
+        pass
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_same_worker, args=(str(home), start, errors))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=120)
+    assert errors.empty()
+    with llmreg.connect(home) as reg:
+        assert [v.version for v in reg.history("same-bot")] == [1]
+
+
+def _same_worker(home: str, start: object, errors: object) -> None:
+    try:
+        start.wait()  # type: ignore[attr-defined]
+        with llmreg.connect(home) as reg:
+            for _ in range(10):
+                reg.log_bundle(Bundle.from_dict(minimal()), name="same-bot", message="same")
+    except BaseException:
+        errors.put(traceback.format_exc())  # type: ignore[attr-defined]

@@ -1,0 +1,81 @@
+"""The Python client on the embedded registry."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import llmreg
+from llmreg.errors import InvalidBundleError, RegistryNotFoundError
+from tests.conftest import EXAMPLE_NAMES, minimal
+
+
+def test_log_bundle_captures_provenance(reg: llmreg.Client, examples: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(examples)], check=True)
+    subprocess.run(["git", "-C", str(examples), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qam", "init", "--allow-empty"], check=True)
+    subprocess.run(["git", "-C", str(examples), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(examples), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-qm", "bundles"], check=True)
+    sha = subprocess.run(["git", "-C", str(examples), "rev-parse", "HEAD"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    bundle = reg.log_bundle(examples / "support-rag", message="first",
+                            provenance={"dataset": "sha256:" + "d" * 64, "metrics": {"f1": 0.8}})
+    assert (bundle.name, bundle.version, bundle.newly_registered) == ("support-rag", 1, True)
+    prov = bundle.info.provenance if bundle.info else {}
+    assert prov["git"]["commit"] == sha
+    assert prov["git"]["dirty"] is False
+    assert prov["user"] == "tester"
+    assert prov["llmreg_version"] == llmreg.__version__
+    assert prov["python_version"]
+    assert prov["host"]
+    assert prov["metrics"] == {"f1": 0.8}
+    # A tracked change makes the tree dirty.
+    (examples / "support-rag" / "system.md").write_text("changed\n")
+    changed = reg.log_bundle(examples / "support-rag", message="edit")
+    assert changed.info is not None and changed.info.provenance["git"]["dirty"] is True
+    assert changed.version == 2
+
+
+def test_get_returns_name_version_digest(reg: llmreg.Client, examples: Path) -> None:
+    for name in EXAMPLE_NAMES:
+        reg.log_bundle(examples / name, message="import")
+    bundle = reg.get("ticket-classifier@1")
+    assert bundle.name == "ticket-classifier" and bundle.version == 1
+    assert bundle == llmreg.load_bundle_dir(examples / "ticket-classifier")[0]
+    assert reg.get(f"ticket-classifier@{bundle.short_digest}").version == 1
+    assert [n.name for n in reg.list()] == sorted(EXAMPLE_NAMES)
+    assert len(reg.history("support-rag")) == 1
+
+
+def test_log_bundle_object_needs_a_name(reg: llmreg.Client) -> None:
+    with pytest.raises(InvalidBundleError, match="name is required"):
+        reg.log_bundle(llmreg.Bundle.from_dict(minimal()), message="x")
+    b = reg.log_bundle(llmreg.Bundle.from_dict(minimal()), name="obj", message="x")
+    assert b.version == 1
+
+
+def test_connect_finds_the_registry_upward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLMREG_HOME")
+    project = tmp_path / "project"
+    (project / "src" / "deep").mkdir(parents=True)
+    with llmreg.connect(project / ".llmreg", create=True):
+        pass
+    monkeypatch.chdir(project / "src" / "deep")
+    with llmreg.connect() as reg:
+        assert reg.home.resolve() == (project / ".llmreg").resolve()
+
+
+def test_connect_without_registry_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMREG_HOME")
+    empty = tmp_path / "nowhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    if llmreg.settings.find_home(empty) is not None:
+        pytest.skip("a .llmreg/ exists above the temp folder on this machine")
+    with pytest.raises(RegistryNotFoundError, match="run `llmreg init`"):
+        llmreg.connect()

@@ -1,0 +1,47 @@
+"""Docs stay true: generated files are current, doc examples run, commands have help."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import llmreg
+from scripts import gen_docs
+from tests.conftest import ROOT
+
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(llmreg.__path__, "llmreg.")
+    if ".migrations" not in m.name
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples_run(module: str) -> None:
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                             extraglobs={"llmreg": llmreg})
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("rel", sorted(gen_docs.OUTPUTS))
+def test_generated_docs_are_current(rel: str) -> None:
+    assert (ROOT / rel).read_text() == gen_docs.OUTPUTS[rel](), (
+        f"{rel} is stale; run `python scripts/gen_docs.py`")
+
+
+def test_every_command_has_help_and_a_docs_page_mentions_it() -> None:
+    from typer.testing import CliRunner
+
+    from llmreg_cli.main import app
+
+    runner = CliRunner()
+    walkthrough = (ROOT / "docs" / "walkthrough.md").read_text()
+    for path in gen_docs.command_paths()[1:]:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0
+        summary = result.output.split("\n\n")[1].strip()
+        assert summary, f"`llmreg {' '.join(path)}` has no help text"
+        assert f"llmreg {' '.join(path)}" in walkthrough, f"walkthrough never shows {path}"
