@@ -19,8 +19,8 @@ from llmreg.digest import canonical_json as canonical_json
 from llmreg.digest import digest_bytes as digest_bytes
 from llmreg.digest import short as short_digest
 from llmreg.errors import LLMRegError as LLMRegError
+from llmreg.messages import Messages as Messages
 from llmreg.names import parse_ref as parse_ref
-from llmreg.render import Messages as Messages
 from llmreg.settings import Settings as Settings
 from llmreg.types import NameSummary as NameSummary
 from llmreg.types import Registration as Registration

@@ -49,7 +49,7 @@ from llmreg.pinning import check_model_id
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from llmreg.render import Messages
+    from llmreg.messages import Messages
     from llmreg.types import VersionInfo
 
 SCHEMA_ID = "llmreg.bundle/v1"

@@ -30,8 +30,6 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llmreg.bundle import Bundle, normalise_newlines
 from llmreg.digest import format_digest, new_hasher
 from llmreg.errors import InvalidBundleError
@@ -61,6 +59,8 @@ def is_bundle_dir(path: str | Path) -> bool:
 
 def read_manifest(folder: Path) -> tuple[dict[str, Any], Path]:
     """Parse the manifest of ``folder`` into a dict (no file references resolved)."""
+    import yaml  # only folders need YAML; keeps `import llmreg` light
+
     path = find_manifest(folder)
     text = _read_text(path, path.name)
     try:

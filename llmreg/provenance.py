@@ -52,16 +52,27 @@ def git_info(path: Path) -> dict[str, Any] | None:
     Returns None outside a git working tree (or without git installed).
     """
     folder = path if path.is_dir() else path.parent
-    commit = _git(folder, "rev-parse", "HEAD")
-    if not commit:
+    # One call gives commit, branch and changes: porcelain v2 with --branch headers.
+    status = _git(folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
         return None
-    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
-    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    headers = {}
+    changes = False
+    for line in status.splitlines():
+        if line.startswith("# branch."):
+            key, _, value = line[len("# branch."):].partition(" ")
+            headers[key] = value
+        elif line:
+            changes = True
+    commit = headers.get("oid")
+    if not commit or commit == "(initial)":
+        return None
+    branch = headers.get("head")
     remote = _git(folder, "config", "--get", "remote.origin.url")
     return {
         "commit": commit,
-        "dirty": bool(status),
-        "branch": None if branch in (None, "HEAD") else branch,
+        "dirty": changes,
+        "branch": None if branch in (None, "(detached)") else branch,
         "remote": _clean_remote(remote) if remote else None,
     }
 

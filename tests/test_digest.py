@@ -109,7 +109,10 @@ def _crlf(value: Any) -> Any:
 def test_key_order_and_line_endings_never_change_the_digest(data: dict[str, Any], rnd: Any) -> None:
     base = Bundle.from_dict(data).digest
     assert Bundle.from_dict(_shuffle(data, rnd)).digest == base
-    assert Bundle.from_dict(_crlf(data)).digest == base
+    # Prose (prompt, template, examples) is normalised; parameters such as stop
+    # sequences are values, where "\r\n" and "\n" differ, so they stay as written.
+    prose_crlf = {**_crlf(data), "model": data["model"]}
+    assert Bundle.from_dict(prose_crlf).digest == base
 
 
 @settings(max_examples=40, deadline=None,
