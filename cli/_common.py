@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 
 import llmreg
-from llmreg.errors import LLMRegError
+from llmreg.errors import LLMRegError, RegistryNotFoundError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,9 +55,18 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def connect(create: bool = False) -> llmreg.Client:
-    """Connect to the registry chosen by ``--registry`` / ``LLMREG_HOME`` / upward search."""
-    return llmreg.connect(STATE.registry, create=create)
+def connect(create: bool = False, optional: bool = False) -> llmreg.Client:
+    """Connect to the registry chosen by ``--registry`` / ``LLMREG_HOME`` / upward search.
+
+    With ``optional``, a missing registry is fine: a throwaway in-memory one is used, so
+    commands that only read bundle folders (``diff DIR DIR``) work anywhere.
+    """
+    try:
+        return llmreg.connect(STATE.registry, create=create)
+    except RegistryNotFoundError:
+        if not optional:
+            raise
+        return llmreg.connect(Path(tempfile.mkdtemp(prefix="llmreg-")), create=True)
 
 
 def print_json(value: Any) -> None:

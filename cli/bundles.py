@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 import llmreg
-from llmreg.bundledir import is_bundle_dir, load_bundle_dir
+from llmreg.bundledir import load_bundle_dir, looks_like_path
 from llmreg.digest import short
 from llmreg.errors import InvalidRefError, RenderError
 from llmreg.settings import HOME_DIRNAME
@@ -163,7 +163,7 @@ def render(
 
 
 def _load(ref: str) -> llmreg.Bundle:
-    if is_bundle_dir(ref) or Path(ref).exists():
+    if looks_like_path(ref):
         return load_bundle_dir(ref)[0]  # a folder without a manifest raises, naming it
     with connect() as reg:
         return reg.get(ref)

@@ -9,7 +9,7 @@ import typer
 
 import llmreg
 
-from . import bundles
+from . import bundles, diffs
 from ._common import STATE, out
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ def root(
 
 
 bundles.register_commands(app)
+diffs.register_commands(app)
 
 
 def main() -> None:

@@ -51,6 +51,21 @@ def find_manifest(folder: Path) -> Path:
     )
 
 
+def looks_like_path(value: str | Path) -> bool:
+    """Tell whether a CLI/client argument means a folder rather than a ref.
+
+    Names never contain ``/``, so anything with one (or ``.``/``..``, or an existing
+    path) is a folder.
+
+    Example:
+        >>> looks_like_path("bundles/chat"), looks_like_path("chat@3")
+        (True, False)
+    """
+    if isinstance(value, Path):
+        return True
+    return "/" in value or value in (".", "..") or Path(value).exists()
+
+
 def is_bundle_dir(path: str | Path) -> bool:
     """Tell whether ``path`` is a folder holding a bundle manifest."""
     p = Path(path)

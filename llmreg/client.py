@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir
+from llmreg.bundledir import load_bundle_dir, looks_like_path
+from llmreg.diff import BundleDiff
 from llmreg.errors import InvalidBundleError, MissingDependencyError
-from llmreg.names import check_name
+from llmreg.names import Ref, check_name
 from llmreg.provenance import capture
 from llmreg.settings import Settings
-from llmreg.types import NameSummary, VersionInfo
+from llmreg.types import ChangelogEntry, NameSummary, VersionInfo
 
 if TYPE_CHECKING:
     from llmreg.service.registry import RegistryService
@@ -143,9 +144,38 @@ class Client:
         """
         return self._service.get(ref)
 
-    def resolve(self, ref: str) -> VersionInfo:
+    def resolve(self, ref: str | Ref) -> VersionInfo:
         """Return which version ``ref`` points to, without loading the bundle."""
         return self._service.resolve(ref)
+
+    def bundle(self, source: str | Path | Bundle) -> Bundle:
+        """A Bundle from a ref, a bundle directory, or a Bundle (returned as is).
+
+        A path that exists on disk is read as a directory; anything else is a ref.
+        """
+        if isinstance(source, Bundle):
+            return source
+        if looks_like_path(source):
+            return load_bundle_dir(source)[0]
+        return self.get(str(source))
+
+    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
+        """The semantic diff between two bundles: refs, bundle directories or Bundles.
+
+        Example:
+            >>> d = reg.diff("support-rag@production", "bundles/support-rag")  # doctest: +SKIP
+            >>> d.identical, d.stat()                                           # doctest: +SKIP
+            (False, ['system_prompt: +2 -2 lines'])
+        """
+        return self._service.diff(self.bundle(old), self.bundle(new))
+
+    def changelog(self, name: str) -> list[ChangelogEntry]:
+        """The release history of ``name``, newest first: message, diff summary, evidence."""
+        return self._service.changelog(name)
+
+    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
+        """The full semantic diff recorded when ``info`` was registered (JSON form)."""
+        return self._service.stored_diff(info)
 
     def history(self, name: str) -> list[VersionInfo]:
         """Every version of ``name``, oldest first."""

@@ -30,11 +30,23 @@ class VersionInfo(BaseModel):
     message: str
     parent_digest: str | None = None
     provenance: dict[str, Any] = {}
+    changes: list[str] = []  # the semantic diff against the parent, one line per section
+    diff_digest: str | None = None  # the full diff (JSON) in the blob store
 
     @property
     def ref(self) -> str:
         """``name@version``."""
         return f"{self.name}@{self.version}"
+
+
+class ChangelogEntry(BaseModel):
+    """One release in a name's changelog: the version, its diff summary, its evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: VersionInfo
+    first: bool  # the name's first version: nothing to diff against
+    evidence: list[dict[str, Any]] = []
 
 
 class NameSummary(BaseModel):

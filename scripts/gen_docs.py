@@ -53,8 +53,18 @@ def cli_reference() -> str:
     return "".join(parts)
 
 
+def diff_schema() -> str:
+    from llmreg.diff import BundleDiff
+
+    schema = BundleDiff.model_json_schema(by_alias=True)
+    # The JSON form names the schema field "schema" (Python calls it schema_).
+    schema["properties"]["schema"] = schema["properties"].pop("schema_")
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 OUTPUTS = {
     "docs/bundle.schema.json": bundle_schema,
+    "docs/diff.schema.json": diff_schema,
     "docs/cli.md": cli_reference,
 }
 

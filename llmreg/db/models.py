@@ -80,3 +80,10 @@ class Version(SQLModel, table=True):
     provenance: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
     )
+    # The automatic half of the changelog: one line per changed section (``--stat``)
+    # and the full semantic diff against the parent, stored as a blob.
+    changes: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    )
+    diff_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))

@@ -7,6 +7,7 @@ integrity tools can collect), never a reference to a missing blob.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from sqlmodel import Session, col, func, select
 from llmreg.bundle import Bundle
 from llmreg.db.engine import Database
 from llmreg.db.models import BundleName, Manifest, Version, utcnow
-from llmreg.digest import short
+from llmreg.diff import BundleDiff, diff_bundles
+from llmreg.digest import canonical_json, short
 from llmreg.errors import (
     AmbiguousRefError,
     BlobNotFoundError,
@@ -28,7 +30,7 @@ from llmreg.errors import (
 from llmreg.names import Ref, check_name, parse_ref
 from llmreg.store.base import BlobStore
 from llmreg.store.local import LocalStore
-from llmreg.types import NameSummary, Registration, VersionInfo
+from llmreg.types import ChangelogEntry, NameSummary, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
 
@@ -83,6 +85,10 @@ class RegistryService:
         canonical = bundle.canonical_bytes()
         digest = bundle.digest
         self.store.put_bytes(canonical)
+        # Diff against the current latest outside the write lock; re-done inside only
+        # if another writer registered a version in between.
+        guess = self._latest_digest(name)
+        changelog = self._changelog_for(guess, bundle) if guess and guess != digest else None
         with self.db.write() as session:
             row = session.exec(select(BundleName).where(BundleName.name == name)).first()
             if row is None:
@@ -104,13 +110,31 @@ class RegistryService:
                     select(Version.digest).where(Version.name_id == row.id,
                                                  Version.number == row.latest_version)
                 ).one()
+            if parent is not None and parent != guess:
+                changelog = self._changelog_for(parent, bundle)
+            changes, diff_digest = changelog if parent is not None and changelog else ([], None)
             number = self._next_number(session, row)
             version = Version(name_id=row.id, number=number, digest=digest, author=author,
                               created_at=utcnow(), message=message, parent_digest=parent,
-                              provenance=provenance or {})
+                              provenance=provenance or {}, changes=changes,
+                              diff_digest=diff_digest)
             session.add(version)
             session.flush()
             return Registration(version=_info(name, version), created=True)
+
+    def _latest_digest(self, name: str) -> str | None:
+        with self.db.read() as session:
+            return session.exec(
+                select(Version.digest).join(BundleName)
+                .where(BundleName.name == name,
+                       col(Version.number) == col(BundleName.latest_version))
+            ).first()
+
+    def _changelog_for(self, parent: str, bundle: Bundle) -> tuple[list[str], str]:
+        """The diff summary and the stored full diff of ``bundle`` against ``parent``."""
+        result = diff_bundles(self.load(parent), bundle)
+        blob = self.store.put_bytes(canonical_json(result.to_json()))
+        return result.stat(), blob.digest
 
     def _next_number(self, session: Session, row: BundleName) -> int:
         # An atomic increment: on PostgreSQL the UPDATE locks the name's row until
@@ -200,6 +224,23 @@ class RegistryService:
             )
         return bundle
 
+    def diff(self, old: Bundle, new: Bundle) -> BundleDiff:
+        """The semantic diff of two bundles (see :mod:`llmreg.diff`)."""
+        return diff_bundles(old, new)
+
+    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
+        """The full diff stored with a version at registration (None for a first version)."""
+        if info.diff_digest is None:
+            return None
+        data: dict[str, Any] = json.loads(self.store.get_bytes(info.diff_digest))
+        return data
+
+    def changelog(self, name: str) -> list[ChangelogEntry]:
+        """The release history of ``name``, newest first."""
+        versions = self.history(name)
+        return [ChangelogEntry(version=v, first=v.parent_digest is None)
+                for v in reversed(versions)]
+
     def history(self, name: str) -> list[VersionInfo]:
         """Every version of ``name``, oldest first."""
         check_name(name)
@@ -257,4 +298,5 @@ def _ambiguous(ref: str, digests: list[str]) -> str:
 def _info(name: str, v: Version) -> VersionInfo:
     return VersionInfo(name=name, version=v.number, digest=v.digest, author=v.author,
                        created_at=v.created_at, message=v.message,
-                       parent_digest=v.parent_digest, provenance=v.provenance)
+                       parent_digest=v.parent_digest, provenance=v.provenance,
+                       changes=v.changes, diff_digest=v.diff_digest)

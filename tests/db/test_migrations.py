@@ -44,3 +44,28 @@ def test_schema_is_not_made_by_create_all(tmp_path: Path) -> None:
     assert "alembic_version" in tables
     assert {"bundle_names", "manifests", "versions"} <= tables
     db.dispose()
+
+
+def test_upgrade_keeps_existing_versions(tmp_path: Path) -> None:
+    """A registry made by revision 0001 opens under the current code with its data."""
+    from llmreg.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    with db.write_engine.begin() as conn:
+        upgrade(conn, "0001")
+        conn.execute(sa.text("INSERT INTO bundle_names (id, name, created_at, latest_version) "
+                             "VALUES (1, 'chat', '2026-01-01 00:00:00', 1)"))
+        conn.execute(sa.text("INSERT INTO manifests VALUES ('sha256:" + "a" * 64 +
+                             "', 10, 'llm', '2026-01-01 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO versions (name_id, number, digest, author, created_at,"
+                             " message, provenance) VALUES (1, 1, 'sha256:" + "a" * 64 +
+                             "', 'ana', '2026-01-01 00:00:00', 'first', '{}')"))
+    db.dispose()
+    assert Database(url).current_revision() == "0001"
+    upgraded = Database.open(url)
+    assert upgraded.current_revision() == HEAD_REVISION
+    with upgraded.read_engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT number, changes, diff_digest FROM versions")).one()
+    assert tuple(row) == (1, "[]", None)
+    upgraded.dispose()

@@ -133,3 +133,14 @@ def test_list_names(svc: RegistryService) -> None:
     names = svc.list_names()
     assert [(n.name, n.versions, n.latest_version) for n in names] == [
         ("a-bot", 2, 2), ("b-bot", 1, 1)]
+
+
+def test_changelog_is_stored_at_registration(svc: RegistryService) -> None:
+    svc.register(variant(1), name="chat", message="one", author="ana")
+    second = svc.register(variant(2), name="chat", message="two", author="bo").version
+    assert second.changes == ["system_prompt: +1 -1 lines"]
+    stored = svc.stored_diff(second)
+    assert stored is not None and stored["system_prompt"]["lines"][-1] == "+variant 2"
+    entries = svc.changelog("chat")
+    assert [(e.version.version, e.first) for e in entries] == [(2, False), (1, True)]
+    assert svc.stored_diff(entries[1].version) is None
