@@ -13,6 +13,7 @@ import llmreg
 from llmreg.bundledir import load_bundle_dir, looks_like_path
 from llmreg.digest import short
 from llmreg.errors import InvalidRefError, RenderError
+from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
 from ._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
@@ -30,17 +31,25 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to create .llmreg/.")] = Path("."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Create an embedded registry (.llmreg/: SQLite + blob folder) in DIRECTORY."""
+    """Create an embedded registry (.llmreg/) and the default llmreg-policy.yaml."""
     home = STATE.registry or directory / HOME_DIRNAME
     existed = home.is_dir()
+    policy = home.parent / POLICY_FILENAME
+    wrote_policy = not policy.exists()
+    if wrote_policy:
+        home.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(DEFAULT_POLICY_YAML, encoding="utf-8")
     with llmreg.connect(home, create=True):
         pass
     if as_json:
-        print_json({"home": str(home.resolve()), "created": not existed})
-    elif existed:
-        out.print(f"registry already initialised at {home}")
-    else:
-        out.print(f"initialised an empty registry at {home}")
+        print_json({"home": str(home.resolve()), "created": not existed,
+                    "policy": str(policy.resolve()), "policy_written": wrote_policy})
+        return
+    out.print(f"registry already initialised at {home}" if existed
+              else f"initialised an empty registry at {home}")
+    if wrote_policy:
+        out.print(f"wrote the default promotion policy to {policy}; "
+                  "see `llmreg policy check`")
 
 
 def register(
@@ -106,17 +115,32 @@ def list_names(as_json: bool = JSON_OPTION) -> None:
 
 def history(
     name: Annotated[str, typer.Argument(help="A registered name.")],
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Show who moved this environment's slot, when, from what, and why.")
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List every version of NAME with digest, author, date and message."""
+    """List every version of NAME, or with --env every move of one environment slot."""
     with connect() as reg:
+        if env is not None:
+            events = reg.slot_history(name, env)
+            if as_json:
+                print_json([e.model_dump(mode="json") for e in events])
+                return
+            moves = Table("when", "action", "from", "to", "by", "reason", box=None)
+            for e in events:
+                moves.add_row(when(e.at), e.action,
+                              f"@{e.from_version}" if e.from_version else "-",
+                              f"@{e.to_version}", e.actor, e.reason)
+            out.print(moves)
+            return
         versions = reg.history(name)
     if as_json:
         print_json([v.model_dump(mode="json") for v in versions])
         return
-    table = Table("version", "digest", "author", "registered", "message", box=None)
+    table = Table("version", "digest", "status", "author", "registered", "message", box=None)
     for v in versions:
-        table.add_row(str(v.version), short(v.digest), v.author, when(v.created_at),
+        table.add_row(str(v.version), short(v.digest), v.status, v.author, when(v.created_at),
                       v.message.splitlines()[0])
     out.print(table)
 

@@ -9,7 +9,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs
+from . import bundles, diffs, lifecycle
 from ._common import STATE, out
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ def root(
 
 bundles.register_commands(app)
 diffs.register_commands(app)
+lifecycle.register_commands(app)
 
 
 def main() -> None:

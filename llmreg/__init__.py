@@ -23,22 +23,41 @@ from llmreg.digest import short as short_digest
 from llmreg.errors import LLMRegError as LLMRegError
 from llmreg.messages import Messages as Messages
 from llmreg.names import parse_ref as parse_ref
+from llmreg.policy import Policy as Policy
+from llmreg.policy import load_policy as load_policy
 from llmreg.settings import Settings as Settings
+from llmreg.types import Actor as Actor
+from llmreg.types import ApprovalInfo as ApprovalInfo
+from llmreg.types import AuditInfo as AuditInfo
 from llmreg.types import ChangelogEntry as ChangelogEntry
+from llmreg.types import EvidenceInfo as EvidenceInfo
+from llmreg.types import GateReport as GateReport
+from llmreg.types import GateResult as GateResult
 from llmreg.types import NameSummary as NameSummary
 from llmreg.types import Registration as Registration
+from llmreg.types import SlotEventInfo as SlotEventInfo
+from llmreg.types import SlotStatus as SlotStatus
 from llmreg.types import VersionInfo as VersionInfo
 
 __all__ = [
+    "Actor",
+    "ApprovalInfo",
+    "AuditInfo",
     "Bundle",
     "BundleDiff",
     "ChangelogEntry",
     "Client",
+    "EvidenceInfo",
+    "GateReport",
+    "GateResult",
     "LLMRegError",
     "Messages",
     "NameSummary",
+    "Policy",
     "Registration",
     "Settings",
+    "SlotEventInfo",
+    "SlotStatus",
     "VersionInfo",
     "__version__",
     "canonical_json",
@@ -46,6 +65,7 @@ __all__ = [
     "diff_bundles",
     "digest_bytes",
     "errors",
+    "load_policy",
     "load_bundle_dir",
     "parse_ref",
     "short_digest",

@@ -337,19 +337,25 @@ class Bundle(_Section):
         lambda v: None if v is None else _check_json_schema(v)
     )
 
-    @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> Bundle:
-        allow = bool((info.context or {}).get(ALLOW_FLOATING))
+    def check_pins(self, *, allow_floating: bool = False) -> None:
+        """Raise :class:`FloatingModelIdError` for any model id that is not pinned.
+
+        Checks the chat model, the embedding model and the reranker.
+        """
         check_model_id(self.model.provider, self.model.id, weights=self.model.weights,
-                       allow_floating=allow)
+                       allow_floating=allow_floating)
         if self.retrieval is not None:
             em = self.retrieval.embedding_model
             check_model_id(em.provider, em.id, weights=em.weights,
-                           field="retrieval.embedding_model.id", allow_floating=allow)
+                           field="retrieval.embedding_model.id", allow_floating=allow_floating)
             rr = self.retrieval.reranker
             if rr is not None:
                 check_model_id(rr.provider, rr.id, weights=rr.weights,
-                               field="retrieval.reranker.id", allow_floating=allow)
+                               field="retrieval.reranker.id", allow_floating=allow_floating)
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Bundle:
+        self.check_pins(allow_floating=bool((info.context or {}).get(ALLOW_FLOATING)))
         if self.model.parameters.response_format == "json_schema" and not self.response_schema:
             raise InvalidBundleError(
                 "model.parameters.response_format is 'json_schema' but response_schema is "

@@ -21,11 +21,23 @@ from typing import TYPE_CHECKING, Any
 from llmreg.bundle import Bundle
 from llmreg.bundledir import load_bundle_dir, looks_like_path
 from llmreg.diff import BundleDiff
-from llmreg.errors import InvalidBundleError, MissingDependencyError
+from llmreg.errors import InvalidBundleError, InvalidEvidenceError, MissingDependencyError
 from llmreg.names import Ref, check_name
+from llmreg.policy import Policy, find_policy
 from llmreg.provenance import capture
 from llmreg.settings import Settings
-from llmreg.types import ChangelogEntry, NameSummary, VersionInfo
+from llmreg.types import (
+    Actor,
+    ApprovalInfo,
+    AuditInfo,
+    ChangelogEntry,
+    EvidenceInfo,
+    GateReport,
+    NameSummary,
+    SlotEventInfo,
+    SlotStatus,
+    VersionInfo,
+)
 
 if TYPE_CHECKING:
     from llmreg.service.registry import RegistryService
@@ -61,8 +73,9 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
         raise MissingDependencyError(
             f"the embedded registry needs {exc.name}; pip install 'llmreg'"
         ) from exc
+    policy = find_policy(settings.policy, path)
     service = RegistryService.open_home(path, database_url=settings.database_url,
-                                        store=settings.store)
+                                        store=settings.store, policy=policy)
     return Client(service, settings=settings, home=path)
 
 
@@ -126,7 +139,8 @@ class Client:
                 raise InvalidBundleError("name is required when logging a Bundle object")
         else:
             source = Path(bundle)
-            obj, manifest_name = load_bundle_dir(source)
+            allow = self._service.policy.models.allow_floating
+            obj, manifest_name = load_bundle_dir(source, allow_floating_model_ids=allow)
             name = name or manifest_name or source.resolve().name
         check_name(name)
         who = author or self.settings.identity()
@@ -144,9 +158,106 @@ class Client:
         """
         return self._service.get(ref)
 
-    def resolve(self, ref: str | Ref) -> VersionInfo:
-        """Return which version ``ref`` points to, without loading the bundle."""
+    def info(self, ref: str | Ref) -> VersionInfo:
+        """Return which version ``ref`` points to (with its status), without loading it."""
         return self._service.resolve(ref)
+
+    def resolve(self, name: str, env: str | None = None) -> Bundle:
+        """The bundle to run: ``resolve("support-rag", env="production")``.
+
+        With ``env``, reads that environment's slot (aliases accepted); an empty slot
+        raises :class:`~llmreg.errors.EmptySlotError` naming it. Without, ``name`` is
+        any ref.
+
+        Example:
+            >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
+        """
+        return self.get(f"{name}@{env}" if env is not None else name)
+
+    # -- evidence, approvals, promotion ------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        """Who this client acts as: ``LLMREG_USER``, else the OS user."""
+        return Actor(self.settings.identity())
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this client's registry enforces."""
+        return self._service.policy
+
+    def log_eval(self, ref: str, *, suite: str, metrics: Mapping[str, float],
+                 report: str | Path | bytes | None = None, links: list[str] | None = None,
+                 passed: bool | None = None) -> EvidenceInfo:
+        """Attach an eval result to the digest ``ref`` resolves to.
+
+        Example:
+            >>> reg.log_eval("support-rag@3", suite="regression",
+            ...              metrics={"accuracy": 0.93})  # doctest: +SKIP
+        """
+        return self._service.attach_evidence(
+            ref, type="eval", suite=suite, metrics=dict(metrics), actor=self.actor,
+            report=_read_report(report), links=links, passed=passed)
+
+    def log_shadow_metrics(self, ref: str, *, metrics: Mapping[str, float],
+                           report: str | Path | bytes | None = None,
+                           links: list[str] | None = None, source: str = "shadow"
+                           ) -> EvidenceInfo:
+        """Attach traffic-derived shadow metrics (their own evidence type, never an eval)."""
+        return self._service.attach_evidence(
+            ref, type="shadow-metrics", suite=source, metrics=dict(metrics), actor=self.actor,
+            report=_read_report(report), links=links)
+
+    def evidence(self, ref: str) -> list[EvidenceInfo]:
+        """All evidence attached to the digest ``ref`` resolves to."""
+        return self._service.evidence_for(self.info(ref).digest)
+
+    def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
+        """Approve ``ref`` for environment ``to`` as :attr:`actor`."""
+        return self._service.approve(ref, to, actor=self.actor, comment=comment)[0]
+
+    def check_gates(self, ref: str, *, to: str) -> GateReport:
+        """Judge every gate of promoting ``ref`` to ``to`` without moving anything."""
+        return self._service.check_gates(ref, to)
+
+    def promote(self, ref: str, *, to: str, reason: str,
+                expect_current: str | None = None) -> SlotEventInfo:
+        """Promote ``ref`` to ``to`` if every gate is met (else :class:`GateFailedError`).
+
+        Example:
+            >>> reg.promote("support-rag@3", to="production", reason="beats v2",
+            ...             expect_current="support-rag@2")  # doctest: +SKIP
+        """
+        return self._service.promote(ref, to, actor=self.actor, reason=reason,
+                                     expect_current=expect_current)[0]
+
+    def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
+        """Return ``env``'s slot of ``name`` to the version it held before."""
+        return self._service.rollback(name, env, actor=self.actor, reason=reason)
+
+    def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
+        """Mark a version that runs nowhere as deprecated."""
+        return self._service.deprecate(ref, actor=self.actor, reason=reason)
+
+    def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
+        """Archive a version that runs nowhere: frozen, tagged, never deleted."""
+        return self._service.archive(ref, actor=self.actor, reason=reason)
+
+    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+        """What runs where: one row per environment slot."""
+        return self._service.status(name, env)
+
+    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        """Every move of one slot: who, when, from which version, why."""
+        return self._service.slot_history(name, env)
+
+    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+        """Audit-log entries, oldest first."""
+        return self._service.audit_log(name, limit)
+
+    def verify_audit(self) -> int:
+        """Recompute the audit hash chain; return the entry count or raise naming the break."""
+        return self._service.verify_audit()
 
     def bundle(self, source: str | Path | Bundle) -> Bundle:
         """A Bundle from a ref, a bundle directory, or a Bundle (returned as is).
@@ -184,3 +295,13 @@ class Client:
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
         return self._service.list_names()
+
+
+def _read_report(report: str | Path | bytes | None) -> bytes | None:
+    if report is None or isinstance(report, bytes):
+        return report
+    try:
+        return Path(report).read_bytes()
+    except OSError as exc:
+        raise InvalidEvidenceError(f"report {str(report)!r} cannot be read: {exc.strerror}"
+                                   ) from None

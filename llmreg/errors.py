@@ -18,6 +18,16 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── IntegrityError                         stored bytes do not match their digest
     ├── RegistryNotFoundError (FileNotFoundError)  no ``.llmreg/`` folder was found
     ├── ConfigError (ValueError)               an ``LLMREG_*`` variable has a bad value
+    ├── InvalidEvidenceError (ValueError)      metrics, suite or links are malformed
+    ├── PolicyError (ValueError)               the policy file is invalid (names line and field)
+    ├── UnknownEnvironmentError (ValueError)   an environment the policy does not define
+    ├── EmptySlotError (LookupError)           nothing runs in that environment yet
+    ├── TransitionError                        the policy allows no such move, or the version
+    │                                          is archived / deprecated / in use
+    ├── GateFailedError                        a promotion's gates are not all met (.report)
+    ├── ApprovalError                          separation of duties refused an approval
+    ├── SlotConflictError                      the slot moved; compare-and-set failed
+    ├── AuditChainError                        the audit log's hash chain is broken
     └── MissingDependencyError (ImportError)   an optional extra is not installed
 
 Every message names the object at fault and, where there is one, the next step.
@@ -117,6 +127,64 @@ class ConfigError(LLMRegError, ValueError):
     """An ``LLMREG_*`` setting has a value llmreg cannot use."""
 
     code = "CONFIG_INVALID"
+
+
+class InvalidEvidenceError(LLMRegError, ValueError):
+    """Evidence input is malformed (metrics, suite name, links, report size)."""
+
+    code = "EVIDENCE_INVALID"
+
+
+class PolicyError(LLMRegError, ValueError):
+    """The policy file is invalid; the message names the file, line and field."""
+
+    code = "POLICY_INVALID"
+
+
+class UnknownEnvironmentError(LLMRegError, ValueError):
+    """An environment name the policy does not define (and that is no alias)."""
+
+    code = "ENVIRONMENT_UNKNOWN"
+
+
+class EmptySlotError(LLMRegError, LookupError):
+    """An environment slot holds no version yet."""
+
+    code = "SLOT_EMPTY"
+
+
+class TransitionError(LLMRegError):
+    """The policy allows no such move, or the version's state forbids it."""
+
+    code = "TRANSITION_DENIED"
+
+
+class GateFailedError(LLMRegError):
+    """Some gates of a promotion are not met; ``report`` lists every gate."""
+
+    code = "GATE_FAILED"
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ApprovalError(LLMRegError):
+    """An approval was refused (e.g. the author approving their own version)."""
+
+    code = "APPROVAL_DENIED"
+
+
+class SlotConflictError(LLMRegError):
+    """The slot no longer holds the version the caller expected; nothing changed."""
+
+    code = "SLOT_CONFLICT"
+
+
+class AuditChainError(LLMRegError):
+    """The audit log's hash chain does not verify; the message names the first bad entry."""
+
+    code = "AUDIT_BROKEN"
 
 
 class MissingDependencyError(LLMRegError, ImportError):

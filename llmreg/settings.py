@@ -9,6 +9,8 @@ server — never at import time.
 ``LLMREG_DATABASE_URL``  metadata database (default ``sqlite:///<home>/registry.db``)
 ``LLMREG_STORE``         blob store (default the home folder; a path or ``file://``)
 ``LLMREG_USER``          who you are, for authorship (default the OS user)
+``LLMREG_POLICY``        the policy file (default ``llmreg-policy.yaml`` beside the
+                         registry folder, else the built-in default policy)
 ``LLMREG_OFFLINE``       ``1`` to never touch the network
 =======================  ===============================================================
 
@@ -42,6 +44,7 @@ class Settings(BaseModel):
     database_url: str | None = None
     store: str | None = None
     user: str | None = None
+    policy: Path | None = None
     offline: bool = False
 
     @classmethod
@@ -66,6 +69,7 @@ class Settings(BaseModel):
             database_url=env.get("LLMREG_DATABASE_URL") or None,
             store=store.removeprefix("file://") if store else None,
             user=env.get("LLMREG_USER") or None,
+            policy=Path(env["LLMREG_POLICY"]) if env.get("LLMREG_POLICY") else None,
             offline=offline_raw in _TRUE,
         )
 

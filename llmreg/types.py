@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and with which roles (``None``: every role, the embedded registry,
+    where access to the registry's files is the trust root).
+
+    Example:
+        >>> Actor("ana").name
+        'ana'
+    """
+
+    name: str
+    roles: frozenset[str] | None = None
 
 
 class VersionInfo(BaseModel):
@@ -32,6 +47,7 @@ class VersionInfo(BaseModel):
     provenance: dict[str, Any] = {}
     changes: list[str] = []  # the semantic diff against the parent, one line per section
     diff_digest: str | None = None  # the full diff (JSON) in the blob store
+    status: str = "registered"  # registered, an environment, deprecated or archived
 
     @property
     def ref(self) -> str:
@@ -68,3 +84,117 @@ class Registration(BaseModel):
 
     version: VersionInfo
     created: bool
+
+
+class EvidenceInfo(BaseModel):
+    """An eval or shadow-metrics record attached to a digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    digest: str
+    type: str  # "eval" or "shadow-metrics"
+    suite: str
+    metrics: dict[str, float]
+    passed: bool | None = None
+    report_digest: str | None = None
+    links: list[str] = []
+    created_by: str
+    created_at: datetime
+
+
+class ApprovalInfo(BaseModel):
+    """One approval of a version for an environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    digest: str
+    env: str
+    approver: str
+    roles: list[str] | None = None
+    comment: str = ""
+    created_at: datetime
+
+
+class GateResult(BaseModel):
+    """One gate of a transition, judged: met or not, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gate: str  # "transition", "eval:<suite>", "shadow-metrics", "approvals"
+    passed: bool
+    detail: str
+
+
+class GateReport(BaseModel):
+    """Every gate of one promotion, judged against the slot as it is now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    digest: str
+    from_status: str
+    to_env: str
+    current_version: int | None = None
+    policy_digest: str
+    results: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def unmet(self) -> list[GateResult]:
+        return [r for r in self.results if not r.passed]
+
+
+class SlotEventInfo(BaseModel):
+    """One move of an environment slot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    env: str
+    action: str  # "promote" or "rollback"
+    from_version: int | None
+    to_version: int
+    to_digest: str
+    actor: str
+    reason: str
+    policy_digest: str | None
+    gates: list[GateResult] = []
+    at: datetime
+
+
+class SlotStatus(BaseModel):
+    """What runs in one environment slot right now, and why it is allowed there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    env: str
+    version: int
+    digest: str
+    since: datetime
+    promoted_by: str
+    reason: str
+    policy_digest: str | None
+    gates: list[GateResult] = []
+
+
+class AuditInfo(BaseModel):
+    """One audit-log entry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    name: str | None
+    target: str | None
+    env: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str

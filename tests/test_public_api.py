@@ -14,7 +14,7 @@ def test_all_public_names_are_exported() -> None:
     public = {name for name in dir(llmreg) if not name.startswith("_")}
     modules = {"bundle", "bundledir", "client", "digest", "names", "pinning", "postprocess",
                "provenance", "render", "settings", "types", "store", "db", "service",
-               "messages", "diff"}
+               "messages", "diff", "policy"}
     assert public - modules == set(llmreg.__all__) - {"__version__"}
 
 

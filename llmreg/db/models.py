@@ -87,3 +87,113 @@ class Version(SQLModel, table=True):
         sa_column=sa.Column(sa.JSON, nullable=False, server_default=sa.text("'[]'")),
     )
     diff_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))
+    # Lifecycle: registered -> <environments> -> deprecated -> archived.
+    status: str = Field(
+        default="registered",
+        sa_column=sa.Column(sa.String(32), nullable=False, server_default="registered"),
+    )
+
+
+class Evidence(SQLModel, table=True):
+    """An eval or shadow-metrics record, bound to a digest (not a version number)."""
+
+    __tablename__ = "evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False, index=True))
+    type: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    suite: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    metrics: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    passed: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))
+    report_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))
+    links: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Approval(SQLModel, table=True):
+    """One person's approval of one version (by digest) for one environment."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        sa.UniqueConstraint("name_id", "digest", "env", "approver", name="uq_approvals_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("bundle_names.id"), nullable=False)
+    )
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    approver: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    roles: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    comment: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Slot(SQLModel, table=True):
+    """An environment slot: (name, env) points to exactly one version."""
+
+    __tablename__ = "slots"
+    __table_args__ = (sa.UniqueConstraint("name_id", "env", name="uq_slots_name_env"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("bundle_names.id"), nullable=False)
+    )
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    version: int = Field(nullable=False)
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+
+
+class SlotEvent(SQLModel, table=True):
+    """One move of a slot: promotion or rollback, with who, why and the gates passed."""
+
+    __tablename__ = "slot_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("bundle_names.id"), nullable=False)
+    )
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    action: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    from_version: int | None = Field(default=None)
+    to_version: int = Field(nullable=False)
+    to_digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    actor: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    policy_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))
+    gates: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """An append-only, hash-chained record of one state change."""
+
+    __tablename__ = "audit_log"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    actor: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    action: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    name: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), index=True))
+    target: str | None = Field(default=None, sa_column=sa.Column(sa.String(160)))
+    env: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    detail: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    prev_hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False, unique=True))
+
+
+class PolicyRecord(SQLModel, table=True):
+    """A policy the registry has enforced (its canonical JSON is a blob)."""
+
+    __tablename__ = "policies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    seen_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))

@@ -17,17 +17,21 @@ from sqlmodel import Session, col, func, select
 
 from llmreg.bundle import Bundle
 from llmreg.db.engine import Database
-from llmreg.db.models import BundleName, Manifest, Version, utcnow
+from llmreg.db.models import BundleName, Manifest, Slot, Version, utcnow
 from llmreg.diff import BundleDiff, diff_bundles
 from llmreg.digest import canonical_json, short
 from llmreg.errors import (
     AmbiguousRefError,
     BlobNotFoundError,
+    EmptySlotError,
     InvalidBundleError,
     InvalidRefError,
     RefNotFoundError,
 )
 from llmreg.names import Ref, check_name, parse_ref
+from llmreg.policy import Policy
+from llmreg.service import audit
+from llmreg.service.lifecycle import LifecycleMixin
 from llmreg.store.base import BlobStore
 from llmreg.store.local import LocalStore
 from llmreg.types import ChangelogEntry, NameSummary, Registration, VersionInfo
@@ -35,7 +39,7 @@ from llmreg.types import ChangelogEntry, NameSummary, Registration, VersionInfo
 MAX_MESSAGE = 10_000
 
 
-class RegistryService:
+class RegistryService(LifecycleMixin):
     """The state-changing core over one metadata database and one blob store.
 
     Example:
@@ -44,22 +48,24 @@ class RegistryService:
         >>> svc.register(bundle, name="chat", message="first", author="ana")  # doctest: +SKIP
     """
 
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: Database, store: BlobStore, policy: Policy | None = None) -> None:
         self.db = db
         self.store = store
+        self.policy = policy or Policy.default()
 
     @classmethod
-    def open(cls, database_url: str, store: BlobStore) -> RegistryService:
+    def open(cls, database_url: str, store: BlobStore,
+             policy: Policy | None = None) -> RegistryService:
         """Open the database (migrating it to head) and wrap it with ``store``."""
-        return cls(Database.open(database_url), store)
+        return cls(Database.open(database_url), store, policy)
 
     @classmethod
     def open_home(cls, home: Path, *, database_url: str | None = None,
-                  store: str | None = None) -> RegistryService:
+                  store: str | None = None, policy: Policy | None = None) -> RegistryService:
         """Open (creating if needed) the embedded registry in folder ``home``."""
         home.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{home / 'registry.db'}"
-        return cls.open(url, LocalStore(Path(store) if store else home))
+        return cls.open(url, LocalStore(Path(store) if store else home), policy)
 
     def close(self) -> None:
         self.db.dispose()
@@ -81,6 +87,7 @@ class RegistryService:
             )
         if len(message) > MAX_MESSAGE:
             raise InvalidBundleError(f"message is {len(message)} characters; the limit is 10000")
+        bundle.check_pins(allow_floating=self.policy.models.allow_floating)
         self._store_artifacts(bundle)
         canonical = bundle.canonical_bytes()
         digest = bundle.digest
@@ -120,6 +127,9 @@ class RegistryService:
                               diff_digest=diff_digest)
             session.add(version)
             session.flush()
+            audit.append(session, actor=author, action="register", name=name,
+                         target=f"{name}@{number}",
+                         detail={"digest": digest, "message": message, "changes": changes})
             return Registration(version=_info(name, version), created=True)
 
     def _latest_digest(self, name: str) -> str | None:
@@ -164,39 +174,58 @@ class RegistryService:
     def resolve(self, ref: str | Ref) -> VersionInfo:
         """Return the version a ref points to, or raise naming the ref.
 
+        ``name@production`` (or an alias such as ``name@prod``) reads the slot.
+
         Example:
             >>> svc.resolve("support-bot@3").digest  # doctest: +SKIP
             'sha256:…'
         """
-        parsed = parse_ref(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            if parsed.name is None:
-                return self._by_content(session, parsed)
-            row = session.exec(select(BundleName).where(BundleName.name == parsed.name)).first()
-            if row is None or row.latest_version == 0:
-                raise RefNotFoundError(
-                    f"{parsed.name!r} is not registered; see `llmreg list` for the names there are"
-                )
-            query = select(Version).where(Version.name_id == row.id)
-            if parsed.version is not None:
-                found = session.exec(query.where(Version.number == parsed.version)).first()
-                if found is None:
-                    raise RefNotFoundError(
-                        f"{parsed.name!r} has no version {parsed.version} (latest is "
-                        f"{row.latest_version}); see `llmreg history {parsed.name}`"
-                    )
-                return _info(parsed.name, found)
-            if parsed.digest_prefix is not None:
-                found_all = session.exec(_prefix_filter(query, parsed.digest_prefix)).all()
-                return _info(parsed.name, _one(found_all, str(parsed)))
-            if parsed.label in (None, "latest"):
-                found = session.exec(query.where(Version.number == row.latest_version)).one()
-                return _info(parsed.name, found)
-            raise InvalidRefError(
-                f"ref {str(parsed)!r}: {parsed.label!r} is not a version, digest or 'latest'"
-            )
+            row, version = self._resolve_in(session, ref)
+            return _info(row.name, version)
 
-    def _by_content(self, session: Session, parsed: Ref) -> VersionInfo:
+    def _resolve_in(self, session: Session, ref: str | Ref) -> tuple[BundleName, Version]:
+        """Resolve inside an open session (so writers judge and move on one snapshot)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        if parsed.name is None:
+            return self._by_content(session, parsed)
+        row = self._name_row(session, parsed.name)
+        query = select(Version).where(Version.name_id == row.id)
+        if parsed.version is not None:
+            found = session.exec(query.where(Version.number == parsed.version)).first()
+            if found is None:
+                raise RefNotFoundError(
+                    f"{parsed.name!r} has no version {parsed.version} (latest is "
+                    f"{row.latest_version}); see `llmreg history {parsed.name}`"
+                )
+            return row, found
+        if parsed.digest_prefix is not None:
+            found_all = session.exec(_prefix_filter(query, parsed.digest_prefix)).all()
+            return row, _one(found_all, str(parsed))
+        if parsed.label in (None, "latest"):
+            return row, session.exec(query.where(Version.number == row.latest_version)).one()
+        assert parsed.label is not None
+        if not self.policy.is_environment(parsed.label):
+            raise InvalidRefError(
+                f"ref {str(parsed)!r}: {parsed.label!r} is not a version, a digest, 'latest' "
+                f"or an environment ({self.policy.environment_names()})"
+            )
+        env = self.policy.canonical_env(parsed.label)
+        slot = session.exec(select(Slot).where(Slot.name_id == row.id, Slot.env == env)).first()
+        if slot is None:
+            raise EmptySlotError(
+                f"{parsed.name!r} has nothing in {env!r}; see `llmreg status {parsed.name}`")
+        return row, session.exec(query.where(Version.number == slot.version)).one()
+
+    def _name_row(self, session: Session, name: str) -> BundleName:
+        row = session.exec(select(BundleName).where(BundleName.name == name)).first()
+        if row is None or row.latest_version == 0:
+            raise RefNotFoundError(
+                f"{name!r} is not registered; see `llmreg list` for the names there are"
+            )
+        return row
+
+    def _by_content(self, session: Session, parsed: Ref) -> tuple[BundleName, Version]:
         assert parsed.digest_prefix is not None
         query = select(Version).order_by(col(Version.id))
         rows = session.exec(_prefix_filter(query, parsed.digest_prefix)).all()
@@ -207,7 +236,7 @@ class RegistryService:
             raise AmbiguousRefError(_ambiguous(str(parsed), sorted(digests)))
         name = session.get(BundleName, rows[0].name_id)
         assert name is not None
-        return _info(name.name, rows[0])
+        return name, rows[0]
 
     def get(self, ref: str | Ref) -> Bundle:
         """Return the bundle a ref points to, read from the blob store and verified."""
@@ -299,4 +328,4 @@ def _info(name: str, v: Version) -> VersionInfo:
     return VersionInfo(name=name, version=v.number, digest=v.digest, author=v.author,
                        created_at=v.created_at, message=v.message,
                        parent_digest=v.parent_digest, provenance=v.provenance,
-                       changes=v.changes, diff_digest=v.diff_digest)
+                       changes=v.changes, diff_digest=v.diff_digest, status=v.status)

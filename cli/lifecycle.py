@@ -1,0 +1,289 @@
+"""Commands of the promotion flow: evidence, approvals, gates, promotion, rollback,
+deprecation, status, policy and audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import llmreg
+from llmreg.digest import short
+from llmreg.errors import GateFailedError, InvalidEvidenceError
+from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
+
+from ._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
+from ._format import when
+
+eval_app = typer.Typer(help="Attach eval results to a version's digest.", no_args_is_help=True)
+shadow_app = typer.Typer(help="Report shadow-deployment metrics.", no_args_is_help=True)
+gate_app = typer.Typer(help="Check promotion gates without moving anything.",
+                       no_args_is_help=True)
+policy_app = typer.Typer(help="Validate and explain the promotion policy.",
+                         no_args_is_help=True)
+
+TO = typer.Option("--to", help="Target environment (aliases accepted, e.g. pre-prod).")
+REF = typer.Argument(help="name@version, name@sha256:…, or name@<env>.")
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Attach this module's commands and groups to the root app."""
+    eval_app.command("attach")(handle_errors(eval_attach))
+    shadow_app.command("report")(handle_errors(shadow_report))
+    gate_app.command("check")(handle_errors(gate_check))
+    policy_app.command("check")(handle_errors(policy_check))
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(shadow_app, name="shadow")
+    app.add_typer(gate_app, name="gate")
+    app.add_typer(policy_app, name="policy")
+    for command in (approve, promote, rollback, deprecate, archive, status, audit):
+        app.command(command.__name__)(handle_errors(command))
+
+
+def _metrics(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidEvidenceError(f"--metrics {str(path)!r} cannot be read: {exc.strerror}"
+                                   ) from None
+    except ValueError as exc:
+        raise InvalidEvidenceError(f"--metrics {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvidenceError(f'--metrics {str(path)!r} must hold a flat JSON object, '
+                                   'e.g. {"accuracy": 0.93}')
+    return data
+
+
+def eval_attach(
+    ref: Annotated[str, REF],
+    suite: Annotated[str, typer.Option("--suite", help="The eval suite's name.")],
+    metrics: Annotated[Path, typer.Option("--metrics", help="A flat JSON object of numbers.")],
+    report: Annotated[Path | None, typer.Option("--report", help="A report file to store.")
+                      ] = None,
+    link: Annotated[list[str] | None, typer.Option("--link", help="A URL (repeatable).")
+                    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="The harness judged the run failed.")
+                      ] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Attach an eval of SUITE to the digest REF resolves to (not to its version number)."""
+    with connect() as reg:
+        ev = reg.log_eval(ref, suite=suite, metrics=_metrics(metrics), report=report,
+                          links=link, passed=False if failed else None)
+    if as_json:
+        print_json(ev.model_dump(mode="json"))
+    else:
+        shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
+        out.print(f"attached eval #{ev.id} '{suite}' to {short(ev.digest)}: {shown}")
+
+
+def shadow_report(
+    ref: Annotated[str, REF],
+    metrics: Annotated[Path, typer.Option("--metrics", help="A flat JSON object of numbers.")],
+    report: Annotated[Path | None, typer.Option("--report", help="A report file to store.")
+                      ] = None,
+    link: Annotated[list[str] | None, typer.Option("--link", help="A URL (repeatable).")
+                    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Attach shadow-deployment metrics (traffic-derived; never counted as an eval)."""
+    with connect() as reg:
+        ev = reg.log_shadow_metrics(ref, metrics=_metrics(metrics), report=report, links=link)
+    if as_json:
+        print_json(ev.model_dump(mode="json"))
+    else:
+        shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
+        out.print(f"attached shadow metrics #{ev.id} to {short(ev.digest)}: {shown}")
+
+
+def approve(
+    ref: Annotated[str, REF],
+    to: Annotated[str, TO],
+    comment: Annotated[str, typer.Option("--comment", help="Why you approve.")] = "",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Approve REF for an environment, as LLMREG_USER (or the OS user)."""
+    with connect() as reg:
+        a = reg.approve(ref, to=to, comment=comment)
+    if as_json:
+        print_json(a.model_dump(mode="json"))
+    else:
+        out.print(f"{a.approver} approved {a.name} ({short(a.digest)}) for {a.env}")
+
+
+def _print_report(report: llmreg.GateReport) -> None:
+    head = f"{report.name}@{report.version} ({report.from_status}) -> {report.to_env}"
+    out.print(f"[bold]{head}[/]  policy {short(report.policy_digest)}")
+    for r in report.results:
+        mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
+        out.print(f"  {mark} {r.gate}: {r.detail}", highlight=False)
+
+
+def gate_check(
+    ref: Annotated[str, REF],
+    to: Annotated[str, TO],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Judge every gate of promoting REF, changing nothing. Exit 0 if all pass, else 1."""
+    with connect() as reg:
+        report = reg.check_gates(ref, to=to)
+    if as_json:
+        print_json({**report.model_dump(mode="json"), "passed": report.passed})
+    else:
+        _print_report(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def promote(
+    ref: Annotated[str, REF],
+    to: Annotated[str, TO],
+    reason: Annotated[str, typer.Option("--reason", help="Why this version, recorded.")],
+    expect_current: Annotated[str | None, typer.Option(
+        "--expect-current", help="Only if the slot still holds this ref (compare-and-set).")
+    ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Promote REF to an environment if every gate of the policy is met."""
+    with connect() as reg:
+        try:
+            event = reg.promote(ref, to=to, reason=reason, expect_current=expect_current)
+        except GateFailedError as exc:
+            if as_json and isinstance(exc.report, llmreg.GateReport):
+                print_json({**exc.report.model_dump(mode="json"), "passed": False})
+            raise
+    if as_json:
+        print_json(event.model_dump(mode="json"))
+        return
+    was = f" (was @{event.from_version})" if event.from_version else ""
+    out.print(f"promoted {event.name}@{event.to_version} to {event.env}{was}")
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="A registered name.")],
+    env: Annotated[str, typer.Option("--env", help="The environment to roll back.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Return an environment slot to the version it held before the current one."""
+    with connect() as reg:
+        event = reg.rollback(name, env=env, reason=reason)
+    if as_json:
+        print_json(event.model_dump(mode="json"))
+    else:
+        out.print(f"rolled {event.name}/{event.env} back to @{event.to_version} "
+                  f"(was @{event.from_version})")
+
+
+def deprecate(
+    ref: Annotated[str, REF],
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded.")] = "",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Mark a version deprecated (it must run nowhere)."""
+    with connect() as reg:
+        info = reg.deprecate(ref, reason=reason)
+    if as_json:
+        print_json(info.model_dump(mode="json"))
+    else:
+        out.print(f"{info.ref} is deprecated")
+
+
+def archive(
+    ref: Annotated[str, REF],
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded.")] = "",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Archive a version: frozen and tagged, never deleted, never promoted again."""
+    with connect() as reg:
+        info = reg.archive(ref, reason=reason)
+    if as_json:
+        print_json(info.model_dump(mode="json"))
+    else:
+        out.print(f"{info.ref} is archived")
+
+
+def status(
+    name: Annotated[str | None, typer.Argument(help="Only this name.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """What runs where: name, environment, version, digest, since, by whom, gates passed."""
+    with connect() as reg:
+        rows = reg.status(name, env)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        out.print("nothing is promoted yet; see `llmreg promote --help`")
+        return
+    table = Table("name", "env", "version", "digest", "since", "promoted by", "gates passed",
+                  box=None)
+    for r in rows:
+        gates = ", ".join(g.gate for g in r.gates if g.gate != "transition") or "-"
+        table.add_row(r.name, r.env, str(r.version), short(r.digest), when(r.since),
+                      r.promoted_by, gates)
+    out.print(table)
+
+
+def audit(
+    name: Annotated[str | None, typer.Argument(
+        help="Only entries about this name; 'verify' checks the hash chain instead.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the last N entries.")
+                     ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the audit log, or `llmreg audit verify` to recompute its hash chain."""
+    with connect() as reg:
+        if name == "verify":
+            count = reg.verify_audit()
+            head = reg.audit(limit=1)
+            if as_json:
+                print_json({"verified": count, "head": head[-1].hash if head else None})
+            else:
+                tail = f"; head {head[-1].hash}" if head else ""
+                out.print(f"audit log verified: {count} entries chain correctly{tail}")
+            return
+        entries = reg.audit(name, limit)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return
+    table = Table("#", "when", "who", "action", "target", "env", box=None)
+    for e in entries:
+        table.add_row(str(e.seq), when(e.at), e.actor, e.action, e.target or "", e.env or "")
+    out.print(table)
+
+
+def policy_check(
+    file: Annotated[Path | None, typer.Argument(
+        help=f"Policy file (default: the one in force, e.g. ./{POLICY_FILENAME}).")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate a policy file and print the promotion flow it defines."""
+    if file is not None:
+        policy, source = load_policy(file), str(file)
+    else:
+        policy, source = _policy_in_force()
+    if as_json:
+        print_json({"source": source, "digest": policy.digest, "flow": policy.describe(),
+                    "policy": policy.canonical_dict()})
+        return
+    out.print(f"{source}: valid, digest {policy.digest}")
+    out.print(f"environments: {policy.environment_names()}")
+    for line in policy.describe():
+        out.print(f"  {line}", markup=False)
+
+
+def _policy_in_force() -> tuple[Policy, str]:
+    settings = llmreg.Settings.from_env()
+    if settings.policy is not None:
+        return load_policy(settings.policy), str(settings.policy)
+    home = STATE.registry or llmreg.settings.find_home(Path.cwd())
+    if home is not None and (home.parent / POLICY_FILENAME).is_file():
+        return find_policy(None, home), str(home.parent / POLICY_FILENAME)
+    if Path(POLICY_FILENAME).is_file():
+        return load_policy(POLICY_FILENAME), POLICY_FILENAME
+    return Policy.default(), "(built-in default policy)"

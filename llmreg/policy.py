@@ -1,0 +1,358 @@
+"""The promotion policy: environments, transitions and their gates.
+
+A policy is ``llmreg-policy.yaml``, kept beside the application's registry
+integration and versioned with it; ``llmreg init`` writes :data:`DEFAULT_POLICY_YAML`.
+Validation errors name the file, the line and the field. The policy's digest is the
+SHA-256 of its canonical JSON (comments and formatting do not count), and every
+promotion records the digest of the policy that allowed it.
+
+Example:
+    >>> policy = Policy.default()
+    >>> policy.canonical_env("pre-prod")
+    'staging'
+    >>> [t.to for t in policy.transitions_from("staging")]
+    ['shadow', 'production']
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmreg.digest import canonical_json, digest_bytes
+from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError
+
+POLICY_FILENAME = "llmreg-policy.yaml"
+REGISTERED = "registered"
+DEPRECATED = "deprecated"
+ARCHIVED = "archived"
+RESERVED = (REGISTERED, DEPRECATED, ARCHIVED)
+_ENV_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+DEFAULT_POLICY_YAML = """\
+# llmreg promotion policy. Keep it beside your app's registry integration, in git.
+# `llmreg policy check` validates it and prints the flow it defines.
+version: 1
+
+# The only environments that exist. Unknown names are rejected, never created.
+environments:
+  staging:
+    aliases: [pre-prod, preprod]
+  shadow: {}
+  production:
+    aliases: [prod]
+
+# Allowed moves. `from` is a version's status: registered, or an environment.
+transitions:
+  - from: registered
+    to: staging
+
+  - from: staging
+    to: shadow
+    gates:
+      approvals: {count: 1}
+
+  - from: staging
+    to: production
+    gates:
+      evals:
+        - suite: regression
+          metrics:
+            accuracy: {min: 0.9}
+      approvals: {count: 2, not_author: true}
+
+  - from: shadow
+    to: production
+    gates:
+      evals:
+        - suite: regression
+          metrics:
+            accuracy: {min: 0.9}
+      shadow_metrics:
+        error_rate: {max: 0.01}
+      approvals: {count: 2, not_author: true}
+
+# Floating model ids (gpt-4o, *-latest) are refused unless this is true.
+models:
+  allow_floating: false
+
+# For the deprecation automation.
+deprecation:
+  keep_last: 10
+  stale_production_days: 30
+"""
+
+
+class _FieldError(ValueError):
+    """A cross-field policy error that knows which field it is about."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Threshold(_P):
+    """A metric bound: ``min`` / ``max``, and/or no regression against the target slot."""
+
+    min: float | None = None
+    max: float | None = None
+    no_regression: bool = False
+    tolerance: float = Field(0.0, ge=0)
+    higher_is_better: bool = True
+
+    @model_validator(mode="after")
+    def _something(self) -> Threshold:
+        if self.min is None and self.max is None and not self.no_regression:
+            raise ValueError("give min, max or no_regression: true")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def describe(self, metric: str) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{metric} >= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{metric} <= {self.max:g}")
+        if self.no_regression:
+            tol = f" (tolerance {self.tolerance:g})" if self.tolerance else ""
+            parts.append(f"{metric} no regression vs the target slot{tol}")
+        return " and ".join(parts)
+
+
+class EvalGate(_P):
+    """A passing eval of ``suite``, attached to the exact digest, meeting ``metrics``."""
+
+    suite: str = Field(min_length=1, max_length=128)
+    metrics: dict[str, Threshold] = Field(min_length=1)
+
+
+class ApprovalGate(_P):
+    """``count`` approvals by distinct people with ``role``; the author's never counts."""
+
+    count: int = Field(ge=1, le=20)
+    role: str = "approver"
+    not_author: bool = True
+
+
+class Gates(_P):
+    evals: list[EvalGate] = []
+    shadow_metrics: dict[str, Threshold] = {}
+    approvals: ApprovalGate | None = None
+
+
+class Transition(_P):
+    from_: str = Field(alias="from")
+    to: str
+    gates: Gates = Gates()
+
+
+class Environment(_P):
+    aliases: list[str] = []
+    description: str = ""
+
+
+class ModelRules(_P):
+    allow_floating: bool = False
+
+
+class Deprecation(_P):
+    keep_last: int = Field(10, ge=1)
+    stale_production_days: int = Field(30, ge=1)
+
+
+class Policy(_P):
+    """A validated policy. Build it with :func:`load_policy` or :meth:`Policy.default`."""
+
+    version: Literal[1]
+    environments: dict[str, Environment] = Field(min_length=1)
+    transitions: list[Transition] = Field(min_length=1)
+    models: ModelRules = ModelRules()
+    deprecation: Deprecation = Deprecation()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        names = list(self.environments)
+        for env in names:
+            if not _ENV_RE.match(env) or env in RESERVED:
+                raise _FieldError(("environments", env),
+                    f"environment {env!r} is not allowed; use lowercase letters, digits, '-' "
+                    f"or '_', and none of {', '.join(RESERVED)}")
+        seen: dict[str, str] = {}
+        for env, spec in self.environments.items():
+            for alias in spec.aliases:
+                if alias in self.environments or alias in RESERVED or alias in seen:
+                    raise _FieldError(("environments", env, "aliases"),
+                                      f"alias {alias!r} of {env!r} is already a name")
+                seen[alias] = env
+        pairs = set()
+        for i, t in enumerate(self.transitions):
+            if t.from_ not in (REGISTERED, *names):
+                raise _FieldError(("transitions", i, "from"),
+                    f"{t.from_!r} is not {REGISTERED!r} or an environment "
+                    f"({', '.join(names)})")
+            if t.to not in names:
+                raise _FieldError(("transitions", i, "to"),
+                    f"{t.to!r} is not an environment ({', '.join(names)})")
+            if (t.from_, t.to) in pairs:
+                raise _FieldError(("transitions", i),
+                                  f"repeats the transition {t.from_} -> {t.to}")
+            pairs.add((t.from_, t.to))
+        return self
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The policy ``llmreg init`` writes."""
+        return parse_policy(DEFAULT_POLICY_YAML, source="(built-in default)")
+
+    def canonical_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def digest(self) -> str:
+        """``sha256:`` of the canonical JSON: comments and layout do not change it."""
+        return digest_bytes(canonical_json(self.canonical_dict()))
+
+    def environment_names(self) -> str:
+        """``staging (pre-prod, preprod), shadow, production (prod)`` for messages."""
+        return ", ".join(
+            env + (f" ({', '.join(spec.aliases)})" if spec.aliases else "")
+            for env, spec in self.environments.items())
+
+    def canonical_env(self, name: str) -> str:
+        """Map an environment name or alias to its canonical name, or raise listing them."""
+        if name in self.environments:
+            return name
+        for env, spec in self.environments.items():
+            if name in spec.aliases:
+                return env
+        raise UnknownEnvironmentError(
+            f"environment {name!r} is not in the policy; use one of "
+            f"{self.environment_names()}")
+
+    def is_environment(self, name: str) -> bool:
+        try:
+            self.canonical_env(name)
+        except UnknownEnvironmentError:
+            return False
+        return True
+
+    def transition(self, from_status: str, to_env: str) -> Transition | None:
+        for t in self.transitions:
+            if t.from_ == from_status and t.to == to_env:
+                return t
+        return None
+
+    def transitions_from(self, status: str) -> list[Transition]:
+        return [t for t in self.transitions if t.from_ == status]
+
+    def transitions_to(self, env: str) -> list[Transition]:
+        return [t for t in self.transitions if t.to == env]
+
+    def describe(self) -> list[str]:
+        """The promotion flow, one line per transition, for ``llmreg policy check``."""
+        lines = []
+        for t in self.transitions:
+            gates = describe_gates(t.gates)
+            lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}")
+        return lines
+
+
+def describe_gates(gates: Gates) -> str:
+    parts = []
+    for ev in gates.evals:
+        bounds = ", ".join(th.describe(m) for m, th in ev.metrics.items())
+        parts.append(f"eval '{ev.suite}' with {bounds}")
+    if gates.shadow_metrics:
+        bounds = ", ".join(th.describe(m) for m, th in gates.shadow_metrics.items())
+        parts.append(f"shadow metrics with {bounds}")
+    if gates.approvals:
+        a = gates.approvals
+        who = " by distinct people" + (", not the author" if a.not_author else "")
+        parts.append(f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}")
+    return "; ".join(parts)
+
+
+def parse_policy(text: str, *, source: str) -> Policy:
+    """Validate policy YAML; errors name ``source``, the line and the field."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{source}{where}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: the policy must be a mapping with version, environments "
+                          "and transitions")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        from llmreg.bundle import format_loc
+
+        err = exc.errors()[0]
+        original = (err.get("ctx") or {}).get("error")
+        loc = original.loc if isinstance(original, _FieldError) else tuple(err["loc"])
+        field = format_loc(tuple("from" if p == "from_" else p for p in loc)) or "policy"
+        line = _line_of(node, loc)
+        msg = str(original) if isinstance(original, LLMRegError) else err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        raise PolicyError(f"{source} line {line}: {field}: {msg}") from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file.
+
+    Example:
+        >>> load_policy("llmreg-policy.yaml").digest  # doctest: +SKIP
+        'sha256:…'
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy {str(p)!r}: {exc.strerror}") from None
+    return parse_policy(text, source=str(p))
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the YAML node at ``loc`` (or of its nearest parent)."""
+    import yaml
+
+    current = node
+    for part in loc:
+        nxt = None
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if key.value == part or (part in ("from_", "from") and key.value == "from"):
+                    nxt = value if not isinstance(part, str) or value is not None else key
+                    break
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(current.value):
+            nxt = current.value[part]
+        if nxt is None:
+            break
+        current = nxt
+    return int(current.start_mark.line) + 1 if current is not None else 1
+
+
+def find_policy(explicit: Path | None, home: Path) -> Policy:
+    """The policy in force: ``explicit`` (``LLMREG_POLICY``), else ``llmreg-policy.yaml``
+    beside the registry folder, else the built-in default (the one ``init`` writes)."""
+    if explicit is not None:
+        return load_policy(explicit)
+    beside = home.parent / POLICY_FILENAME
+    if beside.is_file():
+        return load_policy(beside)
+    return Policy.default()

@@ -1,0 +1,99 @@
+"""The audit log: append-only, each entry chained to the previous one by hash.
+
+An entry's hash is the SHA-256 of the canonical JSON of its fields plus the previous
+entry's hash, so changing, removing or reordering any entry breaks every hash after
+it. ``verify`` recomputes the chain and names the first entry that does not match.
+Entries are appended in the same transaction as the state change they record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from llmreg.db.engine import Database
+from llmreg.db.models import AuditEntry, utcnow
+from llmreg.digest import canonical_json, digest_bytes
+from llmreg.errors import AuditChainError
+from llmreg.types import AuditInfo
+
+GENESIS = "sha256:" + "0" * 64
+
+
+def entry_hash(seq: int, at: datetime, actor: str, action: str, name: str | None,
+               target: str | None, env: str | None, detail: dict[str, Any],
+               prev_hash: str) -> str:
+    """The hash of one entry (timestamps as UTC microseconds, so every backend agrees)."""
+    payload = {
+        "seq": seq, "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": actor,
+        "action": action, "name": name, "target": target, "env": env, "detail": detail,
+        "prev": prev_hash,
+    }
+    return digest_bytes(canonical_json(payload))
+
+
+def append(session: Session, *, actor: str, action: str, name: str | None = None,
+           target: str | None = None, env: str | None = None,
+           detail: dict[str, Any] | None = None) -> AuditEntry:
+    """Append an entry inside the caller's write transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise appenders so two transactions never chain onto the same tail.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(7226312)"))
+    last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+    seq = (last.seq or 0) + 1 if last else 1
+    prev = last.hash if last else GENESIS
+    at = utcnow()
+    body = detail or {}
+    entry = AuditEntry(seq=seq, at=at, actor=actor, action=action, name=name, target=target,
+                       env=env, detail=body, prev_hash=prev,
+                       hash=entry_hash(seq, at, actor, action, name, target, env, body, prev))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def to_info(e: AuditEntry) -> AuditInfo:
+    assert e.seq is not None
+    return AuditInfo(seq=e.seq, at=e.at, actor=e.actor, action=e.action, name=e.name,
+                     target=e.target, env=e.env, detail=e.detail, prev_hash=e.prev_hash,
+                     hash=e.hash)
+
+
+def entries(db: Database, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+    """Entries in order (optionally for one name, optionally the last ``limit``)."""
+    with db.read() as session:
+        query = select(AuditEntry)
+        if name is not None:
+            query = query.where(AuditEntry.name == name)
+        query = query.order_by(col(AuditEntry.seq).desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return [to_info(e) for e in reversed(session.exec(query).all())]
+
+
+def verify(db: Database) -> int:
+    """Recompute the chain; return the number of entries, or raise naming the first bad one."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    with db.read() as session:
+        for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))):
+            label = f"audit entry #{e.seq} ({e.action} {e.target or e.name or ''} by {e.actor})"
+            if e.seq != expected_seq:
+                raise AuditChainError(
+                    f"audit entry #{expected_seq} is missing (the next one is #{e.seq}); "
+                    "the log was edited")
+            if e.prev_hash != prev:
+                raise AuditChainError(f"{label} does not chain to the entry before it")
+            actual = entry_hash(e.seq, e.at, e.actor, e.action, e.name, e.target, e.env,
+                                e.detail, e.prev_hash)
+            if actual != e.hash:
+                raise AuditChainError(
+                    f"{label} was altered: its content hashes to {actual}, not {e.hash}")
+            prev = e.hash
+            expected_seq += 1
+            count += 1
+    return count
