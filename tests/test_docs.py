@@ -38,7 +38,8 @@ def test_every_command_has_help_and_a_docs_page_mentions_it() -> None:
     from llmreg_cli.main import app
 
     runner = CliRunner()
-    walkthrough = (ROOT / "docs" / "walkthrough.md").read_text()
+    walkthrough = "".join((ROOT / "docs" / page).read_text()
+                          for page in ("walkthrough.md", "promotion.md"))
     for path in gen_docs.command_paths()[1:]:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0

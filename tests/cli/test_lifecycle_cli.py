@@ -1,0 +1,146 @@
+"""The promotion flow from the command line, as a new user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmreg_cli.main import app
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch):
+    runner = CliRunner()
+
+    def invoke(*args: str, user: str = "ana"):
+        monkeypatch.setenv("LLMREG_USER", user)
+        return runner.invoke(app, list(args), prog_name="llmreg")
+
+    return invoke
+
+
+@pytest.fixture
+def project(run, examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("LLMREG_HOME")
+    os.chdir(tmp_path)
+    assert run("init").exit_code == 0
+    assert (tmp_path / "llmreg-policy.yaml").is_file()
+    assert run("register", str(examples / "support-rag"), "-m", "first").exit_code == 0
+    (tmp_path / "low.json").write_text('{"accuracy": 0.85}')
+    (tmp_path / "good.json").write_text('{"accuracy": 0.93}')
+    (tmp_path / "shadow.json").write_text('{"error_rate": 0.004}')
+    return tmp_path
+
+
+def test_scripted_flow_with_the_default_policy(run, project: Path) -> None:
+    assert run("promote", "support-rag@1", "--to", "staging", "--reason", "try").exit_code == 0
+    refused = run("promote", "support-rag@1", "--to", "production", "--reason", "ship")
+    assert refused.exit_code == 1
+    assert "no 'regression' eval is attached" in refused.stderr
+    assert "0 of 2 approvals" in refused.stderr
+    assert run("eval", "attach", "support-rag@1", "--suite", "regression",
+               "--metrics", "low.json").exit_code == 0
+    check = run("gate", "check", "support-rag@1", "--to", "production", "--json")
+    assert check.exit_code == 1
+    report = json.loads(check.stdout)
+    assert report["passed"] is False
+    assert [r["gate"] for r in report["results"] if not r["passed"]] == ["eval:regression",
+                                                                         "approvals"]
+    assert run("eval", "attach", "support-rag@1", "--suite", "regression",
+               "--metrics", "good.json", "--link", "https://ci.example.com/runs/1"
+               ).exit_code == 0
+    own = run("approve", "support-rag@1", "--to", "production")
+    assert own.exit_code == 1 and "ana is the author" in own.stderr
+    assert run("approve", "support-rag@1", "--to", "production", user="bo").exit_code == 0
+    assert run("approve", "support-rag@1", "--to", "prod", user="cy").exit_code == 0
+    assert run("gate", "check", "support-rag@1", "--to", "production").exit_code == 0
+    done = run("promote", "support-rag@1", "--to", "production", "--reason", "passes")
+    assert done.exit_code == 0, done.output
+    status = json.loads(run("status", "--json").stdout)
+    prod = [s for s in status if s["env"] == "production"]
+    assert len(prod) == 1
+    assert prod[0]["name"] == "support-rag" and prod[0]["version"] == 1
+    assert prod[0]["digest"] == json.loads(run("show", "support-rag@1", "--json").stdout)["digest"]
+    assert {g["gate"] for g in prod[0]["gates"]} == {"transition", "eval:regression", "approvals"}
+    assert "support-rag  production" in run("status").stdout.replace("   ", "  ")
+    verify = run("audit", "verify")
+    assert verify.exit_code == 0 and "entries chain correctly" in verify.stdout
+
+
+def test_alias_and_unknown_environment(run, project: Path) -> None:
+    assert run("promote", "support-rag@1", "--to", "pre-prod", "--reason", "x").exit_code == 0
+    assert json.loads(run("status", "--json").stdout)[0]["env"] == "staging"
+    before = run("audit", "--json").stdout
+    bad = run("promote", "support-rag@1", "--to", "qa", "--reason", "x")
+    assert bad.exit_code == 1
+    assert "environment 'qa' is not in the policy; use one of staging (pre-prod, preprod), " \
+           "shadow, production (prod)" in bad.stderr
+    assert run("audit", "--json").stdout == before
+    assert len(json.loads(run("status", "--json").stdout)) == 1
+
+
+def test_shadow_flow(run, project: Path) -> None:
+    run("promote", "support-rag@1", "--to", "staging", "--reason", "x")
+    run("approve", "support-rag@1", "--to", "shadow", user="bo")
+    assert run("promote", "support-rag@1", "--to", "shadow", "--reason", "x").exit_code == 0
+    status = run("status", "support-rag", "--json")
+    assert [s["env"] for s in json.loads(status.stdout)] == ["staging", "shadow"]
+    run("eval", "attach", "support-rag@1", "--suite", "regression", "--metrics", "good.json")
+    run("approve", "support-rag@1", "--to", "production", user="bo")
+    run("approve", "support-rag@1", "--to", "production", user="cy")
+    refused = run("promote", "support-rag@1", "--to", "production", "--reason", "x")
+    assert refused.exit_code == 1 and "no shadow metrics" in refused.stderr
+    assert run("shadow", "report", "support-rag@1", "--metrics", "shadow.json").exit_code == 0
+    assert run("promote", "support-rag@1", "--to", "production", "--reason", "x").exit_code == 0
+
+
+def test_rollback_history_deprecate_archive(run, project: Path, examples: Path) -> None:
+    (examples / "support-rag" / "system.md").write_text("Shorter prompt.\n")
+    run("register", str(examples / "support-rag"), "-m", "shorter")
+    run("promote", "support-rag@1", "--to", "staging", "--reason", "a")
+    stale = run("promote", "support-rag@2", "--to", "staging", "--reason", "b",
+                "--expect-current", "support-rag@2")
+    assert stale.exit_code == 1 and "holds @1, not @2 as expected" in stale.stderr
+    assert run("promote", "support-rag@2", "--to", "staging", "--reason", "b",
+               "--expect-current", "support-rag@1").exit_code == 0
+    back = run("rollback", "support-rag", "--env", "pre-prod", "--reason", "worse answers")
+    assert back.exit_code == 0 and "back to @1" in back.stdout
+    moves = json.loads(run("history", "support-rag", "--env", "staging", "--json").stdout)
+    assert [(m["action"], m["from_version"], m["to_version"]) for m in moves] == [
+        ("promote", None, 1), ("promote", 1, 2), ("rollback", 2, 1)]
+    assert moves[-1]["reason"] == "worse answers"
+    busy = run("archive", "support-rag@1")
+    assert busy.exit_code == 1 and "runs in staging" in busy.stderr
+    assert run("deprecate", "support-rag@2", "--reason", "superseded").exit_code == 0
+    assert run("archive", "support-rag@2").exit_code == 0
+    frozen = run("promote", "support-rag@2", "--to", "staging", "--reason", "x")
+    assert frozen.exit_code == 1 and "archived" in frozen.stderr
+    actions = [e["action"] for e in json.loads(run("audit", "support-rag", "--json").stdout)]
+    assert actions == ["register", "register", "promote", "promote", "rollback",
+                       "deprecate", "archive"]
+
+
+def test_policy_check(run, project: Path) -> None:
+    ok = run("policy", "check")
+    assert ok.exit_code == 0
+    assert "staging -> production: eval 'regression' with accuracy >= 0.9" in ok.stdout
+    (project / "bad.yaml").write_text("version: 1\nenvironments: {prod: {}}\ntransitions:\n"
+                                      "  - {from: registered, to: qa}\n")
+    bad = run("policy", "check", "bad.yaml")
+    assert bad.exit_code == 1
+    assert "bad.yaml line 4: transitions[0].to: 'qa' is not an environment" in bad.stderr
+
+
+def test_bad_evidence_input(run, project: Path) -> None:
+    (project / "bad.json").write_text('{"accuracy": "high"}')
+    bad = run("eval", "attach", "support-rag@1", "--suite", "regression", "--metrics",
+              "bad.json")
+    assert bad.exit_code == 1 and "metrics['accuracy'] = 'high' is not a number" in bad.stderr
+    missing = run("eval", "attach", "support-rag@1", "--suite", "regression", "--metrics",
+                  "nope.json")
+    assert missing.exit_code == 1 and "cannot be read" in missing.stderr
+    assert json.loads(run("audit", "--json").stdout)[-1]["action"] == "register"

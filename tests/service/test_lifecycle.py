@@ -1,0 +1,244 @@
+"""Promotion through the core service: every gate, enforced in one place."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmreg.bundle import Bundle
+from llmreg.errors import (
+    ApprovalError,
+    AuditChainError,
+    EmptySlotError,
+    GateFailedError,
+    InvalidEvidenceError,
+    SlotConflictError,
+    TransitionError,
+    UnknownEnvironmentError,
+)
+from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
+from llmreg.service import RegistryService
+from llmreg.types import Actor
+from tests.conftest import minimal
+
+ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[RegistryService]:
+    service = RegistryService.open_home(tmp_path / "reg")
+    yield service
+    service.close()
+
+
+def register(svc: RegistryService, i: int, author: str = "ana") -> str:
+    bundle = Bundle.from_dict(minimal(system_prompt=f"variant {i}"))
+    info = svc.register(bundle, name="chat", message=f"v{i}", author=author).version
+    return info.ref
+
+
+def to_staging(svc: RegistryService, ref: str) -> None:
+    svc.promote(ref, "staging", actor=ANA, reason="try it")
+
+
+def ready_for_production(svc: RegistryService, ref: str, accuracy: float = 0.93) -> None:
+    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": accuracy},
+                        actor=ANA)
+    svc.approve(ref, "production", actor=BO)
+    svc.approve(ref, "production", actor=CY)
+
+
+def gates(exc: pytest.ExceptionInfo[GateFailedError]) -> dict[str, bool]:
+    return {r.gate: r.passed for r in exc.value.report.results}  # type: ignore[attr-defined]
+
+
+def test_the_default_flow_end_to_end(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    with pytest.raises(GateFailedError) as refused:
+        svc.promote(ref, "production", actor=ANA, reason="ship")
+    assert gates(refused) == {"transition": True, "eval:regression": False, "approvals": False}
+    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.85},
+                        actor=ANA)
+    report = svc.check_gates(ref, "production")
+    assert not report.passed
+    assert "accuracy 0.85 is below the minimum 0.9" in report.results[1].detail
+    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.93},
+                        actor=ANA)
+    with pytest.raises(ApprovalError, match="ana is the author of chat@1"):
+        svc.approve(ref, "production", actor=ANA)
+    svc.approve(ref, "production", actor=BO)
+    with pytest.raises(GateFailedError, match="1 of 2 approvals"):
+        svc.promote(ref, "production", actor=ANA, reason="ship")
+    svc.approve(ref, "prod", actor=CY)
+    event, report = svc.promote(ref, "production", actor=ANA, reason="ship")
+    assert report.passed and event.to_version == 1 and event.policy_digest == svc.policy.digest
+    (prod,) = svc.status("chat", "production")
+    assert (prod.version, prod.promoted_by, prod.reason) == (1, "ana", "ship")
+    assert svc.resolve("chat@production").version == 1
+    assert svc.resolve("chat@prod").status == "production"
+
+
+def test_approvals_are_idempotent_and_bound_to_the_digest(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    _, created = svc.approve(ref, "production", actor=BO)
+    _, again = svc.approve(ref, "production", actor=BO)
+    assert (created, again) == (True, False)
+    assert len(svc.approvals_for(ref, "production")) == 1
+
+
+def test_evidence_for_one_version_does_not_count_for_the_next(svc: RegistryService) -> None:
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+    ready_for_production(svc, v1)
+    svc.promote(v2, "staging", actor=ANA, reason="next")
+    svc.approve(v2, "production", actor=BO)
+    svc.approve(v2, "production", actor=CY)
+    with pytest.raises(GateFailedError) as refused:
+        svc.promote(v2, "production", actor=ANA, reason="same suite name")
+    assert gates(refused)["eval:regression"] is False
+    assert "no 'regression' eval is attached to chat@2's digest" in str(refused.value)
+
+
+def test_shadow_is_its_own_status_and_needs_shadow_metrics(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    with pytest.raises(GateFailedError, match="0 of 1 approvals"):
+        svc.promote(ref, "shadow", actor=ANA, reason="shadow")
+    svc.approve(ref, "shadow", actor=BO)
+    svc.promote(ref, "shadow", actor=ANA, reason="shadow")
+    assert [(s.env, s.version) for s in svc.status("chat")] == [("staging", 1), ("shadow", 1)]
+    assert svc.status("chat", "production") == []
+    with pytest.raises(EmptySlotError, match="'chat' has nothing in 'production'"):
+        svc.resolve("chat@production")
+    ready_for_production(svc, ref)
+    with pytest.raises(GateFailedError) as refused:
+        svc.promote(ref, "production", actor=ANA, reason="go")
+    assert gates(refused)["shadow-metrics"] is False
+    # An eval is never shadow evidence, even with the right metric name.
+    svc.attach_evidence(ref, type="eval", suite="shadow", metrics={"error_rate": 0.0},
+                        actor=ANA)
+    with pytest.raises(GateFailedError, match="no shadow metrics"):
+        svc.promote(ref, "production", actor=ANA, reason="go")
+    svc.attach_evidence(ref, type="shadow-metrics", suite="shadow",
+                        metrics={"error_rate": 0.02}, actor=ANA)
+    with pytest.raises(GateFailedError, match="error_rate 0.02 is above the maximum 0.01"):
+        svc.promote(ref, "production", actor=ANA, reason="go")
+    svc.attach_evidence(ref, type="shadow-metrics", suite="shadow",
+                        metrics={"error_rate": 0.005}, actor=ANA)
+    svc.promote(ref, "production", actor=ANA, reason="go")
+    assert svc.status("chat", "production")[0].version == 1
+
+
+def test_unknown_environment_and_disallowed_transition_change_nothing(
+    svc: RegistryService,
+) -> None:
+    ref = register(svc, 1)
+    before = len(svc.audit_log())
+    with pytest.raises(UnknownEnvironmentError, match="use one of staging"):
+        svc.promote(ref, "qa", actor=ANA, reason="x")
+    with pytest.raises(GateFailedError, match="allows no registered -> production"):
+        svc.promote(ref, "production", actor=ANA, reason="x")
+    assert svc.status() == [] and len(svc.audit_log()) == before
+
+
+def test_expect_current_is_compare_and_set(svc: RegistryService) -> None:
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+    with pytest.raises(SlotConflictError, match="holds @1, not @2"):
+        svc.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@2")
+    svc.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@1")
+    assert svc.status("chat", "staging")[0].version == 2
+
+
+def test_rollback_returns_the_previous_version(svc: RegistryService) -> None:
+    v1, v2 = register(svc, 1), register(svc, 2)
+    with pytest.raises(EmptySlotError):
+        svc.rollback("chat", "production", actor=ANA, reason="x")
+    to_staging(svc, v1)
+    with pytest.raises(TransitionError, match="nothing to roll back to"):
+        svc.rollback("chat", "staging", actor=ANA, reason="x")
+    to_staging(svc, v2)
+    event = svc.rollback("chat", "pre-prod", actor=BO, reason="latency regression")
+    assert (event.from_version, event.to_version, event.action) == (2, 1, "rollback")
+    history = svc.slot_history("chat", "staging")
+    assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2), (2, 1)]
+    assert history[-1].reason == "latency regression" and history[-1].actor == "bo"
+
+
+def test_deprecate_and_archive(svc: RegistryService) -> None:
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+    with pytest.raises(TransitionError, match="runs in staging"):
+        svc.archive(v1, actor=ANA)
+    assert svc.deprecate(v2, actor=ANA, reason="superseded").status == "deprecated"
+    assert svc.archive(v2, actor=ANA).status == "archived"
+    with pytest.raises(TransitionError, match="archived"):
+        svc.promote(v2, "staging", actor=ANA, reason="x")
+    with pytest.raises(TransitionError, match="archived"):
+        svc.attach_evidence(v2, type="eval", suite="s", metrics={"a": 1}, actor=ANA)
+    with pytest.raises(TransitionError, match="archived"):
+        svc.approve(v2, "production", actor=BO)
+    assert svc.get(v2).digest  # archived, never deleted
+
+
+@pytest.mark.parametrize("metrics", [{}, {"accuracy": "high"}, {"accuracy": True},
+                                     {"accuracy": float("nan")}, [0.9], {"": 1}])
+def test_bad_metrics_are_refused(svc: RegistryService, metrics: object) -> None:
+    ref = register(svc, 1)
+    with pytest.raises(InvalidEvidenceError, match="metric"):
+        svc.attach_evidence(ref, type="eval", suite="regression", metrics=metrics,  # type: ignore[arg-type]
+                            actor=ANA)
+    assert svc.evidence_for(svc.resolve(ref).digest) == []
+
+
+def test_no_regression_gate_compares_with_the_slot(tmp_path: Path) -> None:
+    text = DEFAULT_POLICY_YAML.replace(
+        "accuracy: {min: 0.9}", "accuracy: {no_regression: true, tolerance: 0.01}", 1)
+    svc = RegistryService.open_home(tmp_path / "r", policy=parse_policy(text, source="t"))
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+    ready_for_production(svc, v1, accuracy=0.90)  # empty slot: nothing to regress against
+    svc.promote(v1, "production", actor=ANA, reason="first")
+    svc.promote(v2, "staging", actor=ANA, reason="next")
+    ready_for_production(svc, v2, accuracy=0.88)
+    with pytest.raises(GateFailedError, match=r"accuracy 0.88 regresses from 0.9 \(chat@1\)"):
+        svc.promote(v2, "production", actor=ANA, reason="x")
+    svc.attach_evidence(v2, type="eval", suite="regression", metrics={"accuracy": 0.895},
+                        actor=ANA)
+    svc.promote(v2, "production", actor=ANA, reason="within tolerance")
+    svc.close()
+
+
+def test_policy_changes_are_audited_and_recorded(tmp_path: Path) -> None:
+    home = tmp_path / "r"
+    first = RegistryService.open_home(home)
+    ref = register(first, 1)
+    to_staging(first, ref)
+    first.close()
+    stricter = parse_policy(DEFAULT_POLICY_YAML.replace("min: 0.9", "min: 0.95"), source="t")
+    second = RegistryService.open_home(home, policy=stricter)
+    second.approve(ref, "production", actor=BO)
+    changes = [e for e in second.audit_log() if e.action == "policy"]
+    assert [(c.detail["from"], c.detail["to"]) for c in changes] == [
+        (None, first.policy.digest), (first.policy.digest, stricter.digest)]
+    assert second.store.exists(stricter.digest)  # the enforced policy is kept, by digest
+    second.close()
+
+
+def test_audit_chain_detects_an_edited_row(svc: RegistryService, tmp_path: Path) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    assert svc.verify_audit() == len(svc.audit_log()) == 3  # register, policy, promote
+    with sqlite3.connect(tmp_path / "reg" / "registry.db") as conn:
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    with pytest.raises(AuditChainError, match=r"audit entry #2 .* was altered"):
+        svc.verify_audit()
+    with sqlite3.connect(tmp_path / "reg" / "registry.db") as conn:
+        conn.execute("UPDATE audit_log SET actor = 'ana' WHERE seq = 2")
+        conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    with pytest.raises(AuditChainError, match="audit entry #2 is missing"):
+        svc.verify_audit()
