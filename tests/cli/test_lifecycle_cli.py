@@ -144,3 +144,15 @@ def test_bad_evidence_input(run, project: Path) -> None:
                   "nope.json")
     assert missing.exit_code == 1 and "cannot be read" in missing.stderr
     assert json.loads(run("audit", "--json").stdout)[-1]["action"] == "register"
+
+
+def test_audit_verify_names_an_edited_row(run, project: Path) -> None:
+    import sqlite3
+
+    run("promote", "support-rag@1", "--to", "staging", "--reason", "x")
+    assert run("audit", "verify").exit_code == 0
+    with sqlite3.connect(project / ".llmreg" / "registry.db") as conn:
+        conn.execute("UPDATE audit_log SET detail = '{\"reason\": \"edited\"}' WHERE seq = 3")
+    broken = run("audit", "verify")
+    assert broken.exit_code == 1
+    assert "audit entry #3 (promote support-rag@1 by ana) was altered" in broken.stderr
