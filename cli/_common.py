@@ -9,13 +9,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 import llmreg
 from llmreg.errors import LLMRegError, RegistryNotFoundError
+
+if TYPE_CHECKING:
+    from llmreg.remote import RemoteClient
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,7 +34,7 @@ class State:
     """Options of the root command, shared with every sub-command."""
 
     traceback: bool = False
-    registry: Path | None = None
+    registry: str | None = None
 
 
 STATE = State()
@@ -57,7 +60,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def connect(create: bool = False, optional: bool = False) -> llmreg.Client:
+def connect(create: bool = False, optional: bool = False) -> llmreg.Client | RemoteClient:
     """Connect to the registry chosen by ``--registry`` / ``LLMREG_HOME`` / upward search.
 
     With ``optional``, a missing registry is fine: a throwaway in-memory one is used, so

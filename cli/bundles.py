@@ -32,7 +32,10 @@ def init(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an embedded registry (.llmreg/) and the default llmreg-policy.yaml."""
-    home = STATE.registry or directory / HOME_DIRNAME
+    if STATE.registry is not None and "://" in STATE.registry:
+        raise InvalidRefError("init creates a local registry folder; run it on the server's "
+                              "machine, not against a URL")
+    home = Path(STATE.registry) if STATE.registry else directory / HOME_DIRNAME
     existed = home.is_dir()
     policy = home.parent / POLICY_FILENAME
     wrote_policy = not policy.exists()

@@ -281,7 +281,8 @@ def _policy_in_force() -> tuple[Policy, str]:
     settings = llmreg.Settings.from_env()
     if settings.policy is not None:
         return load_policy(settings.policy), str(settings.policy)
-    home = STATE.registry or llmreg.settings.find_home(Path.cwd())
+    home = Path(STATE.registry) if STATE.registry and "://" not in STATE.registry \
+        else llmreg.settings.find_home(Path.cwd())
     if home is not None and (home.parent / POLICY_FILENAME).is_file():
         return find_policy(None, home), str(home.parent / POLICY_FILENAME)
     if Path(POLICY_FILENAME).is_file():

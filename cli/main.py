@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 import llmreg
 
-from . import bundles, diffs, lifecycle
+from . import bundles, diffs, lifecycle, server
 from ._common import STATE, out
 
 app = typer.Typer(
@@ -31,9 +30,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     registry: Annotated[
-        Path | None,
-        typer.Option("--registry", envvar="LLMREG_HOME",
-                     help="Registry folder (default: .llmreg/ found from here upward)."),
+        str | None,
+        typer.Option("--registry",
+                     help="A server URL or a registry folder (default: LLMREG_URL, else "
+                          "LLMREG_HOME, else .llmreg/ found from here upward)."),
     ] = None,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the full stack trace on errors.")
@@ -51,6 +51,7 @@ def root(
 bundles.register_commands(app)
 diffs.register_commands(app)
 lifecycle.register_commands(app)
+server.register_commands(app)
 
 
 def main() -> None:

@@ -332,6 +332,8 @@ class Bundle(_Section):
     _info: VersionInfo | None = PrivateAttr(default=None)
     _created: bool = PrivateAttr(default=False)
     _sources: dict[str, Path] = PrivateAttr(default_factory=dict)
+    _slot: tuple[str, int, str] | None = PrivateAttr(default=None)  # name, version, env
+    _cache_age: float | None = PrivateAttr(default=None)
 
     _response_schema = field_validator("response_schema")(
         lambda v: None if v is None else _check_json_schema(v)
@@ -419,12 +421,31 @@ class Bundle(_Section):
     @property
     def name(self) -> str | None:
         """The registered name, or ``None`` for a bundle that is not registered."""
-        return self._info.name if self._info else None
+        if self._info:
+            return self._info.name
+        return self._slot[0] if self._slot else None
 
     @property
     def version(self) -> int | None:
         """The registered version number, or ``None``."""
-        return self._info.version if self._info else None
+        if self._info:
+            return self._info.version
+        return self._slot[1] if self._slot else None
+
+    @property
+    def env(self) -> str | None:
+        """The environment this bundle was resolved from, if it was resolved from one."""
+        return self._slot[2] if self._slot else None
+
+    @property
+    def served_from_cache(self) -> bool:
+        """True when the registry was unreachable and this came from the local cache."""
+        return self._cache_age is not None
+
+    @property
+    def stale_seconds(self) -> float | None:
+        """How old the cached answer was when served from cache (else ``None``)."""
+        return self._cache_age
 
     @property
     def newly_registered(self) -> bool:
@@ -437,6 +458,15 @@ class Bundle(_Section):
         copy._digest = self._digest
         copy._info = info
         copy._created = created
+        return copy
+
+    def with_slot(self, name: str, version: int, env: str,
+                  cache_age: float | None = None) -> Bundle:
+        """Return a copy that knows the slot it was resolved from (used by clients)."""
+        copy = self.model_copy()
+        copy._digest = self._digest
+        copy._slot = (name, version, env)
+        copy._cache_age = cache_age
         return copy
 
     # -- construction -------------------------------------------------------------

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmreg._clientbase import ClientBase
 from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir, looks_like_path
-from llmreg.diff import BundleDiff
+from llmreg.bundledir import load_bundle_dir
 from llmreg.errors import InvalidBundleError, InvalidEvidenceError, MissingDependencyError
 from llmreg.names import Ref, check_name
 from llmreg.policy import Policy, find_policy
@@ -36,26 +36,40 @@ from llmreg.types import (
     NameSummary,
     SlotEventInfo,
     SlotStatus,
+    TokenInfo,
     VersionInfo,
 )
 
 if TYPE_CHECKING:
+    from llmreg.remote import RemoteClient
     from llmreg.service.registry import RegistryService
 
 
 def connect(home: str | Path | None = None, *, settings: Settings | None = None,
-            create: bool = False) -> Client:
-    """Connect to the embedded registry and return a :class:`Client`.
+            create: bool = False, token: str | None = None,
+            http: Any = None) -> Client | RemoteClient:
+    """Connect to a registry: a server URL, or the embedded registry folder.
 
     Args:
-        home: the registry folder; default ``LLMREG_HOME`` or ``.llmreg/`` found upward.
+        home: ``http(s)://…`` for a server, or the registry folder; default
+            ``LLMREG_URL``, else ``LLMREG_HOME``, else ``.llmreg/`` found upward.
         settings: explicit settings instead of the ``LLMREG_*`` environment.
         create: create the registry folder if it does not exist (``llmreg init`` does).
+        token: the server's API token (default ``LLMREG_TOKEN``).
+        http: an ``httpx.Client`` to use for a server (tests, custom transports).
 
     Example:
-        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)  # doctest: +SKIP
+        >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)          # doctest: +SKIP
     """
     settings = settings or Settings.from_env()
+    url = str(home) if home is not None and str(home).startswith(("http://", "https://")) \
+        else (settings.url if home is None else None)
+    if url is not None:
+        from llmreg.remote import RemoteClient
+
+        secret = token or (settings.token.get_secret_value() if settings.token else None)
+        return RemoteClient(url, token=secret, settings=settings, http=http)
     if home is not None:
         path = Path(home)
     elif settings.home is not None:
@@ -79,10 +93,11 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
     return Client(service, settings=settings, home=path)
 
 
-class Client:
-    """A connection to a registry. Use :func:`connect` to make one.
+class Client(ClientBase):
+    """A connection to the embedded registry. Use :func:`connect` to make one.
 
-    All writes go through the core service layer, which enforces every rule.
+    All writes go through the core service layer, which enforces every rule. The
+    remote client (:class:`llmreg.remote.RemoteClient`) has the same methods.
     """
 
     def __init__(self, service: RegistryService, *, settings: Settings, home: Path) -> None:
@@ -97,7 +112,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Release database connections."""
+        """Send pending heartbeats and release database connections."""
+        self.flush_heartbeats()
         self._service.close()
 
     def log_bundle(
@@ -162,17 +178,38 @@ class Client:
         """Return which version ``ref`` points to (with its status), without loading it."""
         return self._service.resolve(ref)
 
-    def resolve(self, name: str, env: str | None = None) -> Bundle:
+    def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
+                max_stale: float | None = None) -> Bundle:
         """The bundle to run: ``resolve("support-rag", env="production")``.
 
         With ``env``, reads that environment's slot (aliases accepted); an empty slot
         raises :class:`~llmreg.errors.EmptySlotError` naming it. Without, ``name`` is
-        any ref.
+        any ref. (``strict`` and ``max_stale`` matter for the remote client's cache
+        fallback; the embedded registry is never unreachable.)
 
         Example:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
-        return self.get(f"{name}@{env}" if env is not None else name)
+        if env is None:
+            return self.get(name)
+        bundle = self.get(f"{name}@{env}")
+        info = bundle.info
+        assert info is not None
+        return bundle.with_info(info).with_slot(info.name, info.version,
+                                                self.policy.canonical_env(env))
+
+    def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
+        self._service.record_heartbeats(beats)
+
+    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+        """Create an API token for the server (the secret is returned once)."""
+        return self._service.create_token(subject, role, created_by=self.actor.name)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return self._service.list_tokens()
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return self._service.revoke_token(token_id, actor=self.actor.name)
 
     # -- evidence, approvals, promotion ------------------------------------------------
 
@@ -258,27 +295,6 @@ class Client:
     def verify_audit(self) -> int:
         """Recompute the audit hash chain; return the entry count or raise naming the break."""
         return self._service.verify_audit()
-
-    def bundle(self, source: str | Path | Bundle) -> Bundle:
-        """A Bundle from a ref, a bundle directory, or a Bundle (returned as is).
-
-        A path that exists on disk is read as a directory; anything else is a ref.
-        """
-        if isinstance(source, Bundle):
-            return source
-        if looks_like_path(source):
-            return load_bundle_dir(source)[0]
-        return self.get(str(source))
-
-    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
-        """The semantic diff between two bundles: refs, bundle directories or Bundles.
-
-        Example:
-            >>> d = reg.diff("support-rag@production", "bundles/support-rag")  # doctest: +SKIP
-            >>> d.identical, d.stat()                                           # doctest: +SKIP
-            (False, ['system_prompt: +2 -2 lines'])
-        """
-        return self._service.diff(self.bundle(old), self.bundle(new))
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
         """The release history of ``name``, newest first: message, diff summary, evidence."""

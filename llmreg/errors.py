@@ -28,6 +28,11 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── ApprovalError                          separation of duties refused an approval
     ├── SlotConflictError                      the slot moved; compare-and-set failed
     ├── AuditChainError                        the audit log's hash chain is broken
+    ├── AuthError                              no valid token (HTTP 401)
+    ├── PermissionDeniedError (PermissionError)  the token's role may not do this (HTTP 403)
+    ├── PayloadTooLargeError (ValueError)      a request body over the server's limit
+    ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
+    ├── ServerError                            the server failed (HTTP 5xx)
     └── MissingDependencyError (ImportError)   an optional extra is not installed
 
 Every message names the object at fault and, where there is one, the next step.
@@ -45,7 +50,7 @@ class LLMRegError(Exception):
         ...     raise RefNotFoundError("'chat' has no version 9; see `llmreg history chat`")
         ... except LLMRegError as exc:
         ...     print(exc.code)
-        NAME_UNKNOWN
+        BUNDLE_UNKNOWN
     """
 
     code = "UNKNOWN"
@@ -96,7 +101,7 @@ class InvalidNameError(LLMRegError, ValueError):
 class RefNotFoundError(LLMRegError, LookupError):
     """The name, version or digest a ref points to does not exist."""
 
-    code = "NAME_UNKNOWN"
+    code = "BUNDLE_UNKNOWN"
 
 
 class AmbiguousRefError(LLMRegError, LookupError):
@@ -185,6 +190,36 @@ class AuditChainError(LLMRegError):
     """The audit log's hash chain does not verify; the message names the first bad entry."""
 
     code = "AUDIT_BROKEN"
+
+
+class AuthError(LLMRegError):
+    """No token, or a token that is unknown or revoked."""
+
+    code = "UNAUTHORIZED"
+
+
+class PermissionDeniedError(LLMRegError, PermissionError):
+    """The token's role does not allow this operation."""
+
+    code = "DENIED"
+
+
+class PayloadTooLargeError(LLMRegError, ValueError):
+    """A request body is larger than the server accepts."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RegistryUnavailableError(LLMRegError, ConnectionError):
+    """The registry server cannot be reached (and no usable cached copy exists)."""
+
+    code = "UNAVAILABLE"
+
+
+class ServerError(LLMRegError):
+    """The registry server answered with an internal error."""
+
+    code = "SERVER_ERROR"
 
 
 class MissingDependencyError(LLMRegError, ImportError):

@@ -12,6 +12,11 @@ server — never at import time.
 ``LLMREG_POLICY``        the policy file (default ``llmreg-policy.yaml`` beside the
                          registry folder, else the built-in default policy)
 ``LLMREG_OFFLINE``       ``1`` to never touch the network
+``LLMREG_URL``           a registry server; the client and CLI then use HTTP
+``LLMREG_TOKEN``         the API token for that server
+``LLMREG_CACHE``         the client's on-disk cache (default: the user cache folder)
+``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
+``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
 =======================  ===============================================================
 
 Example:
@@ -26,7 +31,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from llmreg.errors import ConfigError, RegistryNotFoundError
 
@@ -46,6 +51,11 @@ class Settings(BaseModel):
     user: str | None = None
     policy: Path | None = None
     offline: bool = False
+    url: str | None = None
+    token: SecretStr | None = None
+    cache: Path | None = None
+    read_auth: str = "token"
+    resolve_ttl: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +74,20 @@ class Settings(BaseModel):
                 "use a folder path or file://PATH"
             )
         home = env.get("LLMREG_HOME") or None
+        url = env.get("LLMREG_URL") or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"LLMREG_URL={url!r} is not an http(s) URL, e.g. "
+                              "http://127.0.0.1:8700")
+        read_auth = env.get("LLMREG_READ_AUTH", "token") or "token"
+        if read_auth not in ("token", "open"):
+            raise ConfigError(f"LLMREG_READ_AUTH={read_auth!r} must be 'token' or 'open'")
+        ttl_raw = env.get("LLMREG_RESOLVE_TTL", "1") or "1"
+        try:
+            ttl = float(ttl_raw)
+            if ttl < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"LLMREG_RESOLVE_TTL={ttl_raw!r} must be seconds >= 0") from None
         return cls(
             home=Path(home).expanduser() if home else None,
             database_url=env.get("LLMREG_DATABASE_URL") or None,
@@ -71,6 +95,11 @@ class Settings(BaseModel):
             user=env.get("LLMREG_USER") or None,
             policy=Path(env["LLMREG_POLICY"]) if env.get("LLMREG_POLICY") else None,
             offline=offline_raw in _TRUE,
+            url=url.rstrip("/") if url else None,
+            token=SecretStr(env["LLMREG_TOKEN"]) if env.get("LLMREG_TOKEN") else None,
+            cache=Path(env["LLMREG_CACHE"]).expanduser() if env.get("LLMREG_CACHE") else None,
+            read_auth=read_auth,
+            resolve_ttl=ttl,
         )
 
     def identity(self) -> str:

@@ -198,3 +198,30 @@ class AuditInfo(BaseModel):
     detail: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+ROLES = ("reader", "publisher", "approver", "admin")
+
+
+def roles_of(role: str) -> frozenset[str]:
+    """The roles a token with ``role`` holds: its own and every one below it
+    (reader < publisher < approver < admin).
+
+    Example:
+        >>> sorted(roles_of("approver"))
+        ['approver', 'publisher', 'reader']
+    """
+    return frozenset(ROLES[: ROLES.index(role) + 1])
+
+
+class TokenInfo(BaseModel):
+    """An API token's record (never its secret)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str
+    subject: str
+    role: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None

@@ -197,3 +197,35 @@ class PolicyRecord(SQLModel, table=True):
     digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
     seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     seen_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+
+
+class Token(SQLModel, table=True):
+    """An API token: only its SHA-256 is stored; the secret is shown once."""
+
+    __tablename__ = "tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    subject: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    role: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class Heartbeat(SQLModel, table=True):
+    """Traffic served by a bundle in an environment, aggregated per (name, env, digest)."""
+
+    __tablename__ = "heartbeats"
+    __table_args__ = (
+        sa.UniqueConstraint("name", "env", "digest", name="uq_heartbeats_slot_digest"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    count: int = Field(default=0, nullable=False)
+    first_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    last_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

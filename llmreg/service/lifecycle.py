@@ -72,8 +72,12 @@ class LifecycleMixin:
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
                         actor: Actor, report: bytes | None = None,
                         links: list[str] | None = None,
-                        passed: bool | None = None) -> EvidenceInfo:
-        """Attach an eval or shadow-metrics record to the digest ``ref`` resolves to."""
+                        passed: bool | None = None,
+                        report_digest: str | None = None) -> EvidenceInfo:
+        """Attach an eval or shadow-metrics record to the digest ``ref`` resolves to.
+
+        The report is given as bytes, or (over HTTP) as the digest of a blob uploaded first.
+        """
         if type not in EVIDENCE_TYPES:
             raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
         if not _SUITE_RE.match(suite or ""):
@@ -85,7 +89,11 @@ class LifecycleMixin:
                 raise InvalidEvidenceError(f"link {link!r} is not an http(s) URL")
         if report is not None and len(report) > MAX_REPORT:
             raise InvalidEvidenceError(f"report is {len(report)} bytes; the limit is 64 MiB")
-        report_digest = self.store.put_bytes(report).digest if report is not None else None
+        if report is not None:
+            report_digest = self.store.put_bytes(report).digest
+        elif report_digest is not None and not self.store.exists(report_digest):
+            raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
+                                       "upload it first")
         with self.db.write() as s:
             row, version = self._resolve_in(s, ref)
             if version.status == ARCHIVED:

@@ -31,6 +31,7 @@ from llmreg.errors import (
 from llmreg.names import Ref, check_name, parse_ref
 from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.access import AccessMixin
 from llmreg.service.lifecycle import LifecycleMixin
 from llmreg.store.base import BlobStore
 from llmreg.store.local import LocalStore
@@ -39,7 +40,7 @@ from llmreg.types import ChangelogEntry, NameSummary, Registration, VersionInfo
 MAX_MESSAGE = 10_000
 
 
-class RegistryService(LifecycleMixin):
+class RegistryService(LifecycleMixin, AccessMixin):
     """The state-changing core over one metadata database and one blob store.
 
     Example:

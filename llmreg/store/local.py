@@ -90,6 +90,11 @@ class LocalStore(BlobStore):
         except FileNotFoundError:
             raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
 
+    def discard(self, digest: str) -> None:
+        """Remove a blob (cache repair only: the registry's own store never deletes)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path(digest).unlink()
+
     def iter_digests(self) -> Iterator[str]:
         if not self.dir.is_dir():
             return

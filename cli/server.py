@@ -1,0 +1,105 @@
+"""Commands for running a server and managing its API tokens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import llmreg
+from llmreg.errors import ConfigError, MissingDependencyError
+
+from ._common import JSON_OPTION, STATE, connect, err, handle_errors, out, print_json
+from ._format import when
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Attach ``serve`` and the ``token`` group to the root app."""
+    app.command("serve")(handle_errors(serve))
+    token_app.command("create")(handle_errors(token_create))
+    token_app.command("list")(handle_errors(token_list))
+    token_app.command("revoke")(handle_errors(token_revoke))
+    app.add_typer(token_app, name="token")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8700,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    read_auth: Annotated[str, typer.Option(
+        "--read-auth", help="token: reads need a reader token; open: anyone may read.")
+    ] = "token",
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")
+                          ] = False,
+) -> None:
+    """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /docs."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingDependencyError("`llmreg serve` needs the server extra: "
+                                     "pip install 'llmreg[server]'") from None
+    if read_auth not in ("token", "open"):
+        raise ConfigError(f"--read-auth {read_auth!r} must be 'token' or 'open'")
+    if STATE.registry and "://" in STATE.registry:
+        raise ConfigError("serve runs over a registry folder or database, not a URL")
+    settings = llmreg.Settings.from_env()
+    home = Path(STATE.registry) if STATE.registry else settings.resolve_home()
+    # Workers are separate processes: they read their settings from the environment.
+    os.environ["LLMREG_HOME"] = str(home.resolve())
+    os.environ["LLMREG_READ_AUTH"] = read_auth
+    with llmreg.connect(home):  # migrate once, before the workers start
+        pass
+    if host not in ("127.0.0.1", "localhost", "::1") and read_auth == "open":
+        err.print(f"warning: anyone who can reach {host}:{port} can read every bundle "
+                  "(--read-auth open)")
+    uvicorn.run("llmreg.server.app:create_app_from_env", factory=True, host=host, port=port,
+                workers=workers, access_log=access_log, log_level="info",
+                loop="auto", http="auto")
+
+
+def token_create(
+    subject: Annotated[str, typer.Option("--subject", help="Who or what the token is for.")],
+    role: Annotated[str, typer.Option("--role", help="reader, publisher, approver or admin.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    with connect() as reg:
+        token, info = reg.create_token(subject, role)
+    if as_json:
+        print_json({**info.model_dump(mode="json"), "token": token})
+        return
+    out.print(f"created token {info.token_id} for {info.subject} (role {info.role}); "
+              "store it now, it is not shown again:")
+    out.print(token, markup=False)
+
+
+def token_list(as_json: bool = JSON_OPTION) -> None:
+    """List tokens (ids, subjects, roles; never secrets)."""
+    with connect() as reg:
+        tokens = reg.list_tokens()
+    if as_json:
+        print_json([t.model_dump(mode="json") for t in tokens])
+        return
+    table = Table("id", "subject", "role", "created", "by", "revoked", box=None)
+    for t in tokens:
+        table.add_row(t.token_id, t.subject, t.role, when(t.created_at), t.created_by,
+                      when(t.revoked_at) if t.revoked_at else "")
+    out.print(table)
+
+
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see `llmreg token list`).")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Revoke a token; servers stop accepting it within seconds."""
+    with connect() as reg:
+        info = reg.revoke_token(token_id)
+    if as_json:
+        print_json(info.model_dump(mode="json"))
+    else:
+        out.print(f"revoked token {info.token_id} ({info.subject})")

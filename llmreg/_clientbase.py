@@ -1,0 +1,169 @@
+"""What the embedded and the remote client share: folders and diffs, watching a slot,
+and heartbeats that report served traffic in the background."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmreg.bundle import Bundle
+from llmreg.bundledir import load_bundle_dir, looks_like_path
+from llmreg.diff import BundleDiff, diff_bundles
+
+log = logging.getLogger("llmreg")
+
+
+class Watcher:
+    """Polls one slot in a daemon thread and calls ``on_change(bundle)`` when it moves.
+
+    Example:
+        >>> w = reg.watch("support-rag", env="production", interval=10,
+        ...               on_change=lambda b: print("now", b.version))  # doctest: +SKIP
+        >>> w.current.version  # doctest: +SKIP
+        3
+        >>> w.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, resolve: Callable[[], Bundle], interval: float,
+                 on_change: Callable[[Bundle], None] | None) -> None:
+        self._resolve = resolve
+        self._interval = interval
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self.current: Bundle = resolve()
+        self._thread = threading.Thread(target=self._run, name="llmreg-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                latest = self._resolve()
+            except Exception as exc:  # keep watching through registry outages
+                log.debug("llmreg watch: %s", exc)
+                continue
+            if latest.digest != self.current.digest:
+                self.current = latest
+                if self._on_change is not None:
+                    try:
+                        self._on_change(latest)
+                    except Exception:
+                        log.exception("llmreg watch: on_change failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class HeartbeatBatcher:
+    """Counts served requests per (name, env, digest) and flushes them in the background.
+
+    Never blocks or fails the caller: counting is a dict update under a lock; a failed
+    flush keeps the counts for the next one (bounded) and logs at debug level.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, flush: Callable[[list[dict[str, Any]]], None], interval: float) -> None:
+        self._flush_fn = flush
+        self._interval = interval
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.close)
+
+    def add(self, name: str, env: str, digest: str, count: int = 1) -> None:
+        with self._lock:
+            key = (name, env, digest)
+            if key in self._counts or len(self._counts) < self.MAX_KEYS:
+                self._counts[key] = self._counts.get(key, 0) + count
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="llmreg-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        if not counts:
+            return
+        beats = [{"name": n, "env": e, "digest": d, "count": c}
+                 for (n, e, d), c in counts.items()]
+        try:
+            self._flush_fn(beats)
+        except Exception as exc:  # heartbeats must never hurt the app
+            log.debug("llmreg heartbeat flush failed, will retry: %s", exc)
+            with self._lock:
+                for (n, e, d), c in counts.items():
+                    if len(self._counts) < self.MAX_KEYS:
+                        self._counts[(n, e, d)] = self._counts.get((n, e, d), 0) + c
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+
+class ClientBase:
+    """Shared behaviour; subclasses provide ``get``, ``resolve`` and ``_send_heartbeats``."""
+
+    heartbeat_interval = 30.0
+    _batcher: HeartbeatBatcher | None = None
+
+    def get(self, ref: str) -> Bundle:
+        raise NotImplementedError
+
+    def resolve(self, name: str, env: str | None = None) -> Bundle:
+        raise NotImplementedError
+
+    def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def bundle(self, source: str | Path | Bundle) -> Bundle:
+        """A Bundle from a ref, a bundle directory, or a Bundle (returned as is).
+
+        A path (anything with a ``/``, or that exists on disk) is read as a directory;
+        anything else is a ref.
+        """
+        if isinstance(source, Bundle):
+            return source
+        if looks_like_path(source):
+            return load_bundle_dir(source)[0]
+        return self.get(str(source))
+
+    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
+        """The semantic diff between two bundles: refs, bundle directories or Bundles.
+
+        Example:
+            >>> d = reg.diff("support-rag@production", "bundles/support-rag")  # doctest: +SKIP
+            >>> d.identical, d.stat()                                           # doctest: +SKIP
+            (False, ['system_prompt: +2 -2 lines'])
+        """
+        return diff_bundles(self.bundle(old), self.bundle(new))
+
+    def watch(self, name: str, *, env: str, interval: float = 30.0,
+              on_change: Callable[[Bundle], None] | None = None) -> Watcher:
+        """Follow an environment slot: ``on_change`` gets the new bundle when it moves."""
+        return Watcher(lambda: self.resolve(name, env=env), interval, on_change)
+
+    def report_served(self, bundle: Bundle, count: int = 1) -> None:
+        """Record that ``bundle`` served ``count`` requests. Batched and sent in the
+        background; never blocks or raises. These heartbeats feed the stale-production
+        alert."""
+        if bundle.name is None or bundle.env is None:
+            return  # only bundles resolved from a slot say where they run
+        if self._batcher is None:
+            self._batcher = HeartbeatBatcher(self._send_heartbeats, self.heartbeat_interval)
+        self._batcher.add(bundle.name, bundle.env, bundle.digest, count)
+
+    def flush_heartbeats(self) -> None:
+        """Send pending heartbeats now (tests, graceful shutdown)."""
+        if self._batcher is not None:
+            self._batcher.flush()

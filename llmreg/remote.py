@@ -1,0 +1,443 @@
+"""The remote client: the same API as the embedded one, over HTTP.
+
+``resolve(name, env=...)`` costs one request: a conditional ``GET`` of the slot with the
+digest it already holds as ``If-None-Match``. Manifests are cached on disk by digest
+(``LLMREG_CACHE``, default the user cache folder) and verified on every read; the last
+answer for each (server, name, environment) is kept too. When the server cannot be
+reached or answers 5xx, ``resolve`` serves that last answer from the cache and logs a
+warning saying how stale it is — unless ``strict=True`` or it is older than
+``max_stale`` seconds, when it raises :class:`~llmreg.errors.RegistryUnavailableError`.
+
+Example:
+    >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+    >>> bundle = reg.resolve("support-rag", env="production")           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from llmreg import errors
+from llmreg._clientbase import ClientBase
+from llmreg.bundle import Bundle
+from llmreg.bundledir import load_bundle_dir
+from llmreg.diff import BundleDiff
+from llmreg.digest import canonical_json, digest_bytes, short
+from llmreg.errors import (
+    IntegrityError,
+    InvalidBundleError,
+    InvalidEvidenceError,
+    LLMRegError,
+    RegistryUnavailableError,
+    ServerError,
+)
+from llmreg.names import check_name
+from llmreg.policy import Policy
+from llmreg.provenance import capture
+from llmreg.settings import Settings
+from llmreg.store.local import LocalStore
+from llmreg.types import (
+    Actor,
+    ApprovalInfo,
+    AuditInfo,
+    ChangelogEntry,
+    EvidenceInfo,
+    GateReport,
+    NameSummary,
+    SlotEventInfo,
+    SlotStatus,
+    TokenInfo,
+    VersionInfo,
+)
+
+log = logging.getLogger("llmreg")
+
+
+def _codes() -> dict[str, type[LLMRegError]]:
+    out: dict[str, type[LLMRegError]] = {}
+    for _, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, LLMRegError):
+            out[cls.code] = cls
+    return out
+
+
+CODES = _codes()
+
+
+def default_cache() -> Path:
+    """The user cache folder: ``$XDG_CACHE_HOME/llmreg`` or the platform's equivalent."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "llmreg"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "llmreg" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmreg"
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="@:")
+
+
+class RemoteClient(ClientBase):
+    """A registry server, through HTTP. Make one with :func:`llmreg.connect`."""
+
+    def __init__(self, url: str, *, token: str | None = None, settings: Settings | None = None,
+                 http: httpx.Client | None = None, cache: Path | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings or Settings.from_env()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = http or httpx.Client(base_url=self.url, headers=headers,
+                                          timeout=httpx.Timeout(10.0, connect=2.0))
+        if http is not None and token:
+            self._http.headers.update(headers)
+        self._cache_root = cache or self.settings.cache or default_cache()
+        self._manifests = LocalStore(self._cache_root)
+        self._slots = self._cache_root / "slots" / hashlib.sha256(
+            self.url.encode()).hexdigest()[:16]
+        self._policy: Policy | None = None
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Send pending heartbeats and close the HTTP connection pool."""
+        self.flush_heartbeats()
+        self._http.close()
+
+    # -- transport -------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise RegistryUnavailableError(f"cannot reach the registry at {self.url}: {exc}"
+                                           ) from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, **kwargs).json()
+
+    def _error(self, response: httpx.Response) -> LLMRegError:
+        try:
+            err = response.json()["errors"][0]
+            code, message, detail = err["code"], err["message"], err.get("detail")
+        except (ValueError, KeyError, IndexError, TypeError):
+            code, message, detail = "", response.text[:200], None
+        cls = CODES.get(code)
+        if cls is None:
+            cls = ServerError if response.status_code >= 500 else LLMRegError
+            message = f"HTTP {response.status_code} from {self.url}: {message}"
+        if cls is errors.GateFailedError:
+            report = GateReport.model_validate(detail) if isinstance(detail, dict) else None
+            return errors.GateFailedError(message, report)
+        return cls(message)
+
+    def _pages(self, path: str) -> Iterator[Any]:
+        offset: int | None = 0
+        while offset is not None:
+            page = self._json("GET", path, params={"offset": offset, "limit": 1000})
+            yield from page["items"]
+            offset = page["next"]
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
+                max_stale: float | None = None) -> Bundle:
+        """The bundle running in ``env`` (one conditional request), or any ref without env.
+
+        Falls back to the last answer cached on disk when the server is unreachable or
+        failing (5xx), with a warning saying how stale it is. ``strict=True`` raises
+        instead; ``max_stale`` (seconds) bounds how old a cached answer may be.
+        """
+        if env is None:
+            return self.get(name)
+        check_name(name)
+        record = self._read_slot(name, env)
+        headers = {}
+        if record is not None and self._manifests.exists(record["digest"]):
+            headers["If-None-Match"] = f'"{record["digest"]}"'
+        try:
+            response = self._http.get(f"/v1/resolve/{_q(name)}/{_q(env)}", headers=headers)
+        except httpx.TransportError as exc:
+            return self._fallback(name, env, record, f"cannot reach {self.url} ({exc})",
+                                  strict, max_stale)
+        if response.status_code >= 500:
+            return self._fallback(name, env, record, f"{self.url} answered "
+                                  f"{response.status_code}", strict, max_stale)
+        if response.status_code == 304 and record is not None:
+            digest = record["digest"]
+            try:
+                body = self._manifests.get_bytes(digest)
+            except IntegrityError:
+                # Our copy was damaged on disk: drop it and ask again, unconditionally.
+                log.warning("llmreg: the cached manifest %s was corrupt; fetching it again",
+                            short(digest))
+                self._manifests.discard(digest)
+                return self.resolve(name, env, strict=strict, max_stale=max_stale)
+        elif response.status_code == 200:
+            body = response.content
+            digest = response.headers.get("ETag", "").strip('"')
+            if digest_bytes(body) != digest:
+                raise IntegrityError(
+                    f"the server's answer for {name}@{env} does not hash to its ETag "
+                    f"{digest!r}; refusing it")
+            self._manifests.put_bytes(body)
+        else:
+            raise self._error(response)
+        version = int(response.headers.get("X-Llmreg-Version", record["version"] if record
+                                           else 0))
+        canonical_env = response.headers.get("X-Llmreg-Env", env)
+        self._write_slot(name, env, digest, version, canonical_env)
+        return Bundle.from_canonical(body).with_slot(name, version, canonical_env)
+
+    def _fallback(self, name: str, env: str, record: dict[str, Any] | None, why: str,
+                  strict: bool, max_stale: float | None) -> Bundle:
+        if strict:
+            raise RegistryUnavailableError(f"{why}; strict=True, so the cached answer for "
+                                           f"{name}@{env} is not used")
+        if record is None:
+            raise RegistryUnavailableError(f"{why}, and there is no cached answer for "
+                                           f"{name}@{env} on this machine")
+        age = max(0.0, time.time() - float(record["resolved_at"]))
+        if max_stale is not None and age > max_stale:
+            raise RegistryUnavailableError(
+                f"{why}; the cached answer for {name}@{env} is {age:.0f}s old, over "
+                f"max_stale={max_stale:g}s")
+        try:
+            body = self._manifests.get_bytes(record["digest"])  # verified against the digest
+        except (IntegrityError, errors.BlobNotFoundError) as exc:
+            raise RegistryUnavailableError(
+                f"{why}, and the cached manifest for {name}@{env} cannot be used: {exc}"
+            ) from None
+        log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
+                    why, name, env, record["version"], short(record["digest"]), age)
+        return Bundle.from_canonical(body).with_slot(name, int(record["version"]),
+                                                     record.get("env", env), cache_age=age)
+
+    def _slot_file(self, name: str, env: str) -> Path:
+        return self._slots / name / f"{env}.json"
+
+    def _read_slot(self, name: str, env: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self._slot_file(name, env).read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+    def _write_slot(self, name: str, env: str, digest: str, version: int, canonical: str
+                    ) -> None:
+        path = self._slot_file(name, env)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"digest": digest, "version": version, "env": canonical,
+                                       "resolved_at": time.time()}))
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only cache must not break resolving
+            log.debug("llmreg: cannot write the slot cache %s: %s", path, exc)
+
+    def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
+        self._call("POST", "/v1/heartbeats", json={"beats": beats})
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, ref: str) -> Bundle:
+        """The bundle for ``ref``, its manifest re-hashed to verify the server's answer."""
+        data = self._json("GET", f"/v1/bundles/{_q(ref)}")
+        info = VersionInfo.model_validate(data["version"])
+        if digest_bytes(canonical_json(data["manifest"])) != info.digest:
+            raise IntegrityError(f"the server's manifest for {ref} does not hash to "
+                                 f"{info.digest}; refusing it")
+        return Bundle.from_dict(data["manifest"], allow_floating_model_ids=True).with_info(info)
+
+    def info(self, ref: str) -> VersionInfo:
+        return VersionInfo.model_validate(self._json("GET", f"/v1/refs/{_q(ref)}"))
+
+    def history(self, name: str) -> list[VersionInfo]:
+        return [VersionInfo.model_validate(v)
+                for v in self._pages(f"/v1/names/{_q(name)}/versions")]
+
+    def changelog(self, name: str) -> list[ChangelogEntry]:
+        return [ChangelogEntry.model_validate(e)
+                for e in self._json("GET", f"/v1/names/{_q(name)}/changelog")]
+
+    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._json("GET", f"/v1/stored-diffs/{_q(info.ref)}")
+        return result
+
+    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
+        if isinstance(old, str) and isinstance(new, str) and not any(
+                "/" in x or Path(x).exists() for x in (old, new)):
+            data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
+            data["schema_"] = data.pop("schema")
+            return BundleDiff.model_validate(data)
+        return super().diff(old, new)
+
+    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+        params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
+        return [SlotStatus.model_validate(s)
+                for s in self._json("GET", "/v1/status", params=params)]
+
+    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        return [SlotEventInfo.model_validate(e) for e in
+                self._json("GET", f"/v1/names/{_q(name)}/slots/{_q(env)}/history")]
+
+    def check_gates(self, ref: str, *, to: str) -> GateReport:
+        return GateReport.model_validate(self._json("GET", "/v1/gates",
+                                                    params={"ref": ref, "to": to}))
+
+    def evidence(self, ref: str) -> list[EvidenceInfo]:
+        return [EvidenceInfo.model_validate(e)
+                for e in self._json("GET", f"/v1/evidence/{_q(ref)}")]
+
+    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+        params: dict[str, Any] = {k: v for k, v in (("name", name), ("limit", limit))
+                                  if v is not None}
+        return [AuditInfo.model_validate(e) for e in self._json("GET", "/v1/audit",
+                                                                params=params)]
+
+    def verify_audit(self) -> int:
+        return int(self._json("GET", "/v1/audit/verify")["verified"])
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the server enforces."""
+        if self._policy is None:
+            self._policy = Policy.model_validate(self._json("GET", "/v1/policy")["policy"])
+        return self._policy
+
+    @property
+    def actor(self) -> Actor:
+        """Who the server says this token is."""
+        data = self._json("GET", "/v1/whoami")
+        return Actor(data["subject"], frozenset(data["roles"]))
+
+    # -- writes ----------------------------------------------------------------------
+
+    def put_blob(self, path: Path) -> str:
+        """Upload a file as a blob (streamed); return its digest."""
+        hasher = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1024 * 1024):
+                hasher.update(chunk)
+        digest = f"sha256:{hasher.hexdigest()}"
+
+        def body() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    yield chunk
+
+        self._call("PUT", f"/v1/blobs/{digest}", content=body(),
+                   headers={"Content-Length": str(path.stat().st_size)})
+        return digest
+
+    def log_bundle(self, bundle: str | Path | Bundle, *, name: str | None = None,
+                   message: str, provenance: Mapping[str, Any] | None = None,
+                   author: str | None = None) -> Bundle:
+        """Register a bundle on the server (artifacts uploaded first); the token's
+        subject is the author. Provenance is captured here, on the caller's machine."""
+        source: Path | None = None
+        if isinstance(bundle, Bundle):
+            obj = bundle
+            if name is None:
+                raise InvalidBundleError("name is required when logging a Bundle object")
+        else:
+            source = Path(bundle)
+            obj, manifest_name = load_bundle_dir(
+                source, allow_floating_model_ids=self.policy.models.allow_floating)
+            name = name or manifest_name or source.resolve().name
+        check_name(name)
+        for path in obj._sources.values():
+            self.put_blob(path)
+        record = capture(source, user=author or self.settings.identity())
+        record.update(provenance or {})
+        data = self._json("POST", f"/v1/names/{_q(name)}/versions", json={
+            "manifest": obj.canonical_dict(), "message": message, "provenance": record})
+        info = VersionInfo.model_validate(data["version"])
+        return obj.with_info(info, created=bool(data["created"]))
+
+    def _evidence(self, ref: str, type_: str, suite: str, metrics: Mapping[str, float],
+                  report: str | Path | bytes | None, links: list[str] | None,
+                  passed: bool | None) -> EvidenceInfo:
+        report_digest = None
+        if report is not None:
+            if isinstance(report, bytes):
+                report_digest = digest_bytes(report)
+                self._call("PUT", f"/v1/blobs/{report_digest}", content=report)
+            else:
+                try:
+                    report_digest = self.put_blob(Path(report))
+                except OSError as exc:
+                    raise InvalidEvidenceError(
+                        f"report {str(report)!r} cannot be read: {exc.strerror}") from None
+        return EvidenceInfo.model_validate(self._json("POST", "/v1/evidence", json={
+            "ref": ref, "type": type_, "suite": suite, "metrics": dict(metrics),
+            "links": links or [], "passed": passed, "report_digest": report_digest}))
+
+    def log_eval(self, ref: str, *, suite: str, metrics: Mapping[str, float],
+                 report: str | Path | bytes | None = None, links: list[str] | None = None,
+                 passed: bool | None = None) -> EvidenceInfo:
+        return self._evidence(ref, "eval", suite, metrics, report, links, passed)
+
+    def log_shadow_metrics(self, ref: str, *, metrics: Mapping[str, float],
+                           report: str | Path | bytes | None = None,
+                           links: list[str] | None = None, source: str = "shadow"
+                           ) -> EvidenceInfo:
+        return self._evidence(ref, "shadow-metrics", source, metrics, report, links, None)
+
+    def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
+        data = self._json("POST", "/v1/approvals",
+                          json={"ref": ref, "env": to, "comment": comment})
+        data.pop("created", None)
+        return ApprovalInfo.model_validate(data)
+
+    def promote(self, ref: str, *, to: str, reason: str,
+                expect_current: str | None = None) -> SlotEventInfo:
+        data = self._json("POST", "/v1/promotions", json={
+            "ref": ref, "env": to, "reason": reason, "expect_current": expect_current})
+        return SlotEventInfo.model_validate(data["event"])
+
+    def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
+        return SlotEventInfo.model_validate(self._json(
+            "POST", "/v1/rollbacks", json={"name": name, "env": env, "reason": reason}))
+
+    def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
+        return VersionInfo.model_validate(self._json(
+            "POST", "/v1/deprecations", json={"ref": ref, "reason": reason}))
+
+    def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
+        return VersionInfo.model_validate(self._json(
+            "POST", "/v1/archives", json={"ref": ref, "reason": reason}))
+
+    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+        """Create a token on the server (needs an admin token)."""
+        data = self._json("POST", "/v1/tokens", json={"subject": subject, "role": role})
+        token = data.pop("token")
+        return token, TokenInfo.model_validate(data)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return [TokenInfo.model_validate(t) for t in self._json("GET", "/v1/tokens")]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return TokenInfo.model_validate(self._json("DELETE", f"/v1/tokens/{_q(token_id)}"))
+
+    # Last, so that ``list`` in the annotations above is the builtin, not this method.
+    def list(self) -> list[NameSummary]:
+        """Every registered name with its latest version."""
+        return [NameSummary.model_validate(n) for n in self._pages("/v1/names")]

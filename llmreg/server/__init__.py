@@ -1,0 +1,1 @@
+"""The HTTP server (FastAPI). Imported only by ``llmreg serve`` and tests."""

@@ -1,0 +1,61 @@
+"""One error shape for every failure: ``{"errors": [{"code", "message", "detail"}]}``.
+
+The codes are the ``code`` attributes of :mod:`llmreg.errors`; the remote client maps
+each back to the same exception class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from llmreg import errors as e
+
+STATUS: dict[type[e.LLMRegError], int] = {
+    e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
+    e.AuthError: 401, e.PermissionDeniedError: 403, e.ApprovalError: 403,
+    e.GateFailedError: 422, e.SlotConflictError: 409, e.TransitionError: 409,
+    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.IntegrityError: 500,
+    e.ServerError: 500,
+}
+
+
+def status_for(exc: e.LLMRegError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400  # every other refusal is about the request's content
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    return {"errors": [{"code": code, "message": message, "detail": detail}]}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the one JSON shape."""
+
+    @app.exception_handler(e.LLMRegError)
+    async def _llmreg(_: Request, exc: e.LLMRegError) -> JSONResponse:
+        detail = None
+        report = getattr(exc, "report", None)
+        if report is not None and hasattr(report, "model_dump"):
+            detail = report.model_dump(mode="json")
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
+        return JSONResponse(error_body(exc.code, str(exc), detail), status_for(exc),
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
+        return JSONResponse(error_body("REQUEST_INVALID", message, exc.errors()[:5]), 400)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)

@@ -1,0 +1,210 @@
+"""Read routes: versions, bundles, listings, diffs, status, evidence, audit, blobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from llmreg.digest import check_digest
+from llmreg.errors import InvalidRefError
+from llmreg.server.deps import require
+from llmreg.server.routes import endpoint, page
+from llmreg.service.registry import RegistryService
+from llmreg.store.local import LocalStore
+from llmreg.types import Actor
+
+router = APIRouter()
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def svc(request: Request) -> RegistryService:
+    s: RegistryService = request.app.state.service
+    return s
+
+
+@endpoint(router, "GET", "/v1/whoami", "reader")
+def whoami(request: Request, actor: Annotated[Actor, require("reader")]) -> dict[str, Any]:
+    """The identity and roles of the caller's token (``anonymous`` with open reads)."""
+    return {"subject": actor.name, "roles": sorted(actor.roles or [])}
+
+
+@endpoint(router, "GET", "/v1/refs/{ref}", "reader")
+def version_info(request: Request, ref: str) -> dict[str, Any]:
+    """The version a ref points to (``name@7``, ``name@sha256:…``, ``name@production``)."""
+    return svc(request).resolve(ref).model_dump(mode="json")
+
+
+@endpoint(router, "GET", "/v1/bundles/{ref}", "reader")
+def bundle(request: Request, ref: str) -> dict[str, Any]:
+    """A version and its manifest (the client re-hashes the manifest to verify it)."""
+    info = svc(request).resolve(ref)
+    manifest = json.loads(svc(request).store.get_bytes(info.digest))
+    return {"version": info.model_dump(mode="json"), "manifest": manifest}
+
+
+@endpoint(router, "GET", "/v1/environments/{env}", "reader")
+def environment(request: Request, env: str) -> dict[str, Any]:
+    """Everything active in one environment, with manifests, in one response."""
+    s = svc(request)
+    rows = s.status(env=env)
+    return {"env": s.policy.canonical_env(env), "items": [
+        {**r.model_dump(mode="json"), "manifest": json.loads(s.store.get_bytes(r.digest))}
+        for r in rows]}
+
+
+@endpoint(router, "GET", "/v1/names", "reader")
+def names(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+    """Registered names with their latest version (paginated)."""
+    items = [n.model_dump(mode="json") for n in svc(request).list_names()]
+    return page(items, offset, limit)
+
+
+@endpoint(router, "GET", "/v1/names/{name}/versions", "reader")
+def versions(request: Request, name: str, offset: Offset = 0,
+             limit: Limit = 100) -> dict[str, Any]:
+    """Every version of a name, oldest first (paginated)."""
+    return page([v.model_dump(mode="json") for v in svc(request).history(name)], offset, limit)
+
+
+@endpoint(router, "GET", "/v1/names/{name}/changelog", "reader")
+def changelog(request: Request, name: str) -> list[dict[str, Any]]:
+    """The release history of a name, newest first."""
+    return [e.model_dump(mode="json") for e in svc(request).changelog(name)]
+
+
+@endpoint(router, "GET", "/v1/names/{name}/slots/{env}/history", "reader")
+def slot_history(request: Request, name: str, env: str) -> list[dict[str, Any]]:
+    """Every move of one environment slot."""
+    return [e.model_dump(mode="json") for e in svc(request).slot_history(name, env)]
+
+
+@endpoint(router, "GET", "/v1/diff", "reader")
+def diff(request: Request, old: str, new: str) -> dict[str, Any]:
+    """The semantic diff of two refs (``?old=name@3&new=name@production``)."""
+    s = svc(request)
+    return s.diff(s.get(old), s.get(new)).to_json()
+
+
+@endpoint(router, "GET", "/v1/stored-diffs/{ref}", "reader")
+def stored_diff(request: Request, ref: str) -> Any:
+    """The full diff recorded when a version was registered (null for a first version)."""
+    s = svc(request)
+    return s.stored_diff(s.resolve(ref))
+
+
+@endpoint(router, "GET", "/v1/status", "reader")
+def status(request: Request, name: str | None = None, env: str | None = None
+           ) -> list[dict[str, Any]]:
+    """What runs where: one row per environment slot."""
+    return [r.model_dump(mode="json") for r in svc(request).status(name, env)]
+
+
+@endpoint(router, "GET", "/v1/gates", "reader")
+def gates(request: Request, ref: str, to: str) -> dict[str, Any]:
+    """Judge every gate of promoting ``ref`` to ``to`` (changes nothing)."""
+    report = svc(request).check_gates(ref, to)
+    return {**report.model_dump(mode="json"), "passed": report.passed}
+
+
+@endpoint(router, "GET", "/v1/evidence/{ref}", "reader")
+def evidence(request: Request, ref: str) -> list[dict[str, Any]]:
+    """Evidence attached to the digest a ref points to."""
+    s = svc(request)
+    return [e.model_dump(mode="json") for e in s.evidence_for(s.resolve(ref).digest)]
+
+
+@endpoint(router, "GET", "/v1/approvals/{ref}/{env}", "reader")
+def approvals(request: Request, ref: str, env: str) -> list[dict[str, Any]]:
+    return [a.model_dump(mode="json") for a in svc(request).approvals_for(ref, env)]
+
+
+@endpoint(router, "GET", "/v1/audit", "reader")
+def audit(request: Request, name: str | None = None, limit: Limit | None = None
+          ) -> list[dict[str, Any]]:
+    """Audit-log entries, oldest first (``limit``: only the last N)."""
+    return [e.model_dump(mode="json") for e in svc(request).audit_log(name, limit)]
+
+
+@endpoint(router, "GET", "/v1/audit/verify", "reader")
+def audit_verify(request: Request) -> dict[str, Any]:
+    """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry."""
+    s = svc(request)
+    count = s.verify_audit()
+    head = s.audit_log(limit=1)
+    return {"verified": count, "head": head[-1].hash if head else None}
+
+
+@endpoint(router, "GET", "/v1/policy", "reader")
+def policy(request: Request) -> dict[str, Any]:
+    """The policy this server enforces, its digest and its flow."""
+    p = svc(request).policy
+    return {"digest": p.digest, "flow": p.describe(), "policy": p.canonical_dict()}
+
+
+@endpoint(router, "GET", "/v1/blobs/{digest}", "reader")
+async def blob(request: Request, digest: str,
+               range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
+    """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
+    check_digest(digest)
+    s = svc(request)
+    size = await run_in_threadpool(s.store.size, digest)
+    headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    if range_ is None:
+        # Streamed through the verifying reader: corruption aborts the response.
+        return StreamingResponse(_chunks(s, digest), media_type="application/octet-stream",
+                                 headers={**headers, "Content-Length": str(size)})
+    start, end = _parse_range(range_, size)
+    if start >= size or end < start:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    verified: set[str] = request.app.state.verified_blobs
+    if digest not in verified:  # a part cannot be verified alone: check the whole once
+        await run_in_threadpool(_verify_whole, s, digest)
+        verified.add(digest)
+    data = await run_in_threadpool(_read_range, s, digest, start, end)
+    return Response(data, status_code=206, media_type="application/octet-stream",
+                    headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
+
+
+def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
+    with s.store.open(digest) as fh:
+        while chunk := fh.read(1024 * 1024):
+            yield chunk
+
+
+def _verify_whole(s: RegistryService, digest: str) -> None:
+    for _ in _chunks(s, digest):
+        pass
+
+
+def _read_range(s: RegistryService, digest: str, start: int, end: int) -> bytes:
+    store = s.store
+    if isinstance(store, LocalStore):
+        with open(store.path(digest), "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start + 1)
+    return store.get_bytes(digest)[start: end + 1]
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise InvalidRefError(f"Range {header!r}: only one 'bytes=START-END' range is supported")
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            n = int(last)
+            return max(0, size - n), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        raise InvalidRefError(f"Range {header!r} is not 'bytes=START-END'") from None
+    return start, min(end, size - 1)
+
+

@@ -1,0 +1,125 @@
+"""API tokens and serving heartbeats.
+
+A token is ``llmreg_<id>_<secret>``: the id finds the row, the secret is checked
+against its stored SHA-256 in constant time. The secret is printed once and stored
+nowhere. Roles are ordered — reader < publisher < approver < admin — and a token holds
+its role and every role below it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import col, select
+
+from llmreg.db.models import Heartbeat, Token, utcnow
+from llmreg.errors import InvalidRefError, RefNotFoundError
+from llmreg.names import check_name
+from llmreg.service import audit
+from llmreg.types import ROLES, Actor, TokenInfo, roles_of
+
+if TYPE_CHECKING:
+    from llmreg.db.engine import Database
+    from llmreg.policy import Policy
+
+_TOKEN_RE = re.compile(r"^llmreg_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+def _hash(secret: str) -> str:
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AccessMixin:
+    """Tokens and heartbeats; mixed into the registry service."""
+
+    db: Database
+    policy: Policy
+
+    def create_token(self, subject: str, role: str, *, created_by: str) -> tuple[str, TokenInfo]:
+        """Create a token; return the secret token string (shown once) and its record."""
+        if role not in ROLES:
+            raise InvalidRefError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        subject = (subject or "").strip()
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", subject):
+            raise InvalidRefError(
+                f"subject {subject!r} is not allowed; use a person's or a service's name "
+                "(letters, digits, '.', '_', '@', '-')")
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        row = Token(token_id=token_id, secret_hash=_hash(secret), subject=subject, role=role,
+                    created_at=utcnow(), created_by=created_by)
+        with self.db.write() as s:
+            s.add(row)
+            s.flush()
+            audit.append(s, actor=created_by, action="token-create", target=token_id,
+                         detail={"subject": subject, "role": role})
+            info = _token(row)
+        return f"llmreg_{token_id}_{secret}", info
+
+    def list_tokens(self) -> list[TokenInfo]:
+        with self.db.read() as s:
+            return [_token(t) for t in s.exec(select(Token).order_by(col(Token.id))).all()]
+
+    def revoke_token(self, token_id: str, *, actor: str) -> TokenInfo:
+        with self.db.write() as s:
+            row = s.exec(select(Token).where(Token.token_id == token_id)).first()
+            if row is None:
+                raise RefNotFoundError(f"no token {token_id!r}; see `llmreg token list`")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                s.add(row)
+                audit.append(s, actor=actor, action="token-revoke", target=token_id,
+                             detail={"subject": row.subject})
+            return _token(row)
+
+    def authenticate(self, token: str) -> Actor | None:
+        """The actor a token stands for, or None when it is malformed, unknown or revoked."""
+        match = _TOKEN_RE.match(token or "")
+        if match is None:
+            return None
+        token_id, secret = match.groups()
+        with self.db.read() as s:
+            row = s.exec(select(Token).where(Token.token_id == token_id)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+            return None
+        return Actor(row.subject, roles_of(row.role))
+
+    def record_heartbeats(self, beats: list[dict[str, Any]]) -> int:
+        """Add served-request counts per (name, env, digest); return how many were stored."""
+        now = utcnow()
+        with self.db.write() as s:
+            for beat in beats:
+                name = check_name(str(beat.get("name", "")))
+                env = self.policy.canonical_env(str(beat.get("env", "")))
+                digest = str(beat.get("digest", ""))
+                count = int(beat.get("count", 1))
+                row = s.exec(select(Heartbeat).where(
+                    Heartbeat.name == name, Heartbeat.env == env,
+                    Heartbeat.digest == digest)).first()
+                if row is None:
+                    row = Heartbeat(name=name, env=env, digest=digest, count=0, first_at=now,
+                                    last_at=now)
+                row.count += max(0, count)
+                row.last_at = now
+                s.add(row)
+        return len(beats)
+
+    def heartbeats(self, name: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            query = select(Heartbeat)
+            if name is not None:
+                query = query.where(Heartbeat.name == name)
+            return [{"name": h.name, "env": h.env, "digest": h.digest, "count": h.count,
+                     "first_at": h.first_at, "last_at": h.last_at}
+                    for h in s.exec(query.order_by(col(Heartbeat.id))).all()]
+
+
+def _token(t: Token) -> TokenInfo:
+    return TokenInfo(token_id=t.token_id, subject=t.subject, role=t.role,
+                     created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at)
