@@ -1,7 +1,8 @@
 """llmreg: a registry for LLM application bundles.
 
-Importing this package is cheap: it never imports the server stack, the ORM or the
-CLI. ``connect()`` loads the embedded registry on first use.
+Importing this package is nearly free: every public name is loaded on first use
+(PEP 562), so an application that only resolves its bundle from a server never
+imports pydantic, the ORM, the server stack or the CLI.
 
 Example:
     >>> import llmreg                                   # doctest: +SKIP
@@ -9,35 +10,69 @@ Example:
     >>> bundle.render(question="Where is my order?", context="…").to_openai()  # doctest: +SKIP
 """
 
-from llmreg import errors as errors
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from llmreg._version import __version__ as __version__
-from llmreg.bundle import Bundle as Bundle
-from llmreg.bundledir import load_bundle_dir as load_bundle_dir
-from llmreg.client import Client as Client
-from llmreg.client import connect as connect
-from llmreg.diff import BundleDiff as BundleDiff
-from llmreg.diff import diff_bundles as diff_bundles
-from llmreg.digest import canonical_json as canonical_json
-from llmreg.digest import digest_bytes as digest_bytes
-from llmreg.digest import short as short_digest
-from llmreg.errors import LLMRegError as LLMRegError
-from llmreg.messages import Messages as Messages
-from llmreg.names import parse_ref as parse_ref
-from llmreg.policy import Policy as Policy
-from llmreg.policy import load_policy as load_policy
-from llmreg.settings import Settings as Settings
-from llmreg.types import Actor as Actor
-from llmreg.types import ApprovalInfo as ApprovalInfo
-from llmreg.types import AuditInfo as AuditInfo
-from llmreg.types import ChangelogEntry as ChangelogEntry
-from llmreg.types import EvidenceInfo as EvidenceInfo
-from llmreg.types import GateReport as GateReport
-from llmreg.types import GateResult as GateResult
-from llmreg.types import NameSummary as NameSummary
-from llmreg.types import Registration as Registration
-from llmreg.types import SlotEventInfo as SlotEventInfo
-from llmreg.types import SlotStatus as SlotStatus
-from llmreg.types import VersionInfo as VersionInfo
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from llmreg import errors as errors
+    from llmreg._connect import connect as connect
+    from llmreg.bundle import Bundle as Bundle
+    from llmreg.bundledir import load_bundle_dir as load_bundle_dir
+    from llmreg.client import Client as Client
+    from llmreg.diff import BundleDiff as BundleDiff
+    from llmreg.diff import diff_bundles as diff_bundles
+    from llmreg.digest import canonical_json as canonical_json
+    from llmreg.digest import digest_bytes as digest_bytes
+    from llmreg.digest import short as short_digest
+    from llmreg.errors import LLMRegError as LLMRegError
+    from llmreg.messages import Messages as Messages
+    from llmreg.names import parse_ref as parse_ref
+    from llmreg.policy import Policy as Policy
+    from llmreg.policy import load_policy as load_policy
+    from llmreg.remote import RemoteClient as RemoteClient
+    from llmreg.resolved import ResolvedBundle as ResolvedBundle
+    from llmreg.settings import Settings as Settings
+    from llmreg.types import Actor as Actor
+    from llmreg.types import ApprovalInfo as ApprovalInfo
+    from llmreg.types import AuditInfo as AuditInfo
+    from llmreg.types import ChangelogEntry as ChangelogEntry
+    from llmreg.types import EvidenceInfo as EvidenceInfo
+    from llmreg.types import GateReport as GateReport
+    from llmreg.types import GateResult as GateResult
+    from llmreg.types import NameSummary as NameSummary
+    from llmreg.types import Registration as Registration
+    from llmreg.types import SlotEventInfo as SlotEventInfo
+    from llmreg.types import SlotStatus as SlotStatus
+    from llmreg.types import VersionInfo as VersionInfo
+
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "errors": ("llmreg.errors", None),
+    "connect": ("llmreg._connect", "connect"),
+    "Bundle": ("llmreg.bundle", "Bundle"),
+    "load_bundle_dir": ("llmreg.bundledir", "load_bundle_dir"),
+    "Client": ("llmreg.client", "Client"),
+    "BundleDiff": ("llmreg.diff", "BundleDiff"),
+    "diff_bundles": ("llmreg.diff", "diff_bundles"),
+    "canonical_json": ("llmreg.digest", "canonical_json"),
+    "digest_bytes": ("llmreg.digest", "digest_bytes"),
+    "short_digest": ("llmreg.digest", "short"),
+    "LLMRegError": ("llmreg.errors", "LLMRegError"),
+    "Messages": ("llmreg.messages", "Messages"),
+    "parse_ref": ("llmreg.names", "parse_ref"),
+    "Policy": ("llmreg.policy", "Policy"),
+    "load_policy": ("llmreg.policy", "load_policy"),
+    "RemoteClient": ("llmreg.remote", "RemoteClient"),
+    "ResolvedBundle": ("llmreg.resolved", "ResolvedBundle"),
+    "Settings": ("llmreg.settings", "Settings"),
+    **{name: ("llmreg.types", name) for name in (
+        "Actor", "ApprovalInfo", "AuditInfo", "ChangelogEntry", "EvidenceInfo", "GateReport",
+        "GateResult", "NameSummary", "Registration", "SlotEventInfo", "SlotStatus",
+        "VersionInfo")},
+}
 
 __all__ = [
     "Actor",
@@ -55,6 +90,8 @@ __all__ = [
     "NameSummary",
     "Policy",
     "Registration",
+    "RemoteClient",
+    "ResolvedBundle",
     "Settings",
     "SlotEventInfo",
     "SlotStatus",
@@ -65,8 +102,24 @@ __all__ = [
     "diff_bundles",
     "digest_bytes",
     "errors",
-    "load_policy",
     "load_bundle_dir",
+    "load_policy",
     "parse_ref",
     "short_digest",
 ]
+assert set(__all__) == {*_LAZY, "__version__"}  # one list, kept in step by this line
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'llmreg' has no attribute {name!r}") from None
+    module = import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

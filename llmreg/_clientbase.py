@@ -8,11 +8,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir, looks_like_path
-from llmreg.diff import BundleDiff, diff_bundles
+from llmreg.resolved import ResolvedBundle
+
+if TYPE_CHECKING:
+    from llmreg.bundle import Bundle
+    from llmreg.diff import BundleDiff
 
 log = logging.getLogger("llmreg")
 
@@ -28,13 +30,13 @@ class Watcher:
         >>> w.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, resolve: Callable[[], Bundle], interval: float,
-                 on_change: Callable[[Bundle], None] | None) -> None:
+    def __init__(self, resolve: Callable[[], ResolvedBundle], interval: float,
+                 on_change: Callable[[ResolvedBundle], None] | None) -> None:
         self._resolve = resolve
         self._interval = interval
         self._on_change = on_change
         self._stop = threading.Event()
-        self.current: Bundle = resolve()
+        self.current: ResolvedBundle = resolve()
         self._thread = threading.Thread(target=self._run, name="llmreg-watch", daemon=True)
         self._thread.start()
 
@@ -120,25 +122,31 @@ class ClientBase:
     def get(self, ref: str) -> Bundle:
         raise NotImplementedError
 
-    def resolve(self, name: str, env: str | None = None) -> Bundle:
+    def resolve(self, name: str, env: str | None = None) -> ResolvedBundle:
         raise NotImplementedError
 
     def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
-    def bundle(self, source: str | Path | Bundle) -> Bundle:
-        """A Bundle from a ref, a bundle directory, or a Bundle (returned as is).
+    def bundle(self, source: str | Path | Bundle | ResolvedBundle) -> Bundle:
+        """A Bundle from a ref, a bundle directory, or a (resolved) Bundle.
 
         A path (anything with a ``/``, or that exists on disk) is read as a directory;
         anything else is a ref.
         """
+        from llmreg.bundle import Bundle
+        from llmreg.bundledir import load_bundle_dir, looks_like_path
+
+        if isinstance(source, ResolvedBundle):
+            return source.bundle
         if isinstance(source, Bundle):
             return source
         if looks_like_path(source):
             return load_bundle_dir(source)[0]
         return self.get(str(source))
 
-    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
+    def diff(self, old: str | Path | Bundle | ResolvedBundle,
+             new: str | Path | Bundle | ResolvedBundle) -> BundleDiff:
         """The semantic diff between two bundles: refs, bundle directories or Bundles.
 
         Example:
@@ -146,14 +154,16 @@ class ClientBase:
             >>> d.identical, d.stat()                                           # doctest: +SKIP
             (False, ['system_prompt: +2 -2 lines'])
         """
+        from llmreg.diff import diff_bundles
+
         return diff_bundles(self.bundle(old), self.bundle(new))
 
     def watch(self, name: str, *, env: str, interval: float = 30.0,
-              on_change: Callable[[Bundle], None] | None = None) -> Watcher:
+              on_change: Callable[[ResolvedBundle], None] | None = None) -> Watcher:
         """Follow an environment slot: ``on_change`` gets the new bundle when it moves."""
         return Watcher(lambda: self.resolve(name, env=env), interval, on_change)
 
-    def report_served(self, bundle: Bundle, count: int = 1) -> None:
+    def report_served(self, bundle: Bundle | ResolvedBundle, count: int = 1) -> None:
         """Record that ``bundle`` served ``count`` requests. Batched and sent in the
         background; never blocks or raises. These heartbeats feed the stale-production
         alert."""

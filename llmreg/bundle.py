@@ -334,6 +334,7 @@ class Bundle(_Section):
     _sources: dict[str, Path] = PrivateAttr(default_factory=dict)
     _slot: tuple[str, int, str] | None = PrivateAttr(default=None)  # name, version, env
     _cache_age: float | None = PrivateAttr(default=None)
+    _canonical: dict[str, Any] | None = PrivateAttr(default=None)
 
     _response_schema = field_validator("response_schema")(
         lambda v: None if v is None else _check_json_schema(v)
@@ -391,11 +392,16 @@ class Bundle(_Section):
         return hash(self.digest)
 
     def canonical_dict(self) -> dict[str, Any]:
-        """Return the content as it is hashed: non-default fields plus schema and kind."""
-        data = self.model_dump(mode="json", exclude_defaults=True)
-        data["kind"] = self.kind
-        data["schema"] = SCHEMA_ID
-        return data
+        """Return the content as it is hashed: non-default fields plus schema and kind.
+
+        The result is cached (the bundle is immutable); treat it as read-only.
+        """
+        if self._canonical is None:
+            data = self.model_dump(mode="json", exclude_defaults=True)
+            data["kind"] = self.kind
+            data["schema"] = SCHEMA_ID
+            self._canonical = data
+        return self._canonical
 
     def canonical_bytes(self) -> bytes:
         """Return the RFC 8785 canonical JSON bytes whose SHA-256 is the digest."""

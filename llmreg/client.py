@@ -25,6 +25,7 @@ from llmreg.errors import InvalidBundleError, InvalidEvidenceError, MissingDepen
 from llmreg.names import Ref, check_name
 from llmreg.policy import Policy, find_policy
 from llmreg.provenance import capture
+from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
 from llmreg.types import (
     Actor,
@@ -45,31 +46,15 @@ if TYPE_CHECKING:
     from llmreg.service.registry import RegistryService
 
 
-def connect(home: str | Path | None = None, *, settings: Settings | None = None,
-            create: bool = False, token: str | None = None,
-            http: Any = None) -> Client | RemoteClient:
-    """Connect to a registry: a server URL, or the embedded registry folder.
+def connect(home: str | Path | None = None, **kwargs: Any) -> Client | RemoteClient:
+    """Same as :func:`llmreg.connect` (kept here for ``from llmreg.client import connect``)."""
+    from llmreg._connect import connect as _connect
 
-    Args:
-        home: ``http(s)://…`` for a server, or the registry folder; default
-            ``LLMREG_URL``, else ``LLMREG_HOME``, else ``.llmreg/`` found upward.
-        settings: explicit settings instead of the ``LLMREG_*`` environment.
-        create: create the registry folder if it does not exist (``llmreg init`` does).
-        token: the server's API token (default ``LLMREG_TOKEN``).
-        http: an ``httpx.Client`` to use for a server (tests, custom transports).
+    return _connect(home, **kwargs)
 
-    Example:
-        >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
-        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)          # doctest: +SKIP
-    """
-    settings = settings or Settings.from_env()
-    url = str(home) if home is not None and str(home).startswith(("http://", "https://")) \
-        else (settings.url if home is None else None)
-    if url is not None:
-        from llmreg.remote import RemoteClient
 
-        secret = token or (settings.token.get_secret_value() if settings.token else None)
-        return RemoteClient(url, token=secret, settings=settings, http=http)
+def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client:
+    """Open the embedded registry at ``home`` (or the one the settings point to)."""
     if home is not None:
         path = Path(home)
     elif settings.home is not None:
@@ -179,7 +164,7 @@ class Client(ClientBase):
         return self._service.resolve(ref)
 
     def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
-                max_stale: float | None = None) -> Bundle:
+                max_stale: float | None = None) -> ResolvedBundle:
         """The bundle to run: ``resolve("support-rag", env="production")``.
 
         With ``env``, reads that environment's slot (aliases accepted); an empty slot
@@ -191,12 +176,11 @@ class Client(ClientBase):
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
         if env is None:
-            return self.get(name)
-        bundle = self.get(f"{name}@{env}")
-        info = bundle.info
-        assert info is not None
-        return bundle.with_info(info).with_slot(info.name, info.version,
-                                                self.policy.canonical_env(env))
+            return ResolvedBundle.from_bundle(self.get(name))
+        info = self._service.resolve(f"{name}@{env}")
+        return ResolvedBundle(self._service.store.get_bytes(info.digest), name=info.name,
+                              version=info.version, env=self.policy.canonical_env(env),
+                              digest=info.digest)
 
     def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
         self._service.record_heartbeats(beats)

@@ -16,24 +16,21 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import inspect
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
-
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from llmreg import errors
 from llmreg._clientbase import ClientBase
-from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir
-from llmreg.diff import BundleDiff
 from llmreg.digest import canonical_json, digest_bytes, short
 from llmreg.errors import (
     IntegrityError,
@@ -44,23 +41,33 @@ from llmreg.errors import (
     ServerError,
 )
 from llmreg.names import check_name
-from llmreg.policy import Policy
-from llmreg.provenance import capture
+from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
 from llmreg.store.local import LocalStore
-from llmreg.types import (
-    Actor,
-    ApprovalInfo,
-    AuditInfo,
-    ChangelogEntry,
-    EvidenceInfo,
-    GateReport,
-    NameSummary,
-    SlotEventInfo,
-    SlotStatus,
-    TokenInfo,
-    VersionInfo,
-)
+
+# The resolve path is an application's startup path: it must not pay for pydantic or
+# httpx. So this module imports them lazily, inside the methods that need them (every
+# method but resolve), and resolve uses the standard library's HTTP client unless an
+# httpx.Client was injected. docs/benchmarks.md has the figures.
+if TYPE_CHECKING:
+    import httpx
+
+    from llmreg.bundle import Bundle
+    from llmreg.diff import BundleDiff
+    from llmreg.policy import Policy
+    from llmreg.types import (
+        Actor,
+        ApprovalInfo,
+        AuditInfo,
+        ChangelogEntry,
+        EvidenceInfo,
+        GateReport,
+        NameSummary,
+        SlotEventInfo,
+        SlotStatus,
+        TokenInfo,
+        VersionInfo,
+    )
 
 log = logging.getLogger("llmreg")
 
@@ -89,18 +96,59 @@ def _q(value: str) -> str:
     return quote(value, safe="@:")
 
 
+class _StdlibHTTP:
+    """One keep-alive connection from the standard library, for the resolve path."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float = 5.0) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._headers = headers
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            for attempt in (1, 2):  # a kept-alive connection the server closed: retry once
+                if self._conn is None:
+                    cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                    self._conn = cls(self._host, self._port, timeout=self._timeout)
+                try:
+                    self._conn.request("GET", self._prefix + path,
+                                       headers={**self._headers, **headers})
+                    response = self._conn.getresponse()
+                    body = response.read()
+                    return (response.status,
+                            {k.lower(): v for k, v in response.getheaders()}, body)
+                except (OSError, http.client.HTTPException):
+                    self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 class RemoteClient(ClientBase):
     """A registry server, through HTTP. Make one with :func:`llmreg.connect`."""
 
     def __init__(self, url: str, *, token: str | None = None, settings: Settings | None = None,
                  http: httpx.Client | None = None, cache: Path | None = None) -> None:
+
         self.url = url.rstrip("/")
         self.settings = settings or Settings.from_env()
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = http or httpx.Client(base_url=self.url, headers=headers,
-                                          timeout=httpx.Timeout(10.0, connect=2.0))
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client: httpx.Client | None = http
         if http is not None and token:
-            self._http.headers.update(headers)
+            http.headers.update(self._auth)
+        self._injected = http is not None
+        self._stdlib = _StdlibHTTP(self.url, self._auth)
         self._cache_root = cache or self.settings.cache or default_cache()
         self._manifests = LocalStore(self._cache_root)
         self._slots = self._cache_root / "slots" / hashlib.sha256(
@@ -114,36 +162,71 @@ class RemoteClient(ClientBase):
         self.close()
 
     def close(self) -> None:
-        """Send pending heartbeats and close the HTTP connection pool."""
+        """Send pending heartbeats and close connections."""
         self.flush_heartbeats()
-        self._http.close()
+        self._stdlib.close()
+        if self._client is not None:
+            self._client.close()
 
     # -- transport -------------------------------------------------------------------
 
+    @property
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(base_url=self.url, headers=self._auth,
+                                        timeout=httpx.Timeout(10.0, connect=2.0))
+        return self._client
+
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise RegistryUnavailableError(f"cannot reach the registry at {self.url}: {exc}"
                                            ) from None
         if response.status_code >= 400:
-            raise self._error(response)
+            raise self._error(response.status_code, response.content)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._call(method, path, **kwargs).json()
 
-    def _error(self, response: httpx.Response) -> LLMRegError:
+    def _get_raw(self, path: str, headers: dict[str, str]
+                 ) -> tuple[int, dict[str, str], bytes]:
+        """GET for the resolve path: an injected httpx client, else the standard library.
+        Raises OSError-like transport errors as :class:`ConnectionError`."""
+        if not self._injected:
+            try:
+                return self._stdlib.get(path, headers)
+            except (OSError, http.client.HTTPException) as exc:
+                raise ConnectionError(str(exc)) from None
+        import httpx
+
         try:
-            err = response.json()["errors"][0]
+            response = self._http.get(path, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectionError(str(exc)) from None
+        return (response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                response.content)
+
+    def _error(self, status: int, content: bytes) -> LLMRegError:
+        from llmreg.types import GateReport
+
+        try:
+            err = json.loads(content)["errors"][0]
             code, message, detail = err["code"], err["message"], err.get("detail")
         except (ValueError, KeyError, IndexError, TypeError):
-            code, message, detail = "", response.text[:200], None
+            code, message, detail = "", content[:200].decode(errors="replace"), None
         cls = CODES.get(code)
         if cls is None:
-            cls = ServerError if response.status_code >= 500 else LLMRegError
-            message = f"HTTP {response.status_code} from {self.url}: {message}"
+            cls = ServerError if status >= 500 else LLMRegError
+            message = f"HTTP {status} from {self.url}: {message}"
         if cls is errors.GateFailedError:
+            from llmreg.types import GateReport
+
             report = GateReport.model_validate(detail) if isinstance(detail, dict) else None
             return errors.GateFailedError(message, report)
         return cls(message)
@@ -158,7 +241,7 @@ class RemoteClient(ClientBase):
     # -- the hot path -------------------------------------------------------------------
 
     def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
-                max_stale: float | None = None) -> Bundle:
+                max_stale: float | None = None) -> ResolvedBundle:
         """The bundle running in ``env`` (one conditional request), or any ref without env.
 
         Falls back to the last answer cached on disk when the server is unreachable or
@@ -166,21 +249,22 @@ class RemoteClient(ClientBase):
         instead; ``max_stale`` (seconds) bounds how old a cached answer may be.
         """
         if env is None:
-            return self.get(name)
+            return ResolvedBundle.from_bundle(self.get(name))
         check_name(name)
         record = self._read_slot(name, env)
         headers = {}
         if record is not None and self._manifests.exists(record["digest"]):
             headers["If-None-Match"] = f'"{record["digest"]}"'
         try:
-            response = self._http.get(f"/v1/resolve/{_q(name)}/{_q(env)}", headers=headers)
-        except httpx.TransportError as exc:
+            status, rheaders, content = self._get_raw(
+                f"/v1/resolve/{_q(name)}/{_q(env)}", headers)
+        except ConnectionError as exc:
             return self._fallback(name, env, record, f"cannot reach {self.url} ({exc})",
                                   strict, max_stale)
-        if response.status_code >= 500:
-            return self._fallback(name, env, record, f"{self.url} answered "
-                                  f"{response.status_code}", strict, max_stale)
-        if response.status_code == 304 and record is not None:
+        if status >= 500:
+            return self._fallback(name, env, record, f"{self.url} answered {status}",
+                                  strict, max_stale)
+        if status == 304 and record is not None:
             digest = record["digest"]
             try:
                 body = self._manifests.get_bytes(digest)
@@ -190,24 +274,24 @@ class RemoteClient(ClientBase):
                             short(digest))
                 self._manifests.discard(digest)
                 return self.resolve(name, env, strict=strict, max_stale=max_stale)
-        elif response.status_code == 200:
-            body = response.content
-            digest = response.headers.get("ETag", "").strip('"')
+        elif status == 200:
+            body = content
+            digest = rheaders.get("etag", "").strip('"')
             if digest_bytes(body) != digest:
                 raise IntegrityError(
                     f"the server's answer for {name}@{env} does not hash to its ETag "
                     f"{digest!r}; refusing it")
             self._manifests.put_bytes(body)
         else:
-            raise self._error(response)
-        version = int(response.headers.get("X-Llmreg-Version", record["version"] if record
-                                           else 0))
-        canonical_env = response.headers.get("X-Llmreg-Env", env)
+            raise self._error(status, content)
+        version = int(rheaders.get("x-llmreg-version") or (record or {}).get("version", 0))
+        canonical_env = rheaders.get("x-llmreg-env", env)
         self._write_slot(name, env, digest, version, canonical_env)
-        return Bundle.from_canonical(body).with_slot(name, version, canonical_env)
+        return ResolvedBundle(body, name=name, version=version, env=canonical_env,
+                              digest=digest)
 
     def _fallback(self, name: str, env: str, record: dict[str, Any] | None, why: str,
-                  strict: bool, max_stale: float | None) -> Bundle:
+                  strict: bool, max_stale: float | None) -> ResolvedBundle:
         if strict:
             raise RegistryUnavailableError(f"{why}; strict=True, so the cached answer for "
                                            f"{name}@{env} is not used")
@@ -227,8 +311,9 @@ class RemoteClient(ClientBase):
             ) from None
         log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
                     why, name, env, record["version"], short(record["digest"]), age)
-        return Bundle.from_canonical(body).with_slot(name, int(record["version"]),
-                                                     record.get("env", env), cache_age=age)
+        return ResolvedBundle(body, name=name, version=int(record["version"]),
+                              env=record.get("env", env), digest=record["digest"],
+                              cache_age=age)
 
     def _slot_file(self, name: str, env: str) -> Path:
         return self._slots / name / f"{env}.json"
@@ -259,6 +344,9 @@ class RemoteClient(ClientBase):
 
     def get(self, ref: str) -> Bundle:
         """The bundle for ``ref``, its manifest re-hashed to verify the server's answer."""
+        from llmreg.bundle import Bundle
+        from llmreg.types import VersionInfo
+
         data = self._json("GET", f"/v1/bundles/{_q(ref)}")
         info = VersionInfo.model_validate(data["version"])
         if digest_bytes(canonical_json(data["manifest"])) != info.digest:
@@ -267,13 +355,19 @@ class RemoteClient(ClientBase):
         return Bundle.from_dict(data["manifest"], allow_floating_model_ids=True).with_info(info)
 
     def info(self, ref: str) -> VersionInfo:
+        from llmreg.types import VersionInfo
+
         return VersionInfo.model_validate(self._json("GET", f"/v1/refs/{_q(ref)}"))
 
     def history(self, name: str) -> list[VersionInfo]:
+        from llmreg.types import VersionInfo
+
         return [VersionInfo.model_validate(v)
                 for v in self._pages(f"/v1/names/{_q(name)}/versions")]
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
+        from llmreg.types import ChangelogEntry
+
         return [ChangelogEntry.model_validate(e)
                 for e in self._json("GET", f"/v1/names/{_q(name)}/changelog")]
 
@@ -281,7 +375,11 @@ class RemoteClient(ClientBase):
         result: dict[str, Any] | None = self._json("GET", f"/v1/stored-diffs/{_q(info.ref)}")
         return result
 
-    def diff(self, old: str | Path | Bundle, new: str | Path | Bundle) -> BundleDiff:
+    def diff(self, old: str | Path | Bundle | ResolvedBundle,
+             new: str | Path | Bundle | ResolvedBundle) -> BundleDiff:
+        """The semantic diff: computed by the server for two refs, here otherwise."""
+        from llmreg.diff import BundleDiff
+
         if isinstance(old, str) and isinstance(new, str) and not any(
                 "/" in x or Path(x).exists() for x in (old, new)):
             data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
@@ -290,23 +388,33 @@ class RemoteClient(ClientBase):
         return super().diff(old, new)
 
     def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+        from llmreg.types import SlotStatus
+
         params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
         return [SlotStatus.model_validate(s)
                 for s in self._json("GET", "/v1/status", params=params)]
 
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        from llmreg.types import SlotEventInfo
+
         return [SlotEventInfo.model_validate(e) for e in
                 self._json("GET", f"/v1/names/{_q(name)}/slots/{_q(env)}/history")]
 
     def check_gates(self, ref: str, *, to: str) -> GateReport:
+        from llmreg.types import GateReport
+
         return GateReport.model_validate(self._json("GET", "/v1/gates",
                                                     params={"ref": ref, "to": to}))
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
+        from llmreg.types import EvidenceInfo
+
         return [EvidenceInfo.model_validate(e)
                 for e in self._json("GET", f"/v1/evidence/{_q(ref)}")]
 
     def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+        from llmreg.types import AuditInfo
+
         params: dict[str, Any] = {k: v for k, v in (("name", name), ("limit", limit))
                                   if v is not None}
         return [AuditInfo.model_validate(e) for e in self._json("GET", "/v1/audit",
@@ -318,6 +426,8 @@ class RemoteClient(ClientBase):
     @property
     def policy(self) -> Policy:
         """The policy the server enforces."""
+        from llmreg.policy import Policy
+
         if self._policy is None:
             self._policy = Policy.model_validate(self._json("GET", "/v1/policy")["policy"])
         return self._policy
@@ -325,6 +435,8 @@ class RemoteClient(ClientBase):
     @property
     def actor(self) -> Actor:
         """Who the server says this token is."""
+        from llmreg.types import Actor
+
         data = self._json("GET", "/v1/whoami")
         return Actor(data["subject"], frozenset(data["roles"]))
 
@@ -352,6 +464,11 @@ class RemoteClient(ClientBase):
                    author: str | None = None) -> Bundle:
         """Register a bundle on the server (artifacts uploaded first); the token's
         subject is the author. Provenance is captured here, on the caller's machine."""
+        from llmreg.bundle import Bundle
+        from llmreg.bundledir import load_bundle_dir
+        from llmreg.provenance import capture
+        from llmreg.types import VersionInfo
+
         source: Path | None = None
         if isinstance(bundle, Bundle):
             obj = bundle
@@ -375,6 +492,8 @@ class RemoteClient(ClientBase):
     def _evidence(self, ref: str, type_: str, suite: str, metrics: Mapping[str, float],
                   report: str | Path | bytes | None, links: list[str] | None,
                   passed: bool | None) -> EvidenceInfo:
+        from llmreg.types import EvidenceInfo
+
         report_digest = None
         if report is not None:
             if isinstance(report, bytes):
@@ -402,6 +521,8 @@ class RemoteClient(ClientBase):
         return self._evidence(ref, "shadow-metrics", source, metrics, report, links, None)
 
     def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
+        from llmreg.types import ApprovalInfo
+
         data = self._json("POST", "/v1/approvals",
                           json={"ref": ref, "env": to, "comment": comment})
         data.pop("created", None)
@@ -409,35 +530,51 @@ class RemoteClient(ClientBase):
 
     def promote(self, ref: str, *, to: str, reason: str,
                 expect_current: str | None = None) -> SlotEventInfo:
+        from llmreg.types import SlotEventInfo
+
         data = self._json("POST", "/v1/promotions", json={
             "ref": ref, "env": to, "reason": reason, "expect_current": expect_current})
         return SlotEventInfo.model_validate(data["event"])
 
     def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
+        from llmreg.types import SlotEventInfo
+
         return SlotEventInfo.model_validate(self._json(
             "POST", "/v1/rollbacks", json={"name": name, "env": env, "reason": reason}))
 
     def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
+        from llmreg.types import VersionInfo
+
         return VersionInfo.model_validate(self._json(
             "POST", "/v1/deprecations", json={"ref": ref, "reason": reason}))
 
     def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
+        from llmreg.types import VersionInfo
+
         return VersionInfo.model_validate(self._json(
             "POST", "/v1/archives", json={"ref": ref, "reason": reason}))
 
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
         """Create a token on the server (needs an admin token)."""
+        from llmreg.types import TokenInfo
+
         data = self._json("POST", "/v1/tokens", json={"subject": subject, "role": role})
         token = data.pop("token")
         return token, TokenInfo.model_validate(data)
 
     def list_tokens(self) -> list[TokenInfo]:
+        from llmreg.types import TokenInfo
+
         return [TokenInfo.model_validate(t) for t in self._json("GET", "/v1/tokens")]
 
     def revoke_token(self, token_id: str) -> TokenInfo:
+        from llmreg.types import TokenInfo
+
         return TokenInfo.model_validate(self._json("DELETE", f"/v1/tokens/{_q(token_id)}"))
 
     # Last, so that ``list`` in the annotations above is the builtin, not this method.
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
+        from llmreg.types import NameSummary
+
         return [NameSummary.model_validate(n) for n in self._pages("/v1/names")]

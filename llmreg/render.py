@@ -65,7 +65,17 @@ def referenced_variables(source: str) -> set[str]:
 
 def render_bundle(bundle: Bundle, variables: dict[str, Any]) -> Messages:
     """Render ``bundle`` with ``variables``; see :meth:`llmreg.Bundle.render`."""
-    declared = list(bundle.template.variables)
+    return render_manifest(bundle.canonical_dict(), variables)
+
+
+def render_manifest(manifest: dict[str, Any], variables: dict[str, Any]) -> Messages:
+    """Render a canonical manifest (a dict, defaults omitted) with ``variables``.
+
+    The one renderer behind :meth:`Bundle.render` and :meth:`ResolvedBundle.render`, so
+    a bundle renders identically whether it was validated into a model or not.
+    """
+    template = manifest["template"]
+    declared = list(template.get("variables", []))
     undeclared = sorted(set(variables) - set(declared))
     if undeclared:
         raise RenderError(
@@ -78,20 +88,19 @@ def render_bundle(bundle: Bundle, variables: dict[str, Any]) -> Messages:
             f"missing variable(s) {', '.join(missing)}; pass them to render(), e.g. "
             f"render({missing[0]}=...) or --var {missing[0]}=..."
         )
-    template = _compile(bundle.template.source)
+    compiled = _compile(template["source"])
     turns: list[dict[str, str]] = []
-    for i, example in enumerate(bundle.few_shot):
-        if isinstance(example.input, dict):
-            user = _run(template, example.input, f"few_shot[{i}]")
-        else:
-            user = example.input
+    for i, example in enumerate(manifest.get("few_shot", [])):
+        given = example["input"]
+        user = _run(compiled, given, f"few_shot[{i}]") if isinstance(given, dict) else given
         turns += [{"role": "user", "content": user},
-                  {"role": "assistant", "content": example.output}]
-    turns.append({"role": "user", "content": _run(template, variables, "template")})
-    params = bundle.model.parameters.model_dump(exclude_none=True)
-    if bundle.response_schema is not None:
-        params["response_schema"] = bundle.response_schema
-    return Messages(bundle.system_prompt, turns, bundle.model.id, params)
+                  {"role": "assistant", "content": example["output"]}]
+    turns.append({"role": "user", "content": _run(compiled, variables, "template")})
+    model = manifest["model"]
+    params = {k: v for k, v in model.get("parameters", {}).items() if v is not None}
+    if manifest.get("response_schema") is not None:
+        params["response_schema"] = manifest["response_schema"]
+    return Messages(manifest.get("system_prompt", ""), turns, model["id"], params)
 
 
 def _run(template: jinja2.Template, variables: dict[str, Any], where: str) -> str:

@@ -29,9 +29,8 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, SecretStr
 
 from llmreg.errors import ConfigError, RegistryNotFoundError
 
@@ -40,10 +39,37 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-class Settings(BaseModel):
-    """Frozen configuration for one client, CLI run or server."""
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks.
 
-    model_config = ConfigDict(frozen=True)
+    Example:
+        >>> Secret("llmreg_abc"), Secret("llmreg_abc").get_secret_value()
+        (Secret('**********'), 'llmreg_abc')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# A frozen dataclass, not a pydantic model: applications import the client at startup,
+# and the remote resolve path stays free of pydantic (see docs/benchmarks.md).
+@dataclass(frozen=True)
+class Settings:
+    """Frozen configuration for one client, CLI run or server."""
 
     home: Path | None = None
     database_url: str | None = None
@@ -52,7 +78,7 @@ class Settings(BaseModel):
     policy: Path | None = None
     offline: bool = False
     url: str | None = None
-    token: SecretStr | None = None
+    token: Secret | None = None
     cache: Path | None = None
     read_auth: str = "token"
     resolve_ttl: float = 1.0
@@ -96,7 +122,7 @@ class Settings(BaseModel):
             policy=Path(env["LLMREG_POLICY"]) if env.get("LLMREG_POLICY") else None,
             offline=offline_raw in _TRUE,
             url=url.rstrip("/") if url else None,
-            token=SecretStr(env["LLMREG_TOKEN"]) if env.get("LLMREG_TOKEN") else None,
+            token=Secret(env["LLMREG_TOKEN"]) if env.get("LLMREG_TOKEN") else None,
             cache=Path(env["LLMREG_CACHE"]).expanduser() if env.get("LLMREG_CACHE") else None,
             read_auth=read_auth,
             resolve_ttl=ttl,

@@ -10,12 +10,18 @@ import llmreg
 HEAVY = ("fastapi", "sqlmodel", "sqlalchemy", "alembic", "boto3", "typer", "uvicorn", "rich")
 
 
-def test_all_public_names_are_exported() -> None:
-    public = {name for name in dir(llmreg) if not name.startswith("_")}
-    modules = {"bundle", "bundledir", "client", "digest", "names", "pinning", "postprocess",
-               "provenance", "render", "settings", "types", "store", "db", "service",
-               "messages", "diff", "policy"}
-    assert public - modules == set(llmreg.__all__) - {"__version__"}
+def test_every_export_resolves_and_nothing_public_is_left_out() -> None:
+    for name in llmreg.__all__:
+        assert getattr(llmreg, name) is not None, name
+    for module in ("bundle", "client", "remote", "resolved", "types", "errors", "diff",
+                   "policy", "settings"):
+        mod = __import__(f"llmreg.{module}", fromlist=["*"])
+        for name in getattr(mod, "__all__", []):
+            assert name in llmreg.__all__, f"llmreg.{module}.{name} is not exported"
+    # Each public class a user meets through the client is reachable from llmreg.
+    for name in ("Bundle", "ResolvedBundle", "Client", "RemoteClient", "GateReport",
+                 "SlotStatus", "VersionInfo", "BundleDiff", "Policy", "LLMRegError"):
+        assert name in llmreg.__all__
 
 
 def test_errors_share_one_root() -> None:
@@ -28,8 +34,22 @@ def test_errors_share_one_root() -> None:
 
 
 def test_import_does_not_pull_in_the_server_stack() -> None:
-    code = ("import sys, llmreg; b = llmreg.Bundle; "
+    code = ("import sys, llmreg; b = llmreg.Bundle; c = llmreg.Client; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_remote_resolve_path_imports_no_pydantic_or_httpx() -> None:
+    """An app that resolves from a server pays only for the standard library and Jinja2."""
+    code = ("import sys, llmreg\n"
+            "reg = llmreg.connect('http://127.0.0.1:9', token='x')\n"
+            "try:\n    reg.resolve('chat', env='production')\n"
+            "except llmreg.errors.RegistryUnavailableError:\n    pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'pydantic', 'httpx', 'sqlalchemy', 'yaml', 'jsonschema', 'deepdiff'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"LLMREG_CACHE": "/nonexistent/llmreg-test-cache",
+                                          "PATH": "/usr/bin"})
+    assert out.stdout.strip() == "[]", out.stderr

@@ -1,0 +1,46 @@
+"""``llmreg.connect``: a server URL gives the remote client, a folder the embedded one.
+
+Kept apart from both clients so that connecting to a server imports neither the
+embedded registry (SQLModel, Alembic) nor, until they are needed, pydantic or httpx.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmreg.settings import Settings
+
+if TYPE_CHECKING:
+    from llmreg.client import Client
+    from llmreg.remote import RemoteClient
+
+
+def connect(home: str | Path | None = None, *, settings: Settings | None = None,
+            create: bool = False, token: str | None = None,
+            http: Any = None) -> Client | RemoteClient:
+    """Connect to a registry: a server URL, or the embedded registry folder.
+
+    Args:
+        home: ``http(s)://…`` for a server, or the registry folder; default
+            ``LLMREG_URL``, else ``LLMREG_HOME``, else ``.llmreg/`` found upward.
+        settings: explicit settings instead of the ``LLMREG_*`` environment.
+        create: create the registry folder if it does not exist (``llmreg init`` does).
+        token: the server's API token (default ``LLMREG_TOKEN``).
+        http: an ``httpx.Client`` to use for a server (tests, custom transports).
+
+    Example:
+        >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)          # doctest: +SKIP
+    """
+    settings = settings or Settings.from_env()
+    is_url = home is not None and str(home).startswith(("http://", "https://"))
+    url = str(home) if is_url else (settings.url if home is None else None)
+    if url is not None:
+        from llmreg.remote import RemoteClient
+
+        secret = token or (settings.token.get_secret_value() if settings.token else None)
+        return RemoteClient(url, token=secret, settings=settings, http=http)
+    from llmreg.client import open_embedded
+
+    return open_embedded(Path(home) if home is not None else None, settings, create)

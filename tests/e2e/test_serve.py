@@ -1,0 +1,170 @@
+"""The real server: `llmreg serve` in a subprocess on a free loopback port, driven by the
+CLI and by fresh Python processes — killed mid-run and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.slow
+LLMREG = [sys.executable, "-m", "llmreg_cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, home: Path, tmp: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LLMREG_")}
+        self.env["LLMREG_CACHE"] = str(tmp / "client-cache")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "server.log"
+
+    def cli(self, *args: str, token: str | None = None, check: bool = True,
+            local: bool = False) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env, LLMREG_USER="cli-user")
+        if token:
+            env["LLMREG_TOKEN"] = token
+        where = str(self.home) if local else self.url
+        result = subprocess.run([*LLMREG, "--registry", where, *args], env=env, text=True,
+                                capture_output=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"llmreg {args} failed: {result.stderr}")
+        return result
+
+    def start(self, workers: int = 1) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*LLMREG, "--registry", str(self.home), "serve", "--port", str(self.port),
+                 "--workers", str(workers)], env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"server did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Served, dict[str, str]]]:
+    home = tmp_path / "srv" / ".llmreg"
+    s = Served(home, tmp_path)
+    s.cli("init", str(home.parent), local=True)
+    tokens = {}
+    for subject, role in [("app", "reader"), ("ci", "publisher"), ("ann", "approver"),
+                          ("abe", "approver")]:
+        out = s.cli("token", "create", "--subject", subject, "--role", role, "--json",
+                    local=True)
+        tokens[subject] = json.loads(out.stdout)["token"]
+    s.start()
+    yield s, tokens
+    s.stop()
+
+
+RESOLVE = """
+import logging, sys, llmreg
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+reg = llmreg.connect("{url}", token="{token}")
+try:
+    b = reg.resolve("support-rag", env="production", strict={strict})
+    print(b.digest, b.version, b.served_from_cache)
+except llmreg.LLMRegError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(3)
+"""
+
+
+def resolve_in_fresh_process(s: Served, token: str, strict: bool = False
+                             ) -> subprocess.CompletedProcess[str]:
+    code = RESOLVE.format(url=s.url, token=token, strict=strict)
+    return subprocess.run([sys.executable, "-c", code], env=s.env, text=True,
+                          capture_output=True, timeout=60)
+
+
+def test_cli_flow_kill_fallback_restart(served: tuple[Served, dict[str, str]]) -> None:
+    s, t = served
+    s.cli("register", str(EXAMPLES / "support-rag"), "-m", "first", token=t["ci"])
+    s.cli("promote", "support-rag@1", "--to", "staging", "--reason", "try", token=t["ci"])
+    refused = s.cli("promote", "support-rag@1", "--to", "production", "--reason", "go",
+                    token=t["ci"], check=False)
+    assert refused.returncode == 1 and "0 of 2 approvals" in refused.stderr
+    metrics = s.home.parent / "m.json"
+    metrics.write_text('{"accuracy": 0.95}')
+    s.cli("eval", "attach", "support-rag@1", "--suite", "regression", "--metrics",
+          str(metrics), token=t["ci"])
+    s.cli("approve", "support-rag@1", "--to", "production", token=t["ann"])
+    s.cli("approve", "support-rag@1", "--to", "production", token=t["abe"])
+    no_token = s.cli("promote", "support-rag@1", "--to", "production", "--reason", "go",
+                     check=False)
+    assert no_token.returncode == 1 and "needs a token" in no_token.stderr
+    s.cli("promote", "support-rag@1", "--to", "production", "--reason", "go", token=t["ci"])
+    status = json.loads(s.cli("status", "--json", token=t["app"]).stdout)
+    prod = next(r for r in status if r["env"] == "production")
+    audit = json.loads(s.cli("audit", "support-rag", "--json", token=t["app"]).stdout)
+    assert {e["actor"] for e in audit} >= {"ci", "ann", "abe"}
+
+    live = resolve_in_fresh_process(s, t["app"])
+    assert live.returncode == 0, live.stderr
+    assert live.stdout.split() == [prod["digest"], "1", "False"]
+
+    s.kill()  # SIGKILL: no goodbye
+    cached = resolve_in_fresh_process(s, t["app"])
+    assert cached.returncode == 0, cached.stderr
+    assert cached.stdout.split() == [prod["digest"], "1", "True"]
+    assert "serving the cached support-rag@production" in cached.stderr
+    assert "resolved" in cached.stderr and "s ago" in cached.stderr
+    strict = resolve_in_fresh_process(s, t["app"], strict=True)
+    assert strict.returncode == 3 and "RegistryUnavailableError" in strict.stdout
+
+    s.start()
+    again = resolve_in_fresh_process(s, t["app"])
+    assert again.stdout.split() == [prod["digest"], "1", "False"]
+
+
+def test_two_workers_and_etag(served: tuple[Served, dict[str, str]]) -> None:
+    s, t = served
+    s.cli("register", str(EXAMPLES / "ticket-classifier"), "-m", "first", token=t["ci"])
+    s.cli("promote", "ticket-classifier@1", "--to", "staging", "--reason", "x", token=t["ci"])
+    s.stop()
+    s.start(workers=2)
+    headers = {"Authorization": f"Bearer {t['app']}"}
+    first = httpx.get(f"{s.url}/v1/resolve/ticket-classifier/pre-prod", headers=headers)
+    assert first.status_code == 200
+    for _ in range(10):  # whichever worker answers, the answer is the same
+        again = httpx.get(f"{s.url}/v1/resolve/ticket-classifier/staging",
+                          headers={**headers, "If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
