@@ -16,7 +16,7 @@ from llmreg import __version__
 from llmreg.policy import find_policy
 from llmreg.server import errors
 from llmreg.server.routes import reads, resolve, writes
-from llmreg.server.routes.resolve import ResolveCache
+from llmreg.server.routes.resolve import FastResolve, ResolveCache
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None,
     app.state.verified_blobs = set()
     errors.install(app)
     app.add_middleware(_LimitBody)
+    app.add_middleware(FastResolve, state=app.state)  # outermost: the hot path
     for module in (resolve, reads, writes):
         app.include_router(module.router)
 
