@@ -6,8 +6,8 @@ table test checks that none is left without one.
 
 from __future__ import annotations
 
+import functools
 import time
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -31,23 +31,26 @@ def _actor(request: Request, authorization: str | None) -> Actor | None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise AuthError("the Authorization header must be 'Bearer <token>'")
-    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
-    hit = cache.get(token)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        actor = hit[1]
-    else:
-        actor = request.app.state.service.authenticate(token)
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[token] = (now + TOKEN_CACHE_S, actor)
+    hit = request.app.state.token_cache.get(token)
+    actor = hit[1] if hit is not None and hit[0] > time.monotonic() \
+        else refresh_token(request.app.state, token)
     if actor is None:
         raise AuthError("the token is unknown or revoked; create one with "
                         "`llmreg token create --subject NAME --role ROLE`")
     return actor
 
 
-@cache
+def refresh_token(state: Any, token: str) -> Actor | None:
+    """Authenticate ``token`` against the database and cache the answer for 5 s."""
+    actor: Actor | None = state.service.authenticate(token)
+    cache: dict[str, tuple[float, Actor | None]] = state.token_cache
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[token] = (time.monotonic() + TOKEN_CACHE_S, actor)
+    return actor
+
+
+@functools.cache
 def require(role: str) -> Any:
     """A dependency that returns the caller's :class:`Actor` if they hold ``role``.
 

@@ -8,6 +8,7 @@ manifests by digest (immutable, so a cached one is never stale).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from llmreg.server.deps import TOKEN_CACHE_S, refresh_token
 from llmreg.server.routes import endpoint
 from llmreg.service.registry import RegistryService
 
@@ -31,10 +33,11 @@ class ResolveCache:
         self.slots: dict[tuple[str, str], tuple[float, str, int, str]] = {}
         self.manifests: OrderedDict[str, bytes] = OrderedDict()
 
-    def lookup(self, svc: RegistryService, name: str, env: str) -> tuple[str, int, str, bytes]:
+    def lookup(self, svc: RegistryService, name: str, env: str, *, force: bool = False
+               ) -> tuple[str, int, str, bytes]:
         now = time.monotonic()
         hit = self.slots.get((name, env))
-        if hit is None or hit[0] <= now:
+        if force or hit is None or hit[0] <= now:
             canonical = svc.policy.canonical_env(env)
             info = svc.resolve(f"{name}@{canonical}")
             hit = (now + self.ttl, info.digest, info.version, canonical)
@@ -87,10 +90,12 @@ class FastResolve:
     """
 
     PREFIX = "/v1/resolve/"
+    REFRESH_AHEAD = 0.3  # refresh in the background in the last 30% of an entry's life
 
     def __init__(self, app: Any, state: Any) -> None:
         self.app = app
         self.state = state
+        self._refreshing: set[Any] = set()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" \
@@ -102,7 +107,8 @@ class FastResolve:
         name, _, env = scope["path"][len(self.PREFIX):].partition("/")
         cache: ResolveCache = self.state.resolve_cache
         hit = cache.slots.get((name, env))
-        if hit is None or hit[0] <= time.monotonic():
+        now = time.monotonic()
+        if hit is None or hit[0] <= now:
             return False
         body = cache.manifests.get(hit[1])
         if body is None:
@@ -113,8 +119,13 @@ class FastResolve:
                 auth = value
             elif key == b"if-none-match":
                 inm = value
-        if not self._authorised(auth):
+        if not self._authorised(auth, now):
             return False
+        # Refresh ahead, once, off the event loop: under load an entry is renewed before
+        # it expires, so no burst of requests ever queues behind the database.
+        if hit[0] - now < cache.ttl * self.REFRESH_AHEAD:
+            self._behind(("slot", name, env), cache.lookup, self.state.service, name, env,
+                         force=True)
         etag = f'"{hit[1]}"'.encode()
         headers = [(b"etag", etag), (b"cache-control", b"no-cache"),
                    (b"x-llmreg-name", name.encode()), (b"x-llmreg-version", str(hit[2]).encode()),
@@ -129,14 +140,31 @@ class FastResolve:
         await send({"type": "http.response.body", "body": body})
         return True
 
-    def _authorised(self, auth: bytes | None) -> bool:
+    def _authorised(self, auth: bytes | None, now: float) -> bool:
         if auth is None:
             return bool(self.state.settings.read_auth == "open")
         scheme, _, token = auth.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return False
         hit = self.state.token_cache.get(token)
-        if hit is None or hit[0] <= time.monotonic() or hit[1] is None:
+        if hit is None or hit[0] <= now or hit[1] is None:
             return False
+        if hit[0] - now < TOKEN_CACHE_S * self.REFRESH_AHEAD:
+            self._behind(("token", token), refresh_token, self.state, token)
         roles = hit[1].roles
         return roles is None or "reader" in roles
+
+    def _behind(self, key: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
+        if key in self._refreshing:
+            return
+        self._refreshing.add(key)
+
+        def run() -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception:  # the next request falls through and reports it properly
+                pass
+            finally:
+                self._refreshing.discard(key)
+
+        asyncio.get_running_loop().run_in_executor(None, run)
