@@ -107,7 +107,8 @@ Embedded registry: SQLite (WAL) + local blob folder, in a temp folder.
 
 **Register throughput**, `Client.log_bundle(Bundle)` in one process, growing the registry
 from 0 to {args.versions} versions (each: provenance capture, blob write with fsync, the
-semantic diff against the previous version, one write transaction with its audit entry): **{rate:.0f} bundles/s**.
+semantic diff against the previous version, one write transaction with its audit
+entry): **{rate:.0f} bundles/s**.
 
 **`get` latency** with {args.versions} versions in the registry (resolve the ref, read
 the manifest blob, verify its digest, parse and validate the bundle):
