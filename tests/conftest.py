@@ -35,6 +35,17 @@ def examples(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Run a test on each metadata backend: None means the embedded SQLite default."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from tests.pg import fresh_database
+
+    yield from fresh_database()
+
+
 @pytest.fixture
 def reg() -> Iterator[llmreg.Client]:
     """A client on the embedded registry at LLMREG_HOME."""

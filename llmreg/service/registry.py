@@ -98,20 +98,16 @@ class RegistryService(LifecycleMixin, AccessMixin):
         guess = self._latest_digest(name)
         changelog = self._changelog_for(guess, bundle) if guess and guess != digest else None
         with self.db.write() as session:
-            row = session.exec(select(BundleName).where(BundleName.name == name)).first()
-            if row is None:
-                row = BundleName(name=name, created_at=utcnow(), latest_version=0)
-                session.add(row)
-                session.flush()
+            row = self._lock_name(session, name)
             assert row.id is not None
             existing = session.exec(
                 select(Version).where(Version.name_id == row.id, Version.digest == digest)
             ).first()
             if existing is not None:
                 return Registration(version=_info(name, existing), created=False)
-            if session.get(Manifest, digest) is None:
-                session.add(Manifest(digest=digest, size=len(canonical), kind=bundle.kind,
-                                     created_at=utcnow()))
+            session.execute(_insert_ignore(session, Manifest, digest=digest,
+                                           size=len(canonical), kind=bundle.kind,
+                                           created_at=utcnow()))
             parent = None
             if row.latest_version:
                 parent = session.exec(
@@ -132,6 +128,19 @@ class RegistryService(LifecycleMixin, AccessMixin):
                          target=f"{name}@{number}",
                          detail={"digest": digest, "message": message, "changes": changes})
             return Registration(version=_info(name, version), created=True)
+
+    def _lock_name(self, session: Session, name: str) -> BundleName:
+        """Get-or-create the name's row and lock it until commit.
+
+        The lock (``SELECT … FOR UPDATE`` on PostgreSQL; the whole database on SQLite,
+        via ``BEGIN IMMEDIATE``) serialises registrations of one name: the duplicate
+        check, the parent and the new number are all read under it.
+        """
+        session.execute(_insert_ignore(session, BundleName, name=name, created_at=utcnow(),
+                                       latest_version=0))
+        row = session.exec(select(BundleName).where(BundleName.name == name)
+                           .with_for_update()).one()
+        return row
 
     def _latest_digest(self, name: str) -> str | None:
         with self.db.read() as session:
@@ -330,3 +339,14 @@ def _info(name: str, v: Version) -> VersionInfo:
                        created_at=v.created_at, message=v.message,
                        parent_digest=v.parent_digest, provenance=v.provenance,
                        changes=v.changes, diff_digest=v.diff_digest, status=v.status)
+
+
+def _insert_ignore(session: Session, model: Any, **values: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).values(**values).on_conflict_do_nothing()

@@ -16,10 +16,14 @@ PROCESSES = 8
 PER_PROCESS = 50
 
 
-def _worker(home: str, worker: int, start: object, errors: object) -> None:
+def _settings(url: str | None) -> llmreg.Settings:
+    return llmreg.Settings(database_url=url, user="tester")
+
+
+def _worker(home: str, url: str | None, worker: int, start: object, errors: object) -> None:
     try:
         start.wait()  # type: ignore[attr-defined]
-        with llmreg.connect(home, create=True) as reg:
+        with llmreg.connect(home, create=True, settings=_settings(url)) as reg:
             for i in range(PER_PROCESS):
                 bundle = Bundle.from_dict(minimal(system_prompt=f"worker {worker} item {i}"))
                 reg.log_bundle(bundle, name="busy-bot", message=f"w{worker} i{i}",
@@ -29,12 +33,13 @@ def _worker(home: str, worker: int, start: object, errors: object) -> None:
 
 
 @pytest.mark.slow
-def test_parallel_registrations_number_without_gaps(tmp_path: Path) -> None:
+def test_parallel_registrations_number_without_gaps(tmp_path: Path,
+                                                    database_url: str | None) -> None:
     home = tmp_path / "shared" / ".llmreg"  # brand new: the processes also race to migrate
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     errors = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(home), w, start, errors))
+    procs = [ctx.Process(target=_worker, args=(str(home), database_url, w, start, errors))
              for w in range(PROCESSES)]
     for p in procs:
         p.start()
@@ -47,8 +52,9 @@ def test_parallel_registrations_number_without_gaps(tmp_path: Path) -> None:
     assert failures == []
     assert [p.exitcode for p in procs] == [0] * PROCESSES
 
-    with llmreg.connect(home) as reg:
+    with llmreg.connect(home, settings=_settings(database_url)) as reg:
         history = reg.history("busy-bot")
+        assert reg.verify_audit() == len(history)
     total = PROCESSES * PER_PROCESS
     assert [v.version for v in history] == list(range(1, total + 1))
     assert len({v.digest for v in history}) == total
@@ -58,14 +64,15 @@ def test_parallel_registrations_number_without_gaps(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_parallel_identical_registrations_make_one_version(tmp_path: Path) -> None:
+def test_parallel_identical_registrations_make_one_version(tmp_path: Path,
+                                                           database_url: str | None) -> None:
     home = tmp_path / "same" / ".llmreg"
-    with llmreg.connect(home, create=True):
+    with llmreg.connect(home, create=True, settings=_settings(database_url)):
         pass
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     errors = ctx.Queue()
-    procs = [ctx.Process(target=_same_worker, args=(str(home), start, errors))
+    procs = [ctx.Process(target=_same_worker, args=(str(home), database_url, start, errors))
              for _ in range(4)]
     for p in procs:
         p.start()
@@ -73,14 +80,14 @@ def test_parallel_identical_registrations_make_one_version(tmp_path: Path) -> No
     for p in procs:
         p.join(timeout=120)
     assert errors.empty()
-    with llmreg.connect(home) as reg:
+    with llmreg.connect(home, settings=_settings(database_url)) as reg:
         assert [v.version for v in reg.history("same-bot")] == [1]
 
 
-def _same_worker(home: str, start: object, errors: object) -> None:
+def _same_worker(home: str, url: str | None, start: object, errors: object) -> None:
     try:
         start.wait()  # type: ignore[attr-defined]
-        with llmreg.connect(home) as reg:
+        with llmreg.connect(home, settings=_settings(url)) as reg:
             for _ in range(10):
                 reg.log_bundle(Bundle.from_dict(minimal()), name="same-bot", message="same")
     except BaseException:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from llmreg.bundle import Bundle
 from llmreg.errors import (
@@ -28,8 +28,9 @@ ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
+def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
+    """The core service on each metadata backend (SQLite, PostgreSQL)."""
+    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
     yield service
     service.close()
 
@@ -229,16 +230,16 @@ def test_policy_changes_are_audited_and_recorded(tmp_path: Path) -> None:
     second.close()
 
 
-def test_audit_chain_detects_an_edited_row(svc: RegistryService, tmp_path: Path) -> None:
+def test_audit_chain_detects_an_edited_row(svc: RegistryService) -> None:
     ref = register(svc, 1)
     to_staging(svc, ref)
     assert svc.verify_audit() == len(svc.audit_log()) == 3  # register, policy, promote
-    with sqlite3.connect(tmp_path / "reg" / "registry.db") as conn:
-        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    with svc.db.write_engine.begin() as conn:  # someone with database access edits a row
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
     with pytest.raises(AuditChainError, match=r"audit entry #2 .* was altered"):
         svc.verify_audit()
-    with sqlite3.connect(tmp_path / "reg" / "registry.db") as conn:
-        conn.execute("UPDATE audit_log SET actor = 'ana' WHERE seq = 2")
-        conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    with svc.db.write_engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'ana' WHERE seq = 2"))
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     with pytest.raises(AuditChainError, match="audit entry #2 is missing"):
         svc.verify_audit()

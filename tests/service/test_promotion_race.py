@@ -17,9 +17,12 @@ WORKERS = 16
 ROUNDS = 20
 
 
-def _worker(home: str, user: str, tasks: Any, results: Any, barrier: Any) -> None:
+def _worker(home: str, url: str | None, user: str, tasks: Any, results: Any,
+            barrier: Any) -> None:
     os.environ["LLMREG_HOME"] = home
     os.environ["LLMREG_USER"] = user
+    if url is not None:
+        os.environ["LLMREG_DATABASE_URL"] = url
     from typer.testing import CliRunner
 
     from llmreg_cli.main import app
@@ -34,13 +37,13 @@ def _worker(home: str, user: str, tasks: Any, results: Any, barrier: Any) -> Non
 class Pool:
     """16 warm worker processes that start each round together (a barrier)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, url: str | None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.barrier = ctx.Barrier(WORKERS)
         self.results = ctx.Queue()
         self.queues = [ctx.Queue() for _ in range(WORKERS)]
-        self.procs = [ctx.Process(target=_worker, args=(str(home), f"ops-{i}", q, self.results,
-                                                        self.barrier))
+        self.procs = [ctx.Process(target=_worker, args=(str(home), url, f"ops-{i}", q,
+                                                        self.results, self.barrier))
                       for i, q in enumerate(self.queues)]
         for p in self.procs:
             p.start()
@@ -68,12 +71,13 @@ def _register(reg: llmreg.Client, start: int, count: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_sixteen_way_promotion_race(tmp_path: Path) -> None:
+def test_sixteen_way_promotion_race(tmp_path: Path, database_url: str | None) -> None:
     home = tmp_path / "race" / ".llmreg"
-    with llmreg.connect(home, create=True) as reg:
+    settings = llmreg.Settings(database_url=database_url, user="tester")
+    with llmreg.connect(home, create=True, settings=settings) as reg:
         (base,) = _register(reg, 0, 1)
         reg.promote(f"race@{base}", to="staging", reason="base")
-        pool = Pool(home)
+        pool = Pool(home, database_url)
         try:
             current = base
             for r in range(ROUNDS):

@@ -24,8 +24,9 @@ from tests.conftest import EXAMPLES, minimal
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
+def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
+    """The core service on each metadata backend (SQLite, PostgreSQL)."""
+    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
     yield service
     service.close()
 
