@@ -8,7 +8,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs, lifecycle, server
+from . import bundles, diffs, integrity, lifecycle, server
 from ._common import STATE, out
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ bundles.register_commands(app)
 diffs.register_commands(app)
 lifecycle.register_commands(app)
 server.register_commands(app)
+integrity.register_commands(app)
 
 
 def main() -> None:

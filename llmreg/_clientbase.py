@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +173,56 @@ class ClientBase:
         if self._batcher is None:
             self._batcher = HeartbeatBatcher(self._send_heartbeats, self.heartbeat_interval)
         self._batcher.add(bundle.name, bundle.env, bundle.digest, count)
+
+    def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def pull(self, ref: str, dest: str | Path,
+             progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+        """Download every artifact of ``ref`` into ``dest`` under its artifact name.
+
+        Each file is written as ``.<name>.partial`` and renamed only after its digest
+        and size check out, so a partial file never appears under its final name. An
+        interrupted pull resumes where it stopped; a file already there and intact is
+        not downloaded again. ``progress(name, done, total)`` is called as bytes arrive.
+
+        Example:
+            >>> reg.pull("ticket-classifier@1", "artifacts/")  # doctest: +SKIP
+            [PosixPath('artifacts/eval-set')]
+        """
+        from llmreg.bundledir import hash_file
+        from llmreg.errors import IntegrityError
+
+        folder = Path(dest)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = []
+        for art in self.get(ref).artifacts:
+            final = folder / art.name  # names are validated: no separators, no '..'
+            if final.is_file() and hash_file(final) == (art.digest, art.size):
+                out.append(final)
+                continue
+            partial = folder / f".{art.name}.partial"
+            done = partial.stat().st_size if partial.exists() else 0
+            if done > art.size:
+                partial.unlink()
+                done = 0
+            with open(partial, "ab") as fh:
+                for chunk in self._blob_chunks(art.digest, done):
+                    fh.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(art.name, done, art.size)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest, size = hash_file(partial)
+            if (digest, size) != (art.digest, art.size):
+                partial.unlink()
+                raise IntegrityError(
+                    f"artifact {art.name!r} of {ref}: the download hashes to {digest} "
+                    f"({size} bytes), not {art.digest} ({art.size} bytes); nothing was kept")
+            os.replace(partial, final)
+            out.append(final)
+        return out
 
     def flush_heartbeats(self) -> None:
         """Send pending heartbeats now (tests, graceful shutdown)."""

@@ -117,7 +117,7 @@ def load_bundle_dir(
     for i, art in enumerate(data.get("artifacts") or []):
         if isinstance(art, dict) and "file" in art:
             path = _resolve(root, art.pop("file"), f"artifacts[{i}].file")
-            digest, size = _hash_file(path)
+            digest, size = hash_file(path)
             art.setdefault("media_type", _guess_media_type(path))
             art.update(digest=digest, size=size)
             sources[digest] = path
@@ -184,7 +184,8 @@ def _jsonl(root: Path, spec: dict[str, Any], field: str) -> list[Any]:
     return rows
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
+def hash_file(path: Path) -> tuple[str, int]:
+    """``(sha256:<hex>, size)`` of a file, streamed in 1 MiB chunks."""
     hasher = new_hasher()
     size = 0
     with path.open("rb") as fh:

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from llmreg.types import (
     EvidenceInfo,
     GateReport,
     NameSummary,
+    Problem,
     SlotEventInfo,
     SlotStatus,
     TokenInfo,
@@ -184,6 +185,29 @@ class Client(ClientBase):
 
     def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
         self._service.record_heartbeats(beats)
+
+    def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
+        with self._service.store.open(digest) as fh:
+            skip = offset
+            while skip > 0:  # resuming: the caller re-hashes the whole file at the end
+                data = fh.read(min(skip, 1024 * 1024))
+                if not data:
+                    return
+                skip -= len(data)
+            while chunk := fh.read(1024 * 1024):
+                yield chunk
+
+    def verify(self, ref: str) -> list[Problem]:
+        """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
+        return self._service.verify(ref)
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        """Check every blob and reference: (blobs read, problems by digest)."""
+        return self._service.fsck()
+
+    def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
+        """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
+        return self._service.gc(dry_run=dry_run, grace=grace)
 
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
         """Create an API token for the server (the secret is returned once)."""

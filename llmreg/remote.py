@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         EvidenceInfo,
         GateReport,
         NameSummary,
+        Problem,
         SlotEventInfo,
         SlotStatus,
         TokenInfo,
@@ -336,6 +337,38 @@ class RemoteClient(ClientBase):
             os.replace(tmp, path)
         except OSError as exc:  # a read-only cache must not break resolving
             log.debug("llmreg: cannot write the slot cache %s: %s", path, exc)
+
+    def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
+        import httpx
+
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with self._http.stream("GET", f"/v1/blobs/{digest}", headers=headers) as response:
+                if response.status_code >= 400:
+                    raise self._error(response.status_code, response.read())
+                yield from response.iter_bytes(1024 * 1024)
+        except httpx.TransportError as exc:
+            raise RegistryUnavailableError(f"download of {digest} from {self.url} broke off "
+                                           f"({exc}); run pull again to resume") from None
+
+    def verify(self, ref: str) -> list[Problem]:
+        """Ask the server to re-hash ``ref``'s manifest and artifacts."""
+        from llmreg.types import Problem
+
+        return [Problem.model_validate(p) for p in self._json("GET", f"/v1/verify/{_q(ref)}")]
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        """Run fsck on the server (admin token)."""
+        from llmreg.types import Problem
+
+        data = self._json("GET", "/v1/fsck")
+        return int(data["blobs"]), [Problem.model_validate(p) for p in data["problems"]]
+
+    def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
+        """Run gc on the server (admin token)."""
+        result: list[str] = self._json("POST", "/v1/gc",
+                                       json={"dry_run": dry_run, "grace": grace})["blobs"]
+        return result
 
     def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
         self._call("POST", "/v1/heartbeats", json={"beats": beats})

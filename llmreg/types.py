@@ -225,3 +225,16 @@ class TokenInfo(BaseModel):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None = None
+
+
+class Problem(BaseModel):
+    """One integrity problem: which blob, what is wrong, and who refers to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digest: str
+    problem: str  # "corrupt" or "missing"
+    referenced_by: str
+
+    def __str__(self) -> str:
+        return f"{self.digest}: {self.problem} (referenced by {self.referenced_by})"

@@ -30,12 +30,12 @@ from llmreg.errors import (
 )
 from llmreg.names import Ref, check_name, parse_ref
 from llmreg.policy import Policy
-from llmreg.service import audit
+from llmreg.service import audit, integrity
 from llmreg.service.access import AccessMixin
 from llmreg.service.lifecycle import LifecycleMixin
 from llmreg.store.base import BlobStore
 from llmreg.store.local import LocalStore
-from llmreg.types import ChangelogEntry, NameSummary, Registration, VersionInfo
+from llmreg.types import ChangelogEntry, NameSummary, Problem, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
 
@@ -262,6 +262,33 @@ class RegistryService(LifecycleMixin, AccessMixin):
                 "reproduce that digest"
             )
         return bundle
+
+    def verify(self, ref: str) -> list[Problem]:
+        """Re-hash a version's manifest and every artifact; return the problems found."""
+        info = self.resolve(ref)
+        problems = []
+        manifest_problem = integrity.check_blob(self.store, info.digest, f"{info.ref}")
+        if manifest_problem is not None:
+            return [manifest_problem]
+        for art in self.load(info.digest).artifacts:
+            problem = integrity.check_blob(self.store, art.digest,
+                                           f"artifact {art.name!r} of {info.ref}")
+            if problem is not None:
+                problems.append(problem)
+        return problems
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        """Check every blob and every reference (see :mod:`llmreg.service.integrity`)."""
+        return integrity.fsck(self.db, self.store)
+
+    def gc(self, *, dry_run: bool = True, grace: float = integrity.GRACE_SECONDS
+           ) -> list[str]:
+        """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
+        found = integrity.unreferenced(self.db, self.store, grace)
+        if not dry_run:
+            for digest in found:
+                self.store.discard(digest)
+        return found
 
     def diff(self, old: Bundle, new: Bundle) -> BundleDiff:
         """The semantic diff of two bundles (see :mod:`llmreg.diff`)."""

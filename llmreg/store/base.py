@@ -63,6 +63,11 @@ class BlobStore(abc.ABC):
     def iter_digests(self) -> Iterator[str]:
         """Yield the digest of every stored blob (for integrity tools)."""
 
+    def discard(self, digest: str) -> None:
+        """Remove a blob. Only garbage collection (of unreferenced blobs) and cache
+        repair call this; the registry never deletes a referenced blob."""
+        raise NotImplementedError
+
     def put_bytes(self, data: bytes) -> Descriptor:
         """Store ``data``; return its descriptor. Idempotent.
 

@@ -91,7 +91,7 @@ class LocalStore(BlobStore):
             raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
 
     def discard(self, digest: str) -> None:
-        """Remove a blob (cache repair only: the registry's own store never deletes)."""
+        """Remove a blob (garbage collection of unreferenced blobs, cache repair)."""
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
 

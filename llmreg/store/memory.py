@@ -51,6 +51,10 @@ class MemoryStore(BlobStore):
     def iter_digests(self) -> Iterator[str]:
         yield from sorted(self._blobs)
 
+    def discard(self, digest: str) -> None:
+        """Remove a blob (garbage collection and cache repair only)."""
+        self._blobs.pop(digest, None)
+
     def corrupt(self, digest: str, data: bytes) -> None:
         """Replace a blob's bytes without changing its key (tests only)."""
         self._blobs[digest] = data

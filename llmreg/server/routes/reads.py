@@ -141,6 +141,19 @@ def audit_verify(request: Request) -> dict[str, Any]:
     return {"verified": count, "head": head[-1].hash if head else None}
 
 
+@endpoint(router, "GET", "/v1/verify/{ref}", "reader")
+def verify(request: Request, ref: str) -> list[dict[str, Any]]:
+    """Re-hash a version's manifest and artifacts; the problems found (empty: intact)."""
+    return [p.model_dump() for p in svc(request).verify(ref)]
+
+
+@endpoint(router, "GET", "/v1/fsck", "admin")
+def fsck(request: Request) -> dict[str, Any]:
+    """Check every blob and every reference; problems by digest."""
+    count, problems = svc(request).fsck()
+    return {"blobs": count, "problems": [p.model_dump() for p in problems]}
+
+
 @endpoint(router, "GET", "/v1/policy", "reader")
 def policy(request: Request) -> dict[str, Any]:
     """The policy this server enforces, its digest and its flow."""

@@ -81,6 +81,11 @@ class HeartbeatBody(_Body):
     beats: list[Beat] = Field(max_length=1000)
 
 
+class GcBody(_Body):
+    dry_run: bool = True
+    grace: float = Field(24 * 3600, ge=0)
+
+
 class TokenBody(_Body):
     subject: str
     role: Literal["reader", "publisher", "approver", "admin"]
@@ -207,6 +212,13 @@ def heartbeats(request: Request, body: HeartbeatBody, actor: Reader) -> dict[str
     """Served-request counts from clients (they feed the stale-production alert)."""
     stored = svc(request).record_heartbeats([b.model_dump() for b in body.beats])
     return {"accepted": stored}
+
+
+@endpoint(router, "POST", "/v1/gc", "admin")
+def gc(request: Request, body: GcBody) -> dict[str, Any]:
+    """List (dry run) or delete unreferenced blobs older than the grace period."""
+    return {"blobs": svc(request).gc(dry_run=body.dry_run, grace=body.grace),
+            "deleted": not body.dry_run}
 
 
 @endpoint(router, "POST", "/v1/tokens", "admin", status_code=201)

@@ -1,0 +1,100 @@
+"""Commands that get artifacts back and check the registry's integrity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+
+from llmreg.errors import IntegrityError
+
+from ._common import JSON_OPTION, connect, handle_errors, out, print_json
+
+BAR_ABOVE = 4 * 1024 * 1024  # files larger than this get a progress bar
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Attach pull, verify, fsck and gc to the root app."""
+    for command in (pull, verify, fsck, gc):
+        app.command(command.__name__)(handle_errors(command))
+
+
+def pull(
+    ref: Annotated[str, typer.Argument(help="name@version, name@<env>, or a digest ref.")],
+    directory: Annotated[Path, typer.Argument(help="Where to put the artifacts.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Download every artifact of REF into DIRECTORY, verified (resumable)."""
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=out, transient=True,
+                  disable=as_json) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if total < BAR_ABOVE:
+                return
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done)
+
+        with connect() as reg:
+            files = reg.pull(ref, directory, progress=progress)
+    if as_json:
+        print_json([str(f) for f in files])
+    else:
+        for f in files:
+            out.print(f"{f}  ({f.stat().st_size} bytes, verified)")
+        if not files:
+            out.print(f"{ref} has no artifacts")
+
+
+def verify(
+    ref: Annotated[str, typer.Argument(help="The version to re-hash.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Re-hash a version's manifest and artifacts in the store. Exit 1 on any problem."""
+    with connect() as reg:
+        problems = reg.verify(ref)
+    if as_json:
+        print_json([p.model_dump() for p in problems])
+    elif not problems:
+        out.print(f"{ref}: manifest and artifacts verified")
+    if problems:
+        raise IntegrityError("; ".join(str(p) for p in problems))
+
+
+def fsck(as_json: bool = JSON_OPTION) -> None:
+    """Verify every blob and every reference; report each problem by digest."""
+    with connect() as reg:
+        count, problems = reg.fsck()
+    if as_json:
+        print_json({"blobs": count, "problems": [p.model_dump() for p in problems]})
+    else:
+        for p in problems:
+            out.print(str(p), markup=False)
+        out.print(f"{count} blobs checked, {len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")
+                       ] = False,
+    grace_hours: Annotated[float, typer.Option(
+        "--grace-hours", help="Never touch blobs younger than this (uploads in flight).")
+    ] = 24.0,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Find blobs nothing refers to (archived versions keep theirs); delete them unless
+    --dry-run."""
+    with connect() as reg:
+        found = reg.gc(dry_run=dry_run, grace=grace_hours * 3600)
+    if as_json:
+        print_json({"blobs": found, "deleted": not dry_run})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for digest in found:
+        out.print(f"{verb} {digest}")
+    out.print(f"{len(found)} unreferenced blob(s) older than {grace_hours:g}h")

@@ -1,0 +1,102 @@
+"""Getting artifacts back, verified, and the integrity tools, on both clients."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import llmreg
+from llmreg.errors import IntegrityError
+from llmreg_cli.main import app
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture
+def registered(reg: llmreg.Client) -> llmreg.Bundle:
+    return reg.log_bundle(EXAMPLES / "ticket-classifier", message="first")
+
+
+def damage(reg: llmreg.Client, digest: str) -> None:
+    path = reg._service.store.path(digest)  # type: ignore[attr-defined]
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_pull_verifies_and_resumes(reg: llmreg.Client, registered: llmreg.Bundle,
+                                   tmp_path: Path) -> None:
+    (art,) = registered.artifacts
+    source = (EXAMPLES / "ticket-classifier" / "eval" / "tickets.jsonl").read_bytes()
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / f".{art.name}.partial").write_bytes(source[:100])  # an interrupted pull
+    seen: list[int] = []
+    (path,) = reg.pull("ticket-classifier@1", dest, progress=lambda n, d, t: seen.append(d))
+    assert path == dest / "eval-set" and path.read_bytes() == source
+    assert seen[-1] == len(source) and seen[0] > 100  # resumed after the first 100 bytes
+    assert not (dest / f".{art.name}.partial").exists()
+    assert reg.pull("ticket-classifier@1", dest) == [path]  # intact: nothing to do
+
+
+def test_corruption_is_caught_by_pull_verify_and_fsck(reg: llmreg.Client,
+                                                      registered: llmreg.Bundle,
+                                                      tmp_path: Path) -> None:
+    art = registered.artifacts[0]
+    assert reg.verify("ticket-classifier@1") == []
+    count, problems = reg.fsck()
+    assert problems == [] and count == 2  # the manifest and the eval-set artifact
+    damage(reg, art.digest)
+    with pytest.raises(IntegrityError, match=art.digest):
+        reg.pull("ticket-classifier@1", tmp_path / "out")
+    assert not (tmp_path / "out" / "eval-set").exists()  # never under its final name
+    (problem,) = reg.verify("ticket-classifier@1")
+    assert (problem.digest, problem.problem) == (art.digest, "corrupt")
+    _, problems = reg.fsck()
+    assert [(p.digest, p.problem) for p in problems] == [(art.digest, "corrupt")]
+    assert "artifact 'eval-set'" in problems[0].referenced_by
+    result = CliRunner().invoke(app, ["fsck"])
+    assert result.exit_code == 1 and art.digest in result.stdout
+    verify = CliRunner().invoke(app, ["verify", "ticket-classifier@1"])
+    assert verify.exit_code == 1 and art.digest in verify.stderr
+
+
+def test_gc_lists_only_old_unreferenced_blobs(reg: llmreg.Client, registered: llmreg.Bundle
+                                              ) -> None:
+    store = reg._service.store  # type: ignore[attr-defined]
+    orphan = store.put_bytes(b"uploaded, never referenced").digest
+    assert reg.gc(dry_run=True) == []  # younger than the grace period
+    assert reg.gc(dry_run=True, grace=0) == [orphan]
+    reg.archive("ticket-classifier@1")  # archived versions keep their blobs
+    assert reg.gc(dry_run=False, grace=0) == [orphan]
+    assert not store.exists(orphan)
+    assert reg.verify("ticket-classifier@1") == []
+
+
+def test_pull_over_http(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from llmreg.remote import RemoteClient
+    from llmreg.server.app import create_app
+    from llmreg.service import RegistryService
+    from llmreg.settings import Settings
+
+    svc = RegistryService.open_home(tmp_path / "srv")
+    token, _ = svc.create_token("ci", "publisher", created_by="t")
+    http = TestClient(create_app(Settings(read_auth="token"), service=svc),
+                      base_url="http://r.test")
+    client = RemoteClient("http://r.test", token=token, http=http, cache=tmp_path / "c")
+    client.log_bundle(EXAMPLES / "ticket-classifier", message="first")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / ".eval-set.partial").write_bytes(b"x" * 10)  # a wrong partial: caught at the end
+    with pytest.raises(IntegrityError, match="nothing was kept"):
+        client.pull("ticket-classifier@1", dest)
+    (path,) = client.pull("ticket-classifier@1", dest)  # the bad partial was dropped
+    assert path.read_bytes() == (EXAMPLES / "ticket-classifier" / "eval" /
+                                 "tickets.jsonl").read_bytes()
+    assert client.verify("ticket-classifier@1") == []
+    svc.close()
