@@ -32,7 +32,18 @@ def bundle_json(bundle: llmreg.Bundle) -> dict[str, Any]:
     return {**head, **bundle.model_dump(mode="json")}
 
 
-def print_bundle(bundle: llmreg.Bundle) -> None:
+def _provenance_rows(table: Table, prov: dict[str, Any]) -> None:
+    dataset = prov.get("dataset")
+    if isinstance(dataset, dict):
+        table.add_row("dataset", f"{dataset.get('digest')} ({dataset.get('kind')}, "
+                                 f"{dataset.get('files', 1)} file(s))")
+    if prov.get("config"):
+        table.add_row("config", ", ".join(f"{k}={v}" for k, v in prov["config"].items()))
+    if prov.get("metrics"):
+        table.add_row("metrics", ", ".join(f"{k}={v}" for k, v in prov["metrics"].items()))
+
+
+def print_bundle(bundle: llmreg.Bundle, weights_label: str | None = None) -> None:
     """Print a bundle for people: who/when/why first, then each section."""
     info = bundle.info
     title = f"{bundle.name}@{bundle.version}" if info else "(unregistered bundle)"
@@ -48,13 +59,23 @@ def print_bundle(bundle: llmreg.Bundle) -> None:
     table.add_column(style="bold")
     table.add_column()
     m = bundle.model
-    params = ", ".join(f"{k}={v}" for k, v in m.parameters.model_dump(exclude_none=True).items())
-    table.add_row("model", f"{m.provider} {m.id}" + (f"  weights {short(m.weights)}"
-                                                      if m.weights else ""))
-    table.add_row("parameters", params or "(provider defaults)")
-    table.add_row("system prompt", f"{len(bundle.system_prompt.splitlines())} lines")
-    table.add_row("template", f"variables: {', '.join(bundle.template.variables) or 'none'}")
-    table.add_row("few-shot", f"{len(bundle.few_shot)} examples")
+    if bundle.kind == "weights":
+        table.add_row("kind", "weights" + (f" ({bundle.framework})" if bundle.framework else ""))
+        if bundle.base_model:
+            table.add_row("base model", bundle.base_model)
+        _provenance_rows(table, info.provenance if info else {})
+    if m is not None:
+        params = ", ".join(f"{k}={v}"
+                           for k, v in m.parameters.model_dump(exclude_none=True).items())
+        table.add_row("model", f"{m.provider} {m.id}" + (f"  weights {m.weights}"
+                                                          if m.weights else ""))
+        if weights_label:
+            table.add_row("weights bundle", weights_label)
+        table.add_row("parameters", params or "(provider defaults)")
+        table.add_row("system prompt", f"{len(bundle.system_prompt.splitlines())} lines")
+    if bundle.template is not None:
+        table.add_row("template", f"variables: {', '.join(bundle.template.variables) or 'none'}")
+        table.add_row("few-shot", f"{len(bundle.few_shot)} examples")
     if bundle.tools:
         table.add_row("tools", ", ".join(t.name for t in bundle.tools))
     if bundle.response_schema:

@@ -95,8 +95,14 @@ def show(
     bundle = _load(ref)
     if as_json:
         print_json(bundle_json(bundle))
-    else:
-        print_bundle(bundle)
+        return
+    label = None
+    weights = bundle.model.weights if bundle.model is not None else None
+    if weights is not None:  # follow the reference to the weights bundle
+        with connect() as reg:
+            info = reg.info(weights)
+        label = f"{info.ref}  ({info.message})"
+    print_bundle(bundle, weights_label=label)
 
 
 def list_names(as_json: bool = JSON_OPTION) -> None:

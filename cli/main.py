@@ -8,7 +8,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs, integrity, lifecycle, server
+from . import bundles, diffs, integrity, lifecycle, models, server
 from ._common import STATE, out
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ diffs.register_commands(app)
 lifecycle.register_commands(app)
 server.register_commands(app)
 integrity.register_commands(app)
+models.register_commands(app)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +157,8 @@ class ClientBase:
         """
         from llmreg.diff import diff_bundles
 
-        return diff_bundles(self.bundle(old), self.bundle(new))
+        return diff_bundles(self.bundle(old), self.bundle(new),
+                            load=lambda digest: self.get(digest))
 
     def watch(self, name: str, *, env: str, interval: float = 30.0,
               on_change: Callable[[ResolvedBundle], None] | None = None) -> Watcher:
@@ -223,6 +224,117 @@ class ClientBase:
             os.replace(partial, final)
             out.append(final)
         return out
+
+    # -- trained models --------------------------------------------------------------
+
+    def _put_file(self, path: Path, progress: Callable[[str, int, int], None] | None
+                  ) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def _put_bytes(self, data: bytes) -> str:
+        raise NotImplementedError
+
+    def _get_blob(self, digest: str) -> bytes:
+        raise NotImplementedError
+
+    def _register_bundle(self, bundle: Bundle, name: str, message: str,
+                         provenance: dict[str, Any]) -> Bundle:
+        raise NotImplementedError
+
+    def log_model(self, name: str, *, weights: str | Path | list[str | Path], message: str,
+                  dataset: str | Path | None = None,
+                  config: dict[str, Any] | str | Path | None = None,
+                  metrics: Mapping[str, float] | None = None, framework: str | None = None,
+                  base_model: str | None = None,
+                  provenance: Mapping[str, Any] | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> Bundle:
+        """Log trained weights as a weights bundle, with everything needed to trust them.
+
+        Weights are streamed into the blob store (constant memory, digest computed while
+        streaming). The dataset is hashed deterministically (a file, a folder, or a
+        ``sha256:`` digest); git commit and dirty flag, user, host and versions are
+        captured; ``config`` (a dict or a JSON/YAML file) and ``metrics`` are recorded.
+
+        Example:
+            >>> reg.log_model("ticket-lora", weights="out/adapter.safetensors",
+            ...               dataset="data/train", config="train.yaml",
+            ...               metrics={"eval_loss": 0.41}, message="lr 2e-4")  # doctest: +SKIP
+        """
+        from llmreg.bundle import Bundle
+        from llmreg.digest import canonical_json
+        from llmreg.lineage import (
+            check_metrics,
+            hash_dataset,
+            load_config,
+            media_type,
+            weights_files,
+            weights_name,
+        )
+        from llmreg.names import check_name
+        from llmreg.provenance import capture
+
+        check_name(name)
+        files = weights_files(weights)
+        names = [weights_name(f) for f in files]
+        data = hash_dataset(dataset) if dataset is not None else None  # bad input: fail early
+        cfg = load_config(config)
+        clean_metrics = check_metrics(dict(metrics)) if metrics else None
+        artifacts = []
+        for path, artifact_name in zip(files, names, strict=True):
+            digest, size = self._put_file(path, progress)
+            artifacts.append({"name": artifact_name, "media_type": media_type(path),
+                              "digest": digest, "size": size})
+        bundle = Bundle.from_dict({"kind": "weights", "artifacts": artifacts,
+                                   "framework": framework, "base_model": base_model})
+        record = capture(None, user=self.settings.identity())  # type: ignore[attr-defined]
+        if data is not None:
+            manifest_digest = (self._put_bytes(canonical_json(data.manifest))
+                               if data.manifest else None)
+            record["dataset"] = data.provenance(manifest_digest)
+        if cfg is not None:
+            record["config"] = cfg
+        if clean_metrics:
+            record["metrics"] = clean_metrics
+        record.update(provenance or {})
+        return self._register_bundle(bundle, name, message, record)
+
+    def reproduce_check(self, ref: str, *, weights: str | Path | list[str | Path],
+                        dataset: str | Path | None = None) -> dict[str, Any]:
+        """Compare rebuilt weights (and dataset) with what ``ref`` registered.
+
+        Returns ``{"match": bool, "weights": [...], "dataset": {...}}``; each entry says
+        registered digest, rebuilt digest and whether they match; for a folder dataset,
+        ``differing_files`` names the files that differ.
+        """
+        import json as _json
+
+        from llmreg.bundledir import hash_file
+        from llmreg.lineage import compare_datasets, hash_dataset, weights_files, weights_name
+
+        bundle = self.get(ref)
+        rebuilt = {weights_name(f): hash_file(f) for f in weights_files(weights)}
+        rows = []
+        for art in bundle.artifacts:
+            got = rebuilt.pop(art.name, None)
+            rows.append({"name": art.name, "registered": art.digest,
+                         "rebuilt": got[0] if got else None,
+                         "match": got is not None and got[0] == art.digest})
+        for extra, (digest, _) in sorted(rebuilt.items()):
+            rows.append({"name": extra, "registered": None, "rebuilt": digest, "match": False})
+        report: dict[str, Any] = {"ref": ref, "weights": rows, "dataset": None}
+        if dataset is not None:
+            registered = (bundle.info.provenance.get("dataset") if bundle.info else None) or {}
+            new = hash_dataset(dataset)
+            entry: dict[str, Any] = {"registered": registered.get("digest"),
+                                     "rebuilt": new.digest,
+                                     "match": registered.get("digest") == new.digest}
+            if not entry["match"] and registered.get("manifest"):
+                old_manifest = _json.loads(self._get_blob(registered["manifest"]))
+                entry["differing_files"] = compare_datasets(old_manifest, new)
+            report["dataset"] = entry
+        report["match"] = all(r["match"] for r in rows) and (
+            report["dataset"] is None or report["dataset"]["match"])
+        return report
 
     def flush_heartbeats(self) -> None:
         """Send pending heartbeats now (tests, graceful shutdown)."""

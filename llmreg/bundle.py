@@ -317,16 +317,19 @@ class Artifact(_Section):
 class Bundle(_Section):
     """An immutable LLM bundle. See the module docstring for the digest rules."""
 
-    kind: Literal["llm"] = "llm"
-    model: ModelSpec
+    kind: Literal["llm", "weights"] = "llm"
+    model: ModelSpec | None = None
     system_prompt: Text = ""
-    template: Template
+    template: Template | None = None
     few_shot: list[Example] = []
     tools: list[Tool] = []
     response_schema: JsonObject | None = None
     retrieval: Retrieval | None = None
     postprocess: Postprocess = Postprocess([])
     artifacts: list[Artifact] = []
+    # Weights bundles only: what the artifacts are.
+    framework: str | None = Field(None, max_length=64)
+    base_model: str | None = Field(None, max_length=256)
 
     _digest: str | None = PrivateAttr(default=None)
     _info: VersionInfo | None = PrivateAttr(default=None)
@@ -345,8 +348,9 @@ class Bundle(_Section):
 
         Checks the chat model, the embedding model and the reranker.
         """
-        check_model_id(self.model.provider, self.model.id, weights=self.model.weights,
-                       allow_floating=allow_floating)
+        if self.model is not None:
+            check_model_id(self.model.provider, self.model.id, weights=self.model.weights,
+                           allow_floating=allow_floating)
         if self.retrieval is not None:
             em = self.retrieval.embedding_model
             check_model_id(em.provider, em.id, weights=em.weights,
@@ -358,6 +362,15 @@ class Bundle(_Section):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Bundle:
+        if self.kind == "weights":
+            return self._consistent_weights()
+        if self.model is None or self.template is None:
+            absent = "model" if self.model is None else "template"
+            raise InvalidBundleError(f"{absent}: required field is missing (an llm bundle "
+                                     "needs model and template)")
+        if self.framework is not None or self.base_model is not None:
+            raise InvalidBundleError("framework and base_model belong to weights bundles "
+                                     "(kind: weights)")
         self.check_pins(allow_floating=bool((info.context or {}).get(ALLOW_FLOATING)))
         if self.model.parameters.response_format == "json_schema" and not self.response_schema:
             raise InvalidBundleError(
@@ -374,11 +387,28 @@ class Bundle(_Section):
                     f"{sorted(declared)}; missing {missing}, undeclared {extra}"
                 )
         _check_step_order(self.postprocess.root)
+        self._unique_artifacts()
+        return self
+
+    def _consistent_weights(self) -> Bundle:
+        """A weights bundle is artifacts plus what they are; no prompt sections."""
+        extra = [f for f in ("model", "template", "retrieval", "response_schema")
+                 if getattr(self, f) is not None]
+        extra.extend(f for f in ("system_prompt", "few_shot", "tools", "postprocess")
+                     if getattr(self, f))
+        if extra:
+            raise InvalidBundleError(f"{extra[0]}: a weights bundle holds artifacts only "
+                                     "(kind: weights); remove it")
+        if not self.artifacts:
+            raise InvalidBundleError("artifacts: a weights bundle needs at least one artifact")
+        self._unique_artifacts()
+        return self
+
+    def _unique_artifacts(self) -> None:
         names = [a.name for a in self.artifacts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InvalidBundleError(f"artifacts: name {dupes[0]!r} is used twice")
-        return self
 
     # -- identity ----------------------------------------------------------------
 

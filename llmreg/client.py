@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,27 @@ class Client(ClientBase):
             while chunk := fh.read(1024 * 1024):
                 yield chunk
 
+    def _put_file(self, path: Path, progress: Callable[[str, int, int], None] | None
+                  ) -> tuple[str, int]:
+        total = path.stat().st_size
+        with path.open("rb") as fh:
+            reader = _Progress(fh, path.name, total, progress)
+            desc = self._service.store.put_stream(reader)  # type: ignore[arg-type]
+        return desc.digest, desc.size
+
+    def _put_bytes(self, data: bytes) -> str:
+        return self._service.store.put_bytes(data).digest
+
+    def _get_blob(self, digest: str) -> bytes:
+        return self._service.store.get_bytes(digest)
+
+    def _register_bundle(self, bundle: Bundle, name: str, message: str,
+                         provenance: dict[str, Any]) -> Bundle:
+        who = self.settings.identity()
+        result = self._service.register(bundle, name=name, message=message, author=who,
+                                        provenance=provenance)
+        return bundle.with_info(result.version, created=result.created)
+
     def verify(self, ref: str) -> list[Problem]:
         """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
         return self._service.verify(ref)
@@ -329,3 +350,19 @@ def _read_report(report: str | Path | bytes | None) -> bytes | None:
     except OSError as exc:
         raise InvalidEvidenceError(f"report {str(report)!r} cannot be read: {exc.strerror}"
                                    ) from None
+
+
+class _Progress:
+    """A file wrapper that reports bytes read (for upload progress bars)."""
+
+    def __init__(self, fh: Any, name: str, total: int,
+                 progress: Callable[[str, int, int], None] | None) -> None:
+        self._fh, self._name, self._total, self._progress = fh, name, total, progress
+        self._done = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._fh.read(n)
+        self._done += len(data)
+        if self._progress is not None:
+            self._progress(self._name, self._done, self._total)
+        return data

@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -64,10 +65,23 @@ class PinChange(_Out):
     new: str
 
 
+class ArtifactChange(_Out):
+    name: str
+    kind: Literal["added", "removed", "swapped", "changed"]
+    old_digest: str | None = None
+    new_digest: str | None = None
+    old_size: int | None = None
+    new_size: int | None = None
+    fields: list[FieldChange] = []
+
+
 class ModelDiff(_Out):
     provider: PinChange | None = None
     pin: PinChange | None = None
     weights: PinChange | None = None
+    # When the weights changed and the registry could load both weights bundles: what
+    # changed inside them (artifacts swapped, added, removed).
+    weights_artifacts: list[ArtifactChange] = []
     parameters: list[FieldChange] = []
 
 
@@ -112,16 +126,6 @@ class StepChange(_Out):
     fields: list[FieldChange] = []
 
 
-class ArtifactChange(_Out):
-    name: str
-    kind: Literal["added", "removed", "swapped", "changed"]
-    old_digest: str | None = None
-    new_digest: str | None = None
-    old_size: int | None = None
-    new_size: int | None = None
-    fields: list[FieldChange] = []
-
-
 class BundleDiff(_Out):
     """The semantic diff of two bundles; empty sections are ``None`` / empty lists."""
 
@@ -156,7 +160,8 @@ class BundleDiff(_Out):
             for label, pin in (("provider", self.model.provider), ("pin", self.model.pin),
                                ("weights", self.model.weights)):
                 if pin:
-                    bits.append(f"{label} {pin.old} -> {pin.new}")
+                    bits.append(f"{label} {pin.old[:19]} -> {pin.new[:19]}" if label == "weights"
+                            else f"{label} {pin.old} -> {pin.new}")
             if self.model.parameters:
                 n = len(self.model.parameters)
                 bits.append(f"{n} parameter{'s' if n != 1 else ''} changed")
@@ -194,7 +199,8 @@ class BundleDiff(_Out):
 # --- computing it -----------------------------------------------------------------
 
 
-def diff_bundles(old: Bundle, new: Bundle) -> BundleDiff:
+def diff_bundles(old: Bundle, new: Bundle,
+                 load: Callable[[str], Bundle] | None = None) -> BundleDiff:
     """Compare two bundles section by section; see the module docstring.
 
     Example:
@@ -208,7 +214,7 @@ def diff_bundles(old: Bundle, new: Bundle) -> BundleDiff:
         new_digest=new.digest,
         identical=False,
         kind=PinChange(old=old.kind, new=new.kind) if old.kind != new.kind else None,
-        model=_model(old, new),
+        model=_model(old, new, load),
         system_prompt=text_diff(old.system_prompt, new.system_prompt),
         template=_template(old, new),
         few_shot=_few_shot(old, new),
@@ -280,8 +286,9 @@ def _path(parts: list[Any], prefix: str) -> str:
     return out
 
 
-def _model(old: Bundle, new: Bundle) -> ModelDiff | None:
-    a, b = old.model, new.model
+def _model(old: Bundle, new: Bundle, load: Callable[[str], Bundle] | None = None
+           ) -> ModelDiff | None:
+    a, b = old.model or _NO_MODEL, new.model or _NO_MODEL
 
     def pin(x: str | None, y: str | None) -> PinChange | None:
         return None if x == y else PinChange(old=str(x), new=str(y))
@@ -293,19 +300,38 @@ def _model(old: Bundle, new: Bundle) -> ModelDiff | None:
                     old=params_a.get(k), new=params_b.get(k))
         for k in sorted(set(params_a) | set(params_b)) if params_a.get(k) != params_b.get(k)
     ]
+    inner: list[ArtifactChange] = []
+    if load is not None and a.weights and b.weights and a.weights != b.weights:
+        inner = _artifacts(load(a.weights), load(b.weights))  # follow the reference
     diff = ModelDiff(provider=pin(a.provider, b.provider), pin=pin(a.id, b.id),
-                     weights=pin(a.weights, b.weights), parameters=params)
+                     weights=pin(a.weights, b.weights), weights_artifacts=inner,
+                     parameters=params)
     return diff if diff != ModelDiff() else None
 
 
 def _template(old: Bundle, new: Bundle) -> TemplateDiff | None:
-    va, vb = old.template.variables, new.template.variables
+    ta, tb = old.template, new.template
+    va, vb = (ta.variables if ta else []), (tb.variables if tb else [])
     diff = TemplateDiff(
-        source=text_diff(old.template.source, new.template.source),
+        source=text_diff(ta.source if ta else "", tb.source if tb else ""),
         variables_added=[v for v in vb if v not in va],
         variables_removed=[v for v in va if v not in vb],
     )
     return diff if diff != TemplateDiff() else None
+
+
+class _NoModel:
+    """Stands in for the model section of a weights bundle (which has none)."""
+
+    provider = id = weights = None
+
+    class parameters:  # noqa: N801 - mirrors ModelSpec.parameters
+        @staticmethod
+        def model_dump(**_: Any) -> dict[str, Any]:
+            return {}
+
+
+_NO_MODEL: Any = _NoModel()
 
 
 def _key(value: Any) -> str:

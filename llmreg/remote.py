@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -351,6 +351,31 @@ class RemoteClient(ClientBase):
             raise RegistryUnavailableError(f"download of {digest} from {self.url} broke off "
                                            f"({exc}); run pull again to resume") from None
 
+    def _put_file(self, path: Path, progress: Callable[[str, int, int], None] | None
+                  ) -> tuple[str, int]:
+        return self.put_blob(path, progress), path.stat().st_size
+
+    def _put_bytes(self, data: bytes) -> str:
+        digest = digest_bytes(data)
+        self._call("PUT", f"/v1/blobs/{digest}", content=data)
+        return digest
+
+    def _get_blob(self, digest: str) -> bytes:
+        data = self._call("GET", f"/v1/blobs/{digest}").content
+        if digest_bytes(data) != digest:
+            raise IntegrityError(f"blob {digest} from {self.url} does not hash to its digest")
+        return data
+
+    def _register_bundle(self, bundle: Bundle, name: str, message: str,
+                         provenance: dict[str, Any]) -> Bundle:
+        from llmreg.types import VersionInfo
+
+        data = self._json("POST", f"/v1/names/{_q(name)}/versions", json={
+            "manifest": bundle.canonical_dict(), "message": message,
+            "provenance": provenance})
+        return bundle.with_info(VersionInfo.model_validate(data["version"]),
+                                created=bool(data["created"]))
+
     def verify(self, ref: str) -> list[Problem]:
         """Ask the server to re-hash ``ref``'s manifest and artifacts."""
         from llmreg.types import Problem
@@ -475,17 +500,24 @@ class RemoteClient(ClientBase):
 
     # -- writes ----------------------------------------------------------------------
 
-    def put_blob(self, path: Path) -> str:
-        """Upload a file as a blob (streamed); return its digest."""
+    def put_blob(self, path: Path,
+                 progress: Callable[[str, int, int], None] | None = None) -> str:
+        """Upload a file as a blob (streamed, constant memory); return its digest."""
         hasher = hashlib.sha256()
         with path.open("rb") as fh:
             while chunk := fh.read(1024 * 1024):
                 hasher.update(chunk)
         digest = f"sha256:{hasher.hexdigest()}"
 
+        total = path.stat().st_size
+
         def body() -> Iterator[bytes]:
+            done = 0
             with path.open("rb") as fh:
                 while chunk := fh.read(1024 * 1024):
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(path.name, done, total)
                     yield chunk
 
         self._call("PUT", f"/v1/blobs/{digest}", content=body(),

@@ -74,6 +74,8 @@ def render_manifest(manifest: dict[str, Any], variables: dict[str, Any]) -> Mess
     The one renderer behind :meth:`Bundle.render` and :meth:`ResolvedBundle.render`, so
     a bundle renders identically whether it was validated into a model or not.
     """
+    if manifest.get("kind") == "weights" or "template" not in manifest:
+        raise RenderError("this is a weights bundle: it has no prompt to render")
     template = manifest["template"]
     declared = list(template.get("variables", []))
     undeclared = sorted(set(variables) - set(declared))

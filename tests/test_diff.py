@@ -41,7 +41,7 @@ def test_the_issue_scenario_reports_exactly_what_changed() -> None:
     d = diff_bundles(old, new).to_json()
     assert d["identical"] is False
     assert d["model"] == {
-        "provider": None, "weights": None,
+        "provider": None, "weights": None, "weights_artifacts": [],
         "pin": {"old": "claude-sonnet-4-5-20250929", "new": "claude-3-7-sonnet-20250219"},
         "parameters": [{"path": "temperature", "kind": "changed", "old": 0.3, "new": 0.7}],
     }

@@ -8,7 +8,6 @@ promotions of one slot cannot interleave.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from llmreg.errors import (
     SlotConflictError,
     TransitionError,
 )
+from llmreg.lineage import check_metrics
 from llmreg.names import Ref, check_name
 from llmreg.policy import ARCHIVED, DEPRECATED
 from llmreg.service import audit
@@ -422,27 +422,6 @@ class LifecycleMixin:
         s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
         audit.append(s, actor=actor.name, action="policy", target=digest,
                      detail={"from": last.digest if last else None, "to": digest})
-
-
-def check_metrics(metrics: Any) -> dict[str, float]:
-    """Validate a flat JSON object of numbers, naming the bad key.
-
-    Example:
-        >>> check_metrics({"accuracy": 0.93, "n": 500})
-        {'accuracy': 0.93, 'n': 500.0}
-    """
-    hint = 'metrics are a flat JSON object of numbers, e.g. {"accuracy": 0.93}'
-    if not isinstance(metrics, dict) or not metrics:
-        raise InvalidEvidenceError(f"metrics must be a non-empty object; {hint}")
-    out = {}
-    for key, value in metrics.items():
-        if not isinstance(key, str) or not key or len(key) > 128:
-            raise InvalidEvidenceError(f"metric name {key!r} is not allowed; {hint}")
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
-            raise InvalidEvidenceError(f"metrics[{key!r}] = {value!r} is not a number; {hint}")
-        out[key] = float(value)
-    return out
 
 
 def _reason(reason: str) -> str:

@@ -89,6 +89,7 @@ class RegistryService(LifecycleMixin, AccessMixin):
         if len(message) > MAX_MESSAGE:
             raise InvalidBundleError(f"message is {len(message)} characters; the limit is 10000")
         bundle.check_pins(allow_floating=self.policy.models.allow_floating)
+        self._check_weights_reference(bundle)
         self._store_artifacts(bundle)
         canonical = bundle.canonical_bytes()
         digest = bundle.digest
@@ -129,6 +130,18 @@ class RegistryService(LifecycleMixin, AccessMixin):
                          detail={"digest": digest, "message": message, "changes": changes})
             return Registration(version=_info(name, version), created=True)
 
+    def _check_weights_reference(self, bundle: Bundle) -> None:
+        """A self-hosted model must name a weights bundle this registry holds."""
+        weights = bundle.model.weights if bundle.model is not None else None
+        if weights is None:
+            return
+        with self.db.read() as session:
+            manifest = session.get(Manifest, weights)
+        if manifest is None or manifest.kind != "weights":
+            raise InvalidBundleError(
+                f"model.weights {weights} is not a weights bundle in this registry; log the "
+                "weights first (`llmreg log-model` or Client.log_model) and use its digest")
+
     def _lock_name(self, session: Session, name: str) -> BundleName:
         """Get-or-create the name's row and lock it until commit.
 
@@ -152,7 +165,7 @@ class RegistryService(LifecycleMixin, AccessMixin):
 
     def _changelog_for(self, parent: str, bundle: Bundle) -> tuple[list[str], str]:
         """The diff summary and the stored full diff of ``bundle`` against ``parent``."""
-        result = diff_bundles(self.load(parent), bundle)
+        result = diff_bundles(self.load(parent), bundle, load=self.load)
         blob = self.store.put_bytes(canonical_json(result.to_json()))
         return result.stat(), blob.digest
 
@@ -292,7 +305,7 @@ class RegistryService(LifecycleMixin, AccessMixin):
 
     def diff(self, old: Bundle, new: Bundle) -> BundleDiff:
         """The semantic diff of two bundles (see :mod:`llmreg.diff`)."""
-        return diff_bundles(old, new)
+        return diff_bundles(old, new, load=self.load)
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
         """The full diff stored with a version at registration (None for a first version)."""

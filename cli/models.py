@@ -1,0 +1,110 @@
+"""Commands for trained models: log-model and reproduce-check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+
+from llmreg.digest import short
+from llmreg.errors import InvalidEvidenceError
+
+from ._common import JSON_OPTION, connect, handle_errors, out, print_json
+from .integrity import BAR_ABOVE
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command("log-model")(handle_errors(log_model))
+    app.command("reproduce-check")(handle_errors(reproduce_check))
+
+
+def log_model(
+    name: Annotated[str, typer.Argument(help="The model's registered name.")],
+    weights: Annotated[list[Path], typer.Option("--weights", help="Weights file or folder "
+                                                "(repeatable).")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What this run changed.")],
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Training data: a file, a folder, or a sha256: digest.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON/YAML config.")] = None,
+    metrics: Annotated[Path | None, typer.Option("--metrics", help="Flat JSON of numbers.")
+                       ] = None,
+    framework: Annotated[str | None, typer.Option("--framework", help="e.g. pytorch.")
+                         ] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="What was tuned.")
+                          ] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Log trained weights (streamed) with dataset digest, git commit, config and metrics."""
+    values: dict[str, Any] | None = None
+    if metrics is not None:
+        try:
+            values = json.loads(metrics.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidEvidenceError(f"--metrics {str(metrics)!r}: {exc}") from None
+    with _bars(disabled=as_json) as progress, connect() as reg:
+        bundle = reg.log_model(name, weights=list(weights), message=message, dataset=dataset,
+                               config=config, metrics=values, framework=framework,
+                               base_model=base_model, progress=progress)
+    if as_json:
+        print_json({"name": bundle.name, "version": bundle.version, "digest": bundle.digest,
+                    "created": bundle.newly_registered})
+        return
+    verb = "logged" if bundle.newly_registered else "unchanged"
+    out.print(f"{verb} {bundle.name}@{bundle.version}  {short(bundle.digest)}  "
+              f"({len(bundle.artifacts)} file(s))")
+
+
+def reproduce_check(
+    ref: Annotated[str, typer.Argument(help="The registered model, e.g. my-lora@3.")],
+    weights: Annotated[list[Path], typer.Option("--weights", help="Rebuilt weights.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Rebuilt dataset.")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Tell whether rebuilt weights (and dataset) match the registered digests. Exit 1 if
+    anything differs, naming what."""
+    with connect() as reg:
+        report = reg.reproduce_check(ref, weights=list(weights), dataset=dataset)
+    if as_json:
+        print_json(report)
+    else:
+        for row in report["weights"]:
+            mark = "match " if row["match"] else "DIFFER"
+            out.print(f"{mark} weights {row['name']}: registered {row['registered']}, "
+                      f"rebuilt {row['rebuilt']}", markup=False)
+        ds = report["dataset"]
+        if ds is not None:
+            mark = "match " if ds["match"] else "DIFFER"
+            out.print(f"{mark} dataset: registered {ds['registered']}, rebuilt {ds['rebuilt']}",
+                      markup=False)
+            for line in ds.get("differing_files", []):
+                out.print(f"       {line}", markup=False)
+    if not report["match"]:
+        raise typer.Exit(1)
+
+
+class _bars:  # noqa: N801 - used as a context manager
+    """Rich progress bars for files over 4 MB; yields the callback the client calls."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(), console=out,
+                                 transient=True, disable=disabled)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> Any:
+        self.progress.__enter__()
+
+        def callback(name: str, done: int, total: int) -> None:
+            if total < BAR_ABOVE:
+                return
+            if name not in self.tasks:
+                self.tasks[name] = self.progress.add_task(f"upload {name}", total=total)
+            self.progress.update(self.tasks[name], completed=done)
+
+        return callback
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
