@@ -93,12 +93,14 @@ class Settings:
                 f"LLMREG_OFFLINE={env['LLMREG_OFFLINE']!r} is not a boolean; use 1 or 0"
             )
         store = env.get("LLMREG_STORE") or None
-        if store is not None and "://" in store and not store.startswith("file://"):
+        if store is not None and "://" in store and not store.startswith(("file://", "s3://")):
             scheme = store.split("://", 1)[0]
             raise ConfigError(
-                f"LLMREG_STORE={store!r}: scheme {scheme!r} is not supported by this version; "
-                "use a folder path or file://PATH"
+                f"LLMREG_STORE={store!r}: scheme {scheme!r} is not supported; use a folder "
+                "path, file://PATH or s3://BUCKET/PREFIX"
             )
+        if store is not None and store.startswith("s3://") and not store[5:].split("/")[0]:
+            raise ConfigError(f"LLMREG_STORE={store!r} names no bucket; use s3://BUCKET/PREFIX")
         home = env.get("LLMREG_HOME") or None
         url = env.get("LLMREG_URL") or None
         if url is not None and not url.startswith(("http://", "https://")):

@@ -35,6 +35,14 @@ def examples(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One SeaweedFS S3 server for the whole session (started on first use)."""
+    from tests.s3 import start_weed
+
+    yield from start_weed(tmp_path_factory.mktemp("weed"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Run a test on each metadata backend: None means the embedded SQLite default."""

@@ -100,3 +100,24 @@ def test_pull_over_http(tmp_path: Path) -> None:
                                  "tickets.jsonl").read_bytes()
     assert client.verify("ticket-classifier@1") == []
     svc.close()
+
+
+@pytest.mark.s3
+def test_registry_on_s3_catches_a_corrupted_object(tmp_path: Path, weed: object,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.s3 import BUCKET, aws_env, new_prefix
+
+    aws_env(weed, monkeypatch)  # type: ignore[arg-type]
+    monkeypatch.setenv("LLMREG_STORE", f"s3://{BUCKET}/{new_prefix()}")
+    with llmreg.connect(tmp_path / "s3reg" / ".llmreg", create=True) as reg:
+        bundle = reg.log_bundle(EXAMPLES / "ticket-classifier", message="on s3")
+        store = reg._service.store  # type: ignore[attr-defined]
+        assert type(store).__name__ == "S3Store"
+        assert reg.get("ticket-classifier@1").digest == bundle.digest
+        (art,) = bundle.artifacts
+        store.client.put_object(Bucket=store.bucket, Key=store.key(art.digest),
+                                Body=b"tampered")
+        _, problems = reg.fsck()
+        assert [(p.digest, p.problem) for p in problems] == [(art.digest, "corrupt")]
+        with pytest.raises(IntegrityError, match=art.digest):
+            reg.pull("ticket-classifier@1", tmp_path / "out")

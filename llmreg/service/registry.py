@@ -33,8 +33,8 @@ from llmreg.policy import Policy
 from llmreg.service import audit, integrity
 from llmreg.service.access import AccessMixin
 from llmreg.service.lifecycle import LifecycleMixin
+from llmreg.store import open_store
 from llmreg.store.base import BlobStore
-from llmreg.store.local import LocalStore
 from llmreg.types import ChangelogEntry, NameSummary, Problem, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
@@ -66,7 +66,7 @@ class RegistryService(LifecycleMixin, AccessMixin):
         """Open (creating if needed) the embedded registry in folder ``home``."""
         home.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{home / 'registry.db'}"
-        return cls.open(url, LocalStore(Path(store) if store else home), policy)
+        return cls.open(url, open_store(store, home), policy)
 
     def close(self) -> None:
         self.db.dispose()

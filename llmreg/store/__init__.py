@@ -4,9 +4,20 @@ One small interface (:class:`BlobStore`) and one module per backend: ``local`` (
 folder) and ``memory`` (tests). Every read verifies the digest.
 """
 
+from pathlib import Path
+
 from llmreg.store.base import BlobStore as BlobStore
 from llmreg.store.base import Descriptor as Descriptor
 from llmreg.store.local import LocalStore as LocalStore
 from llmreg.store.memory import MemoryStore as MemoryStore
 
-__all__ = ["BlobStore", "Descriptor", "LocalStore", "MemoryStore"]
+__all__ = ["BlobStore", "Descriptor", "LocalStore", "MemoryStore", "open_store"]
+
+
+def open_store(spec: str | None, home: Path) -> BlobStore:
+    """The store ``LLMREG_STORE`` names: ``s3://bucket/prefix``, a folder, or ``home``."""
+    if spec is not None and spec.startswith("s3://"):
+        from llmreg.store.s3 import S3Store
+
+        return S3Store.from_url(spec)
+    return LocalStore(Path(spec) if spec else home)

@@ -36,6 +36,7 @@ class Served:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LLMREG_")}
         self.env["LLMREG_CACHE"] = str(tmp / "client-cache")
         self.proc: subprocess.Popen[bytes] | None = None
+        tmp.mkdir(parents=True, exist_ok=True)
         self.log = tmp / "server.log"
 
     def cli(self, *args: str, token: str | None = None, check: bool = True,
@@ -168,3 +169,44 @@ def test_two_workers_and_etag(served: tuple[Served, dict[str, str]]) -> None:
         again = httpx.get(f"{s.url}/v1/resolve/ticket-classifier/staging",
                           headers={**headers, "If-None-Match": first.headers["ETag"]})
         assert again.status_code == 304
+
+
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_two_servers_over_postgres_and_s3(tmp_path: Path, weed: object,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing authoritative lives in a server's memory: two replicas, one truth."""
+    from tests.pg import fresh_database
+    from tests.s3 import BUCKET, aws_env, new_prefix
+
+    aws_env(weed, monkeypatch)  # type: ignore[arg-type]
+    db = fresh_database()
+    url = next(db)
+    try:
+        home = tmp_path / "replicas" / ".llmreg"
+        a, b = Served(home, tmp_path / "a"), Served(home, tmp_path / "b")
+        for s in (a, b):
+            s.env.update(LLMREG_DATABASE_URL=url, LLMREG_STORE=f"s3://{BUCKET}/{new_prefix()}"
+                         if s is a else a.env["LLMREG_STORE"],
+                         **{k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+        a.cli("init", str(home.parent), local=True)
+        ci = json.loads(a.cli("token", "create", "--subject", "ci", "--role", "publisher",
+                              "--json", local=True).stdout)["token"]
+        a.start()
+        b.start()
+        try:
+            a.cli("register", str(EXAMPLES / "ticket-classifier"), "-m", "via a", token=ci)
+            b.cli("promote", "ticket-classifier@1", "--to", "staging", "--reason", "via b",
+                  token=ci)
+            headers = {"Authorization": f"Bearer {ci}"}
+            ra = httpx.get(f"{a.url}/v1/resolve/ticket-classifier/staging", headers=headers)
+            rb = httpx.get(f"{b.url}/v1/resolve/ticket-classifier/staging", headers=headers)
+            assert ra.status_code == rb.status_code == 200
+            assert ra.headers["ETag"] == rb.headers["ETag"] and ra.content == rb.content
+            audit = json.loads(b.cli("audit", "--json", token=ci).stdout)
+            assert [e["action"] for e in audit][-2:] == ["policy", "promote"]
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        next(db, None)

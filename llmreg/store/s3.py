@@ -1,0 +1,200 @@
+"""A blob store in an S3 bucket (boto3), laid out like the local one.
+
+``LLMREG_STORE=s3://bucket/prefix``; endpoint, region and credentials come from the
+standard AWS configuration (``AWS_ENDPOINT_URL_S3`` included). Keys are
+``<prefix>/blobs/sha256/<hex>``.
+
+- **Create-only writes**: every upload sends ``If-None-Match: *``; a blob that is
+  already there answers 412 and the put is a no-op (puts are idempotent).
+- **Checksums**: every upload sends its SHA-256 (``x-amz-checksum-sha256``, per part for
+  multipart); the server refuses bytes that do not match, and so does llmreg.
+- **Multipart** above 64 MiB, 64 MiB parts, each part retried up to 3 times.
+- **Reads verify**: the bytes are hashed as they stream and a mismatch raises
+  :class:`~llmreg.errors.IntegrityError` naming the digest.
+
+The digest names the key, so a stream of unknown content is first spooled to a
+temporary file while it is hashed (constant memory), then uploaded.
+
+Example:
+    >>> store = S3Store("llmreg-prod", "registry")  # doctest: +SKIP
+    >>> store.put_bytes(b"hello").digest            # doctest: +SKIP
+    'sha256:2cf24dba…'
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
+from llmreg.errors import BlobNotFoundError, IntegrityError, MissingDependencyError
+from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
+
+PART = 64 * 1024 * 1024
+RETRIES = 3
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class S3Store(BlobStore):
+    """Blobs in ``s3://bucket/prefix/blobs/sha256/``."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None,
+                 part_size: int = PART) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if part_size < 5 * 1024 * 1024:
+            raise ValueError("S3 parts are at least 5 MiB")
+        self.part_size = part_size
+        if client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise MissingDependencyError("an S3 store needs boto3: pip install "
+                                             "'llmreg[s3]'") from None
+            # We send our own SHA-256 checksums; no extra CRC trailers.
+            client = boto3.client("s3", config=Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 5, "mode": "standard"}))
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Store:
+        """``s3://bucket/prefix`` -> a store."""
+        rest = url.removeprefix("s3://")
+        bucket, _, prefix = rest.partition("/")
+        return cls(bucket, prefix)
+
+    def key(self, digest: str) -> str:
+        base = f"{self.prefix}/" if self.prefix else ""
+        return f"{base}blobs/sha256/{hex_of(digest)}"
+
+    # -- writes --------------------------------------------------------------------
+
+    def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
+        if expected_digest is not None and self.exists(expected_digest):
+            return Descriptor(expected_digest, self.size(expected_digest))
+        with tempfile.TemporaryFile() as spool:
+            hasher = new_hasher()
+            size = 0
+            while chunk := stream.read(CHUNK):
+                hasher.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            digest = format_digest(hasher)
+            if expected_digest is not None and digest != expected_digest:
+                raise IntegrityError(
+                    f"upload for {expected_digest} hashes to {digest}; nothing was stored")
+            if self.exists(digest):
+                return Descriptor(digest, size)
+            spool.seek(0)
+            if size <= self.part_size:
+                self.put_object(self.key(digest), spool.read(), _b64(hasher.digest()))
+            else:
+                self._multipart(self.key(digest), spool, size)
+        return Descriptor(digest, size)
+
+    def put_object(self, key: str, body: bytes, checksum_sha256: str) -> None:
+        """One create-only upload with its SHA-256; a wrong checksum is refused."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                   ChecksumSHA256=checksum_sha256, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "412"):
+                return  # already there: blobs never change, so this is the same content
+            if code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch",
+                        "InvalidRequest"):
+                raise IntegrityError(f"the S3 server refused {key}: the bytes do not match "
+                                     f"the SHA-256 sent ({code})") from None
+            raise
+
+    def _multipart(self, key: str, spool: BinaryIO, size: int) -> None:
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key,
+                                                     ChecksumAlgorithm="SHA256")
+        upload_id = upload["UploadId"]
+        parts = []
+        try:
+            number = 1
+            while data := spool.read(self.part_size):
+                checksum = _b64(hashlib.sha256(data).digest())
+                parts.append(self._part(key, upload_id, number, data, checksum))
+                number += 1
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def _part(self, key: str, upload_id: str, number: int, data: bytes,
+              checksum: str) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for attempt in range(1, RETRIES + 1):
+            try:
+                r = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                            PartNumber=number, Body=data,
+                                            ChecksumSHA256=checksum)
+                return {"PartNumber": number, "ETag": r["ETag"], "ChecksumSHA256": checksum}
+            except (ClientError, BotoCoreError):
+                if attempt == RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- reads -----------------------------------------------------------------------
+
+    def open(self, digest: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(digest))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise BlobNotFoundError(f"blob {digest} is not in s3://{self.bucket}/"
+                                        f"{self.prefix}") from None
+            raise
+        body = obj["Body"]
+        return VerifyingReader(body, digest, int(obj["ContentLength"]))  # type: ignore[return-value]
+
+    def exists(self, digest: str) -> bool:
+        return self._head(digest) is not None
+
+    def size(self, digest: str) -> int:
+        head = self._head(digest)
+        if head is None:
+            raise BlobNotFoundError(f"blob {digest} is not in s3://{self.bucket}/{self.prefix}")
+        return int(head["ContentLength"])
+
+    def _head(self, digest: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket,
+                                                           Key=self.key(digest))
+            return head
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def iter_digests(self) -> Iterator[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{base}blobs/sha256/"):
+            for item in page.get("Contents", []):
+                digest = "sha256:" + item["Key"].rsplit("/", 1)[1]
+                if DIGEST_RE.match(digest):
+                    yield digest
+
+    def discard(self, digest: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
