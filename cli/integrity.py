@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
 from llmreg.errors import IntegrityError
 
 from ._common import JSON_OPTION, connect, handle_errors, out, print_json
-
-BAR_ABOVE = 4 * 1024 * 1024  # files larger than this get a progress bar
+from ._progress import transfer_bars
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -27,20 +25,8 @@ def pull(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Download every artifact of REF into DIRECTORY, verified (resumable)."""
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=out, transient=True,
-                  disable=as_json) as bars:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(name: str, done: int, total: int) -> None:
-            if total < BAR_ABOVE:
-                return
-            if name not in tasks:
-                tasks[name] = bars.add_task(name, total=total)
-            bars.update(tasks[name], completed=done)
-
-        with connect() as reg:
-            files = reg.pull(ref, directory, progress=progress)
+    with transfer_bars("download", disabled=as_json) as progress, connect() as reg:
+        files = reg.pull(ref, directory, progress=progress)
     if as_json:
         print_json([str(f) for f in files])
     else:

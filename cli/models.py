@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
 from llmreg.digest import short
 from llmreg.errors import InvalidEvidenceError
 
 from ._common import JSON_OPTION, connect, handle_errors, out, print_json
-from .integrity import BAR_ABOVE
+from ._progress import transfer_bars
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -44,7 +43,7 @@ def log_model(
             values = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidEvidenceError(f"--metrics {str(metrics)!r}: {exc}") from None
-    with _bars(disabled=as_json) as progress, connect() as reg:
+    with transfer_bars("upload", disabled=as_json) as progress, connect() as reg:
         bundle = reg.log_model(name, weights=list(weights), message=message, dataset=dataset,
                                config=config, metrics=values, framework=framework,
                                base_model=base_model, progress=progress)
@@ -83,28 +82,3 @@ def reproduce_check(
                 out.print(f"       {line}", markup=False)
     if not report["match"]:
         raise typer.Exit(1)
-
-
-class _bars:  # noqa: N801 - used as a context manager
-    """Rich progress bars for files over 4 MB; yields the callback the client calls."""
-
-    def __init__(self, disabled: bool) -> None:
-        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                 DownloadColumn(), TransferSpeedColumn(), console=out,
-                                 transient=True, disable=disabled)
-        self.tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> Any:
-        self.progress.__enter__()
-
-        def callback(name: str, done: int, total: int) -> None:
-            if total < BAR_ABOVE:
-                return
-            if name not in self.tasks:
-                self.tasks[name] = self.progress.add_task(f"upload {name}", total=total)
-            self.progress.update(self.tasks[name], completed=done)
-
-        return callback
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
