@@ -82,6 +82,7 @@ def start_weed(workdir: Path) -> Iterator[Weed]:
         except Exception as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
+                proc.wait(timeout=10)
                 pytest.fail(f"SeaweedFS did not start ({exc}); see {workdir / 'weed.log'}")
             time.sleep(0.3)
     try:
@@ -89,9 +90,10 @@ def start_weed(workdir: Path) -> Iterator[Weed]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)  # reap it: an unreaped child is a ResourceWarning
         log.close()
 
 

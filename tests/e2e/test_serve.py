@@ -78,6 +78,7 @@ class Served:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=10)
 
 
 @pytest.fixture
