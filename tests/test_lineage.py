@@ -180,3 +180,15 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
             reg.history("big")
         count, problems = reg.fsck()
         assert problems == []
+
+
+def test_gc_sweeps_leftovers_of_killed_uploads(reg: llmreg.Client) -> None:
+    store = reg._service.store  # type: ignore[attr-defined]
+    store.dir.mkdir(parents=True, exist_ok=True)
+    leftover = store.dir / ".0123abcd.incomplete"
+    leftover.write_bytes(b"half a blob")
+    old = time.time() - 3 * 24 * 3600
+    os.utime(leftover, (old, old))
+    assert reg.gc(dry_run=True) == ["(incomplete upload) .0123abcd.incomplete"]
+    reg.gc(dry_run=False)
+    assert not leftover.exists()

@@ -35,6 +35,7 @@ from llmreg.service.access import AccessMixin
 from llmreg.service.lifecycle import LifecycleMixin
 from llmreg.store import open_store
 from llmreg.store.base import BlobStore
+from llmreg.store.local import LocalStore
 from llmreg.types import ChangelogEntry, NameSummary, Problem, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
@@ -298,10 +299,14 @@ class RegistryService(LifecycleMixin, AccessMixin):
            ) -> list[str]:
         """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
         found = integrity.unreferenced(self.db, self.store, grace)
+        stale = (self.store.stale_uploads(grace) if isinstance(self.store, LocalStore)
+                 else [])
         if not dry_run:
             for digest in found:
                 self.store.discard(digest)
-        return found
+            for path in stale:  # leftovers of killed uploads
+                path.unlink(missing_ok=True)
+        return found + [f"(incomplete upload) {p.name}" for p in stale]
 
     def diff(self, old: Bundle, new: Bundle) -> BundleDiff:
         """The semantic diff of two bundles (see :mod:`llmreg.diff`)."""

@@ -14,6 +14,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,15 @@ class LocalStore(BlobStore):
         """Remove a blob (garbage collection of unreferenced blobs, cache repair)."""
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
+
+    def stale_uploads(self, older_than: float) -> list[Path]:
+        """Temporary ``.incomplete`` files older than ``older_than`` seconds: what an
+        upload killed mid-way leaves behind (never visible as blobs)."""
+        if not self.dir.is_dir():
+            return []
+        now = time.time()
+        return sorted(p for p in self.dir.glob(".*.incomplete")
+                      if now - p.stat().st_mtime >= older_than)
 
     def iter_digests(self) -> Iterator[str]:
         if not self.dir.is_dir():
