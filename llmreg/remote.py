@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import inspect
 import json
 import logging
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
 
 from llmreg import errors
 from llmreg._clientbase import ClientBase
+from llmreg._transport import CODES, StdlibHTTP, default_cache, quote_path
 from llmreg.digest import canonical_json, digest_bytes, short
 from llmreg.errors import (
     IntegrityError,
@@ -73,69 +70,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmreg")
 
 
-def _codes() -> dict[str, type[LLMRegError]]:
-    out: dict[str, type[LLMRegError]] = {}
-    for _, cls in inspect.getmembers(errors, inspect.isclass):
-        if issubclass(cls, LLMRegError):
-            out[cls.code] = cls
-    return out
-
-
-CODES = _codes()
-
-
-def default_cache() -> Path:
-    """The user cache folder: ``$XDG_CACHE_HOME/llmreg`` or the platform's equivalent."""
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "llmreg"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "llmreg" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmreg"
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="@:")
-
-
-class _StdlibHTTP:
-    """One keep-alive connection from the standard library, for the resolve path."""
-
-    def __init__(self, url: str, headers: dict[str, str], timeout: float = 5.0) -> None:
-        parts = urlsplit(url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
-        self._headers = headers
-        self._timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
-
-    def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        with self._lock:
-            for attempt in (1, 2):  # a kept-alive connection the server closed: retry once
-                if self._conn is None:
-                    cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-                    self._conn = cls(self._host, self._port, timeout=self._timeout)
-                try:
-                    self._conn.request("GET", self._prefix + path,
-                                       headers={**self._headers, **headers})
-                    response = self._conn.getresponse()
-                    body = response.read()
-                    return (response.status,
-                            {k.lower(): v for k, v in response.getheaders()}, body)
-                except (OSError, http.client.HTTPException):
-                    self._conn.close()
-                    self._conn = None
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-
 class RemoteClient(ClientBase):
     """A registry server, through HTTP. Make one with :func:`llmreg.connect`."""
 
@@ -149,7 +83,7 @@ class RemoteClient(ClientBase):
         if http is not None and token:
             http.headers.update(self._auth)
         self._injected = http is not None
-        self._stdlib = _StdlibHTTP(self.url, self._auth)
+        self._stdlib = StdlibHTTP(self.url, self._auth)
         self._cache_root = cache or self.settings.cache or default_cache()
         self._manifests = LocalStore(self._cache_root)
         self._slots = self._cache_root / "slots" / hashlib.sha256(
@@ -258,7 +192,7 @@ class RemoteClient(ClientBase):
             headers["If-None-Match"] = f'"{record["digest"]}"'
         try:
             status, rheaders, content = self._get_raw(
-                f"/v1/resolve/{_q(name)}/{_q(env)}", headers)
+                f"/v1/resolve/{quote_path(name)}/{quote_path(env)}", headers)
         except ConnectionError as exc:
             return self._fallback(name, env, record, f"cannot reach {self.url} ({exc})",
                                   strict, max_stale)
@@ -370,7 +304,7 @@ class RemoteClient(ClientBase):
                          provenance: dict[str, Any]) -> Bundle:
         from llmreg.types import VersionInfo
 
-        data = self._json("POST", f"/v1/names/{_q(name)}/versions", json={
+        data = self._json("POST", f"/v1/names/{quote_path(name)}/versions", json={
             "manifest": bundle.canonical_dict(), "message": message,
             "provenance": provenance})
         return bundle.with_info(VersionInfo.model_validate(data["version"]),
@@ -380,7 +314,7 @@ class RemoteClient(ClientBase):
         """Ask the server to re-hash ``ref``'s manifest and artifacts."""
         from llmreg.types import Problem
 
-        return [Problem.model_validate(p) for p in self._json("GET", f"/v1/verify/{_q(ref)}")]
+        return [Problem.model_validate(p) for p in self._json("GET", f"/v1/verify/{quote_path(ref)}")]
 
     def fsck(self) -> tuple[int, list[Problem]]:
         """Run fsck on the server (admin token)."""
@@ -405,7 +339,7 @@ class RemoteClient(ClientBase):
         from llmreg.bundle import Bundle
         from llmreg.types import VersionInfo
 
-        data = self._json("GET", f"/v1/bundles/{_q(ref)}")
+        data = self._json("GET", f"/v1/bundles/{quote_path(ref)}")
         info = VersionInfo.model_validate(data["version"])
         if digest_bytes(canonical_json(data["manifest"])) != info.digest:
             raise IntegrityError(f"the server's manifest for {ref} does not hash to "
@@ -415,22 +349,22 @@ class RemoteClient(ClientBase):
     def info(self, ref: str) -> VersionInfo:
         from llmreg.types import VersionInfo
 
-        return VersionInfo.model_validate(self._json("GET", f"/v1/refs/{_q(ref)}"))
+        return VersionInfo.model_validate(self._json("GET", f"/v1/refs/{quote_path(ref)}"))
 
     def history(self, name: str) -> list[VersionInfo]:
         from llmreg.types import VersionInfo
 
         return [VersionInfo.model_validate(v)
-                for v in self._pages(f"/v1/names/{_q(name)}/versions")]
+                for v in self._pages(f"/v1/names/{quote_path(name)}/versions")]
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
         from llmreg.types import ChangelogEntry
 
         return [ChangelogEntry.model_validate(e)
-                for e in self._json("GET", f"/v1/names/{_q(name)}/changelog")]
+                for e in self._json("GET", f"/v1/names/{quote_path(name)}/changelog")]
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("GET", f"/v1/stored-diffs/{_q(info.ref)}")
+        result: dict[str, Any] | None = self._json("GET", f"/v1/stored-diffs/{quote_path(info.ref)}")
         return result
 
     def diff(self, old: str | Path | Bundle | ResolvedBundle,
@@ -456,7 +390,7 @@ class RemoteClient(ClientBase):
         from llmreg.types import SlotEventInfo
 
         return [SlotEventInfo.model_validate(e) for e in
-                self._json("GET", f"/v1/names/{_q(name)}/slots/{_q(env)}/history")]
+                self._json("GET", f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history")]
 
     def check_gates(self, ref: str, *, to: str) -> GateReport:
         from llmreg.types import GateReport
@@ -468,7 +402,7 @@ class RemoteClient(ClientBase):
         from llmreg.types import EvidenceInfo
 
         return [EvidenceInfo.model_validate(e)
-                for e in self._json("GET", f"/v1/evidence/{_q(ref)}")]
+                for e in self._json("GET", f"/v1/evidence/{quote_path(ref)}")]
 
     def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
         from llmreg.types import AuditInfo
@@ -549,7 +483,7 @@ class RemoteClient(ClientBase):
             self.put_blob(path)
         record = capture(source, user=author or self.settings.identity())
         record.update(provenance or {})
-        data = self._json("POST", f"/v1/names/{_q(name)}/versions", json={
+        data = self._json("POST", f"/v1/names/{quote_path(name)}/versions", json={
             "manifest": obj.canonical_dict(), "message": message, "provenance": record})
         info = VersionInfo.model_validate(data["version"])
         return obj.with_info(info, created=bool(data["created"]))
@@ -635,7 +569,7 @@ class RemoteClient(ClientBase):
     def revoke_token(self, token_id: str) -> TokenInfo:
         from llmreg.types import TokenInfo
 
-        return TokenInfo.model_validate(self._json("DELETE", f"/v1/tokens/{_q(token_id)}"))
+        return TokenInfo.model_validate(self._json("DELETE", f"/v1/tokens/{quote_path(token_id)}"))
 
     # Last, so that ``list`` in the annotations above is the builtin, not this method.
     def list(self) -> list[NameSummary]:
