@@ -314,7 +314,8 @@ class RemoteClient(ClientBase):
         """Ask the server to re-hash ``ref``'s manifest and artifacts."""
         from llmreg.types import Problem
 
-        return [Problem.model_validate(p) for p in self._json("GET", f"/v1/verify/{quote_path(ref)}")]
+        found = self._json("GET", f"/v1/verify/{quote_path(ref)}")
+        return [Problem.model_validate(p) for p in found]
 
     def fsck(self) -> tuple[int, list[Problem]]:
         """Run fsck on the server (admin token)."""
@@ -364,7 +365,8 @@ class RemoteClient(ClientBase):
                 for e in self._json("GET", f"/v1/names/{quote_path(name)}/changelog")]
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("GET", f"/v1/stored-diffs/{quote_path(info.ref)}")
+        path = f"/v1/stored-diffs/{quote_path(info.ref)}"
+        result: dict[str, Any] | None = self._json("GET", path)
         return result
 
     def diff(self, old: str | Path | Bundle | ResolvedBundle,
