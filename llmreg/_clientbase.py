@@ -9,13 +9,15 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from llmreg.resolved import ResolvedBundle
 
 if TYPE_CHECKING:
     from llmreg.bundle import Bundle
     from llmreg.diff import BundleDiff
+    from llmreg.policy import Policy
+    from llmreg.settings import Settings
 
 log = logging.getLogger("llmreg")
 
@@ -115,10 +117,77 @@ class HeartbeatBatcher:
 
 
 class ClientBase:
-    """Shared behaviour; subclasses provide ``get``, ``resolve`` and ``_send_heartbeats``."""
+    """Shared behaviour; subclasses provide ``get``, ``resolve``, ``close``, ``policy``
+    and the storage primitives (``_put_file``, ``_register_bundle``, …)."""
 
     heartbeat_interval = 30.0
     _batcher: HeartbeatBatcher | None = None
+    settings: Settings
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def policy(self) -> Policy:
+        raise NotImplementedError
+
+    def log_bundle(self, bundle: str | Path | Bundle, *, name: str | None = None,
+                   message: str, provenance: Mapping[str, Any] | None = None,
+                   author: str | None = None) -> Bundle:
+        """Register a bundle (a directory or a :class:`Bundle`), capturing provenance.
+
+        Provenance is captured automatically, on the caller's machine: git commit and
+        dirty flag of the working tree the bundle came from, user, host, llmreg and
+        Python versions. Keys in ``provenance`` (dataset digests, config, metrics, run
+        links) are added to it. Artifacts given as files are stored first. Registering
+        content the name already has returns the existing version.
+
+        Args:
+            bundle: a bundle directory or a Bundle object.
+            name: registration name; default the manifest's ``name`` or the folder name.
+            message: the changelog message (required).
+            provenance: extra provenance to record.
+            author: defaults to ``LLMREG_USER`` or the OS user (a server records the
+                token's subject instead).
+
+        Returns:
+            The registered bundle, with ``.name``, ``.version``, ``.digest`` and
+            ``.newly_registered``.
+
+        Example:
+            >>> b = reg.log_bundle("bundles/ticket-classifier", message="v1")  # doctest: +SKIP
+            >>> b.name, b.version                                # doctest: +SKIP
+            ('ticket-classifier', 1)
+        """
+        from llmreg.bundle import Bundle
+        from llmreg.bundledir import load_bundle_dir
+        from llmreg.errors import InvalidBundleError
+        from llmreg.names import check_name
+        from llmreg.provenance import capture
+
+        source: Path | None = None
+        if isinstance(bundle, Bundle):
+            obj = bundle
+            if name is None:
+                raise InvalidBundleError("name is required when logging a Bundle object")
+        else:
+            source = Path(bundle)
+            obj, manifest_name = load_bundle_dir(
+                source, allow_floating_model_ids=self.policy.models.allow_floating)
+            name = name or manifest_name or source.resolve().name
+        check_name(name)
+        for path in obj._sources.values():  # blobs first: never a dangling reference
+            self._put_file(path, None)
+        who = author or self.settings.identity()
+        record = capture(source, user=who)
+        record.update(provenance or {})
+        return self._register_bundle(obj, name, message, record, author=who)
 
     def get(self, ref: str) -> Bundle:
         raise NotImplementedError
@@ -238,7 +307,7 @@ class ClientBase:
         raise NotImplementedError
 
     def _register_bundle(self, bundle: Bundle, name: str, message: str,
-                         provenance: dict[str, Any]) -> Bundle:
+                         provenance: dict[str, Any], *, author: str) -> Bundle:
         raise NotImplementedError
 
     def log_model(self, name: str, *, weights: str | Path | list[str | Path], message: str,
@@ -286,7 +355,8 @@ class ClientBase:
                               "digest": digest, "size": size})
         bundle = Bundle.from_dict({"kind": "weights", "artifacts": artifacts,
                                    "framework": framework, "base_model": base_model})
-        record = capture(None, user=self.settings.identity())  # type: ignore[attr-defined]
+        who = self.settings.identity()
+        record = capture(None, user=who)
         if data is not None:
             manifest_digest = (self._put_bytes(canonical_json(data.manifest))
                                if data.manifest else None)
@@ -296,7 +366,7 @@ class ClientBase:
         if clean_metrics:
             record["metrics"] = clean_metrics
         record.update(provenance or {})
-        return self._register_bundle(bundle, name, message, record)
+        return self._register_bundle(bundle, name, message, record, author=who)
 
     def reproduce_check(self, ref: str, *, weights: str | Path | list[str | Path],
                         dataset: str | Path | None = None) -> dict[str, Any]:

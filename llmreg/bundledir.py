@@ -66,12 +66,6 @@ def looks_like_path(value: str | Path) -> bool:
     return "/" in value or value in (".", "..") or Path(value).exists()
 
 
-def is_bundle_dir(path: str | Path) -> bool:
-    """Tell whether ``path`` is a folder holding a bundle manifest."""
-    p = Path(path)
-    return p.is_dir() and any((p / n).is_file() for n in MANIFEST_NAMES)
-
-
 def read_manifest(folder: Path) -> tuple[dict[str, Any], Path]:
     """Parse the manifest of ``folder`` into a dict (no file references resolved)."""
     import yaml  # only folders need YAML; keeps `import llmreg` light

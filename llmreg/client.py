@@ -20,11 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from llmreg._clientbase import ClientBase
 from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir
-from llmreg.errors import InvalidBundleError, InvalidEvidenceError, MissingDependencyError
-from llmreg.names import Ref, check_name
+from llmreg.errors import InvalidEvidenceError, MissingDependencyError
+from llmreg.names import Ref
 from llmreg.policy import Policy, find_policy
-from llmreg.provenance import capture
 from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
 from llmreg.types import (
@@ -43,15 +41,7 @@ from llmreg.types import (
 )
 
 if TYPE_CHECKING:
-    from llmreg.remote import RemoteClient
     from llmreg.service.registry import RegistryService
-
-
-def connect(home: str | Path | None = None, **kwargs: Any) -> Client | RemoteClient:
-    """Same as :func:`llmreg.connect` (kept here for ``from llmreg.client import connect``)."""
-    from llmreg._connect import connect as _connect
-
-    return _connect(home, **kwargs)
 
 
 def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client:
@@ -91,66 +81,10 @@ class Client(ClientBase):
         self.settings = settings
         self.home = home
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         """Send pending heartbeats and release database connections."""
         self.flush_heartbeats()
         self._service.close()
-
-    def log_bundle(
-        self,
-        bundle: str | Path | Bundle,
-        *,
-        name: str | None = None,
-        message: str,
-        provenance: Mapping[str, Any] | None = None,
-        author: str | None = None,
-    ) -> Bundle:
-        """Register a bundle (a directory or a :class:`Bundle`), capturing provenance.
-
-        Provenance is captured automatically: git commit and dirty flag of the working
-        tree the bundle came from, user, host, llmreg and Python versions. Keys in
-        ``provenance`` (dataset digests, config, metrics, run links) are added to it.
-        Registering content the name already has returns the existing version.
-
-        Args:
-            bundle: a bundle directory or a Bundle object.
-            name: registration name; default the manifest's ``name`` or the folder name.
-            message: the changelog message (required).
-            provenance: extra provenance to record.
-            author: defaults to ``LLMREG_USER`` or the OS user.
-
-        Returns:
-            The registered bundle, with ``.name``, ``.version``, ``.digest`` and
-            ``.newly_registered``.
-
-        Example:
-            >>> b = reg.log_bundle("bundles/ticket-classifier", message="v1")  # doctest: +SKIP
-            >>> b.name, b.version                                # doctest: +SKIP
-            ('ticket-classifier', 1)
-        """
-        source: Path | None = None
-        if isinstance(bundle, Bundle):
-            obj = bundle
-            if name is None:
-                raise InvalidBundleError("name is required when logging a Bundle object")
-        else:
-            source = Path(bundle)
-            allow = self._service.policy.models.allow_floating
-            obj, manifest_name = load_bundle_dir(source, allow_floating_model_ids=allow)
-            name = name or manifest_name or source.resolve().name
-        check_name(name)
-        who = author or self.settings.identity()
-        record = capture(source, user=who)
-        record.update(provenance or {})
-        result = self._service.register(obj, name=name, message=message, author=who,
-                                        provenance=record)
-        return obj.with_info(result.version, created=result.created)
 
     def get(self, ref: str) -> Bundle:
         """Return the bundle for ``ref`` (``name``, ``name@7``, ``name@sha256:…``, short digest).
@@ -212,9 +146,8 @@ class Client(ClientBase):
         return self._service.store.get_bytes(digest)
 
     def _register_bundle(self, bundle: Bundle, name: str, message: str,
-                         provenance: dict[str, Any]) -> Bundle:
-        who = self.settings.identity()
-        result = self._service.register(bundle, name=name, message=message, author=who,
+                         provenance: dict[str, Any], *, author: str) -> Bundle:
+        result = self._service.register(bundle, name=name, message=message, author=author,
                                         provenance=provenance)
         return bundle.with_info(result.version, created=result.created)
 

@@ -288,24 +288,27 @@ def _path(parts: list[Any], prefix: str) -> str:
 
 def _model(old: Bundle, new: Bundle, load: Callable[[str], Bundle] | None = None
            ) -> ModelDiff | None:
-    a, b = old.model or _NO_MODEL, new.model or _NO_MODEL
+    # A weights bundle has no model section: it compares as an empty one.
+    a = old.model.model_dump(mode="json") if old.model else {}
+    b = new.model.model_dump(mode="json") if new.model else {}
 
-    def pin(x: str | None, y: str | None) -> PinChange | None:
+    def pin(key: str) -> PinChange | None:
+        x, y = a.get(key), b.get(key)
         return None if x == y else PinChange(old=str(x), new=str(y))
 
-    params_a = a.parameters.model_dump(mode="json", exclude_none=True)
-    params_b = b.parameters.model_dump(mode="json", exclude_none=True)
+    params_a = {k: v for k, v in a.get("parameters", {}).items() if v is not None}
+    params_b = {k: v for k, v in b.get("parameters", {}).items() if v is not None}
     params = [
         FieldChange(path=k, kind=_kind(params_a.get(k), params_b.get(k)),
                     old=params_a.get(k), new=params_b.get(k))
         for k in sorted(set(params_a) | set(params_b)) if params_a.get(k) != params_b.get(k)
     ]
     inner: list[ArtifactChange] = []
-    if load is not None and a.weights and b.weights and a.weights != b.weights:
-        inner = _artifacts(load(a.weights), load(b.weights))  # follow the reference
-    diff = ModelDiff(provider=pin(a.provider, b.provider), pin=pin(a.id, b.id),
-                     weights=pin(a.weights, b.weights), weights_artifacts=inner,
-                     parameters=params)
+    wa, wb = a.get("weights"), b.get("weights")
+    if load is not None and wa and wb and wa != wb:
+        inner = _artifacts(load(wa), load(wb))  # follow the reference
+    diff = ModelDiff(provider=pin("provider"), pin=pin("id"), weights=pin("weights"),
+                     weights_artifacts=inner, parameters=params)
     return diff if diff != ModelDiff() else None
 
 
@@ -318,20 +321,6 @@ def _template(old: Bundle, new: Bundle) -> TemplateDiff | None:
         variables_removed=[v for v in va if v not in vb],
     )
     return diff if diff != TemplateDiff() else None
-
-
-class _NoModel:
-    """Stands in for the model section of a weights bundle (which has none)."""
-
-    provider = id = weights = None
-
-    class parameters:  # noqa: N801 - mirrors ModelSpec.parameters
-        @staticmethod
-        def model_dump(**_: Any) -> dict[str, Any]:
-            return {}
-
-
-_NO_MODEL: Any = _NoModel()
 
 
 def _key(value: Any) -> str:

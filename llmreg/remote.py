@@ -31,7 +31,6 @@ from llmreg._transport import CODES, StdlibHTTP, default_cache, quote_path
 from llmreg.digest import canonical_json, digest_bytes, short
 from llmreg.errors import (
     IntegrityError,
-    InvalidBundleError,
     InvalidEvidenceError,
     LLMRegError,
     RegistryUnavailableError,
@@ -89,12 +88,6 @@ class RemoteClient(ClientBase):
         self._slots = self._cache_root / "slots" / hashlib.sha256(
             self.url.encode()).hexdigest()[:16]
         self._policy: Policy | None = None
-
-    def __enter__(self) -> RemoteClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Send pending heartbeats and close connections."""
@@ -301,7 +294,8 @@ class RemoteClient(ClientBase):
         return data
 
     def _register_bundle(self, bundle: Bundle, name: str, message: str,
-                         provenance: dict[str, Any]) -> Bundle:
+                         provenance: dict[str, Any], *, author: str) -> Bundle:
+        """Register on the server; it records the token's subject as the author."""
         from llmreg.types import VersionInfo
 
         data = self._json("POST", f"/v1/names/{quote_path(name)}/versions", json={
@@ -372,10 +366,11 @@ class RemoteClient(ClientBase):
     def diff(self, old: str | Path | Bundle | ResolvedBundle,
              new: str | Path | Bundle | ResolvedBundle) -> BundleDiff:
         """The semantic diff: computed by the server for two refs, here otherwise."""
+        from llmreg.bundledir import looks_like_path
         from llmreg.diff import BundleDiff
 
         if isinstance(old, str) and isinstance(new, str) and not any(
-                "/" in x or Path(x).exists() for x in (old, new)):
+                looks_like_path(x) for x in (old, new)):
             data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
             data["schema_"] = data.pop("schema")
             return BundleDiff.model_validate(data)
@@ -459,36 +454,6 @@ class RemoteClient(ClientBase):
         self._call("PUT", f"/v1/blobs/{digest}", content=body(),
                    headers={"Content-Length": str(path.stat().st_size)})
         return digest
-
-    def log_bundle(self, bundle: str | Path | Bundle, *, name: str | None = None,
-                   message: str, provenance: Mapping[str, Any] | None = None,
-                   author: str | None = None) -> Bundle:
-        """Register a bundle on the server (artifacts uploaded first); the token's
-        subject is the author. Provenance is captured here, on the caller's machine."""
-        from llmreg.bundle import Bundle
-        from llmreg.bundledir import load_bundle_dir
-        from llmreg.provenance import capture
-        from llmreg.types import VersionInfo
-
-        source: Path | None = None
-        if isinstance(bundle, Bundle):
-            obj = bundle
-            if name is None:
-                raise InvalidBundleError("name is required when logging a Bundle object")
-        else:
-            source = Path(bundle)
-            obj, manifest_name = load_bundle_dir(
-                source, allow_floating_model_ids=self.policy.models.allow_floating)
-            name = name or manifest_name or source.resolve().name
-        check_name(name)
-        for path in obj._sources.values():
-            self.put_blob(path)
-        record = capture(source, user=author or self.settings.identity())
-        record.update(provenance or {})
-        data = self._json("POST", f"/v1/names/{quote_path(name)}/versions", json={
-            "manifest": obj.canonical_dict(), "message": message, "provenance": record})
-        info = VersionInfo.model_validate(data["version"])
-        return obj.with_info(info, created=bool(data["created"]))
 
     def _evidence(self, ref: str, type_: str, suite: str, metrics: Mapping[str, float],
                   report: str | Path | bytes | None, links: list[str] | None,

@@ -61,22 +61,26 @@ async def resolve(request: Request, name: str, env: str,
 
     Send ``If-None-Match`` with the ETag you hold to get ``304`` while it is current.
     """
+    # Cache hits from authorised callers never get here: FastResolve answers them.
     state = request.app.state
     cache: ResolveCache = state.resolve_cache
-    key = (name, env)
-    hit = cache.slots.get(key)
-    if hit is not None and hit[0] > time.monotonic() and hit[1] in cache.manifests:
-        digest, version, canonical = hit[1], hit[2], hit[3]
-        body = cache.manifests[digest]
-    else:
-        digest, version, canonical, body = await run_in_threadpool(
-            cache.lookup, state.service, name, env)
-    etag = f'"{digest}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Llmreg-Name": name,
-               "X-Llmreg-Version": str(version), "X-Llmreg-Env": canonical}
-    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+    digest, version, canonical, body = await run_in_threadpool(
+        cache.lookup, state.service, name, env)
+    headers = slot_headers(name, digest, version, canonical)
+    if etag_matches(headers["etag"], if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+def slot_headers(name: str, digest: str, version: int, env: str) -> dict[str, str]:
+    """The headers of every resolve answer: the digest as a strong ETag, and the slot."""
+    return {"etag": f'"{digest}"', "cache-control": "no-cache", "x-llmreg-name": name,
+            "x-llmreg-version": str(version), "x-llmreg-env": env}
+
+
+def etag_matches(etag: str, if_none_match: str | None) -> bool:
+    """Whether ``If-None-Match`` (a comma-separated list) names ``etag``."""
+    return if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]
 
 
 class FastResolve:
@@ -126,11 +130,9 @@ class FastResolve:
         if hit[0] - now < cache.ttl * self.REFRESH_AHEAD:
             self._behind(("slot", name, env), cache.lookup, self.state.service, name, env,
                          force=True)
-        etag = f'"{hit[1]}"'.encode()
-        headers = [(b"etag", etag), (b"cache-control", b"no-cache"),
-                   (b"x-llmreg-name", name.encode()), (b"x-llmreg-version", str(hit[2]).encode()),
-                   (b"x-llmreg-env", hit[3].encode())]
-        if inm is not None and etag in [t.strip() for t in inm.split(b",")]:
+        fields = slot_headers(name, hit[1], hit[2], hit[3])
+        headers = [(k.encode(), v.encode()) for k, v in fields.items()]
+        if etag_matches(fields["etag"], inm.decode("latin-1") if inm is not None else None):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
