@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from llmreg import __version__
 from llmreg.policy import find_policy
@@ -59,13 +58,7 @@ def create_app(settings: Settings | None = None,
         """Readiness: the database answers at the current schema and the store is there."""
         svc: RegistryService = request.app.state.service
         try:
-            with svc.db.read() as s:
-                s.execute(text("SELECT 1"))
-            from llmreg.db.engine import HEAD_REVISION
-
-            if svc.db.current_revision() != HEAD_REVISION:
-                raise RuntimeError("schema is not at the head revision")
-            list(zip(range(1), svc.store.iter_digests(), strict=False))
+            svc.check_ready()
         except Exception as exc:  # readiness reports any failure, it never raises
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
         return {"status": "ready"}

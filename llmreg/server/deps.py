@@ -42,7 +42,7 @@ def _actor(request: Request, authorization: str | None) -> Actor | None:
 
 def refresh_token(state: Any, token: str) -> Actor | None:
     """Authenticate ``token`` against the database and cache the answer for 5 s."""
-    actor: Actor | None = state.service.authenticate(token)
+    actor: Actor | None = state.service.access.authenticate(token)
     cache: dict[str, tuple[float, Actor | None]] = state.token_cache
     if len(cache) > 10_000:
         cache.clear()

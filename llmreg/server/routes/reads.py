@@ -15,7 +15,6 @@ from llmreg.errors import InvalidRefError
 from llmreg.server.deps import require
 from llmreg.server.routes import endpoint, page
 from llmreg.service.registry import RegistryService
-from llmreg.store.local import LocalStore
 from llmreg.types import Actor
 
 router = APIRouter()
@@ -38,14 +37,14 @@ def whoami(request: Request, actor: Annotated[Actor, require("reader")]) -> dict
 @endpoint(router, "GET", "/v1/refs/{ref}", "reader")
 def version_info(request: Request, ref: str) -> dict[str, Any]:
     """The version a ref points to (``name@7``, ``name@sha256:…``, ``name@production``)."""
-    return svc(request).resolve(ref).model_dump(mode="json")
+    return svc(request).versions.resolve(ref).model_dump(mode="json")
 
 
 @endpoint(router, "GET", "/v1/bundles/{ref}", "reader")
 def bundle(request: Request, ref: str) -> dict[str, Any]:
     """A version and its manifest (the client re-hashes the manifest to verify it)."""
-    info = svc(request).resolve(ref)
-    manifest = json.loads(svc(request).store.get_bytes(info.digest))
+    info = svc(request).versions.resolve(ref)
+    manifest = json.loads(svc(request).blobs.read(info.digest))
     return {"version": info.model_dump(mode="json"), "manifest": manifest}
 
 
@@ -53,16 +52,16 @@ def bundle(request: Request, ref: str) -> dict[str, Any]:
 def environment(request: Request, env: str) -> dict[str, Any]:
     """Everything active in one environment, with manifests, in one response."""
     s = svc(request)
-    rows = s.status(env=env)
+    rows = s.lifecycle.status(env=env)
     return {"env": s.policy.canonical_env(env), "items": [
-        {**r.model_dump(mode="json"), "manifest": json.loads(s.store.get_bytes(r.digest))}
+        {**r.model_dump(mode="json"), "manifest": json.loads(s.blobs.read(r.digest))}
         for r in rows]}
 
 
 @endpoint(router, "GET", "/v1/names", "reader")
 def names(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
     """Registered names with their latest version (paginated)."""
-    items = [n.model_dump(mode="json") for n in svc(request).list_names()]
+    items = [n.model_dump(mode="json") for n in svc(request).versions.list_names()]
     return page(items, offset, limit)
 
 
@@ -70,46 +69,47 @@ def names(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str,
 def versions(request: Request, name: str, offset: Offset = 0,
              limit: Limit = 100) -> dict[str, Any]:
     """Every version of a name, oldest first (paginated)."""
-    return page([v.model_dump(mode="json") for v in svc(request).history(name)], offset, limit)
+    history = svc(request).versions.history(name)
+    return page([v.model_dump(mode="json") for v in history], offset, limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/changelog", "reader")
 def changelog(request: Request, name: str) -> list[dict[str, Any]]:
     """The release history of a name, newest first."""
-    return [e.model_dump(mode="json") for e in svc(request).changelog(name)]
+    return [e.model_dump(mode="json") for e in svc(request).versions.changelog(name)]
 
 
 @endpoint(router, "GET", "/v1/names/{name}/slots/{env}/history", "reader")
 def slot_history(request: Request, name: str, env: str) -> list[dict[str, Any]]:
     """Every move of one environment slot."""
-    return [e.model_dump(mode="json") for e in svc(request).slot_history(name, env)]
+    return [e.model_dump(mode="json") for e in svc(request).lifecycle.slot_history(name, env)]
 
 
 @endpoint(router, "GET", "/v1/diff", "reader")
 def diff(request: Request, old: str, new: str) -> dict[str, Any]:
     """The semantic diff of two refs (``?old=name@3&new=name@production``)."""
     s = svc(request)
-    return s.diff(s.get(old), s.get(new)).to_json()
+    return s.versions.diff(s.versions.get(old), s.versions.get(new)).to_json()
 
 
 @endpoint(router, "GET", "/v1/stored-diffs/{ref}", "reader")
 def stored_diff(request: Request, ref: str) -> Any:
     """The full diff recorded when a version was registered (null for a first version)."""
     s = svc(request)
-    return s.stored_diff(s.resolve(ref))
+    return s.versions.stored_diff(s.versions.resolve(ref))
 
 
 @endpoint(router, "GET", "/v1/status", "reader")
 def status(request: Request, name: str | None = None, env: str | None = None
            ) -> list[dict[str, Any]]:
     """What runs where: one row per environment slot."""
-    return [r.model_dump(mode="json") for r in svc(request).status(name, env)]
+    return [r.model_dump(mode="json") for r in svc(request).lifecycle.status(name, env)]
 
 
 @endpoint(router, "GET", "/v1/gates", "reader")
 def gates(request: Request, ref: str, to: str) -> dict[str, Any]:
     """Judge every gate of promoting ``ref`` to ``to`` (changes nothing)."""
-    report = svc(request).check_gates(ref, to)
+    report = svc(request).lifecycle.check_gates(ref, to)
     return {**report.model_dump(mode="json"), "passed": report.passed}
 
 
@@ -117,40 +117,41 @@ def gates(request: Request, ref: str, to: str) -> dict[str, Any]:
 def evidence(request: Request, ref: str) -> list[dict[str, Any]]:
     """Evidence attached to the digest a ref points to."""
     s = svc(request)
-    return [e.model_dump(mode="json") for e in s.evidence_for(s.resolve(ref).digest)]
+    found = s.lifecycle.evidence_for(s.versions.resolve(ref).digest)
+    return [e.model_dump(mode="json") for e in found]
 
 
 @endpoint(router, "GET", "/v1/approvals/{ref}/{env}", "reader")
 def approvals(request: Request, ref: str, env: str) -> list[dict[str, Any]]:
-    return [a.model_dump(mode="json") for a in svc(request).approvals_for(ref, env)]
+    return [a.model_dump(mode="json") for a in svc(request).lifecycle.approvals_for(ref, env)]
 
 
 @endpoint(router, "GET", "/v1/audit", "reader")
 def audit(request: Request, name: str | None = None, limit: Limit | None = None
           ) -> list[dict[str, Any]]:
     """Audit-log entries, oldest first (``limit``: only the last N)."""
-    return [e.model_dump(mode="json") for e in svc(request).audit_log(name, limit)]
+    return [e.model_dump(mode="json") for e in svc(request).lifecycle.audit_log(name, limit)]
 
 
 @endpoint(router, "GET", "/v1/audit/verify", "reader")
 def audit_verify(request: Request) -> dict[str, Any]:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry."""
     s = svc(request)
-    count = s.verify_audit()
-    head = s.audit_log(limit=1)
+    count = s.lifecycle.verify_audit()
+    head = s.lifecycle.audit_log(limit=1)
     return {"verified": count, "head": head[-1].hash if head else None}
 
 
 @endpoint(router, "GET", "/v1/verify/{ref}", "reader")
 def verify(request: Request, ref: str) -> list[dict[str, Any]]:
     """Re-hash a version's manifest and artifacts; the problems found (empty: intact)."""
-    return [p.model_dump() for p in svc(request).verify(ref)]
+    return [p.model_dump() for p in svc(request).integrity.verify(ref)]
 
 
 @endpoint(router, "GET", "/v1/fsck", "admin")
 def fsck(request: Request) -> dict[str, Any]:
     """Check every blob and every reference; problems by digest."""
-    count, problems = svc(request).fsck()
+    count, problems = svc(request).integrity.fsck()
     return {"blobs": count, "problems": [p.model_dump() for p in problems]}
 
 
@@ -167,7 +168,7 @@ async def blob(request: Request, digest: str,
     """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
     check_digest(digest)
     s = svc(request)
-    size = await run_in_threadpool(s.store.size, digest)
+    size = await run_in_threadpool(s.blobs.size, digest)
     headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if range_ is None:
         # Streamed through the verifying reader: corruption aborts the response.
@@ -180,13 +181,13 @@ async def blob(request: Request, digest: str,
     if digest not in verified:  # a part cannot be verified alone: check the whole once
         await run_in_threadpool(_verify_whole, s, digest)
         verified.add(digest)
-    data = await run_in_threadpool(_read_range, s, digest, start, end)
+    data = await run_in_threadpool(s.blobs.read_range, digest, start, end)
     return Response(data, status_code=206, media_type="application/octet-stream",
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
-    with s.store.open(digest) as fh:
+    with s.blobs.open(digest) as fh:
         while chunk := fh.read(1024 * 1024):
             yield chunk
 
@@ -196,13 +197,6 @@ def _verify_whole(s: RegistryService, digest: str) -> None:
         pass
 
 
-def _read_range(s: RegistryService, digest: str, start: int, end: int) -> bytes:
-    store = s.store
-    if isinstance(store, LocalStore):
-        with open(store.path(digest), "rb") as fh:
-            fh.seek(start)
-            return fh.read(end - start + 1)
-    return store.get_bytes(digest)[start: end + 1]
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:

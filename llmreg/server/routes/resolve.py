@@ -39,14 +39,14 @@ class ResolveCache:
         hit = self.slots.get((name, env))
         if force or hit is None or hit[0] <= now:
             canonical = svc.policy.canonical_env(env)
-            info = svc.resolve(f"{name}@{canonical}")
+            info = svc.versions.slot(name, canonical)
             hit = (now + self.ttl, info.digest, info.version, canonical)
             if self.ttl > 0:
                 self.slots[(name, env)] = hit
         _, digest, version, canonical = hit
         body = self.manifests.get(digest)
         if body is None:
-            body = svc.store.get_bytes(digest)  # verified against the digest
+            body = svc.blobs.read(digest)  # verified against the digest
             self.manifests[digest] = body
             if len(self.manifests) > MANIFEST_CACHE:
                 self.manifests.popitem(last=False)

@@ -105,11 +105,11 @@ async def put_blob(request: Request, digest: str,
     if content_length is not None and content_length > MAX_BLOB:
         raise PayloadTooLargeError(f"blob is {content_length} bytes; the limit is {MAX_BLOB}")
     s = svc(request)
-    if await run_in_threadpool(s.store.exists, digest):
-        return {"digest": digest, "size": await run_in_threadpool(s.store.size, digest),
+    if await run_in_threadpool(s.blobs.exists, digest):
+        return {"digest": digest, "size": await run_in_threadpool(s.blobs.size, digest),
                 "created": False}
     reader = _BodyReader(request)
-    desc = await run_in_threadpool(s.store.put_stream, reader,  # type: ignore[arg-type]
+    desc = await run_in_threadpool(s.blobs.put_stream, reader,  # type: ignore[arg-type]
                                    expected_digest=digest)
     return {"digest": desc.digest, "size": desc.size, "created": True}
 
@@ -151,7 +151,7 @@ def register(request: Request, name: str, body: RegisterBody, actor: Publisher
     s = svc(request)
     bundle = Bundle.from_dict(body.manifest,
                               allow_floating_model_ids=s.policy.models.allow_floating)
-    result = s.register(bundle, name=name, message=body.message, author=actor.name,
+    result = s.versions.register(bundle, name=name, message=body.message, author=actor.name,
                         provenance=dict(body.provenance))
     return result.model_dump(mode="json")
 
@@ -159,7 +159,7 @@ def register(request: Request, name: str, body: RegisterBody, actor: Publisher
 @endpoint(router, "POST", "/v1/evidence", "publisher", status_code=201)
 def attach_evidence(request: Request, body: EvidenceBody, actor: Publisher) -> dict[str, Any]:
     """Attach an eval or shadow-metrics record to a ref's digest."""
-    ev = svc(request).attach_evidence(
+    ev = svc(request).lifecycle.attach_evidence(
         body.ref, type=body.type, suite=body.suite, metrics=dict(body.metrics), actor=actor,
         links=body.links, passed=body.passed, report_digest=body.report_digest)
     return ev.model_dump(mode="json")
@@ -168,7 +168,8 @@ def attach_evidence(request: Request, body: EvidenceBody, actor: Publisher) -> d
 @endpoint(router, "POST", "/v1/approvals", "approver", status_code=201)
 def approve(request: Request, body: ApprovalBody, actor: Approver) -> dict[str, Any]:
     """Approve a version for an environment as the token's subject."""
-    info, created = svc(request).approve(body.ref, body.env, actor=actor, comment=body.comment)
+    info, created = svc(request).lifecycle.approve(body.ref, body.env, actor=actor,
+                                                   comment=body.comment)
     return {**info.model_dump(mode="json"), "created": created}
 
 
@@ -180,7 +181,8 @@ def promote(request: Request, body: PromotionBody, actor: Publisher,
     expect = body.expect_current
     if if_match is not None:
         expect = if_match.strip().strip('"')
-    event, report = svc(request).promote(body.ref, body.env, actor=actor, reason=body.reason,
+    event, report = svc(request).lifecycle.promote(body.ref, body.env, actor=actor,
+                                                   reason=body.reason,
                                          expect_current=expect)
     request.app.state.resolve_cache.slots.clear()  # this replica answers the new slot now
     return {"event": event.model_dump(mode="json"),
@@ -190,52 +192,52 @@ def promote(request: Request, body: PromotionBody, actor: Publisher,
 @endpoint(router, "POST", "/v1/rollbacks", "publisher", status_code=201)
 def rollback(request: Request, body: RollbackBody, actor: Publisher) -> dict[str, Any]:
     """Return a slot to the version it held before the current one."""
-    event = svc(request).rollback(body.name, body.env, actor=actor, reason=body.reason)
+    event = svc(request).lifecycle.rollback(body.name, body.env, actor=actor, reason=body.reason)
     request.app.state.resolve_cache.slots.clear()
     return event.model_dump(mode="json")
 
 
 @endpoint(router, "POST", "/v1/deprecations", "publisher")
 def deprecate(request: Request, body: RetireBody, actor: Publisher) -> dict[str, Any]:
-    return svc(request).deprecate(body.ref, actor=actor, reason=body.reason).model_dump(
+    return svc(request).lifecycle.deprecate(body.ref, actor=actor, reason=body.reason).model_dump(
         mode="json")
 
 
 @endpoint(router, "POST", "/v1/archives", "publisher")
 def archive(request: Request, body: RetireBody, actor: Publisher) -> dict[str, Any]:
-    return svc(request).archive(body.ref, actor=actor, reason=body.reason).model_dump(
+    return svc(request).lifecycle.archive(body.ref, actor=actor, reason=body.reason).model_dump(
         mode="json")
 
 
 @endpoint(router, "POST", "/v1/heartbeats", "reader", status_code=202)
 def heartbeats(request: Request, body: HeartbeatBody, actor: Reader) -> dict[str, Any]:
     """Served-request counts from clients (they feed the stale-production alert)."""
-    stored = svc(request).record_heartbeats([b.model_dump() for b in body.beats])
+    stored = svc(request).access.record_heartbeats([b.model_dump() for b in body.beats])
     return {"accepted": stored}
 
 
 @endpoint(router, "POST", "/v1/gc", "admin")
 def gc(request: Request, body: GcBody) -> dict[str, Any]:
     """List (dry run) or delete unreferenced blobs older than the grace period."""
-    return {"blobs": svc(request).gc(dry_run=body.dry_run, grace=body.grace),
+    return {"blobs": svc(request).integrity.gc(dry_run=body.dry_run, grace=body.grace),
             "deleted": not body.dry_run}
 
 
 @endpoint(router, "POST", "/v1/tokens", "admin", status_code=201)
 def create_token(request: Request, body: TokenBody, actor: Admin) -> dict[str, Any]:
     """Create a token; the secret is in this response only."""
-    token, info = svc(request).create_token(body.subject, body.role, created_by=actor.name)
+    token, info = svc(request).access.create_token(body.subject, body.role, created_by=actor.name)
     return {**info.model_dump(mode="json"), "token": token}
 
 
 @endpoint(router, "GET", "/v1/tokens", "admin")
 def list_tokens(request: Request) -> list[dict[str, Any]]:
-    return [t.model_dump(mode="json") for t in svc(request).list_tokens()]
+    return [t.model_dump(mode="json") for t in svc(request).access.list_tokens()]
 
 
 @endpoint(router, "DELETE", "/v1/tokens/{token_id}", "admin")
 def revoke_token(request: Request, token_id: str, actor: Admin) -> dict[str, Any]:
-    info = svc(request).revoke_token(token_id, actor=actor.name)
+    info = svc(request).access.revoke_token(token_id, actor=actor.name)
     request.app.state.token_cache.clear()
     return info.model_dump(mode="json")
 
