@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +38,7 @@ from llmreg.errors import IntegrityError, LLMRegError, RegistryUnavailableError,
 from llmreg.names import check_name
 from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
-from llmreg.store.local import LocalStore
+from llmreg.store.cache import ClientCache, SlotRecord
 
 if TYPE_CHECKING:
     import httpx
@@ -93,10 +92,7 @@ class HTTPBackend(Backend):
             http.headers.update(self._auth)
         self._injected = http is not None
         self._stdlib = StdlibHTTP(self._base, self._auth)
-        self._cache_root = cache or self.settings.cache or default_cache()
-        self._manifests = LocalStore(self._cache_root)
-        self._slots = self._cache_root / "slots" / hashlib.sha256(
-            self._base.encode()).hexdigest()[:16]
+        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base)
         self._policy: Policy | None = None
 
     def close(self) -> None:
@@ -177,10 +173,10 @@ class HTTPBackend(Backend):
     def resolve_slot(self, name: str, env: str, *, strict: bool,
                      max_stale: float | None) -> ResolvedBundle:
         check_name(name)
-        record = self._read_slot(name, env)
+        record = self._cache.last(name, env)
         headers = {}
-        if record is not None and self._manifests.exists(record["digest"]):
-            headers["If-None-Match"] = f'"{record["digest"]}"'
+        if record is not None and self._cache.has(record.digest):
+            headers["If-None-Match"] = f'"{record.digest}"'
         try:
             status, rheaders, content = self._get_raw(
                 f"/v1/resolve/{quote_path(name)}/{quote_path(env)}", headers)
@@ -191,14 +187,14 @@ class HTTPBackend(Backend):
             return self._fallback(name, env, record, f"{self.url} answered {status}",
                                   strict, max_stale)
         if status == 304 and record is not None:
-            digest = record["digest"]
+            digest = record.digest
             try:
-                body = self._manifests.get_bytes(digest)
+                body = self._cache.read(digest)
             except IntegrityError:
                 # Our copy was damaged on disk: drop it and ask again, unconditionally.
                 log.warning("llmreg: the cached manifest %s was corrupt; fetching it again",
                             short(digest))
-                self._manifests.discard(digest)
+                self._cache.drop(digest)
                 return self.resolve_slot(name, env, strict=strict, max_stale=max_stale)
         elif status == 200:
             body = content
@@ -207,16 +203,16 @@ class HTTPBackend(Backend):
                 raise IntegrityError(
                     f"the server's answer for {name}@{env} does not hash to its ETag "
                     f"{digest!r}; refusing it")
-            self._manifests.put_bytes(body)
+            self._cache.keep(body)
         else:
             raise self._error(status, content)
-        version = int(rheaders.get("x-llmreg-version") or (record or {}).get("version", 0))
+        version = int(rheaders.get("x-llmreg-version") or (record.version if record else 0))
         canonical_env = rheaders.get("x-llmreg-env", env)
-        self._write_slot(name, env, digest, version, canonical_env)
+        self._cache.remember(name, env, digest, version, canonical_env)
         return ResolvedBundle(body, name=name, version=version, env=canonical_env,
                               digest=digest)
 
-    def _fallback(self, name: str, env: str, record: dict[str, Any] | None, why: str,
+    def _fallback(self, name: str, env: str, record: SlotRecord | None, why: str,
                   strict: bool, max_stale: float | None) -> ResolvedBundle:
         if strict:
             raise RegistryUnavailableError(f"{why}; strict=True, so the cached answer for "
@@ -224,44 +220,21 @@ class HTTPBackend(Backend):
         if record is None:
             raise RegistryUnavailableError(f"{why}, and there is no cached answer for "
                                            f"{name}@{env} on this machine")
-        age = max(0.0, time.time() - float(record["resolved_at"]))
+        age = max(0.0, time.time() - record.resolved_at)
         if max_stale is not None and age > max_stale:
             raise RegistryUnavailableError(
                 f"{why}; the cached answer for {name}@{env} is {age:.0f}s old, over "
                 f"max_stale={max_stale:g}s")
         try:
-            body = self._manifests.get_bytes(record["digest"])  # verified against the digest
+            body = self._cache.read(record.digest)  # verified against the digest
         except (IntegrityError, errors.BlobNotFoundError) as exc:
             raise RegistryUnavailableError(
                 f"{why}, and the cached manifest for {name}@{env} cannot be used: {exc}"
             ) from None
         log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
-                    why, name, env, record["version"], short(record["digest"]), age)
-        return ResolvedBundle(body, name=name, version=int(record["version"]),
-                              env=record.get("env", env), digest=record["digest"],
-                              cache_age=age)
-
-    def _slot_file(self, name: str, env: str) -> Path:
-        return self._slots / name / f"{env}.json"
-
-    def _read_slot(self, name: str, env: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self._slot_file(name, env).read_text())
-            return data
-        except (OSError, ValueError):
-            return None
-
-    def _write_slot(self, name: str, env: str, digest: str, version: int, canonical: str
-                    ) -> None:
-        path = self._slot_file(name, env)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"digest": digest, "version": version, "env": canonical,
-                                       "resolved_at": time.time()}))
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only cache must not break resolving
-            log.debug("llmreg: cannot write the slot cache %s: %s", path, exc)
+                    why, name, env, record.version, short(record.digest), age)
+        return ResolvedBundle(body, name=name, version=record.version,
+                              env=record.canonical_env, digest=record.digest, cache_age=age)
 
     def blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
         import httpx

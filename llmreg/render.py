@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from jinja2 import meta
@@ -27,9 +27,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from llmreg.errors import RenderError, TemplateSyntaxError
 from llmreg.messages import Messages
-
-if TYPE_CHECKING:
-    from llmreg.bundle import Bundle
 
 
 @lru_cache(maxsize=1)
@@ -61,11 +58,6 @@ def referenced_variables(source: str) -> set[str]:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
     return set(meta.find_undeclared_variables(ast))
-
-
-def render_bundle(bundle: Bundle, variables: dict[str, Any]) -> Messages:
-    """Render ``bundle`` with ``variables``; see :meth:`llmreg.Bundle.render`."""
-    return render_manifest(bundle.canonical_dict(), variables)
 
 
 def render_manifest(manifest: dict[str, Any], variables: dict[str, Any]) -> Messages:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from llmreg import __version__
+from llmreg._version import __version__
 from llmreg.policy import find_policy
 from llmreg.server import errors
 from llmreg.server.routes import reads, resolve, writes

@@ -224,7 +224,7 @@ def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Pa
     with pytest.raises(RegistryUnavailableError, match="no cached answer"):
         client.resolve("support-rag", env="staging")
     # A cached manifest edited on disk is detected, never served.
-    blob = client._backend._manifests.path(live.digest)
+    blob = client._backend._cache._blobs.path(live.digest)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes().replace(b"Acme", b"Evil"))
     with pytest.raises(RegistryUnavailableError, match="cannot be used.*corrupt"):
@@ -232,7 +232,7 @@ def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Pa
     state["down"] = False  # back up: the damaged copy is replaced, and served live again
     healed = client.resolve("support-rag", env="production")
     assert healed.digest == live.digest and not healed.served_from_cache
-    assert client._backend._manifests.get_bytes(live.digest)
+    assert client._backend._cache.read(live.digest)
 
 
 def test_tampered_answer_is_refused(server: Server, tmp_path: Path) -> None:
