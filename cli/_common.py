@@ -37,7 +37,8 @@ STATE = State()
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn an :class:`LLMRegError` into one line on stderr and exit code 1.
 
-    ``--traceback`` re-raises instead, to show the stack.
+    ``--traceback`` re-raises instead, to show the stack. Every command is registered
+    through it: ``app.command("show")(handle_errors(show))``.
     """
 
     @functools.wraps(func)
@@ -54,7 +55,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def connect(create: bool = False, optional: bool = False) -> llmreg.Client | RemoteClient:
-    """Connect to the registry chosen by ``--registry`` / ``LLMREG_HOME`` / upward search.
+    """``with connect() as reg:`` the registry chosen by ``--registry`` / ``LLMREG_HOME`` /
+    upward search.
 
     With ``optional``, a missing registry is fine: a throwaway in-memory one is used, so
     commands that only read bundle folders (``diff DIR DIR``) work anywhere.

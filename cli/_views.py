@@ -1,7 +1,5 @@
-"""Human views of bundles, diffs and changelogs, printed through an :class:`Output`.
-
-Coloured for terminals, plain when piped; ``--json`` never reaches them (see ``_output``).
-"""
+"""Human views of bundles, diffs and changelogs, printed through the :class:`Output` they
+are given (``--json`` never reaches them): coloured for terminals, plain when piped."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from ._output import Output, when
 
 
 def bundle_json(bundle: llmreg.Bundle) -> dict[str, Any]:
-    """Registration fields plus every bundle section, for ``--json``."""
+    """Registration fields plus every section, for ``out.json(bundle_json(bundle))``."""
     info = bundle.info
     head: dict[str, Any] = {
         "name": bundle.name, "version": bundle.version, "digest": bundle.digest,
@@ -44,7 +42,7 @@ def _provenance_rows(table: Table, prov: dict[str, Any]) -> None:
 
 
 def print_bundle(out: Output, bundle: llmreg.Bundle, weights_label: str | None = None) -> None:
-    """Print a bundle for people: who/when/why first, then each section."""
+    """Who/when/why, then each section: ``out.view(print_bundle, bundle, label)``."""
     info = bundle.info
     title = f"{bundle.name}@{bundle.version}" if info else "(unregistered bundle)"
     out.line(f"[bold]{title}[/]  {bundle.digest}")
@@ -114,7 +112,7 @@ def _text(out: Output, diff: TextDiff) -> None:
 
 
 def print_diff(out: Output, d: BundleDiff, old_label: str, new_label: str) -> None:
-    """Print a diff grouped by bundle section."""
+    """A diff by bundle section: ``out.view(print_diff, diff, "chat@1", "chat@2")``."""
     out.line(f"[bold]{escape(old_label)}[/] ({short(d.old_digest)}) → "
              f"[bold]{escape(new_label)}[/] ({short(d.new_digest)})")
     if d.kind:
@@ -190,7 +188,7 @@ def print_diff(out: Output, d: BundleDiff, old_label: str, new_label: str) -> No
 
 
 def print_text_changelog(out: Output, entries: list[llmreg.ChangelogEntry]) -> None:
-    """The changelog for a terminal."""
+    """The changelog for a terminal: ``out.view(print_text_changelog, entries)``."""
     for e in entries:
         v = e.version
         out.line(f"[bold]{v.name}@{v.version}[/]  {short(v.digest)}  {when(v.created_at)}  "
@@ -203,7 +201,7 @@ def print_text_changelog(out: Output, entries: list[llmreg.ChangelogEntry]) -> N
 
 
 def markdown_changelog(name: str, entries: list[llmreg.ChangelogEntry]) -> str:
-    """The changelog as Markdown, like a CHANGELOG.md."""
+    """The changelog as a CHANGELOG.md: ``out.raw(markdown_changelog("chat", entries))``."""
     lines = [f"# Changelog: {name}", ""]
     for e in entries:
         v = e.version
