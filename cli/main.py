@@ -49,12 +49,8 @@ def root(
     STATE.traceback = traceback
 
 
-bundles.register_commands(app)
-diffs.register_commands(app)
-lifecycle.register_commands(app)
-server.register_commands(app)
-integrity.register_commands(app)
-models.register_commands(app)
+for module in (bundles, diffs, lifecycle, server, integrity, models):
+    module.register_commands(app)
 
 
 def main() -> None:
