@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import doctest
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from rich.progress import Progress, TaskID
 
 import llmreg_cli
+from llmreg_cli import _output
 from llmreg_cli._output import BAR_ABOVE, Output
 
 MOMENT = datetime(2026, 11, 26, 14, 3, tzinfo=UTC)
@@ -140,3 +142,8 @@ def test_commands_never_branch_on_the_json_flag() -> None:
                  if isinstance(node, ast.If | ast.IfExp | ast.While)]
         names = {n.id for t in tests for n in ast.walk(t) if isinstance(n, ast.Name)}
         assert "as_json" not in names, f"{path.name} branches on as_json; use Output"
+
+
+def test_docstring_examples_run() -> None:
+    result = doctest.testmod(_output)
+    assert result.attempted >= 3 and result.failed == 0
