@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 from rich.table import Table
 
@@ -26,8 +27,9 @@ T = TypeVar("T")
 
 # Piped output is not squeezed into 80 columns: tables stay whole for `| less` and logs.
 _WIDTH = None if sys.stdout.isatty() else 200
-_STDOUT = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-_STDERR = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+# Registry content (prompts, messages) is printed as it is: never turned into emoji.
+_STDOUT = Console(highlight=False, soft_wrap=True, width=_WIDTH, emoji=False)
+_STDERR = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH, emoji=False)
 BAR_ABOVE = 4 * 1024 * 1024  # files larger than this get a progress bar
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")
@@ -132,9 +134,9 @@ class Output:
 
     def warning(self, message: str) -> None:
         """Print ``warning: message`` on stderr: ``out.warning("reads are open")``."""
-        _STDERR.print(f"warning: {message}")
+        _STDERR.print(f"warning: {escape(message)}")
 
     def error(self, message: str) -> None:
         """Print ``error: message`` on stderr as one line: ``out.error(str(exc))``."""
-        message = " ".join(message.split("\n"))
-        _STDERR.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        message = " ".join(message.split("\n"))  # brackets in a message are text, not markup
+        _STDERR.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

@@ -113,6 +113,16 @@ def test_errors_and_warnings_are_one_stderr_line_in_both_modes(capsys, as_json: 
                                    "warning: anyone can read\n")
 
 
+def test_brackets_and_emoji_codes_in_messages_are_printed_as_text(capsys) -> None:
+    Output(False).error("ref 'chat@[/x]' is not valid [see docs] :smile:")
+    Output(False).warning("field [bold]x[/bold]")
+    Output(False).line("prompt says :smile:", markup=False)
+    assert printed(capsys) == (
+        "prompt says :smile:\n",
+        "error: ref 'chat@[/x]' is not valid [see docs] :smile:\n"
+        "warning: field [bold]x[/bold]\n")
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_progress_callback_shows_bars_to_people_only(capsys, monkeypatch, as_json: bool
                                                      ) -> None:
