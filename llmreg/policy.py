@@ -284,13 +284,13 @@ def parse_policy(text: str, *, source: str) -> Policy:
     """Validate policy YAML; errors name ``source``, the line and the field."""
     import yaml
 
+    from llmreg.parse import load_yaml
+
+    data = load_yaml(text, source, error=PolicyError)
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"{source}{where}: not valid YAML ({exc})") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - load_yaml parsed it already
+        raise PolicyError(f"{source}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: the policy must be a mapping with version, environments "
                           "and transitions")
