@@ -112,7 +112,7 @@ def weights_name(path: Path) -> str:
     """The artifact name of a weights file: its file name, checked."""
     import re
 
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", path.name):
+    if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", path.name):
         raise InvalidBundleError(f"weights file {path.name!r}: artifact names use letters, "
                                  "digits, '.', '_' and '-'; rename the file")
     return path.name

@@ -181,7 +181,7 @@ class Policy(_P):
     def _consistent(self) -> Policy:
         names = list(self.environments)
         for env in names:
-            if not _ENV_RE.match(env) or env in RESERVED:
+            if not _ENV_RE.fullmatch(env) or env in RESERVED:
                 raise _FieldError(("environments", env),
                     f"environment {env!r} is not allowed; use lowercase letters, digits, '-' "
                     f"or '_', and none of {', '.join(RESERVED)}")

@@ -88,12 +88,12 @@ class Lifecycle:
         """
         if type not in EVIDENCE_TYPES:
             raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
-        if not _SUITE_RE.match(suite or ""):
+        if not _SUITE_RE.fullmatch(suite or ""):
             raise InvalidEvidenceError(
                 f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
         clean = check_metrics(metrics)
         for link in links or []:
-            if not re.match(r"^https?://\S+$", link):
+            if not re.fullmatch(r"^https?://\S+$", link):
                 raise InvalidEvidenceError(f"link {link!r} is not an http(s) URL")
         if report_digest is not None and not self.blobs.exists(report_digest):
             raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
