@@ -54,6 +54,14 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def note_audit_head(reg: llmreg.Client) -> None:
+    """After a write, print the audit log's head on stderr: kept somewhere else, it lets
+    ``llmreg audit verify --head HASH`` prove later that no entry was cut from the log."""
+    newest = reg.audit(limit=1)
+    if newest:
+        Output().note(f"audit head {newest[-1].hash}")
+
+
 def connect(create: bool = False, optional: bool = False) -> llmreg.Client | RemoteClient:
     """``with connect() as reg:`` the registry chosen by ``--registry`` / ``LLMREG_HOME`` /
     upward search.

@@ -132,6 +132,11 @@ class Output:
 
             yield progress
 
+    def note(self, message: str) -> None:
+        """A side note on stderr, in both modes (stdout stays the result):
+        ``out.note("audit head sha256:…")``."""
+        _STDERR.print(escape(message), style="dim")
+
     def warning(self, message: str) -> None:
         """Print ``warning: message`` on stderr: ``out.warning("reads are open")``."""
         _STDERR.print(f"warning: {escape(message)}")

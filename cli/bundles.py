@@ -15,7 +15,7 @@ from llmreg.errors import InvalidRefError, RenderError
 from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
-from ._common import STATE, connect, handle_errors
+from ._common import STATE, connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
 from ._views import bundle_json, print_bundle
 
@@ -77,6 +77,7 @@ def register(
             results.append({"name": bundle.name, "version": bundle.version,
                             "digest": bundle.digest, "created": bundle.newly_registered,
                             "directory": str(directory)})
+        note_audit_head(reg)
     out.json(results if len(results) > 1 else results[0])
     for r in results:
         verb = "registered" if r["created"] else "unchanged "

@@ -14,7 +14,7 @@ from llmreg.digest import short
 from llmreg.errors import GateFailedError, InvalidEvidenceError
 from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
 
-from ._common import STATE, connect, handle_errors
+from ._common import STATE, connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
 
 eval_app = typer.Typer(help="Attach eval results to a version's digest.", no_args_is_help=True)
@@ -72,6 +72,7 @@ def eval_attach(
     with connect() as reg:
         ev = reg.log_eval(ref, suite=suite, metrics=_metrics(metrics), report=report,
                           links=link, passed=False if failed else None)
+        note_audit_head(reg)
     shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
     Output(as_json).result(ev, f"attached eval #{ev.id} '{suite}' to {short(ev.digest)}: {shown}")
 
@@ -88,6 +89,7 @@ def shadow_report(
     """Attach shadow-deployment metrics (traffic-derived; never counted as an eval)."""
     with connect() as reg:
         ev = reg.log_shadow_metrics(ref, metrics=_metrics(metrics), report=report, links=link)
+        note_audit_head(reg)
     shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
     Output(as_json).result(ev, f"attached shadow metrics #{ev.id} to {short(ev.digest)}: {shown}")
 
@@ -101,6 +103,7 @@ def approve(
     """Approve REF for an environment, as LLMREG_USER (or the OS user)."""
     with connect() as reg:
         a = reg.approve(ref, to=to, comment=comment)
+        note_audit_head(reg)
     Output(as_json).result(a, f"{a.approver} approved {a.name} ({short(a.digest)}) for {a.env}")
 
 
@@ -145,6 +148,7 @@ def promote(
             if isinstance(exc.report, llmreg.GateReport):  # scripts get the report
                 out.json({**exc.report.model_dump(mode="json"), "passed": False})
             raise
+        note_audit_head(reg)
     was = f" (was @{event.from_version})" if event.from_version else ""
     out.result(event, f"promoted {event.name}@{event.to_version} to {event.env}{was}")
 
@@ -158,6 +162,7 @@ def rollback(
     """Return an environment slot to the version it held before the current one."""
     with connect() as reg:
         event = reg.rollback(name, env=env, reason=reason)
+        note_audit_head(reg)
     Output(as_json).result(event, f"rolled {event.name}/{event.env} back to "
                                   f"@{event.to_version} (was @{event.from_version})")
 
@@ -170,6 +175,7 @@ def deprecate(
     """Mark a version deprecated (it must run nowhere)."""
     with connect() as reg:
         info = reg.deprecate(ref, reason=reason)
+        note_audit_head(reg)
     Output(as_json).result(info, f"{info.ref} is deprecated")
 
 
@@ -181,6 +187,7 @@ def archive(
     """Archive a version: frozen and tagged, never deleted, never promoted again."""
     with connect() as reg:
         info = reg.archive(ref, reason=reason)
+        note_audit_head(reg)
     Output(as_json).result(info, f"{info.ref} is archived")
 
 
@@ -204,13 +211,16 @@ def audit(
         help="Only entries about this name; 'verify' checks the hash chain instead.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the last N entries.")
                      ] = None,
+    anchor: Annotated[str | None, typer.Option(
+        "--head", help="With verify: a head printed earlier; the log must still hold it.")
+                      ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the audit log, or `llmreg audit verify` to recompute its hash chain."""
     out = Output(as_json)
     with connect() as reg:
         if name == "verify":
-            count = reg.verify_audit()
+            count = reg.verify_audit(anchor)
             head = reg.audit(limit=1)
             tail = f"; head {head[-1].hash}" if head else ""
             out.result({"verified": count, "head": head[-1].hash if head else None},

@@ -11,7 +11,7 @@ import typer
 from llmreg.digest import short
 from llmreg.errors import InvalidEvidenceError
 
-from ._common import connect, handle_errors
+from ._common import connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
 
 
@@ -48,6 +48,7 @@ def log_model(
         bundle = reg.log_model(name, weights=list(weights), message=message, dataset=dataset,
                                config=config, metrics=values, framework=framework,
                                base_model=base_model, progress=progress)
+        note_audit_head(reg)
     verb = "logged" if bundle.newly_registered else "unchanged"
     out.result({"name": bundle.name, "version": bundle.version, "digest": bundle.digest,
                 "created": bundle.newly_registered},

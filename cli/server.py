@@ -11,7 +11,7 @@ import typer
 import llmreg
 from llmreg.errors import ConfigError, MissingDependencyError
 
-from ._common import STATE, connect, handle_errors
+from ._common import STATE, connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -70,6 +70,7 @@ def token_create(
     out = Output(as_json)
     with connect() as reg:
         token, info = reg.create_token(subject, role)
+        note_audit_head(reg)
     out.result({**info.model_dump(mode="json"), "token": token},
                f"created token {info.token_id} for {info.subject} (role {info.role}); "
                "store it now, it is not shown again:")
@@ -92,4 +93,5 @@ def token_revoke(
     """Revoke a token; servers stop accepting it within seconds."""
     with connect() as reg:
         info = reg.revoke_token(token_id)
+        note_audit_head(reg)
     Output(as_json).result(info, f"revoked token {info.token_id} ({info.subject})")

@@ -121,8 +121,8 @@ class Backend(abc.ABC):
         """Audit entries, oldest first."""
 
     @abc.abstractmethod
-    def verify_audit(self) -> int:
-        """The audit chain's length once verified."""
+    def verify_audit(self, head: str | None) -> int:
+        """The audit chain's length once verified (containing ``head``, if given)."""
 
     # -- blobs -----------------------------------------------------------------------
 

@@ -132,8 +132,8 @@ class EmbeddedBackend(Backend):
     def audit(self, name: str | None, limit: int | None) -> list[AuditInfo]:
         return self.service.lifecycle.audit_log(name, limit)
 
-    def verify_audit(self) -> int:
-        return self.service.lifecycle.verify_audit()
+    def verify_audit(self, head: str | None) -> int:
+        return self.service.lifecycle.verify_audit(head)
 
     # -- blobs -----------------------------------------------------------------------
 

@@ -257,9 +257,18 @@ class Client:
         """Audit-log entries, oldest first (of one name; ``limit``: only the last N)."""
         return self._backend.audit(name, limit)
 
-    def verify_audit(self) -> int:
-        """Recompute the audit hash chain; the entry count, or raise naming the break."""
-        return self._backend.verify_audit()
+    def verify_audit(self, head: str | None = None) -> int:
+        """Recompute the audit hash chain; the entry count, or raise naming the break.
+
+        Besides the chain itself, the entries are counted against the state changes
+        they record, and with ``head`` (a hash an earlier write printed) the chain must
+        still contain it: deleting the newest entries is detected.
+
+        Example:
+            >>> reg.verify_audit(head="sha256:…")  # doctest: +SKIP
+            42
+        """
+        return self._backend.verify_audit(head)
 
     # -- serving -----------------------------------------------------------------------
 

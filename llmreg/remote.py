@@ -370,8 +370,9 @@ class HTTPBackend(Backend):
         return [AuditInfo.model_validate(e) for e in self._json("GET", "/v1/audit",
                                                                 params=params)]
 
-    def verify_audit(self) -> int:
-        return int(self._json("GET", "/v1/audit/verify")["verified"])
+    def verify_audit(self, head: str | None) -> int:
+        params = {"head": head} if head is not None else {}
+        return int(self._json("GET", "/v1/audit/verify", params=params)["verified"])
 
     # -- writes ----------------------------------------------------------------------
 

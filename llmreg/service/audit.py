@@ -74,11 +74,19 @@ def entries(db: Database, name: str | None = None, limit: int | None = None) -> 
         return [to_info(e) for e in reversed(session.exec(query).all())]
 
 
-def verify(db: Database) -> int:
-    """Recompute the chain; return the number of entries, or raise naming the first bad one."""
+def verify(db: Database, head: str | None = None) -> int:
+    """Recompute the chain; return the number of entries, or raise naming the first bad one.
+
+    A chain can be intact and still short: someone may have deleted its newest entries.
+    So the entries are also counted against the state they record (versions, evidence,
+    approvals, slot moves, tokens, policies), and with ``head`` — a hash printed by an
+    earlier write — the chain must still contain that entry.
+    """
     prev = GENESIS
     expected_seq = 1
     count = 0
+    seen_head = head is None
+    actions: dict[str, int] = {}
     with db.read() as session:
         for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))):
             label = f"audit entry #{e.seq} ({e.action} {e.target or e.name or ''} by {e.actor})"
@@ -94,6 +102,42 @@ def verify(db: Database) -> int:
                 raise AuditChainError(
                     f"{label} was altered: its content hashes to {actual}, not {e.hash}")
             prev = e.hash
+            seen_head = seen_head or e.hash == head
+            actions[e.action] = actions.get(e.action, 0) + 1
             expected_seq += 1
             count += 1
+        if not seen_head:
+            raise AuditChainError(
+                f"the audit log does not contain head {head} (it has {count} entries); "
+                "entries after it were removed")
+        _check_counts(session, actions)
     return count
+
+
+def _check_counts(session: Session, actions: dict[str, int]) -> None:
+    """Each state change the tables hold has its entry: none was cut from the log."""
+    from llmreg.db.models import Approval, Evidence, PolicyRecord, SlotEvent, Token, Version
+
+    expected = [
+        (("register",), Version, "versions"),
+        (("evidence",), Evidence, "pieces of evidence"),
+        (("approval",), Approval, "approvals"),
+        (("promote", "rollback"), SlotEvent, "slot moves"),
+        (("token-create",), Token, "tokens"),
+        (("policy",), PolicyRecord, "enforced policies"),
+    ]
+    for names, table, what in expected:
+        rows = session.exec(select(sa.func.count()).select_from(table)).one()
+        logged = sum(actions.get(n, 0) for n in names)
+        if logged != rows:
+            raise AuditChainError(
+                f"the audit log records {logged} {'/'.join(names)} entries but the registry "
+                f"holds {rows} {what}; entries were removed from the log (or rows added "
+                "around it)")
+
+
+def head(db: Database) -> str | None:
+    """The newest entry's hash: note it, and ``verify(head=…)`` proves nothing was cut."""
+    with db.read() as session:
+        return session.exec(select(AuditEntry.hash).order_by(col(AuditEntry.seq).desc())
+                            .limit(1)).first()

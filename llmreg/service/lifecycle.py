@@ -414,9 +414,14 @@ class Lifecycle:
         """Audit entries, oldest first (of one name; ``limit``: only the last N)."""
         return audit.entries(self.db, name, limit)
 
-    def verify_audit(self) -> int:
-        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the break."""
-        return audit.verify(self.db)
+    def verify_audit(self, head: str | None = None) -> int:
+        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the
+        break (a missing ``head``, entries fewer than the state changes they record)."""
+        return audit.verify(self.db, head)
+
+    def audit_head(self) -> str | None:
+        """The newest audit entry's hash (None for an empty log)."""
+        return audit.head(self.db)
 
     def _note_policy(self, s: Session, actor: Actor) -> None:
         """Record the policy in force; a digest different from the last one is audited."""

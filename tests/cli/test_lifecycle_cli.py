@@ -156,3 +156,27 @@ def test_audit_verify_names_an_edited_row(run, project: Path) -> None:
     broken = run("audit", "verify")
     assert broken.exit_code == 1
     assert "audit entry #3 (promote support-rag@1 by ana) was altered" in broken.stderr
+
+
+def test_every_write_prints_the_audit_head_and_verify_holds_it(run, project: Path) -> None:
+    import re
+    import sqlite3
+
+    promoted = run("promote", "support-rag@1", "--to", "staging", "--reason", "x")
+    assert promoted.exit_code == 0
+    assert promoted.stdout == "promoted support-rag@1 to staging\n"  # the result stays alone
+    [head] = re.findall(r"audit head (sha256:[0-9a-f]{64})", promoted.stderr)
+    assert run("audit", "verify", "--head", head).exit_code == 0
+    approved = run("approve", "support-rag@1", "--to", "production", user="bo")
+    [newest] = re.findall(r"audit head (sha256:[0-9a-f]{64})", approved.stderr)
+    db = project / ".llmreg" / "registry.db"
+    with sqlite3.connect(db) as conn:  # cut the newest entry
+        conn.execute("DELETE FROM audit_log WHERE hash = ?", (newest,))
+    cut = run("audit", "verify")
+    assert cut.exit_code == 1
+    assert "records 0 approval entries but the registry holds 1 approvals" in cut.stderr
+    with sqlite3.connect(db) as conn:  # cut the approval too: the log agrees with the state
+        conn.execute("DELETE FROM approvals")
+    assert run("audit", "verify").exit_code == 0
+    gone = run("audit", "verify", "--head", newest)  # but not with the head noted earlier
+    assert gone.exit_code == 1 and f"does not contain head {newest}" in gone.stderr

@@ -134,12 +134,12 @@ def audit(request: Request, name: str | None = None, limit: Limit | None = None
 
 
 @endpoint(router, "GET", "/v1/audit/verify", "reader")
-def audit_verify(request: Request) -> dict[str, Any]:
-    """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry."""
+def audit_verify(request: Request, head: str | None = None) -> dict[str, Any]:
+    """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry, or
+    saying that ``head`` (a hash noted earlier) is no longer in the log."""
     s = svc(request)
-    count = s.lifecycle.verify_audit()
-    head = s.lifecycle.audit_log(limit=1)
-    return {"verified": count, "head": head[-1].hash if head else None}
+    count = s.lifecycle.verify_audit(head)
+    return {"verified": count, "head": s.lifecycle.audit_head()}
 
 
 @endpoint(router, "GET", "/v1/verify/{ref}", "reader")

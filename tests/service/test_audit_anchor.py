@@ -1,0 +1,71 @@
+"""Truncating the audit log is detected: by the head a write printed, and by counting
+entries against the state changes they record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from llmreg.errors import AuditChainError
+from llmreg.service import RegistryService
+from tests.service.test_lifecycle import ready_for_production, register, to_staging
+
+
+@pytest.fixture
+def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
+    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
+    yield service
+    service.close()
+
+
+def delete_entries(svc: RegistryService, where: str) -> None:
+    with svc.db.write_engine.begin() as conn:  # someone with database access
+        conn.execute(text(f"DELETE FROM audit_log WHERE {where}"))
+
+
+def test_an_intact_log_verifies_with_and_without_its_head(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    head = svc.lifecycle.audit_head()
+    assert head == svc.lifecycle.audit_log()[-1].hash
+    assert svc.lifecycle.verify_audit() == svc.lifecycle.verify_audit(head) == 3
+    register(svc, 2)  # later writes keep an earlier head in the chain
+    assert svc.lifecycle.verify_audit(head) == 4
+
+
+def test_deleting_the_newest_entries_is_detected(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    ready_for_production(svc, ref)
+    head = svc.lifecycle.audit_head()
+    count = svc.lifecycle.verify_audit()
+    delete_entries(svc, f"seq > {count - 2}")  # the last approval and the one before
+    with pytest.raises(AuditChainError, match=r"records 0 approval entries but the registry "
+                                              r"holds 2 approvals"):
+        svc.lifecycle.verify_audit()
+    with pytest.raises(AuditChainError, match=rf"does not contain head {head} \(it has "
+                                              rf"{count - 2} entries\)"):
+        svc.lifecycle.verify_audit(head)
+
+
+def test_deleting_every_entry_is_detected(svc: RegistryService) -> None:
+    register(svc, 1)
+    register(svc, 2)
+    delete_entries(svc, "1 = 1")
+    with pytest.raises(AuditChainError, match="records 0 register entries but the registry "
+                                              "holds 2 versions"):
+        svc.lifecycle.verify_audit()
+
+
+def test_cutting_entries_and_their_rows_is_caught_by_the_head(svc: RegistryService) -> None:
+    register(svc, 1)
+    head = svc.lifecycle.audit_head()
+    with svc.db.write_engine.begin() as conn:  # erase the version and its entry together
+        conn.execute(text("DELETE FROM audit_log"))
+        conn.execute(text("DELETE FROM versions"))
+    assert svc.lifecycle.verify_audit() == 0  # consistent with itself...
+    with pytest.raises(AuditChainError, match="does not contain head"):
+        svc.lifecycle.verify_audit(head)  # ...but not with the head noted earlier
