@@ -58,6 +58,11 @@ class Blobs:
         """Whether the blob is stored (not verified)."""
         return self.store.exists(check_digest(digest))
 
+    def intact(self, digest: str) -> bool:
+        """Whether the blob is stored and hashes to ``digest`` (reads it all): what an
+        upload checks before it says "already there"."""
+        return self.store.intact(check_digest(digest))
+
     # -- for the integrity tools ---------------------------------------------------
 
     def iter_digests(self) -> Iterator[str]:

@@ -90,6 +90,22 @@ class BlobStore(abc.ABC):
                 skip -= len(chunk)
             return fh.read(end - start + 1)
 
+    def intact(self, digest: str) -> bool:
+        """Whether the blob is stored *and* its bytes hash to ``digest`` (reads it all).
+
+        A put uses this, not :meth:`exists`, to skip work: a corrupt copy must be
+        replaced by the right bytes, never kept because it is there.
+        """
+        from llmreg.errors import BlobNotFoundError
+
+        try:
+            with self.open(digest) as fh:
+                while fh.read(CHUNK):
+                    pass
+        except (BlobNotFoundError, IntegrityError):
+            return False
+        return True
+
     def put_bytes(self, data: bytes) -> Descriptor:
         """Store ``data``; return its descriptor. Idempotent.
 

@@ -45,7 +45,7 @@ class LocalStore(BlobStore):
         return self.dir / hex_of(digest)
 
     def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
-        if expected_digest is not None and self._intact_size(expected_digest) is not None:
+        if expected_digest is not None and self.intact(expected_digest):
             return Descriptor(expected_digest, self.size(expected_digest))
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{uuid.uuid4().hex}.incomplete"
@@ -59,11 +59,10 @@ class LocalStore(BlobStore):
                 raise IntegrityError(
                     f"upload for {expected_digest} hashes to {digest}; nothing was stored"
                 )
-            final = self.path(digest)
-            if self._intact_size(digest) == size:
-                return Descriptor(digest, size)  # already there: puts are idempotent
+            # Replace whatever is there: the same bytes again (puts are idempotent), or a
+            # damaged copy, which the right bytes repair. Readers keep their open file.
             os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
+            os.replace(tmp, self.path(digest))
             _fsync_dir(self.dir)
             return Descriptor(digest, size)
         finally:
@@ -128,12 +127,6 @@ class LocalStore(BlobStore):
             if entry.is_file() and DIGEST_RE.fullmatch(digest):
                 yield digest
 
-    def _intact_size(self, digest: str) -> int | None:
-        """Size of an existing blob, or None; a cheap check so repeated puts are free."""
-        try:
-            return self.path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
 
 
 COPY_CHUNK = 4 * 1024 * 1024

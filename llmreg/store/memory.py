@@ -37,7 +37,7 @@ class MemoryStore(BlobStore):
             raise IntegrityError(f"upload for {expected_digest} hashes to {digest}; refused")
         data = b"".join(parts)
         with self._lock:
-            self._blobs.setdefault(digest, data)
+            self._blobs[digest] = data  # the right bytes replace a damaged copy
             self._written.setdefault(digest, time.time())
         return Descriptor(digest, len(data))
 

@@ -80,7 +80,7 @@ class S3Store(BlobStore):
     # -- writes --------------------------------------------------------------------
 
     def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
-        if expected_digest is not None and self.exists(expected_digest):
+        if expected_digest is not None and self.intact(expected_digest):
             return Descriptor(expected_digest, self.size(expected_digest))
         with tempfile.TemporaryFile() as spool:
             hasher = new_hasher()
@@ -93,22 +93,27 @@ class S3Store(BlobStore):
             if expected_digest is not None and digest != expected_digest:
                 raise IntegrityError(
                     f"upload for {expected_digest} hashes to {digest}; nothing was stored")
-            if self.exists(digest):
-                return Descriptor(digest, size)
+            damaged = self.exists(digest)
+            if damaged and self.intact(digest):
+                return Descriptor(digest, size)  # already there: puts are idempotent
             spool.seek(0)
-            if size <= self.part_size:
-                self.put_object(self.key(digest), spool.read(), _b64(hasher.digest()))
+            if size <= self.part_size:  # a damaged copy is overwritten by the right bytes
+                self.put_object(self.key(digest), spool.read(), _b64(hasher.digest()),
+                                create_only=not damaged)
             else:
                 self._multipart(self.key(digest), spool, size)
         return Descriptor(digest, size)
 
-    def put_object(self, key: str, body: bytes, checksum_sha256: str) -> None:
-        """One create-only upload with its SHA-256; a wrong checksum is refused."""
+    def put_object(self, key: str, body: bytes, checksum_sha256: str, *,
+                   create_only: bool = True) -> None:
+        """One upload with its SHA-256 (a wrong checksum is refused); create-only unless
+        it repairs a damaged copy."""
         from botocore.exceptions import ClientError
 
+        condition = {"IfNoneMatch": "*"} if create_only else {}
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                   ChecksumSHA256=checksum_sha256, IfNoneMatch="*")
+                                   ChecksumSHA256=checksum_sha256, **condition)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "412"):

@@ -145,3 +145,19 @@ def test_changelog_is_stored_at_registration(svc: RegistryService) -> None:
     entries = svc.versions.changelog("chat")
     assert [(e.version.version, e.first) for e in entries] == [(2, False), (1, True)]
     assert svc.versions.stored_diff(entries[1].version) is None
+
+
+def test_registering_again_repairs_a_corrupt_manifest(svc: RegistryService) -> None:
+    info = svc.versions.register(variant(1), name="chat", message="one", author="ana").version
+    store = svc.blobs.store
+    assert isinstance(store, LocalStore)
+    path = store.path(info.digest)
+    path.chmod(0o644)
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"variant 1", b"variant 9"))  # a same-size flip
+    with pytest.raises(IntegrityError):
+        svc.versions.get("chat@1")
+    again = svc.versions.register(variant(1), name="chat", message="again", author="ana")
+    assert not again.created  # the same version...
+    assert svc.versions.get("chat@1").digest == info.digest  # ...and its bytes are whole again
+    assert path.read_bytes() == good

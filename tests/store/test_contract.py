@@ -151,3 +151,23 @@ def test_s3_refuses_a_wrong_checksum_and_writes_create_only(weed: object) -> Non
     assert store.get_bytes(d) == b"payload"
     keys = store.client.list_objects_v2(Bucket=BUCKET, Prefix=store.prefix)["Contents"]
     assert [k["Key"] for k in keys] == [store.key(d)]
+
+
+@pytest.mark.parametrize("how", ["put_bytes", "put_stream", "put_stream expected"])
+def test_a_put_of_the_right_bytes_repairs_a_corrupt_blob(store: BlobStore, how: str) -> None:
+    data = b"the right bytes"
+    d = store.put_bytes(data)
+    corrupt(store, d.digest, b"the wrong bytes")  # same size: only a hash can tell
+    assert store.exists(d.digest) and not store.intact(d.digest)
+    if how == "put_bytes":
+        again = store.put_bytes(data)
+    else:
+        again = store.put_stream(io.BytesIO(data),
+                                 expected_digest=d.digest if "expected" in how else None)
+    assert again == d
+    assert store.intact(d.digest) and store.get_bytes(d.digest) == data
+
+
+def test_intact_is_false_for_missing_and_true_for_stored(store: BlobStore) -> None:
+    assert not store.intact(digest_bytes(b"absent"))
+    assert store.intact(store.put_bytes(b"present").digest)
