@@ -30,7 +30,12 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
-from llmreg.errors import BlobNotFoundError, IntegrityError, MissingDependencyError
+from llmreg.errors import (
+    BlobNotFoundError,
+    DigestInvalidError,
+    IntegrityError,
+    MissingDependencyError,
+)
 from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
 
 PART = 64 * 1024 * 1024
@@ -90,7 +95,7 @@ class S3Store(BlobStore):
                 size += len(chunk)
             digest = format_digest(hasher)
             if expected_digest is not None and digest != expected_digest:
-                raise IntegrityError(
+                raise DigestInvalidError(
                     f"upload for {expected_digest} hashes to {digest}; nothing was stored")
             if self.exists(digest):
                 return Descriptor(digest, size)
