@@ -58,9 +58,9 @@ def referenced_variables(source: str) -> set[str]:
     """
     try:
         ast = _env().parse(source)
+        return set(meta.find_undeclared_variables(ast))  # unknown filters surface here
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
-    return set(meta.find_undeclared_variables(ast))
 
 
 def render_bundle(bundle: Bundle, variables: dict[str, Any]) -> Messages:

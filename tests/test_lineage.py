@@ -170,9 +170,15 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
         if blobs.is_dir() and any(p.name.endswith(".incomplete") for p in blobs.iterdir()):
             break
         time.sleep(0.02)
+    else:
+        proc.kill()
+        raise AssertionError("the upload never started: no .incomplete file within 60 s")
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # killed mid-upload, not finished before the kill
+    partial = [p for p in blobs.iterdir() if p.name.endswith(".incomplete")]
+    assert len(partial) == 1  # the half-written upload, never renamed into place
     visible = [p.name for p in blobs.iterdir() if not p.name.startswith(".")]
+    assert all((blobs / name).stat().st_size < 1024 ** 3 for name in visible)
     with llmreg.connect() as reg:
         assert all(reg._service.store.exists(f"sha256:{name}") for name in visible)  # type: ignore[attr-defined]
         assert list(reg._service.store.iter_digests()) == [f"sha256:{n}" for n in sorted(visible)]  # type: ignore[attr-defined]
