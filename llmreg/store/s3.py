@@ -16,6 +16,9 @@ The digest names the key, so a stream of unknown content is first spooled to a
 temporary file while it is hashed (constant memory), then uploaded.
 
 Example:
+    >>> store = S3Store("llmreg-prod", "/registry/", client=object())  # any boto3-like client
+    >>> store.key("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+    'registry/blobs/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'
     >>> store = S3Store("llmreg-prod", "registry")  # doctest: +SKIP
     >>> store.put_bytes(b"hello").digest            # doctest: +SKIP
     'sha256:2cf24dba…'
