@@ -305,3 +305,53 @@ def test_token_create_list_revoke(run) -> None:
     unknown = run("token", "revoke", "000000000000")
     assert unknown.exit_code == 1
     assert "no token '000000000000'; see `llmreg token list`" in unknown.stderr
+
+
+def test_init_list_history_and_render_edges(run, old_new: tuple[Path, Path],
+                                            tmp_path: Path) -> None:
+    against_url = run("--registry", "http://127.0.0.1:9", "init")
+    assert against_url.exit_code == 1
+    assert ("init creates a local registry folder; run it on the server's machine, not "
+            "against a URL") in against_url.stderr
+    first = run("init", str(tmp_path / "proj"))
+    home = tmp_path / "proj" / ".llmreg"
+    assert lines(first.stdout) == [
+        f"initialised an empty registry at {home}",
+        f"wrote the default promotion policy to {tmp_path / 'proj' / 'llmreg-policy.yaml'}; "
+        "see `llmreg policy check`"]
+    again = run("init", str(tmp_path / "proj"))
+    assert lines(again.stdout) == [f"registry already initialised at {home}"]
+    assert run("init").exit_code == 0  # LLMREG_HOME, used by the commands below
+    assert lines(run("list").stdout) == [
+        "no bundles registered yet; try `llmreg register bundles/* -m 'first import'`"]
+    old, new = old_new
+    two = run("register", str(old), str(new), "--name", "x", "-m", "m")
+    assert two.exit_code == 1
+    assert "--name applies to one directory; register the others separately" in two.stderr
+    assert run("register", str(old), "--name", "qa-bot", "-m", "first").exit_code == 0
+    assert run("promote", "qa-bot@1", "--to", "staging", "--reason", "try").exit_code == 0
+    listed = json.loads(run("list", "--json").stdout)
+    assert [(n["name"], n["latest_version"]) for n in listed] == [("qa-bot", 1)]
+    moves = run("history", "qa-bot", "--env", "staging")
+    header, row = (" ".join(line.split()) for line in lines(moves.stdout))
+    assert header == "when action from to by reason"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC promote - @1 tester try", row)
+    (moved,) = json.loads(run("history", "qa-bot", "--env", "staging", "--json").stdout)
+    assert (moved["action"], moved["to_version"], moved["reason"]) == ("promote", 1, "try")
+    shown = run("render", "qa-bot@1", "--var", "q=hi", "--var", "old=x")
+    assert lines(shown.stdout) == ["── system ──", "Be brief.", "Be kind.", "",
+                                   "── user ──", "a", "── assistant ──", "A",
+                                   "── user ──", "b", "── assistant ──", "B",
+                                   "── user ──", "c", "── assistant ──", "C",
+                                   "── user ──", "Q: hi x"]
+    messages = json.loads(run("render", "qa-bot@1", "--var", "q=hi", "--var", "old=x",
+                              "--json").stdout)
+    assert messages[0] == {"role": "system", "content": "Be brief.\nBe kind.\n"}
+    bad_format = run("render", "qa-bot@1", "--format", "gemini")
+    assert "--format 'gemini' is not known; use openai or anthropic" in bad_format.stderr
+    (tmp_path / "list.json").write_text("[1, 2]")
+    not_object = run("render", "qa-bot@1", "--vars", str(tmp_path / "list.json"))
+    assert f"--vars {str(tmp_path / 'list.json')!r} must hold a JSON object" in \
+        not_object.stderr
+    no_equals = run("render", "qa-bot@1", "--var", "q")
+    assert no_equals.exit_code == 1 and "--var 'q' must look like key=value" in no_equals.stderr
