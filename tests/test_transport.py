@@ -163,3 +163,19 @@ def test_remote_resolve_over_the_default_transport(live: Live, tmp_path: Path) -
         resolve_ports = live.client_ports[before:]
         assert len(resolve_ports) == 2 and len(set(resolve_ports)) == 1  # one connection
     live.service.close()
+
+
+def test_default_cache_follows_the_platform(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    import sys
+
+    from llmreg._transport import default_cache
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache() == tmp_path / "xdg" / "llmreg"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache() == tmp_path / ".cache" / "llmreg"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert default_cache() == tmp_path / "Library" / "Caches" / "llmreg"
