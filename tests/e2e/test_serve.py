@@ -82,17 +82,29 @@ class Served:
                 self.proc.wait(timeout=10)
 
 
+def local_cli(home: Path, *args: str) -> str:
+    """The CLI in this process, on the server's registry folder: setup that needs no
+    subprocess of its own (the server and the clients under test are subprocesses)."""
+    from typer.testing import CliRunner
+
+    from llmreg_cli.main import app
+
+    result = CliRunner().invoke(app, ["--registry", str(home), *args], prog_name="llmreg")
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Served, dict[str, str]]]:
     home = tmp_path / "srv" / ".llmreg"
     s = Served(home, tmp_path)
-    s.cli("init", str(home.parent), local=True)
+    local_cli(home, "init")
     tokens = {}
     for subject, role in [("app", "reader"), ("ci", "publisher"), ("ann", "approver"),
                           ("abe", "approver")]:
-        out = s.cli("token", "create", "--subject", subject, "--role", role, "--json",
-                    local=True)
-        tokens[subject] = json.loads(out.stdout)["token"]
+        out = local_cli(home, "token", "create", "--subject", subject, "--role", role,
+                        "--json")
+        tokens[subject] = json.loads(out)["token"]
     s.start()
     yield s, tokens
     s.stop()
