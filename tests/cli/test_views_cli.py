@@ -355,3 +355,36 @@ def test_init_list_history_and_render_edges(run, old_new: tuple[Path, Path],
         not_object.stderr
     no_equals = run("render", "qa-bot@1", "--var", "q")
     assert no_equals.exit_code == 1 and "--var 'q' must look like key=value" in no_equals.stderr
+
+
+def _hosted(folder: Path, weights: str, few_shot: list[dict[str, Any]]) -> Path:
+    return write_bundle(folder, {
+        "model": {"provider": "self-hosted", "id": "llama-3-8b-lora-2026-11-01",
+                  "weights": weights},
+        "template": {"source": "Q: {{ q }}", "variables": ["q"]},
+        "few_shot": few_shot}, {})
+
+
+def test_human_diff_of_weights_kind_and_few_shot_inputs(run, lora: str,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "w.bin").write_bytes(b"retrained")
+    second = run("log-model", "lora", "--weights", str(tmp_path / "w.bin"), "-m", "run 2",
+                 "--json")
+    lora2 = json.loads(second.stdout)["digest"]
+    one = _hosted(tmp_path / "h1", lora, [{"input": {"q": "a"}, "output": "A"},
+                                          {"input": {"q": "b"}, "output": "B"}])
+    two = _hosted(tmp_path / "h2", lora2, [{"input": {"q": "b"}, "output": "B"},
+                                           {"input": {"q": "a2"}, "output": "A"}])
+    result = run("diff", str(one), str(two))
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout)[1:] == [
+        "", "model", f"  ! weights changed {lora} → {lora2}",
+        "", "few_shot (2 → 2 examples)",
+        "  ~ modified #0 → #1 (same output)",
+        "    input.q: 'a' → 'a2'"]
+    kinds = run("diff", "lora@1", str(one))
+    assert kinds.exit_code == 0, kinds.output
+    text = lines(kinds.stdout)
+    assert text[1:4] == ["", "kind", "  weights → llm"]
+    assert "  ! provider changed None → self-hosted" in text
+    assert re.fullmatch(r"  - w\.bin [0-9a-f]{12} \(3072 B\)", text[-1])
