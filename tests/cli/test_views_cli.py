@@ -388,3 +388,24 @@ def test_human_diff_of_weights_kind_and_few_shot_inputs(run, lora: str,
     assert text[1:4] == ["", "kind", "  weights → llm"]
     assert "  ! provider changed None → self-hosted" in text
     assert re.fullmatch(r"  - w\.bin [0-9a-f]{12} \(3072 B\)", text[-1])
+
+
+def test_show_prints_the_git_commit_and_host(run, old_new: tuple[Path, Path],
+                                             tmp_path: Path) -> None:
+    import socket
+
+    from tests.test_provenance import git
+
+    old, _ = old_new
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "old")
+    git(tmp_path, "commit", "-q", "-m", "bundle")
+    sha = git(tmp_path, "rev-parse", "HEAD")
+    assert run("init").exit_code == 0
+    assert run("register", str(old), "-m", "clean").exit_code == 0
+    clean = lines(run("show", "old@1").stdout)
+    assert clean[2] == f"git {sha[:12]}  host {socket.gethostname()}"
+    (old / "notes.txt").write_text("edited\n")
+    assert run("register", str(old), "-m", "dirty").exit_code == 0
+    dirty = lines(run("show", "old@2").stdout)
+    assert dirty[2] == f"git {sha[:12]} (dirty)  host {socket.gethostname()}"
