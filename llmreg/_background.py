@@ -1,5 +1,14 @@
 """What runs behind a client's back: watching a slot, and heartbeats that report served
-traffic. Both live in daemon threads and never raise into the application."""
+traffic. Both live in daemon threads and never raise into the application.
+
+Example:
+    >>> sent = []
+    >>> beats = HeartbeatBatcher(sent.extend, interval=3600)
+    >>> beats.add("chat", "production", "sha256:…", 2); beats.add("chat", "production", "sha256:…")
+    >>> beats.flush(); sent
+    [{'name': 'chat', 'env': 'production', 'digest': 'sha256:…', 'count': 3}]
+    >>> beats.close()
+"""
 
 from __future__ import annotations
 

@@ -29,8 +29,10 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
         http: an ``httpx.Client`` to use for a server (tests, custom transports).
 
     Example:
+        >>> with llmreg.connect("demo/.llmreg", create=True) as reg:  # a folder: embedded
+        ...     type(reg).__name__, reg.list()
+        ('Client', [])
         >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
-        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)          # doctest: +SKIP
     """
     settings = settings or Settings.from_env()
     is_url = home is not None and str(home).startswith(("http://", "https://"))

@@ -56,9 +56,11 @@ class Client:
     backend carries them there.
 
     Example:
-        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)  # doctest: +SKIP
-        >>> reg.resolve("support-rag", env="production").version    # doctest: +SKIP
-        3
+        >>> import tempfile
+        >>> reg = llmreg.connect(tempfile.mkdtemp(), create=True)
+        >>> reg.list(), reg.policy.environment_names()
+        ([], 'staging (pre-prod, preprod), shadow, production (prod)')
+        >>> reg.close()
     """
 
     heartbeat_interval = 30.0

@@ -16,6 +16,7 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── AmbiguousRefError (LookupError)        a short digest matches several bundles
     ├── BlobNotFoundError (FileNotFoundError)  a blob is missing from the store
     ├── IntegrityError                         stored bytes do not match their digest
+    │   └── DigestInvalidError (ValueError)    uploaded bytes do not hash to the digest given
     ├── RegistryNotFoundError (FileNotFoundError)  no ``.llmreg/`` folder was found
     ├── ConfigError (ValueError)               an ``LLMREG_*`` variable has a bad value
     ├── InvalidEvidenceError (ValueError)      metrics, suite or links are malformed
@@ -118,6 +119,16 @@ class BlobNotFoundError(LLMRegError, FileNotFoundError):
 
 class IntegrityError(LLMRegError):
     """Stored bytes do not hash to the digest they are stored under."""
+
+    code = "INTEGRITY_FAILED"
+
+
+class DigestInvalidError(IntegrityError, ValueError):
+    """Bytes offered under a digest hash to something else; nothing was stored.
+
+    The caller's input is wrong (HTTP 400), not the store. It stays an
+    :class:`IntegrityError`, so code that guards uploads with that class keeps working.
+    """
 
     code = "DIGEST_INVALID"
 

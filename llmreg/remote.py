@@ -70,7 +70,9 @@ class RemoteClient(Client):
     makes one from a URL; this constructor is for tests and custom transports.
 
     Example:
-        >>> reg = RemoteClient("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+        >>> reg = RemoteClient("http://127.0.0.1:8700", token="llmreg_…")
+        >>> reg.url, reg.home
+        ('http://127.0.0.1:8700', None)
     """
 
     def __init__(self, url: str, *, token: str | None = None, settings: Settings | None = None,

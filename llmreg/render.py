@@ -300,7 +300,9 @@ def referenced_variables(source: str) -> set[str]:
     """
     tree = _parse(source)
     try:
-        return set(meta.find_undeclared_variables(tree))
+        return set(meta.find_undeclared_variables(tree))  # unknown filters surface here
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
     except (RecursionError, MemoryError):
         raise TemplateSyntaxError("the template nests too deeply to analyse; flatten its "
                                   "expressions") from None

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,47 @@ def minimal(**overrides: object) -> dict[str, object]:
     }
     data.update(overrides)
     return data
+
+
+# -- coverage floors ------------------------------------------------------------------
+# coverage.py enforces one combined figure (fail_under); branch coverage alone is
+# enforced here, against [tool.llmreg.coverage] branch_floor in pyproject.toml.
+
+_coverage_summary: list[str] = []
+
+
+def _branch_floor() -> float:
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return float(tomllib.load(fh)["tool"]["llmreg"]["coverage"]["branch_floor"])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    plugin = session.config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    if controller is None or getattr(plugin, "cov_total", None) is None:
+        return  # coverage is off (--no-cov) or this is an xdist worker
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "coverage.json"
+        controller.cov.json_report(outfile=str(report))
+        totals = json.loads(report.read_text())["totals"]
+    line, branch = totals["percent_statements_covered"], totals["percent_branches_covered"]
+    floor = _branch_floor()
+    _coverage_summary.append(
+        f"line coverage {line:.2f}% ({totals['covered_lines']}/{totals['num_statements']}), "
+        f"branch coverage {branch:.2f}% ({totals['covered_branches']}/"
+        f"{totals['num_branches']}); branch floor {floor:g}%")
+    if branch < floor:
+        _coverage_summary.append(f"FAIL branch coverage {branch:.2f}% is below the floor "
+                                 f"{floor:g}% (pyproject.toml [tool.llmreg.coverage])")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for message in _coverage_summary:
+        terminalreporter.write_line(message, red=message.startswith("FAIL"), bold=True)

@@ -101,3 +101,38 @@ def test_json_schema_export_is_current() -> None:
     exported = json.loads((ROOT / "docs" / "bundle.schema.json").read_text())
     assert exported == Bundle.model_json_schema(), (
         "docs/bundle.schema.json is stale; run `python scripts/gen_docs.py`")
+
+
+_ART = {"name": "w", "digest": "sha256:" + "a" * 64, "size": 1,
+        "media_type": "application/octet-stream"}
+_MODEL = {"provider": "openai", "id": "gpt-4o-2024-08-06"}
+_TEMPLATE = {"source": "Q: {{ q }}", "variables": ["q"]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"model": _MODEL},
+      "template: required field is missing (an llm bundle needs model and template)"),
+     ({"model": _MODEL, "template": _TEMPLATE, "framework": "pytorch"},
+      "framework and base_model belong to weights bundles (kind: weights)"),
+     ({"kind": "weights", "template": _TEMPLATE, "artifacts": [_ART]},
+      "template: a weights bundle holds artifacts only (kind: weights); remove it"),
+     ({"kind": "weights"}, "artifacts: a weights bundle needs at least one artifact"),
+     ({"model": _MODEL, "template": _TEMPLATE, "artifacts": [_ART, _ART]},
+      "artifacts: name 'w' is used twice"),
+     ({"model": {"provider": "openai"}, "template": _TEMPLATE},
+      "model.id: required field is missing")],
+)
+def test_inconsistent_bundles_are_refused_naming_the_field(data: dict[str, object],
+                                                            message: str) -> None:
+    with pytest.raises(InvalidBundleError) as caught:
+        Bundle.from_dict(data)
+    assert str(caught.value).startswith(message)
+
+
+def test_equality_is_by_content_and_the_schema_key_is_accepted() -> None:
+    bundle = Bundle.from_dict({"model": _MODEL, "template": _TEMPLATE})
+    same = Bundle.from_dict({"schema": "llmreg.bundle/v1", "model": _MODEL,
+                             "template": _TEMPLATE})
+    assert same == bundle and same.digest == bundle.digest
+    assert bundle != "a string" and bundle.__eq__("a string") is NotImplemented

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -94,3 +95,44 @@ def test_artifact_files_are_hashed(tmp_path: Path) -> None:
     assert art.size == 5
     assert art.digest == "sha256:5994471abb01112afcc18159f6cc74b4f511b99806da59b3caf5a9c173cacfc5"
     assert art.media_type == "application/octet-stream"
+
+
+_HEAD = ("model: {provider: openai, id: gpt-4o-2024-08-06}\n"
+         "template: {source: 'Q: {{ q }}', variables: [q]}\n")
+
+
+def _folder(tmp_path: Path, manifest: str, files: dict[str, str] | None = None) -> Path:
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "llmreg.yaml").write_text(manifest)
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("manifest", "files", "message"),
+    [("- 1\n", {}, "llmreg.yaml must be a mapping of bundle sections"),
+     ("name: 5\n" + _HEAD, {}, "name 5 must be a string"),
+     (_HEAD.replace("{source: 'Q: {{ q }}',", "{file: 5,"), {},
+      "template.file must be a relative file path (got 5)"),
+     (_HEAD.replace("{source: 'Q: {{ q }}',", "{file: t.j2,"),
+      {"t.j2": "x" * (4 * 1024 * 1024 + 1)},
+      "t.j2 is 4194305 bytes; text files are limited to 4 MiB"),
+     (_HEAD + "system_prompt: {file: s.md, other: 1}\n", {"s.md": "hi"},
+      "system_prompt must be text or {file: PATH} (got keys ['file', 'other'])")],
+)
+def test_bad_folders_name_the_problem(tmp_path: Path, manifest: str, files: dict[str, str],
+                                      message: str) -> None:
+    with pytest.raises(InvalidBundleError) as caught:
+        load_bundle_dir(_folder(tmp_path, manifest, files))
+    assert str(caught.value) == message
+
+
+def test_tool_parameters_can_live_in_a_file(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    folder = _folder(tmp_path, _HEAD + "tools:\n  - name: search\n"
+                     "    parameters: {file: search.json}\n",
+                     {"search.json": json.dumps(schema)})
+    bundle = load_bundle_dir(folder)[0]
+    assert [(t.name, t.parameters) for t in bundle.tools] == [("search", schema)]

@@ -18,12 +18,47 @@ MODULES = sorted(
 )
 
 
+# Modules that may have no runnable docstring example *yet*: they are being rewritten
+# (the HTTP plumbing, parts of the service layer and the server).
+# Every other module must show at least one example that runs. Shrink this list as
+# examples are added; never grow it to make a failure go away.
+NO_EXAMPLE_YET = frozenset({
+    "llmreg._transport",
+    "llmreg.server",
+    "llmreg.server.app",
+    "llmreg.server.deps",
+    "llmreg.server.errors",
+    "llmreg.server.routes",
+    "llmreg.server.routes.reads",
+    "llmreg.server.routes.resolve",
+    "llmreg.server.routes.writes",
+    "llmreg.service",
+    "llmreg.service.access",
+    "llmreg.service.audit",
+    "llmreg.service.gates",
+    "llmreg.service.integrity",
+    "llmreg.service.lifecycle",
+})
+
+
+def run_examples(module: str) -> doctest.TestResults:
+    mod = importlib.import_module(module)
+    return doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                           extraglobs={"llmreg": llmreg})
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples_run(module: str) -> None:
-    mod = importlib.import_module(module)
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-                             extraglobs={"llmreg": llmreg})
+    result = run_examples(module)
     assert result.failed == 0
+    if module not in NO_EXAMPLE_YET:
+        assert result.attempted > 0, (
+            f"{module} has no runnable docstring example; add one (a `# doctest: +SKIP` "
+            "line does not count)")
+
+
+def test_the_allow_list_names_real_modules() -> None:
+    assert NO_EXAMPLE_YET <= set(MODULES)
 
 
 @pytest.mark.parametrize("rel", sorted(gen_docs.OUTPUTS))

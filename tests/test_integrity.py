@@ -121,3 +121,36 @@ def test_registry_on_s3_catches_a_corrupted_object(tmp_path: Path, weed: object,
         assert [(p.digest, p.problem) for p in problems] == [(art.digest, "corrupt")]
         with pytest.raises(IntegrityError, match=art.digest):
             reg.pull("ticket-classifier@1", tmp_path / "out")
+
+
+def test_fsck_and_gc_follow_every_kind_of_reference(reg: llmreg.Client, examples: Path,
+                                                    tmp_path: Path) -> None:
+    from llmreg.store import LocalStore
+
+    reg.log_bundle(examples / "ticket-classifier", message="one")
+    (examples / "ticket-classifier" / "system.md").write_text("Shorter.\n")
+    reg.log_bundle(examples / "ticket-classifier", message="two")
+    (report := tmp_path / "report.html").write_text("<p>all good</p>")
+    ev = reg.log_eval("ticket-classifier@2", suite="regression", metrics={"accuracy": 0.9},
+                      report=report)
+    reg.promote("ticket-classifier@2", to="staging", reason="try")
+    info = reg.info("ticket-classifier@2")
+    store = LocalStore(Path(os.environ["LLMREG_HOME"]))
+    orphan = store.put_bytes(b"nothing refers to me").digest
+    count, problems = reg.fsck()
+    assert problems == []
+    assert count == len(list(store.iter_digests()))
+    # gc keeps the changelog, the eval report and the enforced policy; only the orphan goes
+    assert reg.gc(dry_run=False, grace=0) == [orphan]
+    assert ev.report_digest is not None and info.diff_digest is not None
+    policy_digest = reg.policy.digest
+    for digest in (ev.report_digest, info.diff_digest, policy_digest, info.digest):
+        store.path(digest).unlink()
+    _, problems = reg.fsck()
+    found = {p.digest: (p.problem, p.referenced_by) for p in problems}
+    assert found == {
+        ev.report_digest: ("missing", f"evidence #{ev.id}"),
+        info.diff_digest: ("missing", f"the changelog of {info.digest[:19]}"),
+        policy_digest: ("missing", "an enforced policy"),
+        info.digest: ("missing", "version 2 of name #1"),
+    }

@@ -170,9 +170,15 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
         if blobs.is_dir() and any(p.name.endswith(".incomplete") for p in blobs.iterdir()):
             break
         time.sleep(0.02)
+    else:
+        proc.kill()
+        raise AssertionError("the upload never started: no .incomplete file within 60 s")
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # killed mid-upload, not finished before the kill
+    partial = [p for p in blobs.iterdir() if p.name.endswith(".incomplete")]
+    assert len(partial) == 1  # the half-written upload, never renamed into place
     visible = [p.name for p in blobs.iterdir() if not p.name.startswith(".")]
+    assert all((blobs / name).stat().st_size < 1024 ** 3 for name in visible)
     with llmreg.connect() as reg:
         blobs = reg._backend.service.blobs  # type: ignore[attr-defined]
         assert all(blobs.exists(f"sha256:{name}") for name in visible)
@@ -193,3 +199,76 @@ def test_gc_sweeps_leftovers_of_killed_uploads(reg: llmreg.Client) -> None:
     assert reg.gc(dry_run=True) == ["(incomplete upload) .0123abcd.incomplete"]
     reg.gc(dry_run=False)
     assert not leftover.exists()
+
+
+def test_dataset_folders_skip_hidden_files_and_dangling_links(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / ".cache").mkdir()
+    (data / "a.txt").write_text("a\n")
+    (data / "sub" / "b.txt").write_text("b\n")
+    (data / ".hidden").write_text("x")
+    (data / ".cache" / "c.txt").write_text("c\n")
+    (data / "link.txt").symlink_to(data / "a.txt")
+    (data / "dangling.txt").symlink_to(data / "nowhere")
+    info = hash_dataset(data)
+    assert info.kind == "folder" and info.manifest is not None
+    assert [f["path"] for f in info.manifest["files"]] == ["a.txt", "link.txt", "sub/b.txt"]
+    assert (info.files, info.size) == (3, 6)
+    assert info.provenance() == {"digest": info.digest, "kind": "folder", "files": 3,
+                                 "size": 6}
+    assert info.provenance("sha256:" + "0" * 64)["manifest"] == "sha256:" + "0" * 64
+    given = hash_dataset("sha256:" + "a" * 64)
+    assert (given.kind, given.files, given.manifest) == ("digest", 0, None)
+
+
+def test_compare_datasets_names_each_differing_file(tmp_path: Path) -> None:
+    from llmreg.lineage import compare_datasets
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    for name, text in [("same.txt", "s"), ("changed.txt", "1"), ("gone.txt", "g")]:
+        (tmp_path / "old" / name).write_text(text)
+    for name, text in [("same.txt", "s"), ("changed.txt", "2"), ("added.txt", "a")]:
+        (tmp_path / "new" / name).write_text(text)
+    old, new = hash_dataset(tmp_path / "old"), hash_dataset(tmp_path / "new")
+    assert compare_datasets(old.manifest, new) == [
+        "added.txt: not in the registered dataset",
+        "changed.txt: content differs",
+        "gone.txt: missing from the rebuilt dataset"]
+    assert compare_datasets(None, new) == []
+    assert compare_datasets(old.manifest, hash_dataset(tmp_path / "new" / "same.txt")) == []
+
+
+def test_weights_and_config_inputs_are_checked(tmp_path: Path) -> None:
+    from llmreg.lineage import load_config, weights_files, weights_name
+
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "b.bin").write_bytes(b"b")
+    (tmp_path / "w" / "a.bin").write_bytes(b"a")
+    (tmp_path / "w" / ".lock").write_bytes(b"")
+    (tmp_path / "one.bin").write_bytes(b"1")
+    assert weights_files([tmp_path / "w", str(tmp_path / "one.bin")]) == [
+        tmp_path / "w" / "a.bin", tmp_path / "w" / "b.bin", tmp_path / "one.bin"]
+    with pytest.raises(InvalidBundleError, match="weights '.*nope' does not exist"):
+        weights_files(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidBundleError, match="weights: no files given"):
+        weights_files(tmp_path / "empty")
+    assert weights_name(tmp_path / "model.safetensors") == "model.safetensors"
+    with pytest.raises(InvalidBundleError, match="weights file 'my model.bin': artifact names"):
+        weights_name(tmp_path / "my model.bin")
+    assert load_config(None) is None and load_config({"lr": 1}) == {"lr": 1}
+    (tmp_path / "c.yaml").write_text("lr: 0.1\nlayers: [1, 2]\n")
+    assert load_config(tmp_path / "c.yaml") == {"lr": 0.1, "layers": [1, 2]}
+    (tmp_path / "c.json").write_text('{"lr": 0.2}')
+    assert load_config(str(tmp_path / "c.json")) == {"lr": 0.2}
+    with pytest.raises(InvalidBundleError, match="config '.*missing.json' cannot be read: "
+                                                 "No such file or directory"):
+        load_config(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{lr")
+    with pytest.raises(InvalidBundleError, match="config '.*bad.json' is not JSON"):
+        load_config(tmp_path / "bad.json")
+    (tmp_path / "list.yml").write_text("- 1\n- 2\n")
+    with pytest.raises(InvalidBundleError, match="config '.*list.yml' must hold a mapping"):
+        load_config(tmp_path / "list.yml")

@@ -37,8 +37,31 @@ def test_parse_ref(text: str, ref: Ref) -> None:
     assert parse_ref(text) == ref
 
 
-@pytest.mark.parametrize("text", ["", "chat@", "chat@0", "chat@sha256:xyz", "Chat@1",
-                                  "chat@a b", "sha256:abc"])
-def test_bad_refs(text: str) -> None:
-    with pytest.raises((InvalidRefError, InvalidNameError)):
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [("", InvalidRefError, "ref is empty; use 'name', 'name@7' or 'name@sha256:…'"),
+     ("  ", InvalidRefError, "ref is empty"),
+     ("chat@", InvalidRefError, "ref 'chat@': '' is neither a version number, a digest nor "
+                                "a label; use 'name@7', 'name@sha256:…' or 'name@latest'"),
+     ("chat@0", InvalidRefError, "ref 'chat@0': versions start at 1"),
+     ("chat@sha256:xyz", InvalidRefError, "ref 'chat@sha256:xyz': 'sha256:xyz' is not a "
+                                          "digest; use 'sha256:' and at least 7 hex digits"),
+     ("Chat@1", InvalidNameError, "ref 'Chat@1': name 'Chat' is not a valid name; use 1-64 "
+                                  "lowercase letters"),
+     ("Chat", InvalidNameError, "ref name 'Chat' is not a valid name"),
+     ("chat@a b", InvalidRefError, "ref 'chat@a b': 'a b' is neither a version number"),
+     ("sha256:abc", InvalidRefError, "ref 'sha256:abc' is not a digest; use 'sha256:' and "
+                                     "at least 7 hex digits")],
+)
+def test_bad_refs(text: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as caught:
         parse_ref(text)
+    assert type(caught.value) is error
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("text", ["chat", "chat@7", "chat@latest", "chat@sha256:abcdef0",
+                                  "sha256:" + "a" * 64])
+def test_a_ref_prints_as_it_parses(text: str) -> None:
+    assert str(parse_ref(text)) == text
+    assert parse_ref(str(parse_ref(text))) == parse_ref(text)

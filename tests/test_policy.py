@@ -57,6 +57,15 @@ def test_digest_ignores_comments_and_layout() -> None:
         ("version: 1", "version: 2", r"line 3: version: Input should be 1"),
         ("accuracy: {min: 0.9}", "accuracy: {}", r"give min, max or no_regression"),
         ("environments:", "environments: [", r"line \d+: not valid YAML"),
+        ("accuracy: {min: 0.9}", "accuracy: {min: 0.9, max: 0.5}",
+         r"line 29: transitions\[2\]\.gates\.evals\[0\]\.metrics\.accuracy: min 0\.9 is "
+         r"above max 0\.5"),
+        ("  shadow: {}", "  registered: {}",
+         r"line 9: environments\.registered: environment 'registered' is not allowed"),
+        ("  - from: registered\n", "  - from: qa\n",
+         r"line 15: transitions\[0\]\.from: 'qa' is not 'registered' or an environment"),
+        ("  - from: staging\n    to: shadow\n", "  - from: registered\n    to: staging\n",
+         r"line 18: transitions\[1\]: repeats the transition registered -> staging"),
     ],
 )
 def test_errors_name_line_and_field(old: str, new: str, expected: str) -> None:
@@ -75,3 +84,20 @@ def test_find_policy_prefers_explicit_then_beside_then_default(tmp_path: Path) -
     assert find_policy(other, home).transitions[2].gates.evals[0].metrics["accuracy"].min == 0.7
     with pytest.raises(PolicyError, match="cannot read policy"):
         load_policy(tmp_path / "missing.yaml")
+
+
+def test_a_list_is_not_a_policy() -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy("- 1\n- 2\n", source="x.yaml")
+    assert str(caught.value) == ("x.yaml: the policy must be a mapping with version, "
+                                 "environments and transitions")
+
+
+def test_describe_no_regression_with_tolerance_and_max() -> None:
+    new = "accuracy: {no_regression: true, tolerance: 0.01}\n            latency_ms: {max: 250}"
+    policy = parse_policy(DEFAULT_POLICY_YAML.replace("accuracy: {min: 0.9}", new, 1),
+                          source="x.yaml")
+    assert policy.describe()[2] == (
+        "staging -> production: eval 'regression' with accuracy no regression vs the target "
+        "slot (tolerance 0.01), latency_ms <= 250; 2 approvals (role approver) by distinct "
+        "people, not the author")

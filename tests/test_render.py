@@ -63,8 +63,25 @@ def test_strict_undefined_inside_the_template() -> None:
 def test_sandbox_blocks_python_internals() -> None:
     bundle = Bundle.from_dict(minimal(template={
         "source": "{{ q.__class__.__mro__[1].__subclasses__() }}", "variables": ["q"]}))
-    with pytest.raises(RenderError):
+    with pytest.raises(RenderError) as caught:
         bundle.render(q="x")
+    assert str(caught.value) == ("template: the sandbox refused an unsafe operation: access "
+                                 "to attribute '__class__' of 'str' object is unsafe.")
+
+
+def test_an_unknown_filter_is_a_template_error_naming_the_line() -> None:
+    from llmreg.errors import TemplateSyntaxError
+
+    with pytest.raises(TemplateSyntaxError, match=r"line 2: No filter named 'shout'"):
+        Bundle.from_dict(minimal(template={"source": "Q:\n{{ q | shout }}",
+                                           "variables": ["q"]}))
+
+
+def test_a_weights_bundle_has_nothing_to_render() -> None:
+    from llmreg.render import render_manifest
+
+    with pytest.raises(RenderError, match="this is a weights bundle: it has no prompt"):
+        render_manifest({"kind": "weights", "model": {"id": "m"}}, {})
 
 
 def test_immutable_sandbox_refuses_mutation() -> None:

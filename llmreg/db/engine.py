@@ -27,8 +27,19 @@ class Database:
     """Engines and sessions for one metadata database.
 
     Example:
-        >>> db = Database.open("sqlite://")  # doctest: +SKIP
-        >>> with db.write() as session: ...  # doctest: +SKIP
+        >>> from sqlalchemy import text
+        >>> db = Database.open("sqlite:///registry.db")
+        >>> with db.write() as session:
+        ...     _ = session.execute(text("INSERT INTO bundle_names (name, "
+        ...                              "latest_version, created_at) VALUES "
+        ...                              "('chat', 0, '2025-01-01')"))
+        >>> with db.read() as session:
+        ...     session.execute(text("SELECT name FROM bundle_names")).scalars().all()
+        ['chat']
+        >>> Database("registry.db")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.ConfigError: LLMREG_DATABASE_URL 'registry.db' is not a database URL; ...
     """
 
     def __init__(self, url: str) -> None:

@@ -27,7 +27,12 @@ def upgrade(connection: sa.Connection, revision: str = "head") -> None:
 
 
 def head_revision() -> str:
-    """The head revision of the migration scripts."""
+    """The head revision of the migration scripts.
+
+    Example:
+        >>> head_revision()
+        '0004'
+    """
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head

@@ -1,5 +1,10 @@
 """Table models. The schema is created and upgraded by the Alembic migrations in
-``llmreg/db/migrations``; a test checks that these models and the migrations agree."""
+``llmreg/db/migrations``; a test checks that these models and the migrations agree.
+
+Example (times come back timezone-aware, in UTC, on every backend):
+    >>> UTCDateTime().process_result_value(datetime(2025, 1, 2, 3, 4), None)
+    datetime.datetime(2025, 1, 2, 3, 4, tzinfo=datetime.timezone.utc)
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
     e.AuthError: 401, e.PermissionDeniedError: 403, e.ApprovalError: 403,
     e.GateFailedError: 422, e.SlotConflictError: 409, e.TransitionError: 409,
-    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.IntegrityError: 500,
+    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.DigestInvalidError: 400,
+    e.IntegrityError: 500,
     e.ServerError: 500,
 }
 

@@ -3,6 +3,17 @@
 Writers resolve a ref in the same transaction that changes state, so the gates are
 judged and the slot is moved on one snapshot; readers use the same functions in a read
 session. Every miss raises naming the ref and what to try next.
+
+Example:
+    >>> import tempfile
+    >>> from llmreg.db.engine import Database
+    >>> db = Database.open(f"sqlite:///{tempfile.mkdtemp()}/r.db")
+    >>> with db.read() as session:
+    ...     resolve_in(session, "chat@3", Policy.default())
+    Traceback (most recent call last):
+    ...
+    llmreg.errors.RefNotFoundError: 'chat' is not registered; see `llmreg list` ...
+    >>> db.dispose()
 """
 
 from __future__ import annotations

@@ -2,6 +2,13 @@
 
 The service's parts read rows inside their sessions and hand out these records, never
 the ORM objects themselves (a record stays valid after its session is closed).
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> row = Version(name_id=1, number=3, digest="sha256:" + "a" * 64, author="ana",
+    ...               created_at=datetime(2026, 1, 1, tzinfo=UTC), message="shorter")
+    >>> version_info("chat", row).ref
+    'chat@3'
 """
 
 from __future__ import annotations

@@ -34,10 +34,18 @@ class Versions:
     """Registration, refs, history and diffs of one registry.
 
     Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> bundle = Bundle.from_dict({"model": {"provider": "openai",
+        ...     "id": "gpt-4o-2024-08-06"}, "template": {"source": "Hi"}})
         >>> svc.versions.register(bundle, name="chat", message="first",
-        ...                       author="ana")  # doctest: +SKIP
-        >>> svc.versions.slot("chat", "prod").version  # doctest: +SKIP
+        ...                       author="ana").version.ref
+        'chat@1'
+        >>> svc.versions.history_page("chat", limit=10).total
         1
+        >>> svc.close()
     """
 
     def __init__(self, db: Database, blobs: Blobs, policy: Policy) -> None:

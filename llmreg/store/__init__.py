@@ -18,7 +18,14 @@ __all__ = ["BlobStore", "Descriptor", "LocalStore", "MemoryStore", "open_store"]
 
 
 def open_store(spec: str | None, home: Path) -> BlobStore:
-    """The store ``LLMREG_STORE`` names: ``s3://bucket/prefix``, a folder, or ``home``."""
+    """The store ``LLMREG_STORE`` names: ``s3://bucket/prefix``, a folder, or ``home``.
+
+    Example:
+        >>> open_store(None, Path("reg/.llmreg")).dir
+        PosixPath('reg/.llmreg/blobs/sha256')
+        >>> open_store("/srv/blobs", Path("reg/.llmreg")).dir
+        PosixPath('/srv/blobs/blobs/sha256')
+    """
     if spec is not None and spec.startswith("s3://"):
         from llmreg.store.s3 import S3Store
 

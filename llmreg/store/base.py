@@ -43,7 +43,7 @@ class BlobStore(abc.ABC):
         """Store the bytes read from ``stream``; the digest is computed while streaming.
 
         With ``expected_digest``, bytes that hash to anything else are refused with
-        :class:`IntegrityError` and nothing is stored.
+        :class:`~llmreg.errors.DigestInvalidError` and nothing is stored.
         """
 
     @abc.abstractmethod

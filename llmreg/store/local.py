@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
-from llmreg.errors import BlobNotFoundError, IntegrityError
+from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import BlobStore, Descriptor, VerifyingReader
 
 
@@ -56,7 +56,7 @@ class LocalStore(BlobStore):
                 os.fsync(out.fileno())
             digest = format_digest(hasher)
             if expected_digest is not None and digest != expected_digest:
-                raise IntegrityError(
+                raise DigestInvalidError(
                     f"upload for {expected_digest} hashes to {digest}; nothing was stored"
                 )
             # Replace whatever is there: the same bytes again (puts are idempotent), or a

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from llmreg.digest import check_digest, format_digest, new_hasher
-from llmreg.errors import BlobNotFoundError, IntegrityError
+from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
 
 
@@ -34,7 +34,7 @@ class MemoryStore(BlobStore):
             parts.append(chunk)
         digest = format_digest(hasher)
         if expected_digest is not None and digest != expected_digest:
-            raise IntegrityError(f"upload for {expected_digest} hashes to {digest}; refused")
+            raise DigestInvalidError(f"upload for {expected_digest} hashes to {digest}; refused")
         data = b"".join(parts)
         with self._lock:
             self._blobs[digest] = data  # the right bytes replace a damaged copy

@@ -16,6 +16,9 @@ The digest names the key, so a stream of unknown content is first spooled to a
 temporary file while it is hashed (constant memory), then uploaded.
 
 Example:
+    >>> store = S3Store("llmreg-prod", "/registry/", client=object())  # any boto3-like client
+    >>> store.key("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+    'registry/blobs/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'
     >>> store = S3Store("llmreg-prod", "registry")  # doctest: +SKIP
     >>> store.put_bytes(b"hello").digest            # doctest: +SKIP
     'sha256:2cf24dba…'
@@ -31,7 +34,12 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
-from llmreg.errors import BlobNotFoundError, IntegrityError, MissingDependencyError
+from llmreg.errors import (
+    BlobNotFoundError,
+    DigestInvalidError,
+    IntegrityError,
+    MissingDependencyError,
+)
 from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
 
 PART = 64 * 1024 * 1024
@@ -91,7 +99,7 @@ class S3Store(BlobStore):
                 size += len(chunk)
             digest = format_digest(hasher)
             if expected_digest is not None and digest != expected_digest:
-                raise IntegrityError(
+                raise DigestInvalidError(
                     f"upload for {expected_digest} hashes to {digest}; nothing was stored")
             damaged = self.exists(digest)
             if damaged and self.intact(digest):

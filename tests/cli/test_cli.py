@@ -173,11 +173,31 @@ def test_traceback_flag_reraises(run, registered: Path) -> None:
 
 def test_no_registry_is_a_clear_error(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       examples: Path) -> None:
+    import llmreg.settings
+
     monkeypatch.delenv("LLMREG_HOME")
+    real_find_home = llmreg.settings.find_home
+
+    def find_home_below_tmp_path(start: Path) -> Path | None:
+        # The upward search is real, but a .llmreg/ above the test's own folder (a
+        # developer's home, say) must not decide the outcome.
+        found = real_find_home(start)
+        return found if found is not None and tmp_path in found.parents else None
+
+    monkeypatch.setattr(llmreg.settings, "find_home", find_home_below_tmp_path)
     result = run("register", str(examples / "support-rag"), "-m", "x")
-    if "no .llmreg/ registry" not in result.stderr:
-        pytest.skip("a .llmreg/ exists above the temp folder on this machine")
     assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        f"no .llmreg/ registry in {tmp_path} or any parent folder; "
+        "run `llmreg init` here or set LLMREG_HOME")
+    assert not (tmp_path / ".llmreg").exists()
+    # A registry in a parent folder is found from a subfolder.
+    assert run("init", str(tmp_path / "proj")).exit_code == 0
+    (tmp_path / "proj" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "proj" / "sub")
+    found = run("register", str(examples / "support-rag"), "-m", "x")
+    assert found.exit_code == 0, found.stderr
+    assert (tmp_path / "proj" / ".llmreg" / "registry.db").exists()
 
 
 def test_message_is_required(run, registered: Path) -> None:

@@ -180,3 +180,50 @@ def test_every_write_prints_the_audit_head_and_verify_holds_it(run, project: Pat
     assert run("audit", "verify").exit_code == 0
     gone = run("audit", "verify", "--head", newest)  # but not with the head noted earlier
     assert gone.exit_code == 1 and f"does not contain head {newest}" in gone.stderr
+
+
+def test_every_lifecycle_command_speaks_json(run, project: Path, examples: Path) -> None:
+    empty = run("status")
+    assert empty.exit_code == 0
+    assert empty.stdout.strip() == "nothing is promoted yet; see `llmreg promote --help`"
+    assert json.loads(run("status", "--json").stdout) == []
+    staged = json.loads(run("promote", "support-rag@1", "--to", "staging", "--reason", "try",
+                            "--json").stdout)
+    assert (staged["action"], staged["env"], staged["to_version"]) == ("promote", "staging", 1)
+    refused = run("promote", "support-rag@1", "--to", "production", "--reason", "x", "--json")
+    assert refused.exit_code == 1
+    report = json.loads(refused.stdout)
+    assert report["passed"] is False and "0 of 2 approvals" in refused.stderr
+    ev = json.loads(run("eval", "attach", "support-rag@1", "--suite", "regression",
+                        "--metrics", "good.json", "--json").stdout)
+    assert (ev["type"], ev["suite"], ev["metrics"]) == ("eval", "regression", {"accuracy": 0.93})
+    shadow = json.loads(run("shadow", "report", "support-rag@1", "--metrics", "shadow.json",
+                            "--json").stdout)
+    assert (shadow["type"], shadow["metrics"]) == ("shadow-metrics", {"error_rate": 0.004})
+    approval = json.loads(run("approve", "support-rag@1", "--to", "production", "--json",
+                              user="bo").stdout)
+    assert (approval["approver"], approval["env"]) == ("bo", "production")
+    (examples / "support-rag" / "system.md").write_text("Shorter prompt.\n")
+    assert run("register", str(examples / "support-rag"), "-m", "shorter").exit_code == 0
+    run("promote", "support-rag@2", "--to", "staging", "--reason", "b")
+    back = json.loads(run("rollback", "support-rag", "--env", "staging", "--reason", "worse",
+                          "--json").stdout)
+    assert (back["action"], back["from_version"], back["to_version"]) == ("rollback", 2, 1)
+    deprecated = json.loads(run("deprecate", "support-rag@2", "--reason", "old",
+                                "--json").stdout)
+    assert (deprecated["version"], deprecated["status"]) == (2, "deprecated")
+    archived = json.loads(run("archive", "support-rag@2", "--json").stdout)
+    assert (archived["version"], archived["status"]) == (2, "archived")
+    verified = json.loads(run("audit", "verify", "--json").stdout)
+    entries = json.loads(run("audit", "--json").stdout)
+    assert verified == {"verified": len(entries), "head": entries[-1]["hash"]}
+    last_two = json.loads(run("audit", "--limit", "2", "--json").stdout)
+    assert [e["action"] for e in last_two] == ["deprecate", "archive"]
+    table = [" ".join(line.split()) for line in run("audit", "support-rag").stdout.splitlines()]
+    assert table[0] == "# when who action target env"
+    assert [row.split()[5] for row in table[1:]] == [e["action"] for e in entries
+                                                     if e["target"] and "support-rag" in
+                                                     e["target"]]
+    policy = json.loads(run("policy", "check", "--json").stdout)
+    assert policy["source"].endswith("llmreg-policy.yaml") and policy["digest"].startswith(
+        "sha256:")

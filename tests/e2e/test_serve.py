@@ -3,6 +3,7 @@ CLI and by fresh Python processes — killed mid-run and restarted."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -81,17 +82,29 @@ class Served:
                 self.proc.wait(timeout=10)
 
 
+def local_cli(home: Path, *args: str) -> str:
+    """The CLI in this process, on the server's registry folder: setup that needs no
+    subprocess of its own (the server and the clients under test are subprocesses)."""
+    from typer.testing import CliRunner
+
+    from llmreg_cli.main import app
+
+    result = CliRunner().invoke(app, ["--registry", str(home), *args], prog_name="llmreg")
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Served, dict[str, str]]]:
     home = tmp_path / "srv" / ".llmreg"
     s = Served(home, tmp_path)
-    s.cli("init", str(home.parent), local=True)
+    local_cli(home, "init")
     tokens = {}
     for subject, role in [("app", "reader"), ("ci", "publisher"), ("ann", "approver"),
                           ("abe", "approver")]:
-        out = s.cli("token", "create", "--subject", subject, "--role", role, "--json",
-                    local=True)
-        tokens[subject] = json.loads(out.stdout)["token"]
+        out = local_cli(home, "token", "create", "--subject", subject, "--role", role,
+                        "--json")
+        tokens[subject] = json.loads(out)["token"]
     s.start()
     yield s, tokens
     s.stop()
@@ -166,10 +179,70 @@ def test_two_workers_and_etag(served: tuple[Served, dict[str, str]]) -> None:
     headers = {"Authorization": f"Bearer {t['app']}"}
     first = httpx.get(f"{s.url}/v1/resolve/ticket-classifier/pre-prod", headers=headers)
     assert first.status_code == 200
-    for _ in range(10):  # whichever worker answers, the answer is the same
-        again = httpx.get(f"{s.url}/v1/resolve/ticket-classifier/staging",
-                          headers={**headers, "If-None-Match": first.headers["ETag"]})
-        assert again.status_code == 304
+    assert s.proc is not None
+    workers = _descendants(s.proc.pid)
+    served_by: set[int] = set()
+    conns = []
+    try:
+        # Fresh connections until both worker processes have answered one: each kept-open
+        # connection's server end belongs to the process that accepted it.
+        for _ in range(200):
+            conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+            conns.append(conn)
+            conn.request("GET", "/v1/resolve/ticket-classifier/staging",
+                         headers={**headers, "If-None-Match": first.headers["ETag"]})
+            again = conn.getresponse()
+            again.read()
+            # whichever worker answers, the answer is the same
+            assert again.status == 304 and again.getheader("ETag") == first.headers["ETag"]
+            served_by.add(_socket_owner(s.port, conn.sock.getsockname()[1], workers))
+            if len(served_by) == 2:
+                break
+    finally:
+        for conn in conns:
+            conn.close()
+    assert len(served_by) == 2 and served_by <= workers and s.proc.pid not in served_by
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parent_of = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parent_of.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _socket_owner(server_port: int, client_port: int, pids: set[int]) -> int:
+    """The process holding the server end of the loopback connection from ``client_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if (int(local.split(":")[1], 16) == server_port
+                and int(remote.split(":")[1], 16) == client_port):
+            inode = fields[9]
+    assert inode is not None, f"no server socket for client port {client_port}"
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError(f"no worker holds the server socket {inode}")
 
 
 @pytest.mark.postgres

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import traceback
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 import llmreg
 from llmreg.bundle import Bundle
+from tests._mp import worker_context
 from tests.conftest import minimal
 
 PROCESSES = 8
@@ -36,7 +36,7 @@ def _worker(home: str, url: str | None, worker: int, start: object, errors: obje
 def test_parallel_registrations_number_without_gaps(tmp_path: Path,
                                                     database_url: str | None) -> None:
     home = tmp_path / "shared" / ".llmreg"  # brand new: the processes also race to migrate
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     start = ctx.Event()
     errors = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(str(home), database_url, w, start, errors))
@@ -69,7 +69,7 @@ def test_parallel_identical_registrations_make_one_version(tmp_path: Path,
     home = tmp_path / "same" / ".llmreg"
     with llmreg.connect(home, create=True, settings=_settings(database_url)):
         pass
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     start = ctx.Event()
     errors = ctx.Queue()
     procs = [ctx.Process(target=_same_worker, args=(str(home), database_url, start, errors))
@@ -79,9 +79,16 @@ def test_parallel_identical_registrations_make_one_version(tmp_path: Path,
     start.set()
     for p in procs:
         p.join(timeout=120)
-    assert errors.empty()
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert failures == []
+    # None means still running after the timeout; 0 means the worker finished cleanly.
+    assert [p.exitcode for p in procs] == [0] * 4
     with llmreg.connect(home, settings=_settings(database_url)) as reg:
-        assert [v.version for v in reg.history("same-bot")] == [1]
+        (only,) = reg.history("same-bot")
+        assert only.version == 1
+        assert reg.verify_audit() == 1  # one register entry, not one per process
 
 
 def _same_worker(home: str, url: str | None, start: object, errors: object) -> None:

@@ -245,3 +245,36 @@ def test_audit_chain_detects_an_edited_row(svc: RegistryService) -> None:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     with pytest.raises(AuditChainError, match="audit entry #2 is missing"):
         svc.lifecycle.verify_audit()
+
+
+def test_lower_is_better_missing_metrics_and_failed_runs(tmp_path: Path) -> None:
+    text = DEFAULT_POLICY_YAML.replace(
+        "accuracy: {min: 0.9}",
+        "latency_ms: {no_regression: true, higher_is_better: false, tolerance: 5}", 1)
+    svc = RegistryService.open_home(tmp_path / "r", policy=parse_policy(text, source="t"))
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+
+    def eval_(ref: str, passed: bool | None = None, **metrics: float) -> None:
+        svc.lifecycle.attach_evidence(ref, type="eval", suite="regression", metrics=metrics,
+                                      actor=ANA, passed=passed)
+
+    def problems(ref: str) -> list[str]:
+        report = svc.lifecycle.check_gates(ref, "production")
+        (result,) = [r for r in report.results if r.gate == "eval:regression"]
+        return [] if result.passed else [result.detail]
+
+    eval_(v1, latency_ms=100)
+    svc.lifecycle.approve(v1, "production", actor=BO)
+    svc.lifecycle.approve(v1, "production", actor=CY)
+    svc.lifecycle.promote(v1, "production", actor=ANA, reason="first")
+    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
+    eval_(v2, latency_ms=120)
+    assert "latency_ms 120 regresses from 100 (chat@1), tolerance 5" in problems(v2)[0]
+    eval_(v2, latency_ms=104)
+    assert problems(v2) == []  # slower, but within the tolerance
+    eval_(v2, accuracy=0.9)
+    assert "has no 'latency_ms' metric" in problems(v2)[0]
+    eval_(v2, passed=False, latency_ms=90)
+    assert problems(v2) == ["the latest 'regression' eval (#5) reports failure"]
+    svc.close()

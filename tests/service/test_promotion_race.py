@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,11 @@ import pytest
 
 import llmreg
 from llmreg.bundle import Bundle
+from tests._mp import worker_context
 from tests.conftest import minimal
 
 WORKERS = 16
-ROUNDS = 20
+ROUNDS = 10  # 10 contested 16-way rounds (160 promotions); each round checks one winner
 
 
 def _worker(home: str, url: str | None, user: str, tasks: Any, results: Any,
@@ -38,7 +38,7 @@ class Pool:
     """16 warm worker processes that start each round together (a barrier)."""
 
     def __init__(self, home: Path, url: str | None) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = worker_context()
         self.barrier = ctx.Barrier(WORKERS)
         self.results = ctx.Queue()
         self.queues = [ctx.Queue() for _ in range(WORKERS)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmreg.digest import digest_bytes
-from llmreg.errors import BlobNotFoundError, IntegrityError
+from llmreg.errors import BlobNotFoundError, DigestInvalidError, IntegrityError
 from llmreg.store import BlobStore, LocalStore, MemoryStore
 
 
@@ -65,8 +65,9 @@ def test_streamed_read_verifies(store: BlobStore) -> None:
 def test_corruption_is_detected_naming_the_digest(store: BlobStore, bad: bytes) -> None:
     d = store.put_bytes(b"hello world")
     corrupt(store, d.digest, bad)
-    with pytest.raises(IntegrityError, match=d.digest):
+    with pytest.raises(IntegrityError, match=d.digest) as caught:
         store.get_bytes(d.digest)
+    assert type(caught.value) is IntegrityError  # the store is at fault, not the caller
     with pytest.raises(IntegrityError, match=d.digest), store.open(d.digest) as fh:
         while fh.read(3):
             pass
@@ -74,7 +75,8 @@ def test_corruption_is_detected_naming_the_digest(store: BlobStore, bad: bytes) 
 
 def test_expected_digest_mismatch_stores_nothing(store: BlobStore) -> None:
     wrong = digest_bytes(b"something else")
-    with pytest.raises(IntegrityError, match="nothing was stored|refused"):
+    with pytest.raises(DigestInvalidError, match=f"upload for {wrong} hashes to "
+                       f"{digest_bytes(b'payload')}"):
         store.put_stream(io.BytesIO(b"payload"), expected_digest=wrong)
     assert list(store.iter_digests()) == []
 
