@@ -245,12 +245,17 @@ def _env() -> _BoundedEnvironment:
 
 def _parse(source: str) -> nodes.Template:
     try:
-        return _env().parse(source)
+        tree = _env().parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
     except (RecursionError, MemoryError):
         raise TemplateSyntaxError("the template nests too deeply to parse; flatten its "
                                   "expressions") from None
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise TemplateSyntaxError(
+            f"line {node.lineno}: a bundle's template is one file; it cannot include, "
+            "import or extend another (inline it, or use a macro)")
+    return tree
 
 
 @lru_cache(maxsize=256)

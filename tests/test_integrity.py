@@ -154,3 +154,18 @@ def test_fsck_and_gc_follow_every_kind_of_reference(reg: llmreg.Client, examples
         policy_digest: ("missing", "an enforced policy"),
         info.digest: ("missing", "version 2 of name #1"),
     }
+
+
+def test_gc_keeps_the_dataset_listing_of_a_logged_model(reg: llmreg.Client,
+                                                        tmp_path: Path) -> None:
+    (weights := tmp_path / "adapter.safetensors").write_bytes(b"w" * 100)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"x": 1}\n')
+    (data / "eval.jsonl").write_text('{"x": 2}\n')
+    model = reg.log_model("lora", weights=weights, dataset=data, message="first")
+    assert model.info is not None
+    listing = model.info.provenance["dataset"]["manifest"]
+    assert listing.startswith("sha256:")
+    assert reg.gc(dry_run=False, grace=0) == []
+    assert reg.reproduce_check("lora@1", weights=weights, dataset=data)["match"] is True

@@ -141,3 +141,10 @@ def test_the_cli_prints_one_line_and_exits_1(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert result.exit_code == 1, result.output
     assert result.output.count("\n") == 1 and "more than 100000 steps" in result.output
+
+
+@pytest.mark.parametrize("source", ['{% include "x.j2" %}', '{% import "m.j2" as m %}',
+                                    '{% from "m.j2" import f %}', '{% extends "base.j2" %}'])
+def test_a_template_cannot_reach_other_files(source: str) -> None:
+    with pytest.raises(TemplateSyntaxError, match="line 1: a bundle's template is one file"):
+        referenced_variables(source)

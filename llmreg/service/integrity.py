@@ -66,6 +66,10 @@ class Integrity:
                 refs.setdefault(v.digest, f"version {v.number} of name #{v.name_id}")
                 if v.diff_digest:
                     refs.setdefault(v.diff_digest, f"the changelog of {v.digest[:19]}")
+                dataset = v.provenance.get("dataset") if isinstance(v.provenance, dict) else None
+                listing = dataset.get("manifest") if isinstance(dataset, dict) else None
+                if isinstance(listing, str):  # log_model's file listing of a dataset folder
+                    refs.setdefault(listing, f"the dataset listing of {v.digest[:19]}")
             for m in s.exec(select(Manifest)).all():
                 refs.setdefault(m.digest, "a manifest")
             for e in s.exec(select(Evidence)).all():
