@@ -1,11 +1,14 @@
 """One error shape for every failure: ``{"errors": [{"code", "message", "detail"}]}``.
 
-The codes are the ``code`` attributes of :mod:`llmreg.errors`; the remote client maps
-each back to the same exception class.
+The codes are the ``code`` attributes of :mod:`llmreg.errors`; :data:`STATUS` maps them
+to HTTP once, and the remote client maps each code back to the same exception class.
+:func:`responses` turns the statuses a route can return into its OpenAPI ``responses``,
+all with the one :class:`~llmreg.contract.ErrorBody` schema.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from llmreg import errors as e
+from llmreg.contract import ErrorBody
 
 STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
@@ -22,6 +26,30 @@ STATUS: dict[type[e.LLMRegError], int] = {
     e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.IntegrityError: 500,
     e.ServerError: 500,
 }
+
+
+def _codes(status: int) -> str:
+    return ", ".join(sorted(cls.code for cls, s in STATUS.items() if s == status))
+
+
+# What each error status means, for OpenAPI (the codes come from the table above).
+MEANING: dict[int, str] = {
+    400: "The request is malformed or refused for its content: REQUEST_INVALID (a "
+         "parameter or body field fails validation) or the refusal's code, e.g. "
+         "REF_INVALID, MANIFEST_INVALID, ENVIRONMENT_UNKNOWN, EVIDENCE_INVALID.",
+    401: f"No usable bearer token ({_codes(401)}); sent with `WWW-Authenticate: Bearer`.",
+    403: f"The token lacks the role, or the policy refuses the caller ({_codes(403)}).",
+    404: f"A ref, name, environment slot, digest or token is unknown ({_codes(404)}).",
+    409: f"The state changed or forbids this ({_codes(409)}).",
+    413: f"The request body is over the server's limit ({_codes(413)}).",
+    422: f"A promotion's gates are not all met ({_codes(422)}; `detail` is the gate report).",
+}
+
+
+def responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error ``statuses``, each with the one error schema."""
+    return {status: {"model": ErrorBody, "description": MEANING[status]}
+            for status in sorted(statuses)}
 
 
 def status_for(exc: e.LLMRegError) -> int:

@@ -1,27 +1,76 @@
-"""One router per resource."""
+"""One router per resource, every route added through :func:`endpoint`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from fastapi import APIRouter
+from fastapi import APIRouter, params
+from pydantic import BaseModel
 
 from llmreg.server.deps import require
+from llmreg.server.errors import responses
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Inputs that name something the registry looks up: unknown ones answer 404.
+LOOKUPS = frozenset({"ref", "name", "env", "digest", "token_id", "old", "new"})
 
-def endpoint(router: APIRouter, method: str, path: str, role: str, **kwargs: Any
-             ) -> Callable[[F], F]:
-    """Add a route that needs ``role`` (recorded in the OpenAPI as ``x-llmreg-role``)."""
+
+def endpoint(router: APIRouter, method: str, path: str, role: str, *,
+             errors: Iterable[int] = (), **kwargs: Any) -> Callable[[F], F]:
+    """Add a route that needs ``role`` (recorded in the OpenAPI as ``x-llmreg-role``).
+
+    Its OpenAPI ``responses`` list every error status it can return, with the one
+    error schema: those that follow from its role and inputs (:func:`error_statuses`)
+    and ``errors``, the ones particular to what it does (409, 422, …).
+    """
 
     def decorate(fn: F) -> F:
+        declared = responses(error_statuses(method, path, role, fn) | set(errors))
         router.add_api_route(path, fn, methods=[method], dependencies=[require(role)],
-                             openapi_extra={"x-llmreg-role": role}, **kwargs)
+                             openapi_extra={"x-llmreg-role": role,
+                                            **kwargs.pop("openapi_extra", {})},
+                             responses={**declared, **kwargs.pop("responses", {})}, **kwargs)
         return fn
 
     return decorate
+
+
+def error_statuses(method: str, path: str, role: str, fn: Callable[..., Any]) -> set[int]:
+    """The error statuses implied by a route's role, method and inputs.
+
+    401 everywhere (a bad token is refused even where reads are open), 403 where the
+    role is above reader, 413 where there is a body, 400 where there is any input,
+    404 where a required input names something to look up (see :data:`LOOKUPS`).
+    """
+    out = {401} if role == "reader" else {401, 403}
+    if method in ("POST", "PUT", "PATCH"):
+        out.add(413)
+    required = set(re.findall(r"{(\w+)}", path))
+    inputs = bool(required)
+    hints = get_type_hints(fn, include_extras=True)
+    for name, param in inspect.signature(fn).parameters.items():
+        hint = hints.get(name)
+        if name == "request" or _is_dependency(hint):
+            continue
+        inputs = True
+        if inspect.isclass(hint) and issubclass(hint, BaseModel):  # the JSON body
+            required |= {f for f, info in hint.model_fields.items() if info.is_required()}
+        elif param.default is inspect.Parameter.empty:
+            required.add(name)
+    if inputs:
+        out.add(400)
+    if required & LOOKUPS:
+        out.add(404)
+    return out
+
+
+def _is_dependency(hint: Any) -> bool:
+    return get_origin(hint) is Annotated and any(
+        isinstance(m, params.Depends) for m in get_args(hint)[1:])
 
 
 def page(items: list[Any], offset: int, limit: int) -> dict[str, Any]:

@@ -6,17 +6,38 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from llmreg.contract import (
+    AuditVerifyResult,
+    BundleResponse,
+    DeployedBundle,
+    EnvironmentResponse,
+    FsckResult,
+    GateVerdict,
+    PolicyResponse,
+    WhoAmI,
+)
+from llmreg.diff import BundleDiff
 from llmreg.digest import check_digest
 from llmreg.errors import InvalidRefError
-from llmreg.server.deps import require
+from llmreg.server.deps import Service, State, require
 from llmreg.server.routes import endpoint, page
 from llmreg.service.registry import RegistryService
 from llmreg.store.local import LocalStore
-from llmreg.types import Actor
+from llmreg.types import (
+    Actor,
+    ApprovalInfo,
+    AuditInfo,
+    ChangelogEntry,
+    EvidenceInfo,
+    Problem,
+    SlotEventInfo,
+    SlotStatus,
+    VersionInfo,
+)
 
 router = APIRouter()
 Offset = Annotated[int, Query(ge=0)]
@@ -24,149 +45,138 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def svc(request: Request) -> RegistryService:
-    s: RegistryService = request.app.state.service
-    return s
-
-
 @endpoint(router, "GET", "/v1/whoami", "reader")
-def whoami(request: Request, actor: Annotated[Actor, require("reader")]) -> dict[str, Any]:
+def whoami(actor: Annotated[Actor, require("reader")]) -> WhoAmI:
     """The identity and roles of the caller's token (``anonymous`` with open reads)."""
-    return {"subject": actor.name, "roles": sorted(actor.roles or [])}
+    return WhoAmI(subject=actor.name, roles=sorted(actor.roles or []))
 
 
 @endpoint(router, "GET", "/v1/refs/{ref}", "reader")
-def version_info(request: Request, ref: str) -> dict[str, Any]:
+def version_info(s: Service, ref: str) -> VersionInfo:
     """The version a ref points to (``name@7``, ``name@sha256:…``, ``name@production``)."""
-    return svc(request).resolve(ref).model_dump(mode="json")
+    return s.resolve(ref)
 
 
 @endpoint(router, "GET", "/v1/bundles/{ref}", "reader")
-def bundle(request: Request, ref: str) -> dict[str, Any]:
+def bundle(s: Service, ref: str) -> BundleResponse:
     """A version and its manifest (the client re-hashes the manifest to verify it)."""
-    info = svc(request).resolve(ref)
-    manifest = json.loads(svc(request).store.get_bytes(info.digest))
-    return {"version": info.model_dump(mode="json"), "manifest": manifest}
+    info = s.resolve(ref)
+    return BundleResponse(version=info, manifest=json.loads(s.store.get_bytes(info.digest)))
 
 
 @endpoint(router, "GET", "/v1/environments/{env}", "reader")
-def environment(request: Request, env: str) -> dict[str, Any]:
+def environment(s: Service, env: str) -> EnvironmentResponse:
     """Everything active in one environment, with manifests, in one response."""
-    s = svc(request)
-    rows = s.status(env=env)
-    return {"env": s.policy.canonical_env(env), "items": [
-        {**r.model_dump(mode="json"), "manifest": json.loads(s.store.get_bytes(r.digest))}
-        for r in rows]}
+    return EnvironmentResponse(env=s.policy.canonical_env(env), items=[
+        DeployedBundle(**dict(r), manifest=json.loads(s.store.get_bytes(r.digest)))
+        for r in s.status(env=env)])
 
 
 @endpoint(router, "GET", "/v1/names", "reader")
-def names(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+def names(s: Service, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
     """Registered names with their latest version (paginated)."""
-    items = [n.model_dump(mode="json") for n in svc(request).list_names()]
+    items = [n.model_dump(mode="json") for n in s.list_names()]
     return page(items, offset, limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/versions", "reader")
-def versions(request: Request, name: str, offset: Offset = 0,
-             limit: Limit = 100) -> dict[str, Any]:
+def versions(s: Service, name: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
     """Every version of a name, oldest first (paginated)."""
-    return page([v.model_dump(mode="json") for v in svc(request).history(name)], offset, limit)
+    return page([v.model_dump(mode="json") for v in s.history(name)], offset, limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/changelog", "reader")
-def changelog(request: Request, name: str) -> list[dict[str, Any]]:
+def changelog(s: Service, name: str) -> list[ChangelogEntry]:
     """The release history of a name, newest first."""
-    return [e.model_dump(mode="json") for e in svc(request).changelog(name)]
+    return s.changelog(name)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/slots/{env}/history", "reader")
-def slot_history(request: Request, name: str, env: str) -> list[dict[str, Any]]:
+def slot_history(s: Service, name: str, env: str) -> list[SlotEventInfo]:
     """Every move of one environment slot."""
-    return [e.model_dump(mode="json") for e in svc(request).slot_history(name, env)]
+    return s.slot_history(name, env)
 
 
 @endpoint(router, "GET", "/v1/diff", "reader")
-def diff(request: Request, old: str, new: str) -> dict[str, Any]:
+def diff(s: Service, old: str, new: str) -> BundleDiff:
     """The semantic diff of two refs (``?old=name@3&new=name@production``)."""
-    s = svc(request)
-    return s.diff(s.get(old), s.get(new)).to_json()
+    return s.diff(s.get(old), s.get(new))
 
 
 @endpoint(router, "GET", "/v1/stored-diffs/{ref}", "reader")
-def stored_diff(request: Request, ref: str) -> Any:
+def stored_diff(s: Service, ref: str) -> dict[str, Any] | None:
     """The full diff recorded when a version was registered (null for a first version)."""
-    s = svc(request)
     return s.stored_diff(s.resolve(ref))
 
 
 @endpoint(router, "GET", "/v1/status", "reader")
-def status(request: Request, name: str | None = None, env: str | None = None
-           ) -> list[dict[str, Any]]:
+def status(s: Service, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
     """What runs where: one row per environment slot."""
-    return [r.model_dump(mode="json") for r in svc(request).status(name, env)]
+    return s.status(name, env)
 
 
 @endpoint(router, "GET", "/v1/gates", "reader")
-def gates(request: Request, ref: str, to: str) -> dict[str, Any]:
+def gates(s: Service, ref: str, to: str) -> GateVerdict:
     """Judge every gate of promoting ``ref`` to ``to`` (changes nothing)."""
-    report = svc(request).check_gates(ref, to)
-    return {**report.model_dump(mode="json"), "passed": report.passed}
+    return GateVerdict(**dict(s.check_gates(ref, to)))
 
 
 @endpoint(router, "GET", "/v1/evidence/{ref}", "reader")
-def evidence(request: Request, ref: str) -> list[dict[str, Any]]:
+def evidence(s: Service, ref: str) -> list[EvidenceInfo]:
     """Evidence attached to the digest a ref points to."""
-    s = svc(request)
-    return [e.model_dump(mode="json") for e in s.evidence_for(s.resolve(ref).digest)]
+    return s.evidence_for(s.resolve(ref).digest)
 
 
 @endpoint(router, "GET", "/v1/approvals/{ref}/{env}", "reader")
-def approvals(request: Request, ref: str, env: str) -> list[dict[str, Any]]:
-    return [a.model_dump(mode="json") for a in svc(request).approvals_for(ref, env)]
+def approvals(s: Service, ref: str, env: str) -> list[ApprovalInfo]:
+    """The approvals a version holds for an environment."""
+    return s.approvals_for(ref, env)
 
 
 @endpoint(router, "GET", "/v1/audit", "reader")
-def audit(request: Request, name: str | None = None, limit: Limit | None = None
-          ) -> list[dict[str, Any]]:
+def audit(s: Service, name: str | None = None, limit: Limit | None = None) -> list[AuditInfo]:
     """Audit-log entries, oldest first (``limit``: only the last N)."""
-    return [e.model_dump(mode="json") for e in svc(request).audit_log(name, limit)]
+    return s.audit_log(name, limit)
 
 
-@endpoint(router, "GET", "/v1/audit/verify", "reader")
-def audit_verify(request: Request) -> dict[str, Any]:
+@endpoint(router, "GET", "/v1/audit/verify", "reader", errors=[409])
+def audit_verify(s: Service) -> AuditVerifyResult:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry."""
-    s = svc(request)
     count = s.verify_audit()
     head = s.audit_log(limit=1)
-    return {"verified": count, "head": head[-1].hash if head else None}
+    return AuditVerifyResult(verified=count, head=head[-1].hash if head else None)
 
 
 @endpoint(router, "GET", "/v1/verify/{ref}", "reader")
-def verify(request: Request, ref: str) -> list[dict[str, Any]]:
+def verify(s: Service, ref: str) -> list[Problem]:
     """Re-hash a version's manifest and artifacts; the problems found (empty: intact)."""
-    return [p.model_dump() for p in svc(request).verify(ref)]
+    return s.verify(ref)
 
 
 @endpoint(router, "GET", "/v1/fsck", "admin")
-def fsck(request: Request) -> dict[str, Any]:
+def fsck(s: Service) -> FsckResult:
     """Check every blob and every reference; problems by digest."""
-    count, problems = svc(request).fsck()
-    return {"blobs": count, "problems": [p.model_dump() for p in problems]}
+    count, problems = s.fsck()
+    return FsckResult(blobs=count, problems=problems)
 
 
 @endpoint(router, "GET", "/v1/policy", "reader")
-def policy(request: Request) -> dict[str, Any]:
+def policy(s: Service) -> PolicyResponse:
     """The policy this server enforces, its digest and its flow."""
-    p = svc(request).policy
-    return {"digest": p.digest, "flow": p.describe(), "policy": p.canonical_dict()}
+    p = s.policy
+    return PolicyResponse(digest=p.digest, flow=p.describe(), policy=p.canonical_dict())
 
 
-@endpoint(router, "GET", "/v1/blobs/{digest}", "reader")
-async def blob(request: Request, digest: str,
+@endpoint(router, "GET", "/v1/blobs/{digest}", "reader", response_class=Response,
+          responses={200: {"content": {"application/octet-stream": {}},
+                           "description": "The blob, streamed and verified as it goes."},
+                     206: {"content": {"application/octet-stream": {}},
+                           "description": "The requested range (one range per request)."},
+                     416: {"description": "The range is outside the blob."}})
+async def blob(s: Service, state: State, digest: str,
                range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
     check_digest(digest)
-    s = svc(request)
     size = await run_in_threadpool(s.store.size, digest)
     headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if range_ is None:
@@ -176,10 +186,9 @@ async def blob(request: Request, digest: str,
     start, end = _parse_range(range_, size)
     if start >= size or end < start:
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    verified: set[str] = request.app.state.verified_blobs
-    if digest not in verified:  # a part cannot be verified alone: check the whole once
+    if digest not in state.verified_blobs:  # a part cannot be verified alone: check the whole
         await run_in_threadpool(_verify_whole, s, digest)
-        verified.add(digest)
+        state.verified_blobs.add(digest)
     data = await run_in_threadpool(_read_range, s, digest, start, end)
     return Response(data, status_code=206, media_type="application/octet-stream",
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
@@ -219,5 +228,3 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     except ValueError:
         raise InvalidRefError(f"Range {header!r} is not 'bytes=START-END'") from None
     return start, min(end, size - 1)
-
-
