@@ -63,18 +63,46 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"errors": [{"code": code, "message": message, "detail": detail}]}
 
 
+def error_response(exc: e.LLMRegError, status: int | None = None) -> JSONResponse:
+    """The response for ``exc``: its status from :data:`STATUS` unless ``status`` says."""
+    detail = None
+    report = getattr(exc, "report", None)
+    if report is not None and hasattr(report, "model_dump"):
+        detail = report.model_dump(mode="json")
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
+    return JSONResponse(error_body(exc.code, str(exc), detail), status or status_for(exc),
+                        headers=headers)
+
+
+_VALIDATION = "#/components/schemas/HTTPValidationError"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one JSON shape."""
 
     @app.exception_handler(e.LLMRegError)
     async def _llmreg(_: Request, exc: e.LLMRegError) -> JSONResponse:
-        detail = None
-        report = getattr(exc, "report", None)
-        if report is not None and hasattr(report, "model_dump"):
-            detail = report.model_dump(mode="json")
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
-        return JSONResponse(error_body(exc.code, str(exc), detail), status_for(exc),
-                            headers=headers)
+        return error_response(exc)
+
+    # Invalid input is answered with 400 REQUEST_INVALID (below), so FastAPI's default
+    # 422 "HTTPValidationError" response, which it adds to every route with inputs, would
+    # misstate the contract: drop it from the OpenAPI.
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default_openapi()  # also stored as app.openapi_schema, edited in place
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                declared = operation.get("responses", {})
+                if _VALIDATION in str(declared.get("422")):
+                    del declared["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

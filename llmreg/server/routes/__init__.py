@@ -15,8 +15,9 @@ from llmreg.server.errors import responses
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Inputs that name something the registry looks up: unknown ones answer 404.
-LOOKUPS = frozenset({"ref", "name", "env", "digest", "token_id", "old", "new"})
+# Inputs that name something the registry looks up: unknown ones answer 404 (an unknown
+# environment is a 400: the policy, not the registry, defines environments).
+LOOKUPS = frozenset({"ref", "name", "digest", "token_id", "old", "new"})
 
 
 def endpoint(router: APIRouter, method: str, path: str, role: str, *,
@@ -44,13 +45,16 @@ def error_statuses(method: str, path: str, role: str, fn: Callable[..., Any]) ->
 
     401 everywhere (a bad token is refused even where reads are open), 403 where the
     role is above reader, 413 where there is a body, 400 where there is any input,
-    404 where a required input names something to look up (see :data:`LOOKUPS`).
+    404 where a required input names something to look up (see :data:`LOOKUPS`). FastAPI's
+    own 422 for invalid input is not among them: this server answers 400 instead (see
+    ``create_app``).
     """
     out = {401} if role == "reader" else {401, 403}
     if method in ("POST", "PUT", "PATCH"):
         out.add(413)
-    required = set(re.findall(r"{(\w+)}", path))
-    inputs = bool(required)
+    in_path = set(re.findall(r"{(\w+)}", path))
+    inputs = bool(in_path)
+    required = set() if method == "PUT" else in_path  # a PUT creates what its path names
     hints = get_type_hints(fn, include_extras=True)
     for name, param in inspect.signature(fn).parameters.items():
         hint = hints.get(name)
@@ -59,8 +63,8 @@ def error_statuses(method: str, path: str, role: str, fn: Callable[..., Any]) ->
         inputs = True
         if inspect.isclass(hint) and issubclass(hint, BaseModel):  # the JSON body
             required |= {f for f, info in hint.model_fields.items() if info.is_required()}
-        elif param.default is inspect.Parameter.empty:
-            required.add(name)
+        elif param.default is inspect.Parameter.empty and name not in in_path:
+            required.add(name)  # a required query parameter
     if inputs:
         out.add(400)
     if required & LOOKUPS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from llmreg.bundle import Bundle
@@ -28,8 +29,9 @@ from llmreg.contract import (
     TokenBody,
 )
 from llmreg.digest import check_digest
-from llmreg.errors import PayloadTooLargeError
+from llmreg.errors import IntegrityError, PayloadTooLargeError
 from llmreg.server.deps import Service, State, require
+from llmreg.server.errors import error_response
 from llmreg.server.routes import endpoint
 from llmreg.types import (
     Actor,
@@ -49,12 +51,13 @@ Admin = Annotated[Actor, require("admin")]
 Reader = Annotated[Actor, require("reader")]
 
 
-@endpoint(router, "PUT", "/v1/blobs/{digest}", "publisher",
+@endpoint(router, "PUT", "/v1/blobs/{digest}", "publisher", response_model=BlobPut,
           openapi_extra={"requestBody": {"required": True, "content": {
               "application/octet-stream": {"schema": {"type": "string",
                                                       "format": "binary"}}}}})
 async def put_blob(request: Request, s: Service, digest: str,
-                   content_length: Annotated[int | None, Header()] = None) -> BlobPut:
+                   content_length: Annotated[int | None, Header()] = None
+                   ) -> BlobPut | JSONResponse:
     """Upload a blob under its digest; bytes that hash to anything else are refused."""
     check_digest(digest)
     if content_length is not None and content_length > MAX_BLOB:
@@ -63,8 +66,11 @@ async def put_blob(request: Request, s: Service, digest: str,
         return BlobPut(digest=digest, size=await run_in_threadpool(s.store.size, digest),
                        created=False)
     reader = _BodyReader(request)
-    desc = await run_in_threadpool(s.store.put_stream, reader,  # type: ignore[arg-type]
-                                   expected_digest=digest)
+    try:
+        desc = await run_in_threadpool(s.store.put_stream, reader,  # type: ignore[arg-type]
+                                       expected_digest=digest)
+    except IntegrityError as exc:  # the upload, not the store, is at fault: 400, not 500
+        return error_response(exc, 400)
     return BlobPut(digest=desc.digest, size=desc.size, created=True)
 
 
