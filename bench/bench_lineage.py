@@ -107,12 +107,12 @@ def bench_backends(work: Path) -> list[str]:
                                       "system_prompt": f"v{i} " + "x" * 1500,
                                       "template": {"source": "{{ q }}", "variables": ["q"]}})
                 t = time.perf_counter()
-                svc.register(b, name=f"n{i % 10}", message="m", author="bench")
+                svc.versions.register(b, name=f"n{i % 10}", message="m", author="bench")
                 reg_ms.append((time.perf_counter() - t) * 1000)
             get_ms = []
             for i in range(1000):
                 t = time.perf_counter()
-                svc.get(f"n{i % 10}@{1 + i % 30}")
+                svc.versions.get(f"n{i % 10}@{1 + i % 30}")
                 get_ms.append((time.perf_counter() - t) * 1000)
             svc.close()
             rows.append(f"| {label} | {median(reg_ms):.2f} | {pct(reg_ms, 95):.2f} | "

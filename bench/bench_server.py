@@ -77,16 +77,16 @@ def setup_llmreg(home: Path) -> tuple[str, bytes, str]:
 
     svc = RegistryService.open_home(home)
     bundle, _ = load_bundle_dir(ROOT / "bundles" / "ticket-classifier")
-    svc.register(bundle, name="ticket-classifier", message="bench", author="ana")
+    svc.versions.register(bundle, name="ticket-classifier", message="bench", author="ana")
     ana = Actor("ana")
-    svc.promote("ticket-classifier@1", "staging", actor=ana, reason="bench")
-    svc.attach_evidence("ticket-classifier@1", type="eval", suite="regression",
+    svc.lifecycle.promote("ticket-classifier@1", "staging", actor=ana, reason="bench")
+    svc.lifecycle.attach_evidence("ticket-classifier@1", type="eval", suite="regression",
                         metrics={"accuracy": 0.95}, actor=ana)
-    svc.approve("ticket-classifier@1", "production", actor=Actor("bo"))
-    svc.approve("ticket-classifier@1", "production", actor=Actor("cy"))
-    svc.promote("ticket-classifier@1", "production", actor=ana, reason="bench")
-    token, _ = svc.create_token("bench-app", "reader", created_by="bench")
-    body = svc.store.get_bytes(bundle.digest)
+    svc.lifecycle.approve("ticket-classifier@1", "production", actor=Actor("bo"))
+    svc.lifecycle.approve("ticket-classifier@1", "production", actor=Actor("cy"))
+    svc.lifecycle.promote("ticket-classifier@1", "production", actor=ana, reason="bench")
+    token, _ = svc.access.create_token("bench-app", "reader", created_by="bench")
+    body = svc.blobs.read(bundle.digest)
     svc.close()
     return token, body, bundle.digest
 

@@ -92,11 +92,11 @@ class Client(ClientBase):
         Example:
             >>> reg.get("support-rag@1").render(question="…", context="…")  # doctest: +SKIP
         """
-        return self._service.get(ref)
+        return self._service.versions.get(ref)
 
     def info(self, ref: str | Ref) -> VersionInfo:
         """Return which version ``ref`` points to (with its status), without loading it."""
-        return self._service.resolve(ref)
+        return self._service.versions.resolve(ref)
 
     def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
                 max_stale: float | None = None) -> ResolvedBundle:
@@ -112,16 +112,16 @@ class Client(ClientBase):
         """
         if env is None:
             return ResolvedBundle.from_bundle(self.get(name))
-        info = self._service.resolve(f"{name}@{env}")
-        return ResolvedBundle(self._service.store.get_bytes(info.digest), name=info.name,
+        info = self._service.versions.slot(name, env)
+        return ResolvedBundle(self._service.blobs.read(info.digest), name=info.name,
                               version=info.version, env=self.policy.canonical_env(env),
                               digest=info.digest)
 
     def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        self._service.record_heartbeats(beats)
+        self._service.access.record_heartbeats(beats)
 
     def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
-        with self._service.store.open(digest) as fh:
+        with self._service.blobs.open(digest) as fh:
             skip = offset
             while skip > 0:  # resuming: the caller re-hashes the whole file at the end
                 data = fh.read(min(skip, 1024 * 1024))
@@ -136,42 +136,42 @@ class Client(ClientBase):
         total = path.stat().st_size
         with path.open("rb") as fh:
             reader = _Progress(fh, path.name, total, progress)
-            desc = self._service.store.put_stream(reader)  # type: ignore[arg-type]
+            desc = self._service.blobs.put_stream(reader)  # type: ignore[arg-type]
         return desc.digest, desc.size
 
     def _put_bytes(self, data: bytes) -> str:
-        return self._service.store.put_bytes(data).digest
+        return self._service.blobs.put_bytes(data).digest
 
     def _get_blob(self, digest: str) -> bytes:
-        return self._service.store.get_bytes(digest)
+        return self._service.blobs.read(digest)
 
     def _register_bundle(self, bundle: Bundle, name: str, message: str,
                          provenance: dict[str, Any], *, author: str) -> Bundle:
-        result = self._service.register(bundle, name=name, message=message, author=author,
+        result = self._service.versions.register(bundle, name=name, message=message, author=author,
                                         provenance=provenance)
         return bundle.with_info(result.version, created=result.created)
 
     def verify(self, ref: str) -> list[Problem]:
         """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
-        return self._service.verify(ref)
+        return self._service.integrity.verify(ref)
 
     def fsck(self) -> tuple[int, list[Problem]]:
         """Check every blob and reference: (blobs read, problems by digest)."""
-        return self._service.fsck()
+        return self._service.integrity.fsck()
 
     def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
         """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
-        return self._service.gc(dry_run=dry_run, grace=grace)
+        return self._service.integrity.gc(dry_run=dry_run, grace=grace)
 
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
         """Create an API token for the server (the secret is returned once)."""
-        return self._service.create_token(subject, role, created_by=self.actor.name)
+        return self._service.access.create_token(subject, role, created_by=self.actor.name)
 
     def list_tokens(self) -> list[TokenInfo]:
-        return self._service.list_tokens()
+        return self._service.access.list_tokens()
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        return self._service.revoke_token(token_id, actor=self.actor.name)
+        return self._service.access.revoke_token(token_id, actor=self.actor.name)
 
     # -- evidence, approvals, promotion ------------------------------------------------
 
@@ -194,7 +194,7 @@ class Client(ClientBase):
             >>> reg.log_eval("support-rag@3", suite="regression",
             ...              metrics={"accuracy": 0.93})  # doctest: +SKIP
         """
-        return self._service.attach_evidence(
+        return self._service.lifecycle.attach_evidence(
             ref, type="eval", suite=suite, metrics=dict(metrics), actor=self.actor,
             report=_read_report(report), links=links, passed=passed)
 
@@ -203,21 +203,21 @@ class Client(ClientBase):
                            links: list[str] | None = None, source: str = "shadow"
                            ) -> EvidenceInfo:
         """Attach traffic-derived shadow metrics (their own evidence type, never an eval)."""
-        return self._service.attach_evidence(
+        return self._service.lifecycle.attach_evidence(
             ref, type="shadow-metrics", suite=source, metrics=dict(metrics), actor=self.actor,
             report=_read_report(report), links=links)
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
         """All evidence attached to the digest ``ref`` resolves to."""
-        return self._service.evidence_for(self.info(ref).digest)
+        return self._service.lifecycle.evidence_for(self.info(ref).digest)
 
     def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
         """Approve ``ref`` for environment ``to`` as :attr:`actor`."""
-        return self._service.approve(ref, to, actor=self.actor, comment=comment)[0]
+        return self._service.lifecycle.approve(ref, to, actor=self.actor, comment=comment)[0]
 
     def check_gates(self, ref: str, *, to: str) -> GateReport:
         """Judge every gate of promoting ``ref`` to ``to`` without moving anything."""
-        return self._service.check_gates(ref, to)
+        return self._service.lifecycle.check_gates(ref, to)
 
     def promote(self, ref: str, *, to: str, reason: str,
                 expect_current: str | None = None) -> SlotEventInfo:
@@ -227,52 +227,52 @@ class Client(ClientBase):
             >>> reg.promote("support-rag@3", to="production", reason="beats v2",
             ...             expect_current="support-rag@2")  # doctest: +SKIP
         """
-        return self._service.promote(ref, to, actor=self.actor, reason=reason,
+        return self._service.lifecycle.promote(ref, to, actor=self.actor, reason=reason,
                                      expect_current=expect_current)[0]
 
     def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
         """Return ``env``'s slot of ``name`` to the version it held before."""
-        return self._service.rollback(name, env, actor=self.actor, reason=reason)
+        return self._service.lifecycle.rollback(name, env, actor=self.actor, reason=reason)
 
     def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Mark a version that runs nowhere as deprecated."""
-        return self._service.deprecate(ref, actor=self.actor, reason=reason)
+        return self._service.lifecycle.deprecate(ref, actor=self.actor, reason=reason)
 
     def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Archive a version that runs nowhere: frozen, tagged, never deleted."""
-        return self._service.archive(ref, actor=self.actor, reason=reason)
+        return self._service.lifecycle.archive(ref, actor=self.actor, reason=reason)
 
     def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
         """What runs where: one row per environment slot."""
-        return self._service.status(name, env)
+        return self._service.lifecycle.status(name, env)
 
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
         """Every move of one slot: who, when, from which version, why."""
-        return self._service.slot_history(name, env)
+        return self._service.lifecycle.slot_history(name, env)
 
     def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
         """Audit-log entries, oldest first."""
-        return self._service.audit_log(name, limit)
+        return self._service.lifecycle.audit_log(name, limit)
 
     def verify_audit(self) -> int:
         """Recompute the audit hash chain; return the entry count or raise naming the break."""
-        return self._service.verify_audit()
+        return self._service.lifecycle.verify_audit()
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
         """The release history of ``name``, newest first: message, diff summary, evidence."""
-        return self._service.changelog(name)
+        return self._service.versions.changelog(name)
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
         """The full semantic diff recorded when ``info`` was registered (JSON form)."""
-        return self._service.stored_diff(info)
+        return self._service.versions.stored_diff(info)
 
     def history(self, name: str) -> list[VersionInfo]:
         """Every version of ``name``, oldest first."""
-        return self._service.history(name)
+        return self._service.versions.history(name)
 
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
-        return self._service.list_names()
+        return self._service.versions.list_names()
 
 
 def _read_report(report: str | Path | bytes | None) -> bytes | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +75,33 @@ class NameSummary(BaseModel):
     latest_version: int
     latest_digest: str
     updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing: ``items``, the ``total`` count, and the ``next`` offset
+    (None on the last page). Pages are cut by the database, never by slicing a list.
+
+    Example:
+        >>> Page.of([1, 2], offset=0, limit=2, total=5).next
+        2
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    total: int
+    offset: int
+    next: int | None
+
+    @classmethod
+    def of(cls, items: list[T], *, offset: int, limit: int | None, total: int) -> Page[T]:
+        """The page of ``items`` read at ``offset`` with ``limit`` (None: no limit)."""
+        more = limit is not None and offset + limit < total
+        return cls(items=items, total=total, offset=offset,
+                   next=offset + limit if more and limit is not None else None)
 
 
 class Registration(BaseModel):

@@ -116,3 +116,14 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def insert_ignore(session: Session, model: Any, **values: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).values(**values).on_conflict_do_nothing()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmreg import __version__
@@ -57,13 +56,7 @@ def create_app(settings: Settings | None = None,
     def readyz(svc: Service) -> Health | JSONResponse:
         """Readiness: the database answers at the current schema and the store is there."""
         try:
-            with svc.db.read() as s:
-                s.execute(text("SELECT 1"))
-            from llmreg.db.engine import HEAD_REVISION
-
-            if svc.db.current_revision() != HEAD_REVISION:
-                raise RuntimeError("schema is not at the head revision")
-            list(zip(range(1), svc.store.iter_digests(), strict=False))
+            svc.check_ready()
         except Exception as exc:  # readiness reports any failure, it never raises
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
         return Health(status="ready")

@@ -90,20 +90,20 @@ class ResolveCache:
     def lookup(self, name: str, env: str, *, force: bool = False) -> tuple[SlotEntry, bytes]:
         """The slot and its canonical manifest bytes, from the database when not fresh.
 
-        Raises what :meth:`RegistryService.slot` raises (unknown name, empty slot, …).
+        Raises what ``service.versions.slot`` raises (unknown name, empty slot, …).
         """
         now = time.monotonic()
         entry = self._slots.get((name, env))
         svc = self._service
         if force or entry is None or entry.expires <= now:
             canonical = svc.policy.canonical_env(env)
-            info = svc.resolve(f"{name}@{canonical}")
+            info = svc.versions.slot(name, canonical)
             entry = SlotEntry(now + self.ttl, info.digest, info.version, canonical)
             if self.ttl > 0:
                 self._slots[(name, env)] = entry
         body = self._manifests.get(entry.digest)
         if body is None:
-            body = svc.store.get_bytes(entry.digest)  # verified against the digest
+            body = svc.blobs.read(entry.digest)  # verified against the digest
             self._manifests[entry.digest] = body
             if len(self._manifests) > MANIFEST_CACHE:
                 self._manifests.popitem(last=False)
@@ -147,7 +147,7 @@ class ServerState:
 
     @classmethod
     def build(cls, settings: Settings, service: RegistryService) -> ServerState:
-        return cls(settings, service, TokenCache(service.authenticate),
+        return cls(settings, service, TokenCache(service.access.authenticate),
                    ResolveCache(service, settings.resolve_ttl))
 
     def authenticate(self, authorization: str | None, role: str, *, cached_only: bool = False

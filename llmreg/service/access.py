@@ -12,19 +12,18 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import col, select
 
+from llmreg.db.engine import Database
 from llmreg.db.models import Heartbeat, Token, utcnow
 from llmreg.errors import InvalidRefError, RefNotFoundError
 from llmreg.names import check_name
+from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.rows import token_info
 from llmreg.types import ROLES, Actor, TokenInfo, roles_of
-
-if TYPE_CHECKING:
-    from llmreg.db.engine import Database
-    from llmreg.policy import Policy
 
 _TOKEN_RE = re.compile(r"^llmreg_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
@@ -33,11 +32,19 @@ def _hash(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
-class AccessMixin:
-    """Tokens and heartbeats; mixed into the registry service."""
+class Access:
+    """Tokens and heartbeats of one registry.
 
-    db: Database
-    policy: Policy
+    Example:
+        >>> secret, info = svc.access.create_token(
+        ...     "ci", "publisher", created_by="ana")  # doctest: +SKIP
+        >>> svc.access.authenticate(secret).name  # doctest: +SKIP
+        'ci'
+    """
+
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self.db = db
+        self.policy = policy
 
     def create_token(self, subject: str, role: str, *, created_by: str) -> tuple[str, TokenInfo]:
         """Create a token; return the secret token string (shown once) and its record."""
@@ -57,14 +64,16 @@ class AccessMixin:
             s.flush()
             audit.append(s, actor=created_by, action="token-create", target=token_id,
                          detail={"subject": subject, "role": role})
-            info = _token(row)
+            info = token_info(row)
         return f"llmreg_{token_id}_{secret}", info
 
     def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first."""
         with self.db.read() as s:
-            return [_token(t) for t in s.exec(select(Token).order_by(col(Token.id))).all()]
+            return [token_info(t) for t in s.exec(select(Token).order_by(col(Token.id))).all()]
 
     def revoke_token(self, token_id: str, *, actor: str) -> TokenInfo:
+        """Revoke a token (audited once; revoking again changes nothing)."""
         with self.db.write() as s:
             row = s.exec(select(Token).where(Token.token_id == token_id)).first()
             if row is None:
@@ -74,7 +83,7 @@ class AccessMixin:
                 s.add(row)
                 audit.append(s, actor=actor, action="token-revoke", target=token_id,
                              detail={"subject": row.subject})
-            return _token(row)
+            return token_info(row)
 
     def authenticate(self, token: str) -> Actor | None:
         """The actor a token stands for, or None when it is malformed, unknown or revoked."""
@@ -111,6 +120,7 @@ class AccessMixin:
         return len(beats)
 
     def heartbeats(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The served-traffic rollups, one per (name, env, digest)."""
         with self.db.read() as s:
             query = select(Heartbeat)
             if name is not None:
@@ -119,7 +129,3 @@ class AccessMixin:
                      "first_at": h.first_at, "last_at": h.last_at}
                     for h in s.exec(query.order_by(col(Heartbeat.id))).all()]
 
-
-def _token(t: Token) -> TokenInfo:
-    return TokenInfo(token_id=t.token_id, subject=t.subject, role=t.role,
-                     created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at)

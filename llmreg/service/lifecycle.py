@@ -1,6 +1,6 @@
 """Evidence, approvals, promotion, rollback, deprecation and the production answer.
 
-This is the one enforcement point: the CLI, the client (and later the HTTP API) call
+This is the one enforcement point: the CLI, the client and the HTTP API all end in
 these methods, and every gate is judged here, inside the write transaction that moves
 the slot. So the gates are judged against the slot as it is at that moment, and two
 promotions of one slot cannot interleave.
@@ -9,13 +9,23 @@ promotions of one slot cannot interleave.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from llmreg.db.models import Approval, BundleName, Evidence, PolicyRecord, Slot, SlotEvent, utcnow
+from llmreg.db.engine import Database
+from llmreg.db.models import (
+    Approval,
+    BundleName,
+    Evidence,
+    PolicyRecord,
+    Slot,
+    SlotEvent,
+    Version,
+    utcnow,
+)
 from llmreg.digest import canonical_json
 from llmreg.errors import (
     ApprovalError,
@@ -28,9 +38,12 @@ from llmreg.errors import (
 )
 from llmreg.lineage import check_metrics
 from llmreg.names import Ref, check_name
-from llmreg.policy import ARCHIVED, DEPRECATED
+from llmreg.policy import ARCHIVED, DEPRECATED, Policy
 from llmreg.service import audit
+from llmreg.service.blobs import Blobs
 from llmreg.service.gates import judge
+from llmreg.service.refs import name_row, resolve_in
+from llmreg.service.rows import approval_info, event_info, evidence_info, version_info
 from llmreg.types import (
     Actor,
     ApprovalInfo,
@@ -43,29 +56,26 @@ from llmreg.types import (
     VersionInfo,
 )
 
-if TYPE_CHECKING:
-    from llmreg.db.engine import Database
-    from llmreg.db.models import Version
-    from llmreg.policy import Policy
-    from llmreg.store.base import BlobStore
-
 EVIDENCE_TYPES = ("eval", "shadow-metrics")
 _SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_REPORT = 64 * 1024 * 1024
 
 
-class LifecycleMixin:
-    """Mixed into :class:`~llmreg.service.registry.RegistryService`."""
+class Lifecycle:
+    """Evidence, approvals, gates and slot moves of one registry.
 
-    db: Database
-    store: BlobStore
-    policy: Policy
+    Example:
+        >>> svc.lifecycle.promote("chat@2", "production", actor=Actor("ana"),
+        ...                       reason="beats v1")  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database, blobs: Blobs, policy: Policy) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.policy = policy
 
     def _resolve_in(self, session: Session, ref: str | Ref) -> tuple[BundleName, Version]:
-        raise NotImplementedError
-
-    def _name_row(self, session: Session, name: str) -> BundleName:
-        raise NotImplementedError
+        return resolve_in(session, ref, self.policy)
 
     # -- evidence -----------------------------------------------------------------
 
@@ -90,8 +100,8 @@ class LifecycleMixin:
         if report is not None and len(report) > MAX_REPORT:
             raise InvalidEvidenceError(f"report is {len(report)} bytes; the limit is 64 MiB")
         if report is not None:
-            report_digest = self.store.put_bytes(report).digest
-        elif report_digest is not None and not self.store.exists(report_digest):
+            report_digest = self.blobs.put_bytes(report).digest
+        elif report_digest is not None and not self.blobs.exists(report_digest):
             raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
                                        "upload it first")
         with self.db.write() as s:
@@ -109,7 +119,7 @@ class LifecycleMixin:
                          detail={"type": type, "suite": suite, "metrics": clean,
                                  "digest": version.digest, "passed": passed,
                                  "report": report_digest, "evidence_id": record.id})
-            return _evidence(record)
+            return evidence_info(record)
 
     def evidence_for(self, digest: str) -> list[EvidenceInfo]:
         """All evidence attached to ``digest``, oldest first."""
@@ -148,7 +158,7 @@ class LifecycleMixin:
                 Approval.name_id == row.id, Approval.digest == version.digest,
                 Approval.env == env, Approval.approver == actor.name)).first()
             if existing is not None:
-                return _approval(row.name, existing), False
+                return approval_info(row.name, existing), False
             record = Approval(name_id=_id(row), digest=version.digest, env=env,
                               approver=actor.name, roles=roles, comment=comment,
                               created_at=utcnow())
@@ -156,7 +166,7 @@ class LifecycleMixin:
             s.flush()
             audit.append(s, actor=actor.name, action="approval", name=row.name, target=label,
                          env=env, detail={"digest": version.digest, "comment": comment})
-            return _approval(row.name, record), True
+            return approval_info(row.name, record), True
 
     # -- gates and promotion -------------------------------------------------------
 
@@ -211,7 +221,7 @@ class LifecycleMixin:
         reason = _reason(reason)
         with self.db.write() as s:
             self._note_policy(s, actor)
-            row = self._name_row(s, name)
+            row = name_row(s, name)
             slot = _slot(s, row, env, lock=True)
             if slot is None:
                 raise EmptySlotError(f"{name!r} has nothing in {env!r} to roll back")
@@ -222,7 +232,7 @@ class LifecycleMixin:
                 raise TransitionError(
                     f"{name}@{slot.version} is the first version {env} has held; there is "
                     "nothing to roll back to")
-            _, target = self._resolve_in(s, f"{name}@{last.from_version}")
+            _, target = self._resolve_in(s, Ref(name=name, version=last.from_version))
             if target.status == ARCHIVED:
                 raise TransitionError(f"{name}@{target.number} is archived; promote another "
                                       "version instead")
@@ -258,7 +268,7 @@ class LifecycleMixin:
         results = judge(
             transition, ref=label, author=version.author,
             evidence=_evidence_rows(s, version.digest),
-            approvals=[_approval(row.name, a) for a in approvals],
+            approvals=[approval_info(row.name, a) for a in approvals],
             baseline=_evidence_rows(s, slot.digest) if slot else None,
             baseline_ref=f"{row.name}@{slot.version}" if slot else None)
         return GateReport(**base, results=results)
@@ -300,13 +310,11 @@ class LifecycleMixin:
                      detail={"from_version": previous, "digest": version.digest,
                              "reason": reason, "policy": self.policy.digest,
                              "gates": [g.gate for g in gates]})
-        return _event(row.name, event)
+        return event_info(row.name, event)
 
     def _restatus(self, s: Session, row: BundleName, number: int) -> None:
         """A version that left a slot takes the status of the furthest slot it still holds
         (a version that holds none keeps its last status)."""
-        from llmreg.db.models import Version
-
         envs = s.exec(select(Slot.env).where(Slot.name_id == row.id, Slot.version == number)
                       ).all()
         if not envs:
@@ -330,8 +338,6 @@ class LifecycleMixin:
         return self._retire(ref, ARCHIVED, actor=actor, reason=reason)
 
     def _retire(self, ref: str, status: str, *, actor: Actor, reason: str) -> VersionInfo:
-        from llmreg.service.registry import _info
-
         with self.db.write() as s:
             row, version = self._resolve_in(s, ref)
             label = f"{row.name}@{version.number}"
@@ -352,7 +358,7 @@ class LifecycleMixin:
             audit.append(s, actor=actor.name, action=status.removesuffix("d"), name=row.name,
                          target=label, detail={"digest": version.digest, "from": old,
                                                "reason": reason})
-            return _info(row.name, version)
+            return version_info(row.name, version)
 
     # -- what runs where -------------------------------------------------------------
 
@@ -365,7 +371,7 @@ class LifecycleMixin:
         order = {e: i for i, e in enumerate(self.policy.environments)}
         with self.db.read() as s:
             if name is not None:
-                self._name_row(s, name)
+                name_row(s, name)
             query = select(Slot, BundleName).join(BundleName)
             if name is not None:
                 query = query.where(BundleName.name == name)
@@ -389,27 +395,30 @@ class LifecycleMixin:
         check_name(name)
         env = self.policy.canonical_env(env)
         with self.db.read() as s:
-            row = self._name_row(s, name)
+            row = name_row(s, name)
             events = s.exec(select(SlotEvent).where(
                 SlotEvent.name_id == row.id, SlotEvent.env == env).order_by(col(SlotEvent.id))
             ).all()
-            return [_event(name, e) for e in events]
+            return [event_info(name, e) for e in events]
 
     def approvals_for(self, ref: str, env: str) -> list[ApprovalInfo]:
+        """The approvals of ``ref``'s digest for ``env``, oldest first."""
         env = self.policy.canonical_env(env)
         with self.db.read() as s:
             row, version = self._resolve_in(s, ref)
             rows = s.exec(select(Approval).where(
                 Approval.name_id == row.id, Approval.digest == version.digest,
                 Approval.env == env).order_by(col(Approval.id))).all()
-            return [_approval(row.name, a) for a in rows]
+            return [approval_info(row.name, a) for a in rows]
 
     # -- audit -------------------------------------------------------------------------
 
     def audit_log(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+        """Audit entries, oldest first (of one name; ``limit``: only the last N)."""
         return audit.entries(self.db, name, limit)
 
     def verify_audit(self) -> int:
+        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the break."""
         return audit.verify(self.db)
 
     def _note_policy(self, s: Session, actor: Actor) -> None:
@@ -418,7 +427,7 @@ class LifecycleMixin:
         digest = self.policy.digest
         if last is not None and last.digest == digest:
             return
-        self.store.put_bytes(canonical_json(self.policy.canonical_dict()))
+        self.blobs.put_bytes(canonical_json(self.policy.canonical_dict()))
         s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
         audit.append(s, actor=actor.name, action="policy", target=digest,
                      detail={"from": last.digest if last else None, "to": digest})
@@ -441,26 +450,7 @@ def _slot(s: Session, row: BundleName, env: str, *, lock: bool = False) -> Slot 
 def _evidence_rows(s: Session, digest: str) -> list[EvidenceInfo]:
     rows = s.exec(select(Evidence).where(Evidence.digest == digest)
                   .order_by(col(Evidence.id))).all()
-    return [_evidence(e) for e in rows]
-
-
-def _evidence(e: Evidence) -> EvidenceInfo:
-    assert e.id is not None
-    return EvidenceInfo(id=e.id, digest=e.digest, type=e.type, suite=e.suite, metrics=e.metrics,
-                        passed=e.passed, report_digest=e.report_digest, links=e.links,
-                        created_by=e.created_by, created_at=e.created_at)
-
-
-def _approval(name: str, a: Approval) -> ApprovalInfo:
-    return ApprovalInfo(name=name, digest=a.digest, env=a.env, approver=a.approver,
-                        roles=a.roles, comment=a.comment, created_at=a.created_at)
-
-
-def _event(name: str, e: SlotEvent) -> SlotEventInfo:
-    return SlotEventInfo(name=name, env=e.env, action=e.action, from_version=e.from_version,
-                         to_version=e.to_version, to_digest=e.to_digest, actor=e.actor,
-                         reason=e.reason, policy_digest=e.policy_digest,
-                         gates=[GateResult(**g) for g in e.gates], at=e.at)
+    return [evidence_info(e) for e in rows]
 
 
 def _id(row: BundleName) -> int:

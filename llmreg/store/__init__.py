@@ -1,7 +1,10 @@
 """Blob stores: content-addressed, immutable bytes under ``blobs/sha256/<hex>``.
 
 One small interface (:class:`BlobStore`) and one module per backend: ``local`` (a
-folder) and ``memory`` (tests). Every read verifies the digest.
+folder), ``s3`` (a bucket, through boto3; imported only when ``LLMREG_STORE`` names
+one) and ``memory`` (tests). Every read verifies the digest. Only the service layer
+(:mod:`llmreg.service.blobs`) calls a store; backend facts such as a blob's age or the
+leftovers of killed uploads are answered by the store itself.
 """
 
 from pathlib import Path

@@ -63,10 +63,32 @@ class BlobStore(abc.ABC):
     def iter_digests(self) -> Iterator[str]:
         """Yield the digest of every stored blob (for integrity tools)."""
 
+    @abc.abstractmethod
     def discard(self, digest: str) -> None:
         """Remove a blob. Only garbage collection (of unreferenced blobs) and cache
         repair call this; the registry never deletes a referenced blob."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def age(self, digest: str) -> float | None:
+        """Seconds since the blob was written, or None when the backend cannot tell.
+
+        Garbage collection spares blobs younger than its grace period: an upload in
+        progress writes its blobs before the row that refers to them.
+        """
+
+    def sweep_uploads(self, older_than: float, *, dry_run: bool = True) -> list[str]:
+        """Leftovers of killed uploads older than ``older_than`` seconds, removed unless
+        ``dry_run``. Backends whose writes are atomic leave none (the default)."""
+        return []
+
+    def read_range(self, digest: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive) of a blob. A part cannot be verified on its
+        own: callers that serve parts verify the whole blob once first."""
+        with self.open(digest) as fh:
+            skip = start
+            while skip > 0 and (chunk := fh.read(min(skip, CHUNK))):
+                skip -= len(chunk)
+            return fh.read(end - start + 1)
 
     def put_bytes(self, data: bytes) -> Descriptor:
         """Store ``data``; return its descriptor. Idempotent.

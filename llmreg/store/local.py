@@ -93,14 +93,32 @@ class LocalStore(BlobStore):
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
 
-    def stale_uploads(self, older_than: float) -> list[Path]:
+    def age(self, digest: str) -> float | None:
+        try:
+            return time.time() - self.path(digest).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def sweep_uploads(self, older_than: float, *, dry_run: bool = True) -> list[str]:
         """Temporary ``.incomplete`` files older than ``older_than`` seconds: what an
         upload killed mid-way leaves behind (never visible as blobs)."""
         if not self.dir.is_dir():
             return []
         now = time.time()
-        return sorted(p for p in self.dir.glob(".*.incomplete")
-                      if now - p.stat().st_mtime >= older_than)
+        stale = sorted(p for p in self.dir.glob(".*.incomplete")
+                       if now - p.stat().st_mtime >= older_than)
+        if not dry_run:
+            for path in stale:
+                path.unlink(missing_ok=True)
+        return [p.name for p in stale]
+
+    def read_range(self, digest: str, start: int, end: int) -> bytes:
+        try:
+            with open(self.path(digest), "rb") as fh:
+                fh.seek(start)
+                return fh.read(end - start + 1)
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
 
     def iter_digests(self) -> Iterator[str]:
         if not self.dir.is_dir():

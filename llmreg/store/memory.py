@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -22,6 +23,7 @@ class MemoryStore(BlobStore):
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
@@ -36,6 +38,7 @@ class MemoryStore(BlobStore):
         data = b"".join(parts)
         with self._lock:
             self._blobs.setdefault(digest, data)
+            self._written.setdefault(digest, time.time())
         return Descriptor(digest, len(data))
 
     def open(self, digest: str) -> BinaryIO:
@@ -54,6 +57,10 @@ class MemoryStore(BlobStore):
     def discard(self, digest: str) -> None:
         """Remove a blob (garbage collection and cache repair only)."""
         self._blobs.pop(digest, None)
+
+    def age(self, digest: str) -> float | None:
+        written = self._written.get(digest)
+        return None if written is None else time.time() - written
 
     def corrupt(self, digest: str, data: bytes) -> None:
         """Replace a blob's bytes without changing its key (tests only)."""

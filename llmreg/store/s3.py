@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -186,6 +187,19 @@ class S3Store(BlobStore):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+
+    def age(self, digest: str) -> float | None:
+        head = self._head(digest)
+        if head is None or "LastModified" not in head:
+            return None
+        written: float = head["LastModified"].timestamp()
+        return time.time() - written
+
+    def read_range(self, digest: str, start: int, end: int) -> bytes:
+        obj = self.client.get_object(Bucket=self.bucket, Key=self.key(digest),
+                                     Range=f"bytes={start}-{end}")
+        data: bytes = obj["Body"].read()
+        return data
 
     def iter_digests(self) -> Iterator[str]:
         base = f"{self.prefix}/" if self.prefix else ""

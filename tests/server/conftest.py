@@ -39,7 +39,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     tokens = {}
     for subject, role in [("rita", "reader"), ("pat", "publisher"), ("ann", "approver"),
                           ("abe", "approver"), ("ada", "admin")]:
-        tokens[subject], _ = service.create_token(subject, role, created_by="setup")
+        tokens[subject], _ = service.access.create_token(subject, role, created_by="setup")
     with TestClient(app, base_url="http://registry.test") as http:
         yield Server(service, http, tokens, tmp_path / "cache")
     service.close()

@@ -21,9 +21,9 @@ from tests.conftest import EXAMPLES
 def warm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, dict]]:
     svc = RegistryService.open_home(tmp_path / ".llmreg")
     bundle, _ = load_bundle_dir(EXAMPLES / "ticket-classifier")
-    svc.register(bundle, name="tc", message="m", author="ana")
-    svc.promote("tc@1", "staging", actor=Actor("ana"), reason="r")
-    token, _ = svc.create_token("app", "reader", created_by="t")
+    svc.versions.register(bundle, name="tc", message="m", author="ana")
+    svc.lifecycle.promote("tc@1", "staging", actor=Actor("ana"), reason="r")
+    token, _ = svc.access.create_token("app", "reader", created_by="t")
     calls = {"lookup": 0}
     real = ResolveCache.lookup
 
@@ -73,8 +73,8 @@ def test_a_promotion_through_this_replica_is_seen_at_once(warm: tuple[TestClient
 
     b2 = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
                            "template": {"source": "x"}})
-    svc.register(b2, name="tc", message="v2", author="ana")
-    token, _ = svc.create_token("ci", "publisher", created_by="t")
+    svc.versions.register(b2, name="tc", message="v2", author="ana")
+    token, _ = svc.access.create_token("ci", "publisher", created_by="t")
     moved = http.post("/v1/promotions", json={"ref": "tc@2", "env": "staging", "reason": "r"},
                       headers={"Authorization": f"Bearer {token}"})
     assert moved.status_code == 201, moved.text

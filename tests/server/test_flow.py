@@ -185,7 +185,7 @@ def test_oversized_and_malformed_bodies(server: Server) -> None:
                      "template": {"source": "x"}}, "message": "m"})
     assert floating.status_code == 400
     assert floating.json()["errors"][0]["code"] == "MODEL_ID_FLOATING"
-    assert server.service.list_names() == []
+    assert server.service.versions.list_names() == []
 
 
 def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Path,
@@ -256,9 +256,9 @@ def test_heartbeats_are_batched(server: Server) -> None:
     bundle = client.resolve("support-rag", env="production")
     for _ in range(5):
         client.report_served(bundle)
-    assert server.service.heartbeats() == []  # nothing sent yet: batched
+    assert server.service.access.heartbeats() == []  # nothing sent yet: batched
     client.flush_heartbeats()
-    (beat,) = server.service.heartbeats("support-rag")
+    (beat,) = server.service.access.heartbeats("support-rag")
     assert (beat["env"], beat["count"], beat["digest"]) == ("production", 5, bundle.digest)
 
 

@@ -60,7 +60,7 @@ def test_bad_and_revoked_tokens(server: Server) -> None:
     assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
     basic = server.http.get("/v1/names", headers={"Authorization": "Basic abc"})
     assert basic.status_code == 401
-    tokens = server.service.list_tokens()
+    tokens = server.service.access.list_tokens()
     rita = next(t for t in tokens if t.subject == "rita")
     server.http.delete(f"/v1/tokens/{rita.token_id}", headers=server.headers("ada"))
     assert server.http.get("/v1/names", headers=server.headers("rita")).status_code == 401

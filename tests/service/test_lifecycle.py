@@ -37,19 +37,19 @@ def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
 
 def register(svc: RegistryService, i: int, author: str = "ana") -> str:
     bundle = Bundle.from_dict(minimal(system_prompt=f"variant {i}"))
-    info = svc.register(bundle, name="chat", message=f"v{i}", author=author).version
+    info = svc.versions.register(bundle, name="chat", message=f"v{i}", author=author).version
     return info.ref
 
 
 def to_staging(svc: RegistryService, ref: str) -> None:
-    svc.promote(ref, "staging", actor=ANA, reason="try it")
+    svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try it")
 
 
 def ready_for_production(svc: RegistryService, ref: str, accuracy: float = 0.93) -> None:
-    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": accuracy},
-                        actor=ANA)
-    svc.approve(ref, "production", actor=BO)
-    svc.approve(ref, "production", actor=CY)
+    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
+                                  metrics={"accuracy": accuracy}, actor=ANA)
+    svc.lifecycle.approve(ref, "production", actor=BO)
+    svc.lifecycle.approve(ref, "production", actor=CY)
 
 
 def gates(exc: pytest.ExceptionInfo[GateFailedError]) -> dict[str, bool]:
@@ -60,46 +60,46 @@ def test_the_default_flow_end_to_end(svc: RegistryService) -> None:
     ref = register(svc, 1)
     to_staging(svc, ref)
     with pytest.raises(GateFailedError) as refused:
-        svc.promote(ref, "production", actor=ANA, reason="ship")
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
     assert gates(refused) == {"transition": True, "eval:regression": False, "approvals": False}
-    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.85},
+    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.85},
                         actor=ANA)
-    report = svc.check_gates(ref, "production")
+    report = svc.lifecycle.check_gates(ref, "production")
     assert not report.passed
     assert "accuracy 0.85 is below the minimum 0.9" in report.results[1].detail
-    svc.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.93},
+    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression", metrics={"accuracy": 0.93},
                         actor=ANA)
     with pytest.raises(ApprovalError, match="ana is the author of chat@1"):
-        svc.approve(ref, "production", actor=ANA)
-    svc.approve(ref, "production", actor=BO)
+        svc.lifecycle.approve(ref, "production", actor=ANA)
+    svc.lifecycle.approve(ref, "production", actor=BO)
     with pytest.raises(GateFailedError, match="1 of 2 approvals"):
-        svc.promote(ref, "production", actor=ANA, reason="ship")
-    svc.approve(ref, "prod", actor=CY)
-    event, report = svc.promote(ref, "production", actor=ANA, reason="ship")
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
+    svc.lifecycle.approve(ref, "prod", actor=CY)
+    event, report = svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
     assert report.passed and event.to_version == 1 and event.policy_digest == svc.policy.digest
-    (prod,) = svc.status("chat", "production")
+    (prod,) = svc.lifecycle.status("chat", "production")
     assert (prod.version, prod.promoted_by, prod.reason) == (1, "ana", "ship")
-    assert svc.resolve("chat@production").version == 1
-    assert svc.resolve("chat@prod").status == "production"
+    assert svc.versions.resolve("chat@production").version == 1
+    assert svc.versions.resolve("chat@prod").status == "production"
 
 
 def test_approvals_are_idempotent_and_bound_to_the_digest(svc: RegistryService) -> None:
     ref = register(svc, 1)
-    _, created = svc.approve(ref, "production", actor=BO)
-    _, again = svc.approve(ref, "production", actor=BO)
+    _, created = svc.lifecycle.approve(ref, "production", actor=BO)
+    _, again = svc.lifecycle.approve(ref, "production", actor=BO)
     assert (created, again) == (True, False)
-    assert len(svc.approvals_for(ref, "production")) == 1
+    assert len(svc.lifecycle.approvals_for(ref, "production")) == 1
 
 
 def test_evidence_for_one_version_does_not_count_for_the_next(svc: RegistryService) -> None:
     v1, v2 = register(svc, 1), register(svc, 2)
     to_staging(svc, v1)
     ready_for_production(svc, v1)
-    svc.promote(v2, "staging", actor=ANA, reason="next")
-    svc.approve(v2, "production", actor=BO)
-    svc.approve(v2, "production", actor=CY)
+    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
+    svc.lifecycle.approve(v2, "production", actor=BO)
+    svc.lifecycle.approve(v2, "production", actor=CY)
     with pytest.raises(GateFailedError) as refused:
-        svc.promote(v2, "production", actor=ANA, reason="same suite name")
+        svc.lifecycle.promote(v2, "production", actor=ANA, reason="same suite name")
     assert gates(refused)["eval:regression"] is False
     assert "no 'regression' eval is attached to chat@2's digest" in str(refused.value)
 
@@ -108,64 +108,65 @@ def test_shadow_is_its_own_status_and_needs_shadow_metrics(svc: RegistryService)
     ref = register(svc, 1)
     to_staging(svc, ref)
     with pytest.raises(GateFailedError, match="0 of 1 approvals"):
-        svc.promote(ref, "shadow", actor=ANA, reason="shadow")
-    svc.approve(ref, "shadow", actor=BO)
-    svc.promote(ref, "shadow", actor=ANA, reason="shadow")
-    assert [(s.env, s.version) for s in svc.status("chat")] == [("staging", 1), ("shadow", 1)]
-    assert svc.status("chat", "production") == []
+        svc.lifecycle.promote(ref, "shadow", actor=ANA, reason="shadow")
+    svc.lifecycle.approve(ref, "shadow", actor=BO)
+    svc.lifecycle.promote(ref, "shadow", actor=ANA, reason="shadow")
+    slots = [(s.env, s.version) for s in svc.lifecycle.status("chat")]
+    assert slots == [("staging", 1), ("shadow", 1)]
+    assert svc.lifecycle.status("chat", "production") == []
     with pytest.raises(EmptySlotError, match="'chat' has nothing in 'production'"):
-        svc.resolve("chat@production")
+        svc.versions.resolve("chat@production")
     ready_for_production(svc, ref)
     with pytest.raises(GateFailedError) as refused:
-        svc.promote(ref, "production", actor=ANA, reason="go")
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="go")
     assert gates(refused)["shadow-metrics"] is False
     # An eval is never shadow evidence, even with the right metric name.
-    svc.attach_evidence(ref, type="eval", suite="shadow", metrics={"error_rate": 0.0},
+    svc.lifecycle.attach_evidence(ref, type="eval", suite="shadow", metrics={"error_rate": 0.0},
                         actor=ANA)
     with pytest.raises(GateFailedError, match="no shadow metrics"):
-        svc.promote(ref, "production", actor=ANA, reason="go")
-    svc.attach_evidence(ref, type="shadow-metrics", suite="shadow",
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="go")
+    svc.lifecycle.attach_evidence(ref, type="shadow-metrics", suite="shadow",
                         metrics={"error_rate": 0.02}, actor=ANA)
     with pytest.raises(GateFailedError, match="error_rate 0.02 is above the maximum 0.01"):
-        svc.promote(ref, "production", actor=ANA, reason="go")
-    svc.attach_evidence(ref, type="shadow-metrics", suite="shadow",
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="go")
+    svc.lifecycle.attach_evidence(ref, type="shadow-metrics", suite="shadow",
                         metrics={"error_rate": 0.005}, actor=ANA)
-    svc.promote(ref, "production", actor=ANA, reason="go")
-    assert svc.status("chat", "production")[0].version == 1
+    svc.lifecycle.promote(ref, "production", actor=ANA, reason="go")
+    assert svc.lifecycle.status("chat", "production")[0].version == 1
 
 
 def test_unknown_environment_and_disallowed_transition_change_nothing(
     svc: RegistryService,
 ) -> None:
     ref = register(svc, 1)
-    before = len(svc.audit_log())
+    before = len(svc.lifecycle.audit_log())
     with pytest.raises(UnknownEnvironmentError, match="use one of staging"):
-        svc.promote(ref, "qa", actor=ANA, reason="x")
+        svc.lifecycle.promote(ref, "qa", actor=ANA, reason="x")
     with pytest.raises(GateFailedError, match="allows no registered -> production"):
-        svc.promote(ref, "production", actor=ANA, reason="x")
-    assert svc.status() == [] and len(svc.audit_log()) == before
+        svc.lifecycle.promote(ref, "production", actor=ANA, reason="x")
+    assert svc.lifecycle.status() == [] and len(svc.lifecycle.audit_log()) == before
 
 
 def test_expect_current_is_compare_and_set(svc: RegistryService) -> None:
     v1, v2 = register(svc, 1), register(svc, 2)
     to_staging(svc, v1)
     with pytest.raises(SlotConflictError, match="holds @1, not @2"):
-        svc.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@2")
-    svc.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@1")
-    assert svc.status("chat", "staging")[0].version == 2
+        svc.lifecycle.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@2")
+    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="x", expect_current="chat@1")
+    assert svc.lifecycle.status("chat", "staging")[0].version == 2
 
 
 def test_rollback_returns_the_previous_version(svc: RegistryService) -> None:
     v1, v2 = register(svc, 1), register(svc, 2)
     with pytest.raises(EmptySlotError):
-        svc.rollback("chat", "production", actor=ANA, reason="x")
+        svc.lifecycle.rollback("chat", "production", actor=ANA, reason="x")
     to_staging(svc, v1)
     with pytest.raises(TransitionError, match="nothing to roll back to"):
-        svc.rollback("chat", "staging", actor=ANA, reason="x")
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x")
     to_staging(svc, v2)
-    event = svc.rollback("chat", "pre-prod", actor=BO, reason="latency regression")
+    event = svc.lifecycle.rollback("chat", "pre-prod", actor=BO, reason="latency regression")
     assert (event.from_version, event.to_version, event.action) == (2, 1, "rollback")
-    history = svc.slot_history("chat", "staging")
+    history = svc.lifecycle.slot_history("chat", "staging")
     assert [(e.from_version, e.to_version) for e in history] == [(None, 1), (1, 2), (2, 1)]
     assert history[-1].reason == "latency regression" and history[-1].actor == "bo"
 
@@ -174,16 +175,16 @@ def test_deprecate_and_archive(svc: RegistryService) -> None:
     v1, v2 = register(svc, 1), register(svc, 2)
     to_staging(svc, v1)
     with pytest.raises(TransitionError, match="runs in staging"):
-        svc.archive(v1, actor=ANA)
-    assert svc.deprecate(v2, actor=ANA, reason="superseded").status == "deprecated"
-    assert svc.archive(v2, actor=ANA).status == "archived"
+        svc.lifecycle.archive(v1, actor=ANA)
+    assert svc.lifecycle.deprecate(v2, actor=ANA, reason="superseded").status == "deprecated"
+    assert svc.lifecycle.archive(v2, actor=ANA).status == "archived"
     with pytest.raises(TransitionError, match="archived"):
-        svc.promote(v2, "staging", actor=ANA, reason="x")
+        svc.lifecycle.promote(v2, "staging", actor=ANA, reason="x")
     with pytest.raises(TransitionError, match="archived"):
-        svc.attach_evidence(v2, type="eval", suite="s", metrics={"a": 1}, actor=ANA)
+        svc.lifecycle.attach_evidence(v2, type="eval", suite="s", metrics={"a": 1}, actor=ANA)
     with pytest.raises(TransitionError, match="archived"):
-        svc.approve(v2, "production", actor=BO)
-    assert svc.get(v2).digest  # archived, never deleted
+        svc.lifecycle.approve(v2, "production", actor=BO)
+    assert svc.versions.get(v2).digest  # archived, never deleted
 
 
 @pytest.mark.parametrize("metrics", [{}, {"accuracy": "high"}, {"accuracy": True},
@@ -191,9 +192,9 @@ def test_deprecate_and_archive(svc: RegistryService) -> None:
 def test_bad_metrics_are_refused(svc: RegistryService, metrics: object) -> None:
     ref = register(svc, 1)
     with pytest.raises(InvalidEvidenceError, match="metric"):
-        svc.attach_evidence(ref, type="eval", suite="regression", metrics=metrics,  # type: ignore[arg-type]
+        svc.lifecycle.attach_evidence(ref, type="eval", suite="regression", metrics=metrics,  # type: ignore[arg-type]
                             actor=ANA)
-    assert svc.evidence_for(svc.resolve(ref).digest) == []
+    assert svc.lifecycle.evidence_for(svc.versions.resolve(ref).digest) == []
 
 
 def test_no_regression_gate_compares_with_the_slot(tmp_path: Path) -> None:
@@ -203,14 +204,14 @@ def test_no_regression_gate_compares_with_the_slot(tmp_path: Path) -> None:
     v1, v2 = register(svc, 1), register(svc, 2)
     to_staging(svc, v1)
     ready_for_production(svc, v1, accuracy=0.90)  # empty slot: nothing to regress against
-    svc.promote(v1, "production", actor=ANA, reason="first")
-    svc.promote(v2, "staging", actor=ANA, reason="next")
+    svc.lifecycle.promote(v1, "production", actor=ANA, reason="first")
+    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
     ready_for_production(svc, v2, accuracy=0.88)
     with pytest.raises(GateFailedError, match=r"accuracy 0.88 regresses from 0.9 \(chat@1\)"):
-        svc.promote(v2, "production", actor=ANA, reason="x")
-    svc.attach_evidence(v2, type="eval", suite="regression", metrics={"accuracy": 0.895},
+        svc.lifecycle.promote(v2, "production", actor=ANA, reason="x")
+    svc.lifecycle.attach_evidence(v2, type="eval", suite="regression", metrics={"accuracy": 0.895},
                         actor=ANA)
-    svc.promote(v2, "production", actor=ANA, reason="within tolerance")
+    svc.lifecycle.promote(v2, "production", actor=ANA, reason="within tolerance")
     svc.close()
 
 
@@ -222,24 +223,25 @@ def test_policy_changes_are_audited_and_recorded(tmp_path: Path) -> None:
     first.close()
     stricter = parse_policy(DEFAULT_POLICY_YAML.replace("min: 0.9", "min: 0.95"), source="t")
     second = RegistryService.open_home(home, policy=stricter)
-    second.approve(ref, "production", actor=BO)
-    changes = [e for e in second.audit_log() if e.action == "policy"]
+    second.lifecycle.approve(ref, "production", actor=BO)
+    changes = [e for e in second.lifecycle.audit_log() if e.action == "policy"]
     assert [(c.detail["from"], c.detail["to"]) for c in changes] == [
         (None, first.policy.digest), (first.policy.digest, stricter.digest)]
-    assert second.store.exists(stricter.digest)  # the enforced policy is kept, by digest
+    assert second.blobs.exists(stricter.digest)  # the enforced policy is kept, by digest
     second.close()
 
 
 def test_audit_chain_detects_an_edited_row(svc: RegistryService) -> None:
     ref = register(svc, 1)
     to_staging(svc, ref)
-    assert svc.verify_audit() == len(svc.audit_log()) == 3  # register, policy, promote
+    # register, policy, promote
+    assert svc.lifecycle.verify_audit() == len(svc.lifecycle.audit_log()) == 3
     with svc.db.write_engine.begin() as conn:  # someone with database access edits a row
         conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
     with pytest.raises(AuditChainError, match=r"audit entry #2 .* was altered"):
-        svc.verify_audit()
+        svc.lifecycle.verify_audit()
     with svc.db.write_engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET actor = 'ana' WHERE seq = 2"))
         conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     with pytest.raises(AuditChainError, match="audit entry #2 is missing"):
-        svc.verify_audit()
+        svc.lifecycle.verify_audit()

@@ -36,33 +36,33 @@ def variant(i: int) -> Bundle:
 
 
 def test_register_numbers_and_parents(svc: RegistryService) -> None:
-    r1 = svc.register(variant(1), name="chat", message="one", author="ana")
-    r2 = svc.register(variant(2), name="chat", message="two", author="bo")
+    r1 = svc.versions.register(variant(1), name="chat", message="one", author="ana")
+    r2 = svc.versions.register(variant(2), name="chat", message="two", author="bo")
     assert (r1.created, r1.version.version, r1.version.parent_digest) == (True, 1, None)
     assert (r2.version.version, r2.version.parent_digest) == (2, r1.version.digest)
-    assert [v.version for v in svc.history("chat")] == [1, 2]
-    assert svc.resolve("chat").version == 2
-    assert svc.resolve("chat@latest").version == 2
+    assert [v.version for v in svc.versions.history("chat")] == [1, 2]
+    assert svc.versions.resolve("chat").version == 2
+    assert svc.versions.resolve("chat@latest").version == 2
 
 
 def test_same_content_is_idempotent(svc: RegistryService) -> None:
-    first = svc.register(variant(1), name="chat", message="one", author="ana")
-    again = svc.register(variant(1), name="chat", message="retry", author="bo")
+    first = svc.versions.register(variant(1), name="chat", message="one", author="ana")
+    again = svc.versions.register(variant(1), name="chat", message="retry", author="bo")
     assert not again.created
     assert again.version == first.version
-    assert len(svc.history("chat")) == 1
+    assert len(svc.versions.history("chat")) == 1
     # The same content under another name is a version of that name too.
-    other = svc.register(variant(1), name="chat-eu", message="copy", author="ana")
+    other = svc.versions.register(variant(1), name="chat-eu", message="copy", author="ana")
     assert other.created and other.version.digest == first.version.digest
 
 
 def test_resolve_by_every_ref_form(svc: RegistryService) -> None:
-    info = svc.register(variant(1), name="chat", message="one", author="ana").version
+    info = svc.versions.register(variant(1), name="chat", message="one", author="ana").version
     hexdigits = info.digest.removeprefix("sha256:")
     for ref in ("chat@1", f"chat@{info.digest}", f"chat@{hexdigits[:12]}",
                 f"chat@sha256:{hexdigits[:7]}", info.digest):
-        assert svc.resolve(ref) == info
-    bundle = svc.get("chat@1")
+        assert svc.versions.resolve(ref) == info
+    bundle = svc.versions.get("chat@1")
     assert (bundle.name, bundle.version, bundle.digest) == ("chat", 1, info.digest)
     assert bundle == variant(1)
 
@@ -75,73 +75,73 @@ def test_ambiguous_short_digest(svc: RegistryService) -> None:
     digests: list[str] = []
     i = 0
     while len({d[7] for d in digests}) == len(digests):
-        digests.append(svc.register(variant(i), name="chat", message=f"v{i}",
+        digests.append(svc.versions.register(variant(i), name="chat", message=f"v{i}",
                                     author="a").version.digest)
         i += 1
     first_hex = digests[-1][7]
     with pytest.raises(AmbiguousRefError, match="give more hex digits"):
-        svc.resolve(Ref("chat", digest_prefix=first_hex))
+        svc.versions.resolve(Ref("chat", digest_prefix=first_hex))
 
 
 def test_unknown_refs_name_what_is_missing(svc: RegistryService) -> None:
-    svc.register(variant(1), name="chat", message="one", author="ana")
+    svc.versions.register(variant(1), name="chat", message="one", author="ana")
     with pytest.raises(RefNotFoundError, match="'nope' is not registered"):
-        svc.resolve("nope@1")
+        svc.versions.resolve("nope@1")
     with pytest.raises(RefNotFoundError, match="no version 5 .latest is 1"):
-        svc.resolve("chat@5")
+        svc.versions.resolve("chat@5")
     with pytest.raises(RefNotFoundError, match="no version matches"):
-        svc.resolve("chat@sha256:0000000")
+        svc.versions.resolve("chat@sha256:0000000")
     with pytest.raises(RefNotFoundError):
-        svc.history("nope")
+        svc.versions.history("nope")
 
 
 def test_bad_input_changes_nothing(svc: RegistryService) -> None:
     with pytest.raises(InvalidBundleError, match="message is empty"):
-        svc.register(variant(1), name="chat", message="  ", author="ana")
+        svc.versions.register(variant(1), name="chat", message="  ", author="ana")
     with pytest.raises(InvalidNameError):
-        svc.register(variant(1), name="../chat", message="x", author="ana")
+        svc.versions.register(variant(1), name="../chat", message="x", author="ana")
     missing_artifact = Bundle.from_dict(minimal(artifacts=[{
         "name": "w", "media_type": "a/b", "digest": "sha256:" + "1" * 64, "size": 3}]))
     with pytest.raises(BlobNotFoundError, match="artifacts\\[0\\] 'w'"):
-        svc.register(missing_artifact, name="chat", message="x", author="ana")
-    assert svc.list_names() == []
-    assert list(svc.store.iter_digests()) == []
+        svc.versions.register(missing_artifact, name="chat", message="x", author="ana")
+    assert svc.versions.list_names() == []
+    assert list(svc.blobs.iter_digests()) == []
 
 
 def test_manifest_and_artifacts_are_blobs(svc: RegistryService) -> None:
     bundle, _ = load_bundle_dir(EXAMPLES / "ticket-classifier")
-    svc.register(bundle, name="tickets", message="first", author="ana")
-    stored = set(svc.store.iter_digests())
+    svc.versions.register(bundle, name="tickets", message="first", author="ana")
+    stored = set(svc.blobs.iter_digests())
     assert bundle.digest in stored
     assert bundle.artifacts[0].digest in stored
-    assert svc.store.get_bytes(bundle.digest) == bundle.canonical_bytes()
+    assert svc.blobs.read(bundle.digest) == bundle.canonical_bytes()
 
 
 def test_corrupted_manifest_is_never_served(svc: RegistryService) -> None:
-    info = svc.register(variant(1), name="chat", message="one", author="ana").version
-    assert isinstance(svc.store, LocalStore)
-    path = svc.store.path(info.digest)
+    info = svc.versions.register(variant(1), name="chat", message="one", author="ana").version
+    assert isinstance(svc.blobs.store, LocalStore)
+    path = svc.blobs.store.path(info.digest)
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes().replace(b"variant 1", b"variant 9"))
     with pytest.raises(IntegrityError, match=info.digest):
-        svc.get("chat@1")
+        svc.versions.get("chat@1")
 
 
 def test_list_names(svc: RegistryService) -> None:
-    svc.register(variant(1), name="b-bot", message="x", author="ana")
-    svc.register(variant(2), name="a-bot", message="x", author="ana")
-    svc.register(variant(3), name="a-bot", message="y", author="ana")
-    names = svc.list_names()
+    svc.versions.register(variant(1), name="b-bot", message="x", author="ana")
+    svc.versions.register(variant(2), name="a-bot", message="x", author="ana")
+    svc.versions.register(variant(3), name="a-bot", message="y", author="ana")
+    names = svc.versions.list_names()
     assert [(n.name, n.versions, n.latest_version) for n in names] == [
         ("a-bot", 2, 2), ("b-bot", 1, 1)]
 
 
 def test_changelog_is_stored_at_registration(svc: RegistryService) -> None:
-    svc.register(variant(1), name="chat", message="one", author="ana")
-    second = svc.register(variant(2), name="chat", message="two", author="bo").version
+    svc.versions.register(variant(1), name="chat", message="one", author="ana")
+    second = svc.versions.register(variant(2), name="chat", message="two", author="bo").version
     assert second.changes == ["system_prompt: +1 -1 lines"]
-    stored = svc.stored_diff(second)
+    stored = svc.versions.stored_diff(second)
     assert stored is not None and stored["system_prompt"]["lines"][-1] == "+variant 2"
-    entries = svc.changelog("chat")
+    entries = svc.versions.changelog("chat")
     assert [(e.version.version, e.first) for e in entries] == [(2, False), (1, True)]
-    assert svc.stored_diff(entries[1].version) is None
+    assert svc.versions.stored_diff(entries[1].version) is None

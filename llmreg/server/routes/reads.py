@@ -24,15 +24,16 @@ from llmreg.diff import BundleDiff
 from llmreg.digest import check_digest
 from llmreg.errors import InvalidRefError
 from llmreg.server.deps import Service, State, require
-from llmreg.server.routes import endpoint, page
+from llmreg.server.routes import endpoint
 from llmreg.service.registry import RegistryService
-from llmreg.store.local import LocalStore
 from llmreg.types import (
     Actor,
     ApprovalInfo,
     AuditInfo,
     ChangelogEntry,
     EvidenceInfo,
+    NameSummary,
+    Page,
     Problem,
     SlotEventInfo,
     SlotStatus,
@@ -54,109 +55,109 @@ def whoami(actor: Annotated[Actor, require("reader")]) -> WhoAmI:
 @endpoint(router, "GET", "/v1/refs/{ref}", "reader")
 def version_info(s: Service, ref: str) -> VersionInfo:
     """The version a ref points to (``name@7``, ``name@sha256:…``, ``name@production``)."""
-    return s.resolve(ref)
+    return s.versions.resolve(ref)
 
 
 @endpoint(router, "GET", "/v1/bundles/{ref}", "reader")
 def bundle(s: Service, ref: str) -> BundleResponse:
     """A version and its manifest (the client re-hashes the manifest to verify it)."""
-    info = s.resolve(ref)
-    return BundleResponse(version=info, manifest=json.loads(s.store.get_bytes(info.digest)))
+    info = s.versions.resolve(ref)
+    return BundleResponse(version=info, manifest=json.loads(s.blobs.read(info.digest)))
 
 
 @endpoint(router, "GET", "/v1/environments/{env}", "reader")
 def environment(s: Service, env: str) -> EnvironmentResponse:
     """Everything active in one environment, with manifests, in one response."""
     return EnvironmentResponse(env=s.policy.canonical_env(env), items=[
-        DeployedBundle(**dict(r), manifest=json.loads(s.store.get_bytes(r.digest)))
-        for r in s.status(env=env)])
+        DeployedBundle(**dict(r), manifest=json.loads(s.blobs.read(r.digest)))
+        for r in s.lifecycle.status(env=env)])
 
 
 @endpoint(router, "GET", "/v1/names", "reader")
-def names(s: Service, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
-    """Registered names with their latest version (paginated)."""
-    items = [n.model_dump(mode="json") for n in s.list_names()]
-    return page(items, offset, limit)
+def names(s: Service, offset: Offset = 0, limit: Limit = 100) -> Page[NameSummary]:
+    """Registered names with their latest version, by name (paginated)."""
+    return s.versions.names_page(offset=offset, limit=limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/versions", "reader")
-def versions(s: Service, name: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+def versions(s: Service, name: str, offset: Offset = 0, limit: Limit = 100
+             ) -> Page[VersionInfo]:
     """Every version of a name, oldest first (paginated)."""
-    return page([v.model_dump(mode="json") for v in s.history(name)], offset, limit)
+    return s.versions.history_page(name, offset=offset, limit=limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/changelog", "reader")
 def changelog(s: Service, name: str) -> list[ChangelogEntry]:
     """The release history of a name, newest first."""
-    return s.changelog(name)
+    return s.versions.changelog(name)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/slots/{env}/history", "reader")
 def slot_history(s: Service, name: str, env: str) -> list[SlotEventInfo]:
     """Every move of one environment slot."""
-    return s.slot_history(name, env)
+    return s.lifecycle.slot_history(name, env)
 
 
 @endpoint(router, "GET", "/v1/diff", "reader")
 def diff(s: Service, old: str, new: str) -> BundleDiff:
     """The semantic diff of two refs (``?old=name@3&new=name@production``)."""
-    return s.diff(s.get(old), s.get(new))
+    return s.versions.diff(s.versions.get(old), s.versions.get(new))
 
 
 @endpoint(router, "GET", "/v1/stored-diffs/{ref}", "reader")
 def stored_diff(s: Service, ref: str) -> dict[str, Any] | None:
     """The full diff recorded when a version was registered (null for a first version)."""
-    return s.stored_diff(s.resolve(ref))
+    return s.versions.stored_diff(s.versions.resolve(ref))
 
 
 @endpoint(router, "GET", "/v1/status", "reader")
 def status(s: Service, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
     """What runs where: one row per environment slot."""
-    return s.status(name, env)
+    return s.lifecycle.status(name, env)
 
 
 @endpoint(router, "GET", "/v1/gates", "reader")
 def gates(s: Service, ref: str, to: str) -> GateVerdict:
     """Judge every gate of promoting ``ref`` to ``to`` (changes nothing)."""
-    return GateVerdict(**dict(s.check_gates(ref, to)))
+    return GateVerdict(**dict(s.lifecycle.check_gates(ref, to)))
 
 
 @endpoint(router, "GET", "/v1/evidence/{ref}", "reader")
 def evidence(s: Service, ref: str) -> list[EvidenceInfo]:
     """Evidence attached to the digest a ref points to."""
-    return s.evidence_for(s.resolve(ref).digest)
+    return s.lifecycle.evidence_for(s.versions.resolve(ref).digest)
 
 
 @endpoint(router, "GET", "/v1/approvals/{ref}/{env}", "reader")
 def approvals(s: Service, ref: str, env: str) -> list[ApprovalInfo]:
     """The approvals a version holds for an environment."""
-    return s.approvals_for(ref, env)
+    return s.lifecycle.approvals_for(ref, env)
 
 
 @endpoint(router, "GET", "/v1/audit", "reader")
 def audit(s: Service, name: str | None = None, limit: Limit | None = None) -> list[AuditInfo]:
     """Audit-log entries, oldest first (``limit``: only the last N)."""
-    return s.audit_log(name, limit)
+    return s.lifecycle.audit_log(name, limit)
 
 
 @endpoint(router, "GET", "/v1/audit/verify", "reader", errors=[409])
 def audit_verify(s: Service) -> AuditVerifyResult:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry."""
-    count = s.verify_audit()
-    head = s.audit_log(limit=1)
+    count = s.lifecycle.verify_audit()
+    head = s.lifecycle.audit_log(limit=1)
     return AuditVerifyResult(verified=count, head=head[-1].hash if head else None)
 
 
 @endpoint(router, "GET", "/v1/verify/{ref}", "reader")
 def verify(s: Service, ref: str) -> list[Problem]:
     """Re-hash a version's manifest and artifacts; the problems found (empty: intact)."""
-    return s.verify(ref)
+    return s.integrity.verify(ref)
 
 
 @endpoint(router, "GET", "/v1/fsck", "admin")
 def fsck(s: Service) -> FsckResult:
     """Check every blob and every reference; problems by digest."""
-    count, problems = s.fsck()
+    count, problems = s.integrity.fsck()
     return FsckResult(blobs=count, problems=problems)
 
 
@@ -177,7 +178,7 @@ async def blob(s: Service, state: State, digest: str,
                range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
     check_digest(digest)
-    size = await run_in_threadpool(s.store.size, digest)
+    size = await run_in_threadpool(s.blobs.size, digest)
     headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if range_ is None:
         # Streamed through the verifying reader: corruption aborts the response.
@@ -189,13 +190,13 @@ async def blob(s: Service, state: State, digest: str,
     if digest not in state.verified_blobs:  # a part cannot be verified alone: check the whole
         await run_in_threadpool(_verify_whole, s, digest)
         state.verified_blobs.add(digest)
-    data = await run_in_threadpool(_read_range, s, digest, start, end)
+    data = await run_in_threadpool(s.blobs.read_range, digest, start, end)
     return Response(data, status_code=206, media_type="application/octet-stream",
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
-    with s.store.open(digest) as fh:
+    with s.blobs.open(digest) as fh:
         while chunk := fh.read(1024 * 1024):
             yield chunk
 
@@ -203,15 +204,6 @@ def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
 def _verify_whole(s: RegistryService, digest: str) -> None:
     for _ in _chunks(s, digest):
         pass
-
-
-def _read_range(s: RegistryService, digest: str, start: int, end: int) -> bytes:
-    store = s.store
-    if isinstance(store, LocalStore):
-        with open(store.path(digest), "rb") as fh:
-            fh.seek(start)
-            return fh.read(end - start + 1)
-    return store.get_bytes(digest)[start: end + 1]
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:

@@ -62,12 +62,12 @@ async def put_blob(request: Request, s: Service, digest: str,
     check_digest(digest)
     if content_length is not None and content_length > MAX_BLOB:
         raise PayloadTooLargeError(f"blob is {content_length} bytes; the limit is {MAX_BLOB}")
-    if await run_in_threadpool(s.store.exists, digest):
-        return BlobPut(digest=digest, size=await run_in_threadpool(s.store.size, digest),
+    if await run_in_threadpool(s.blobs.exists, digest):
+        return BlobPut(digest=digest, size=await run_in_threadpool(s.blobs.size, digest),
                        created=False)
     reader = _BodyReader(request)
     try:
-        desc = await run_in_threadpool(s.store.put_stream, reader,  # type: ignore[arg-type]
+        desc = await run_in_threadpool(s.blobs.put_stream, reader,  # type: ignore[arg-type]
                                        expected_digest=digest)
     except IntegrityError as exc:  # the upload, not the store, is at fault: 400, not 500
         return error_response(exc, 400)
@@ -110,14 +110,14 @@ def register(s: Service, name: str, body: RegisterBody, actor: Publisher) -> Reg
     """Register a manifest under ``name``; its artifacts must be uploaded first."""
     bundle = Bundle.from_dict(body.manifest,
                               allow_floating_model_ids=s.policy.models.allow_floating)
-    return s.register(bundle, name=name, message=body.message, author=actor.name,
-                      provenance=dict(body.provenance))
+    return s.versions.register(bundle, name=name, message=body.message, author=actor.name,
+                               provenance=dict(body.provenance))
 
 
 @endpoint(router, "POST", "/v1/evidence", "publisher", status_code=201)
 def attach_evidence(s: Service, body: EvidenceBody, actor: Publisher) -> EvidenceInfo:
     """Attach an eval or shadow-metrics record to a ref's digest."""
-    return s.attach_evidence(
+    return s.lifecycle.attach_evidence(
         body.ref, type=body.type, suite=body.suite, metrics=dict(body.metrics), actor=actor,
         links=body.links, passed=body.passed, report_digest=body.report_digest)
 
@@ -125,7 +125,7 @@ def attach_evidence(s: Service, body: EvidenceBody, actor: Publisher) -> Evidenc
 @endpoint(router, "POST", "/v1/approvals", "approver", status_code=201, errors=[409])
 def approve(s: Service, body: ApprovalBody, actor: Approver) -> ApprovalResult:
     """Approve a version for an environment as the token's subject."""
-    info, created = s.approve(body.ref, body.env, actor=actor, comment=body.comment)
+    info, created = s.lifecycle.approve(body.ref, body.env, actor=actor, comment=body.comment)
     return ApprovalResult(**dict(info), created=created)
 
 
@@ -137,8 +137,8 @@ def promote(s: Service, state: State, body: PromotionBody, actor: Publisher,
     expect = body.expect_current
     if if_match is not None:
         expect = if_match.strip().strip('"')
-    event, report = s.promote(body.ref, body.env, actor=actor, reason=body.reason,
-                              expect_current=expect)
+    event, report = s.lifecycle.promote(body.ref, body.env, actor=actor, reason=body.reason,
+                                        expect_current=expect)
     state.resolve_cache.invalidate(event.name)  # this replica answers the new slot now
     return PromotionResult(event=event, report=GateVerdict(**dict(report)))
 
@@ -146,7 +146,7 @@ def promote(s: Service, state: State, body: PromotionBody, actor: Publisher,
 @endpoint(router, "POST", "/v1/rollbacks", "publisher", status_code=201, errors=[409])
 def rollback(s: Service, state: State, body: RollbackBody, actor: Publisher) -> SlotEventInfo:
     """Return a slot to the version it held before the current one."""
-    event = s.rollback(body.name, body.env, actor=actor, reason=body.reason)
+    event = s.lifecycle.rollback(body.name, body.env, actor=actor, reason=body.reason)
     state.resolve_cache.invalidate(event.name)
     return event
 
@@ -154,44 +154,45 @@ def rollback(s: Service, state: State, body: RollbackBody, actor: Publisher) -> 
 @endpoint(router, "POST", "/v1/deprecations", "publisher", errors=[409])
 def deprecate(s: Service, body: RetireBody, actor: Publisher) -> VersionInfo:
     """Mark a version deprecated (it keeps serving; new promotions of it are refused)."""
-    return s.deprecate(body.ref, actor=actor, reason=body.reason)
+    return s.lifecycle.deprecate(body.ref, actor=actor, reason=body.reason)
 
 
 @endpoint(router, "POST", "/v1/archives", "publisher", errors=[409])
 def archive(s: Service, body: RetireBody, actor: Publisher) -> VersionInfo:
     """Archive a version that no slot holds."""
-    return s.archive(body.ref, actor=actor, reason=body.reason)
+    return s.lifecycle.archive(body.ref, actor=actor, reason=body.reason)
 
 
 @endpoint(router, "POST", "/v1/heartbeats", "reader", status_code=202)
 def heartbeats(s: Service, body: HeartbeatBody, actor: Reader) -> HeartbeatResult:
     """Served-request counts from clients (they feed the stale-production alert)."""
-    return HeartbeatResult(accepted=s.record_heartbeats([b.model_dump() for b in body.beats]))
+    stored = s.access.record_heartbeats([b.model_dump() for b in body.beats])
+    return HeartbeatResult(accepted=stored)
 
 
 @endpoint(router, "POST", "/v1/gc", "admin")
 def gc(s: Service, body: GcBody) -> GcResult:
     """List (dry run) or delete unreferenced blobs older than the grace period."""
-    return GcResult(blobs=s.gc(dry_run=body.dry_run, grace=body.grace),
+    return GcResult(blobs=s.integrity.gc(dry_run=body.dry_run, grace=body.grace),
                     deleted=not body.dry_run)
 
 
 @endpoint(router, "POST", "/v1/tokens", "admin", status_code=201)
 def create_token(s: Service, body: TokenBody, actor: Admin) -> NewToken:
     """Create a token; the secret is in this response only."""
-    token, info = s.create_token(body.subject, body.role, created_by=actor.name)
+    token, info = s.access.create_token(body.subject, body.role, created_by=actor.name)
     return NewToken(**dict(info), token=token)
 
 
 @endpoint(router, "GET", "/v1/tokens", "admin")
 def list_tokens(s: Service) -> list[TokenInfo]:
     """Every token's record (never a secret)."""
-    return s.list_tokens()
+    return s.access.list_tokens()
 
 
 @endpoint(router, "DELETE", "/v1/tokens/{token_id}", "admin")
 def revoke_token(s: Service, state: State, token_id: str, actor: Admin) -> TokenInfo:
     """Revoke a token: this replica refuses it at once, others within seconds."""
-    info = s.revoke_token(token_id, actor=actor.name)
+    info = s.access.revoke_token(token_id, actor=actor.name)
     state.tokens.invalidate()
     return info

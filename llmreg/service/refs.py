@@ -1,0 +1,97 @@
+"""Refs to rows, inside an open session.
+
+Writers resolve a ref in the same transaction that changes state, so the gates are
+judged and the slot is moved on one snapshot; readers use the same functions in a read
+session. Every miss raises naming the ref and what to try next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from llmreg.db.models import BundleName, Slot, Version
+from llmreg.digest import short
+from llmreg.errors import AmbiguousRefError, EmptySlotError, InvalidRefError, RefNotFoundError
+from llmreg.names import Ref, parse_ref
+from llmreg.policy import Policy
+
+
+def resolve_in(session: Session, ref: str | Ref, policy: Policy) -> tuple[BundleName, Version]:
+    """The name row and version ``ref`` points to (``name@production`` reads the slot)."""
+    parsed = parse_ref(ref) if isinstance(ref, str) else ref
+    if parsed.name is None:
+        return _by_content(session, parsed)
+    row = name_row(session, parsed.name)
+    query = select(Version).where(Version.name_id == row.id)
+    if parsed.version is not None:
+        found = session.exec(query.where(Version.number == parsed.version)).first()
+        if found is None:
+            raise RefNotFoundError(
+                f"{parsed.name!r} has no version {parsed.version} (latest is "
+                f"{row.latest_version}); see `llmreg history {parsed.name}`")
+        return row, found
+    if parsed.digest_prefix is not None:
+        return row, _one(session.exec(prefix_filter(query, parsed.digest_prefix)).all(),
+                         str(parsed))
+    if parsed.label in (None, "latest"):
+        return row, session.exec(query.where(Version.number == row.latest_version)).one()
+    assert parsed.label is not None
+    if not policy.is_environment(parsed.label):
+        raise InvalidRefError(
+            f"ref {str(parsed)!r}: {parsed.label!r} is not a version, a digest, 'latest' "
+            f"or an environment ({policy.environment_names()})")
+    return slot_in(session, row, policy.canonical_env(parsed.label))
+
+
+def slot_in(session: Session, row: BundleName, env: str) -> tuple[BundleName, Version]:
+    """The version the canonical environment ``env`` holds for ``row``."""
+    slot = session.exec(select(Slot).where(Slot.name_id == row.id, Slot.env == env)).first()
+    if slot is None:
+        raise EmptySlotError(f"{row.name!r} has nothing in {env!r}; see `llmreg status {row.name}`")
+    version = session.exec(select(Version).where(Version.name_id == row.id,
+                                                 Version.number == slot.version)).one()
+    return row, version
+
+
+def name_row(session: Session, name: str) -> BundleName:
+    """The row of a registered name, or ``RefNotFoundError`` saying where to look."""
+    row = session.exec(select(BundleName).where(BundleName.name == name)).first()
+    if row is None or row.latest_version == 0:
+        raise RefNotFoundError(
+            f"{name!r} is not registered; see `llmreg list` for the names there are")
+    return row
+
+
+def prefix_filter(query: Any, prefix: str) -> Any:
+    """Versions whose digest starts with ``sha256:<prefix>``.
+
+    A range instead of LIKE, so the digest index is used on every backend.
+    """
+    low = f"sha256:{prefix}"
+    return query.where(col(Version.digest) >= low, col(Version.digest) < low + "g")
+
+
+def _by_content(session: Session, parsed: Ref) -> tuple[BundleName, Version]:
+    assert parsed.digest_prefix is not None
+    query = select(Version).order_by(col(Version.id))
+    rows = session.exec(prefix_filter(query, parsed.digest_prefix)).all()
+    if not rows:
+        raise RefNotFoundError(f"no bundle has digest {str(parsed)!r}")
+    version = _one(rows, str(parsed))
+    name = session.get(BundleName, version.name_id)
+    assert name is not None
+    return name, version
+
+
+def _one(rows: Sequence[Version], ref: str) -> Version:
+    digests = sorted({r.digest for r in rows})
+    if not digests:
+        raise RefNotFoundError(f"no version matches {ref!r}; see `llmreg history`")
+    if len(digests) > 1:
+        shown = ", ".join(short(d) for d in digests[:5])
+        raise AmbiguousRefError(
+            f"{ref!r} matches {len(digests)} bundles ({shown}); give more hex digits")
+    return rows[0]

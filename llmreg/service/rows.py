@@ -1,0 +1,53 @@
+"""Rows to records: the public pydantic shapes of what the database holds.
+
+The service's parts read rows inside their sessions and hand out these records, never
+the ORM objects themselves (a record stays valid after its session is closed).
+"""
+
+from __future__ import annotations
+
+from llmreg.db.models import Approval, Evidence, SlotEvent, Token, Version
+from llmreg.types import (
+    ApprovalInfo,
+    EvidenceInfo,
+    GateResult,
+    SlotEventInfo,
+    TokenInfo,
+    VersionInfo,
+)
+
+
+def version_info(name: str, v: Version) -> VersionInfo:
+    """The record of one version of ``name``."""
+    return VersionInfo(name=name, version=v.number, digest=v.digest, author=v.author,
+                       created_at=v.created_at, message=v.message,
+                       parent_digest=v.parent_digest, provenance=v.provenance,
+                       changes=v.changes, diff_digest=v.diff_digest, status=v.status)
+
+
+def evidence_info(e: Evidence) -> EvidenceInfo:
+    """The record of one piece of evidence."""
+    assert e.id is not None  # rows read from the database always have one
+    return EvidenceInfo(id=e.id, digest=e.digest, type=e.type, suite=e.suite, metrics=e.metrics,
+                        passed=e.passed, report_digest=e.report_digest, links=e.links,
+                        created_by=e.created_by, created_at=e.created_at)
+
+
+def approval_info(name: str, a: Approval) -> ApprovalInfo:
+    """The record of one approval of a version of ``name``."""
+    return ApprovalInfo(name=name, digest=a.digest, env=a.env, approver=a.approver,
+                        roles=a.roles, comment=a.comment, created_at=a.created_at)
+
+
+def event_info(name: str, e: SlotEvent) -> SlotEventInfo:
+    """The record of one move of a slot of ``name``."""
+    return SlotEventInfo(name=name, env=e.env, action=e.action, from_version=e.from_version,
+                         to_version=e.to_version, to_digest=e.to_digest, actor=e.actor,
+                         reason=e.reason, policy_digest=e.policy_digest,
+                         gates=[GateResult(**g) for g in e.gates], at=e.at)
+
+
+def token_info(t: Token) -> TokenInfo:
+    """The record of one API token (never its secret)."""
+    return TokenInfo(token_id=t.token_id, subject=t.subject, role=t.role,
+                     created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at)
