@@ -41,7 +41,7 @@ from llmreg.types import (
 )
 
 router = APIRouter()
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]  # the database takes no larger offset
 Limit = Annotated[int, Query(ge=1, le=1000)]
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -134,7 +134,7 @@ def approvals(s: Service, ref: str, env: str) -> list[ApprovalInfo]:
     return s.lifecycle.approvals_for(ref, env)
 
 
-@endpoint(router, "GET", "/v1/audit", "reader")
+@endpoint(router, "GET", "/v1/audit", "reader", filters=True)
 def audit(s: Service, name: str | None = None, limit: Limit | None = None) -> list[AuditInfo]:
     """Audit-log entries, oldest first (``limit``: only the last N)."""
     return s.lifecycle.audit_log(name, limit)
