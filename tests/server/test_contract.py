@@ -155,3 +155,49 @@ def test_open_reads_need_no_token_but_refuse_a_bad_one(server: Server) -> None:
         assert http.get("/v1/names", headers={"Authorization": "Bearer nope"}
                         ).status_code == 401
         assert http.post("/v1/gc", json={}).status_code == 401
+
+
+def test_answers_parse_as_the_contract_models(server: Server) -> None:
+    """What the remote client will do: validate each answer with the shared model."""
+    from llmreg.contract import (
+        ApprovalResult,
+        BundleResponse,
+        GateVerdict,
+        NewToken,
+        PromotionResult,
+        WhoAmI,
+    )
+    from llmreg.diff import BundleDiff
+    from llmreg.types import Page, VersionInfo
+
+    pat = server.client("pat")
+    pat.log_bundle(EXAMPLES / "ticket-classifier", message="first")
+    pat.log_bundle(EXAMPLES / "ticket-classifier", message="again")
+
+    def get(path: str, who: str = "rita") -> Any:
+        response = server.http.get(path, headers=server.headers(who))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(path: str, body: dict[str, Any], who: str) -> Any:
+        response = server.http.post(path, json=body, headers=server.headers(who))
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    ref = "ticket-classifier@1"
+    assert BundleResponse.model_validate(get(f"/v1/bundles/{ref}")).version.ref == ref
+    page = Page[VersionInfo].model_validate(get("/v1/names/ticket-classifier/versions"))
+    assert (page.total, page.next, page.items[0].ref) == (1, None, ref)
+    assert WhoAmI.model_validate(get("/v1/whoami")).subject == "rita"
+    gates = get(f"/v1/gates?ref={ref}&to=staging")
+    assert gates["passed"] is True and GateVerdict.model_validate(gates).passed
+    moved = PromotionResult.model_validate(post(
+        "/v1/promotions", {"ref": ref, "env": "staging", "reason": "r"}, "pat"))
+    assert moved.event.to_version == 1 and moved.report.passed
+    approval = ApprovalResult.model_validate(post(
+        "/v1/approvals", {"ref": ref, "env": "production"}, "ann"))
+    assert approval.created and approval.approver == "ann"
+    token = NewToken.model_validate(post("/v1/tokens", {"subject": "s", "role": "reader"}, "ada"))
+    assert token.token.startswith("llmreg_") and token.subject == "s"
+    diff = BundleDiff.model_validate(get(f"/v1/diff?old={ref}&new={ref}"))
+    assert diff.identical and diff.to_json()["schema"] == "llmreg.diff/v1"
