@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 import llmreg
 from llmreg.bundledir import load_bundle_dir, looks_like_path
@@ -16,8 +15,9 @@ from llmreg.errors import InvalidRefError, RenderError
 from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
-from ._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
-from ._format import bundle_json, print_bundle, when
+from ._common import STATE, connect, handle_errors
+from ._output import JSON_OPTION, Output
+from ._views import bundle_json, print_bundle
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -32,6 +32,7 @@ def init(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an embedded registry (.llmreg/) and the default llmreg-policy.yaml."""
+    out = Output(as_json)
     if STATE.registry is not None and "://" in STATE.registry:
         raise InvalidRefError("init creates a local registry folder; run it on the server's "
                               "machine, not against a URL")
@@ -44,15 +45,12 @@ def init(
         policy.write_text(DEFAULT_POLICY_YAML, encoding="utf-8")
     with llmreg.connect(home, create=True):
         pass
-    if as_json:
-        print_json({"home": str(home.resolve()), "created": not existed,
-                    "policy": str(policy.resolve()), "policy_written": wrote_policy})
-        return
-    out.print(f"registry already initialised at {home}" if existed
-              else f"initialised an empty registry at {home}")
+    out.result({"home": str(home.resolve()), "created": not existed,
+                "policy": str(policy.resolve()), "policy_written": wrote_policy},
+               f"registry already initialised at {home}" if existed
+               else f"initialised an empty registry at {home}")
     if wrote_policy:
-        out.print(f"wrote the default promotion policy to {policy}; "
-                  "see `llmreg policy check`")
+        out.line(f"wrote the default promotion policy to {policy}; see `llmreg policy check`")
 
 
 def register(
@@ -65,6 +63,7 @@ def register(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register bundle directories; identical content keeps its existing version."""
+    out = Output(as_json)
     if name is not None and len(directories) > 1:
         raise InvalidRefError("--name applies to one directory; register the others separately")
     # Validate every directory before writing anything, so a bad one changes nothing.
@@ -78,13 +77,11 @@ def register(
             results.append({"name": bundle.name, "version": bundle.version,
                             "digest": bundle.digest, "created": bundle.newly_registered,
                             "directory": str(directory)})
-    if as_json:
-        print_json(results if len(results) > 1 else results[0])
-        return
+    out.json(results if len(results) > 1 else results[0])
     for r in results:
         verb = "registered" if r["created"] else "unchanged "
         note = "" if r["created"] else "  (this content is already that version)"
-        out.print(f"{verb} {r['name']}@{r['version']}  {short(str(r['digest']))}{note}")
+        out.line(f"{verb} {r['name']}@{r['version']}  {short(str(r['digest']))}{note}")
 
 
 def show(
@@ -92,34 +89,30 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one bundle: registration details, provenance and every section."""
+    out = Output(as_json)
     bundle = _load(ref)
-    if as_json:
-        print_json(bundle_json(bundle))
-        return
+    out.json(bundle_json(bundle))
+    out.view(_show, bundle)
+
+
+def _show(out: Output, bundle: llmreg.Bundle) -> None:
     label = None
     weights = bundle.model.weights if bundle.model is not None else None
     if weights is not None:  # follow the reference to the weights bundle
         with connect() as reg:
             info = reg.info(weights)
         label = f"{info.ref}  ({info.message})"
-    print_bundle(bundle, weights_label=label)
+    print_bundle(out, bundle, weights_label=label)
 
 
 def list_names(as_json: bool = JSON_OPTION) -> None:
     """List registered names with their latest version and digest."""
     with connect() as reg:
         names = reg.list()
-    if as_json:
-        print_json([n.model_dump(mode="json") for n in names])
-        return
-    if not names:
-        out.print("no bundles registered yet; try `llmreg register bundles/* -m 'first import'`")
-        return
-    table = Table("name", "latest", "digest", "versions", "updated", box=None)
-    for n in names:
-        table.add_row(n.name, str(n.latest_version), short(n.latest_digest), str(n.versions),
-                      when(n.updated_at))
-    out.print(table)
+    Output(as_json).table(
+        names, ("name", "latest", "digest", "versions", "updated"),
+        lambda n: (n.name, n.latest_version, short(n.latest_digest), n.versions, n.updated_at),
+        empty="no bundles registered yet; try `llmreg register bundles/* -m 'first import'`")
 
 
 def history(
@@ -130,28 +123,18 @@ def history(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List every version of NAME, or with --env every move of one environment slot."""
+    out = Output(as_json)
     with connect() as reg:
         if env is not None:
-            events = reg.slot_history(name, env)
-            if as_json:
-                print_json([e.model_dump(mode="json") for e in events])
-                return
-            moves = Table("when", "action", "from", "to", "by", "reason", box=None)
-            for e in events:
-                moves.add_row(when(e.at), e.action,
-                              f"@{e.from_version}" if e.from_version else "-",
-                              f"@{e.to_version}", e.actor, e.reason)
-            out.print(moves)
+            out.table(reg.slot_history(name, env),
+                      ("when", "action", "from", "to", "by", "reason"),
+                      lambda e: (e.at, e.action, f"@{e.from_version}" if e.from_version else "-",
+                                 f"@{e.to_version}", e.actor, e.reason))
             return
         versions = reg.history(name)
-    if as_json:
-        print_json([v.model_dump(mode="json") for v in versions])
-        return
-    table = Table("version", "digest", "status", "author", "registered", "message", box=None)
-    for v in versions:
-        table.add_row(str(v.version), short(v.digest), v.status, v.author, when(v.created_at),
-                      v.message.splitlines()[0])
-    out.print(table)
+    out.table(versions, ("version", "digest", "status", "author", "registered", "message"),
+              lambda v: (v.version, short(v.digest), v.status, v.author, v.created_at,
+                         v.message.splitlines()[0]))
 
 
 def render(
@@ -165,6 +148,7 @@ def render(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Render a bundle's chat messages with the given variables."""
+    out = Output(as_json)
     if fmt not in ("openai", "anthropic"):
         raise RenderError(f"--format {fmt!r} is not known; use openai or anthropic")
     variables: dict[str, Any] = {}
@@ -184,15 +168,13 @@ def render(
         variables[key] = value
     messages = _load(ref).render(**variables)
     shaped: Any = messages.to_openai() if fmt == "openai" else messages.to_anthropic()
-    if as_json:
-        print_json(shaped)
-        return
+    out.json(shaped)
     turns = shaped if fmt == "openai" else (
         ([{"role": "system", "content": shaped["system"]}] if shaped["system"] else [])
         + shaped["messages"])
     for turn in turns:
-        out.print(f"[bold cyan]── {turn['role']} ──[/]")
-        out.print(turn["content"], markup=False)
+        out.line(f"[bold cyan]── {turn['role']} ──[/]")
+        out.line(turn["content"], markup=False)
 
 
 def _load(ref: str) -> llmreg.Bundle:

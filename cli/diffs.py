@@ -10,8 +10,9 @@ from llmreg.bundledir import looks_like_path
 from llmreg.digest import short
 from llmreg.errors import InvalidRefError
 
-from ._common import JSON_OPTION, connect, handle_errors, out, print_json
-from ._diffview import print_diff, print_markdown_changelog, print_text_changelog
+from ._common import connect, handle_errors
+from ._output import JSON_OPTION, Output
+from ._views import markdown_changelog, print_diff, print_text_changelog
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -29,19 +30,19 @@ def diff(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show what changed from OLD to NEW, section by section, in the bundle's terms."""
+    out = Output(as_json)
     # Two folders need no registry at all; a ref needs the real one.
     folders_only = looks_like_path(old) and looks_like_path(new)
     with connect(optional=folders_only) as reg:
         result = reg.diff(old, new)
-    if as_json:
-        print_json(result.to_json())
-    elif result.identical:
-        out.print(f"identical: both are {result.old_digest}")
+    out.json(result.to_json())
+    if result.identical:
+        out.line(f"identical: both are {result.old_digest}")
     elif stat:
         for line in result.stat():
-            out.print(line, markup=False)
+            out.line(line, markup=False)
     else:
-        print_diff(result, old, new)
+        out.view(print_diff, result, old, new)
     if exit_code and not result.identical:
         raise typer.Exit(1)
 
@@ -53,17 +54,15 @@ def changelog(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print the release history of NAME: version, digest, date, author, message, changes."""
-    if as_json:
-        fmt = "json"
-    if fmt not in ("text", "markdown", "json"):
+    out = Output(as_json or fmt == "json")  # --format json is --json
+    if not out.json_mode and fmt not in ("text", "markdown"):
         raise InvalidRefError(f"--format {fmt!r} is not known; use text, markdown or json")
     with connect() as reg:
         entries = reg.changelog(name)
-    if fmt == "json":
-        print_json([{**e.version.model_dump(mode="json"), "first": e.first,
-                     "evidence": e.evidence, "short_digest": short(e.version.digest)}
-                    for e in entries])
-    elif fmt == "markdown":
-        print_markdown_changelog(name, entries)
+    out.json([{**e.version.model_dump(mode="json"), "first": e.first,
+               "evidence": e.evidence, "short_digest": short(e.version.digest)}
+              for e in entries])
+    if fmt == "markdown":
+        out.raw(markdown_changelog(name, entries))
     else:
-        print_text_changelog(entries)
+        out.view(print_text_changelog, entries)

@@ -9,8 +9,8 @@ import typer
 
 from llmreg.errors import IntegrityError
 
-from ._common import JSON_OPTION, connect, handle_errors, out, print_json
-from ._progress import transfer_bars
+from ._common import connect, handle_errors
+from ._output import JSON_OPTION, Output
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -25,15 +25,13 @@ def pull(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Download every artifact of REF into DIRECTORY, verified (resumable)."""
-    with transfer_bars("download", disabled=as_json) as progress, connect() as reg:
+    out = Output(as_json)
+    with out.progress("download") as progress, connect() as reg:
         files = reg.pull(ref, directory, progress=progress)
-    if as_json:
-        print_json([str(f) for f in files])
-    else:
-        for f in files:
-            out.print(f"{f}  ({f.stat().st_size} bytes, verified)")
-        if not files:
-            out.print(f"{ref} has no artifacts")
+    out.result([str(f) for f in files],
+               *(f"{f}  ({f.stat().st_size} bytes, verified)" for f in files))
+    if not files:
+        out.line(f"{ref} has no artifacts")
 
 
 def verify(
@@ -41,26 +39,24 @@ def verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Re-hash a version's manifest and artifacts in the store. Exit 1 on any problem."""
+    out = Output(as_json)
     with connect() as reg:
         problems = reg.verify(ref)
-    if as_json:
-        print_json([p.model_dump() for p in problems])
-    elif not problems:
-        out.print(f"{ref}: manifest and artifacts verified")
+    out.json(problems)
     if problems:
         raise IntegrityError("; ".join(str(p) for p in problems))
+    out.line(f"{ref}: manifest and artifacts verified")
 
 
 def fsck(as_json: bool = JSON_OPTION) -> None:
     """Verify every blob and every reference; report each problem by digest."""
+    out = Output(as_json)
     with connect() as reg:
         count, problems = reg.fsck()
-    if as_json:
-        print_json({"blobs": count, "problems": [p.model_dump() for p in problems]})
-    else:
-        for p in problems:
-            out.print(str(p), markup=False)
-        out.print(f"{count} blobs checked, {len(problems)} problem(s)")
+    out.json({"blobs": count, "problems": problems})
+    for p in problems:
+        out.line(str(p), markup=False)
+    out.line(f"{count} blobs checked, {len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
 
@@ -77,10 +73,7 @@ def gc(
     --dry-run."""
     with connect() as reg:
         found = reg.gc(dry_run=dry_run, grace=grace_hours * 3600)
-    if as_json:
-        print_json({"blobs": found, "deleted": not dry_run})
-        return
     verb = "would delete" if dry_run else "deleted"
-    for digest in found:
-        out.print(f"{verb} {digest}")
-    out.print(f"{len(found)} unreferenced blob(s) older than {grace_hours:g}h")
+    Output(as_json).result({"blobs": found, "deleted": not dry_run},
+                           *(f"{verb} {digest}" for digest in found),
+                           f"{len(found)} unreferenced blob(s) older than {grace_hours:g}h")

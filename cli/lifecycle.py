@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 import llmreg
 from llmreg.digest import short
 from llmreg.errors import GateFailedError, InvalidEvidenceError
 from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
 
-from ._common import JSON_OPTION, STATE, connect, handle_errors, out, print_json
-from ._format import when
+from ._common import STATE, connect, handle_errors
+from ._output import JSON_OPTION, Output
 
 eval_app = typer.Typer(help="Attach eval results to a version's digest.", no_args_is_help=True)
 shadow_app = typer.Typer(help="Report shadow-deployment metrics.", no_args_is_help=True)
@@ -73,11 +72,8 @@ def eval_attach(
     with connect() as reg:
         ev = reg.log_eval(ref, suite=suite, metrics=_metrics(metrics), report=report,
                           links=link, passed=False if failed else None)
-    if as_json:
-        print_json(ev.model_dump(mode="json"))
-    else:
-        shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
-        out.print(f"attached eval #{ev.id} '{suite}' to {short(ev.digest)}: {shown}")
+    shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
+    Output(as_json).result(ev, f"attached eval #{ev.id} '{suite}' to {short(ev.digest)}: {shown}")
 
 
 def shadow_report(
@@ -92,11 +88,8 @@ def shadow_report(
     """Attach shadow-deployment metrics (traffic-derived; never counted as an eval)."""
     with connect() as reg:
         ev = reg.log_shadow_metrics(ref, metrics=_metrics(metrics), report=report, links=link)
-    if as_json:
-        print_json(ev.model_dump(mode="json"))
-    else:
-        shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
-        out.print(f"attached shadow metrics #{ev.id} to {short(ev.digest)}: {shown}")
+    shown = ", ".join(f"{k}={v:g}" for k, v in ev.metrics.items())
+    Output(as_json).result(ev, f"attached shadow metrics #{ev.id} to {short(ev.digest)}: {shown}")
 
 
 def approve(
@@ -108,18 +101,15 @@ def approve(
     """Approve REF for an environment, as LLMREG_USER (or the OS user)."""
     with connect() as reg:
         a = reg.approve(ref, to=to, comment=comment)
-    if as_json:
-        print_json(a.model_dump(mode="json"))
-    else:
-        out.print(f"{a.approver} approved {a.name} ({short(a.digest)}) for {a.env}")
+    Output(as_json).result(a, f"{a.approver} approved {a.name} ({short(a.digest)}) for {a.env}")
 
 
-def _print_report(report: llmreg.GateReport) -> None:
+def _print_report(out: Output, report: llmreg.GateReport) -> None:
     head = f"{report.name}@{report.version} ({report.from_status}) -> {report.to_env}"
-    out.print(f"[bold]{head}[/]  policy {short(report.policy_digest)}")
+    out.line(f"[bold]{head}[/]  policy {short(report.policy_digest)}")
     for r in report.results:
         mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
-        out.print(f"  {mark} {r.gate}: {r.detail}", highlight=False)
+        out.line(f"  {mark} {r.gate}: {r.detail}")
 
 
 def gate_check(
@@ -128,12 +118,11 @@ def gate_check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Judge every gate of promoting REF, changing nothing. Exit 0 if all pass, else 1."""
+    out = Output(as_json)
     with connect() as reg:
         report = reg.check_gates(ref, to=to)
-    if as_json:
-        print_json({**report.model_dump(mode="json"), "passed": report.passed})
-    else:
-        _print_report(report)
+    out.json({**report.model_dump(mode="json"), "passed": report.passed})
+    out.view(_print_report, report)
     if not report.passed:
         raise typer.Exit(1)
 
@@ -148,18 +137,16 @@ def promote(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Promote REF to an environment if every gate of the policy is met."""
+    out = Output(as_json)
     with connect() as reg:
         try:
             event = reg.promote(ref, to=to, reason=reason, expect_current=expect_current)
         except GateFailedError as exc:
-            if as_json and isinstance(exc.report, llmreg.GateReport):
-                print_json({**exc.report.model_dump(mode="json"), "passed": False})
+            if isinstance(exc.report, llmreg.GateReport):  # scripts get the report
+                out.json({**exc.report.model_dump(mode="json"), "passed": False})
             raise
-    if as_json:
-        print_json(event.model_dump(mode="json"))
-        return
     was = f" (was @{event.from_version})" if event.from_version else ""
-    out.print(f"promoted {event.name}@{event.to_version} to {event.env}{was}")
+    out.result(event, f"promoted {event.name}@{event.to_version} to {event.env}{was}")
 
 
 def rollback(
@@ -171,11 +158,8 @@ def rollback(
     """Return an environment slot to the version it held before the current one."""
     with connect() as reg:
         event = reg.rollback(name, env=env, reason=reason)
-    if as_json:
-        print_json(event.model_dump(mode="json"))
-    else:
-        out.print(f"rolled {event.name}/{event.env} back to @{event.to_version} "
-                  f"(was @{event.from_version})")
+    Output(as_json).result(event, f"rolled {event.name}/{event.env} back to "
+                                  f"@{event.to_version} (was @{event.from_version})")
 
 
 def deprecate(
@@ -186,10 +170,7 @@ def deprecate(
     """Mark a version deprecated (it must run nowhere)."""
     with connect() as reg:
         info = reg.deprecate(ref, reason=reason)
-    if as_json:
-        print_json(info.model_dump(mode="json"))
-    else:
-        out.print(f"{info.ref} is deprecated")
+    Output(as_json).result(info, f"{info.ref} is deprecated")
 
 
 def archive(
@@ -200,10 +181,7 @@ def archive(
     """Archive a version: frozen and tagged, never deleted, never promoted again."""
     with connect() as reg:
         info = reg.archive(ref, reason=reason)
-    if as_json:
-        print_json(info.model_dump(mode="json"))
-    else:
-        out.print(f"{info.ref} is archived")
+    Output(as_json).result(info, f"{info.ref} is archived")
 
 
 def status(
@@ -214,19 +192,11 @@ def status(
     """What runs where: name, environment, version, digest, since, by whom, gates passed."""
     with connect() as reg:
         rows = reg.status(name, env)
-    if as_json:
-        print_json([r.model_dump(mode="json") for r in rows])
-        return
-    if not rows:
-        out.print("nothing is promoted yet; see `llmreg promote --help`")
-        return
-    table = Table("name", "env", "version", "digest", "since", "promoted by", "gates passed",
-                  box=None)
-    for r in rows:
-        gates = ", ".join(g.gate for g in r.gates if g.gate != "transition") or "-"
-        table.add_row(r.name, r.env, str(r.version), short(r.digest), when(r.since),
-                      r.promoted_by, gates)
-    out.print(table)
+    Output(as_json).table(
+        rows, ("name", "env", "version", "digest", "since", "promoted by", "gates passed"),
+        lambda r: (r.name, r.env, r.version, short(r.digest), r.since, r.promoted_by,
+                   ", ".join(g.gate for g in r.gates if g.gate != "transition") or "-"),
+        empty="nothing is promoted yet; see `llmreg promote --help`")
 
 
 def audit(
@@ -237,24 +207,18 @@ def audit(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the audit log, or `llmreg audit verify` to recompute its hash chain."""
+    out = Output(as_json)
     with connect() as reg:
         if name == "verify":
             count = reg.verify_audit()
             head = reg.audit(limit=1)
-            if as_json:
-                print_json({"verified": count, "head": head[-1].hash if head else None})
-            else:
-                tail = f"; head {head[-1].hash}" if head else ""
-                out.print(f"audit log verified: {count} entries chain correctly{tail}")
+            tail = f"; head {head[-1].hash}" if head else ""
+            out.result({"verified": count, "head": head[-1].hash if head else None},
+                       f"audit log verified: {count} entries chain correctly{tail}")
             return
         entries = reg.audit(name, limit)
-    if as_json:
-        print_json([e.model_dump(mode="json") for e in entries])
-        return
-    table = Table("#", "when", "who", "action", "target", "env", box=None)
-    for e in entries:
-        table.add_row(str(e.seq), when(e.at), e.actor, e.action, e.target or "", e.env or "")
-    out.print(table)
+    out.table(entries, ("#", "when", "who", "action", "target", "env"),
+              lambda e: (e.seq, e.at, e.actor, e.action, e.target, e.env))
 
 
 def policy_check(
@@ -263,18 +227,17 @@ def policy_check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate a policy file and print the promotion flow it defines."""
+    out = Output(as_json)
     if file is not None:
         policy, source = load_policy(file), str(file)
     else:
         policy, source = _policy_in_force()
-    if as_json:
-        print_json({"source": source, "digest": policy.digest, "flow": policy.describe(),
-                    "policy": policy.canonical_dict()})
-        return
-    out.print(f"{source}: valid, digest {policy.digest}")
-    out.print(f"environments: {policy.environment_names()}")
+    out.result({"source": source, "digest": policy.digest, "flow": policy.describe(),
+                "policy": policy.canonical_dict()},
+               f"{source}: valid, digest {policy.digest}",
+               f"environments: {policy.environment_names()}")
     for line in policy.describe():
-        out.print(f"  {line}", markup=False)
+        out.line(f"  {line}", markup=False)
 
 
 def _policy_in_force() -> tuple[Policy, str]:

@@ -9,7 +9,8 @@ import typer
 import llmreg
 
 from . import bundles, diffs, integrity, lifecycle, models, server
-from ._common import STATE, out
+from ._common import STATE
+from ._output import Output
 
 app = typer.Typer(
     name="llmreg",
@@ -23,7 +24,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"llmreg {llmreg.__version__}")
+        Output().line(f"llmreg {llmreg.__version__}")
         raise typer.Exit()
 
 
@@ -48,12 +49,8 @@ def root(
     STATE.traceback = traceback
 
 
-bundles.register_commands(app)
-diffs.register_commands(app)
-lifecycle.register_commands(app)
-server.register_commands(app)
-integrity.register_commands(app)
-models.register_commands(app)
+for module in (bundles, diffs, lifecycle, server, integrity, models):
+    module.register_commands(app)
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ import typer
 from llmreg.digest import short
 from llmreg.errors import InvalidEvidenceError
 
-from ._common import JSON_OPTION, connect, handle_errors, out, print_json
-from ._progress import transfer_bars
+from ._common import connect, handle_errors
+from ._output import JSON_OPTION, Output
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -37,23 +37,22 @@ def log_model(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Log trained weights (streamed) with dataset digest, git commit, config and metrics."""
+    out = Output(as_json)
     values: dict[str, Any] | None = None
     if metrics is not None:
         try:
             values = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidEvidenceError(f"--metrics {str(metrics)!r}: {exc}") from None
-    with transfer_bars("upload", disabled=as_json) as progress, connect() as reg:
+    with out.progress("upload") as progress, connect() as reg:
         bundle = reg.log_model(name, weights=list(weights), message=message, dataset=dataset,
                                config=config, metrics=values, framework=framework,
                                base_model=base_model, progress=progress)
-    if as_json:
-        print_json({"name": bundle.name, "version": bundle.version, "digest": bundle.digest,
-                    "created": bundle.newly_registered})
-        return
     verb = "logged" if bundle.newly_registered else "unchanged"
-    out.print(f"{verb} {bundle.name}@{bundle.version}  {short(bundle.digest)}  "
-              f"({len(bundle.artifacts)} file(s))")
+    out.result({"name": bundle.name, "version": bundle.version, "digest": bundle.digest,
+                "created": bundle.newly_registered},
+               f"{verb} {bundle.name}@{bundle.version}  {short(bundle.digest)}  "
+               f"({len(bundle.artifacts)} file(s))")
 
 
 def reproduce_check(
@@ -64,21 +63,20 @@ def reproduce_check(
 ) -> None:
     """Tell whether rebuilt weights (and dataset) match the registered digests. Exit 1 if
     anything differs, naming what."""
+    out = Output(as_json)
     with connect() as reg:
         report = reg.reproduce_check(ref, weights=list(weights), dataset=dataset)
-    if as_json:
-        print_json(report)
-    else:
-        for row in report["weights"]:
-            mark = "match " if row["match"] else "DIFFER"
-            out.print(f"{mark} weights {row['name']}: registered {row['registered']}, "
-                      f"rebuilt {row['rebuilt']}", markup=False)
-        ds = report["dataset"]
-        if ds is not None:
-            mark = "match " if ds["match"] else "DIFFER"
-            out.print(f"{mark} dataset: registered {ds['registered']}, rebuilt {ds['rebuilt']}",
-                      markup=False)
-            for line in ds.get("differing_files", []):
-                out.print(f"       {line}", markup=False)
+    out.json(report)
+    for row in report["weights"]:
+        mark = "match " if row["match"] else "DIFFER"
+        out.line(f"{mark} weights {row['name']}: registered {row['registered']}, "
+                 f"rebuilt {row['rebuilt']}", markup=False)
+    ds = report["dataset"]
+    if ds is not None:
+        mark = "match " if ds["match"] else "DIFFER"
+        out.line(f"{mark} dataset: registered {ds['registered']}, rebuilt {ds['rebuilt']}",
+                 markup=False)
+        for line in ds.get("differing_files", []):
+            out.line(f"       {line}", markup=False)
     if not report["match"]:
         raise typer.Exit(1)

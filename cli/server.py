@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 import llmreg
 from llmreg.errors import ConfigError, MissingDependencyError
 
-from ._common import JSON_OPTION, STATE, connect, err, handle_errors, out, print_json
-from ._format import when
+from ._common import STATE, connect, handle_errors
+from ._output import JSON_OPTION, Output
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
@@ -55,8 +54,8 @@ def serve(
     with llmreg.connect(home):  # migrate once, before the workers start
         pass
     if host not in ("127.0.0.1", "localhost", "::1") and read_auth == "open":
-        err.print(f"warning: anyone who can reach {host}:{port} can read every bundle "
-                  "(--read-auth open)")
+        Output().warning(f"anyone who can reach {host}:{port} can read every bundle "
+                         "(--read-auth open)")
     uvicorn.run("llmreg.server.app:create_app_from_env", factory=True, host=host, port=port,
                 workers=workers, access_log=access_log, log_level="info",
                 loop="auto", http="auto")
@@ -68,28 +67,22 @@ def token_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
+    out = Output(as_json)
     with connect() as reg:
         token, info = reg.create_token(subject, role)
-    if as_json:
-        print_json({**info.model_dump(mode="json"), "token": token})
-        return
-    out.print(f"created token {info.token_id} for {info.subject} (role {info.role}); "
-              "store it now, it is not shown again:")
-    out.print(token, markup=False)
+    out.result({**info.model_dump(mode="json"), "token": token},
+               f"created token {info.token_id} for {info.subject} (role {info.role}); "
+               "store it now, it is not shown again:")
+    out.line(token, markup=False)
 
 
 def token_list(as_json: bool = JSON_OPTION) -> None:
     """List tokens (ids, subjects, roles; never secrets)."""
     with connect() as reg:
         tokens = reg.list_tokens()
-    if as_json:
-        print_json([t.model_dump(mode="json") for t in tokens])
-        return
-    table = Table("id", "subject", "role", "created", "by", "revoked", box=None)
-    for t in tokens:
-        table.add_row(t.token_id, t.subject, t.role, when(t.created_at), t.created_by,
-                      when(t.revoked_at) if t.revoked_at else "")
-    out.print(table)
+    Output(as_json).table(tokens, ("id", "subject", "role", "created", "by", "revoked"),
+                          lambda t: (t.token_id, t.subject, t.role, t.created_at, t.created_by,
+                                     t.revoked_at))
 
 
 def token_revoke(
@@ -99,7 +92,4 @@ def token_revoke(
     """Revoke a token; servers stop accepting it within seconds."""
     with connect() as reg:
         info = reg.revoke_token(token_id)
-    if as_json:
-        print_json(info.model_dump(mode="json"))
-    else:
-        out.print(f"revoked token {info.token_id} ({info.subject})")
+    Output(as_json).result(info, f"revoked token {info.token_id} ({info.subject})")

@@ -13,12 +13,11 @@ from llmreg.settings import Settings
 
 if TYPE_CHECKING:
     from llmreg.client import Client
-    from llmreg.remote import RemoteClient
 
 
 def connect(home: str | Path | None = None, *, settings: Settings | None = None,
             create: bool = False, token: str | None = None,
-            http: Any = None) -> Client | RemoteClient:
+            http: Any = None) -> Client:
     """Connect to a registry: a server URL, or the embedded registry folder.
 
     Args:
@@ -41,6 +40,6 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
 
         secret = token or (settings.token.get_secret_value() if settings.token else None)
         return RemoteClient(url, token=secret, settings=settings, http=http)
-    from llmreg.client import open_embedded
+    from llmreg._embedded import open_embedded
 
     return open_embedded(Path(home) if home is not None else None, settings, create)

@@ -324,9 +324,9 @@ openai; pin a dated snapshot '<model>-YYYY-MM-DD', for example 'gpt-4o-2024-08-0
             >>> b.render(q="Hi?").to_anthropic()
             {'system': 'Be brief.', 'messages': [{'role': 'user', 'content': 'Hi?'}]}
         """
-        from llmreg.render import render_bundle
+        from llmreg.render import render_manifest
 
-        return render_bundle(self, variables)
+        return render_manifest(self.canonical_dict(), variables)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

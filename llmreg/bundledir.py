@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,11 @@ from typing import Any
 from llmreg.bundle import Bundle, normalise_newlines
 from llmreg.digest import format_digest, new_hasher
 from llmreg.errors import InvalidBundleError
+from llmreg.parse import load_json, load_yaml
 
 MANIFEST_NAMES = ("llmreg.yaml", "llmreg.yml", "llmreg.json")
 MAX_TEXT_BYTES = 4 * 1024 * 1024  # a prompt file over 4 MiB is a mistake, not a prompt
+MAX_PATH = 1024  # characters in a path a manifest names
 
 
 def find_manifest(folder: Path) -> Path:
@@ -68,14 +69,9 @@ def looks_like_path(value: str | Path) -> bool:
 
 def read_manifest(folder: Path) -> tuple[dict[str, Any], Path]:
     """Parse the manifest of ``folder`` into a dict (no file references resolved)."""
-    import yaml  # only folders need YAML; keeps `import llmreg` light
-
     path = find_manifest(folder)
     text = _read_text(path, path.name)
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        raise InvalidBundleError(f"{path.name} does not parse: {exc}") from None
+    data = load_json(text, path.name) if path.suffix == ".json" else load_yaml(text, path.name)
     if not isinstance(data, dict):
         raise InvalidBundleError(f"{path.name} must be a mapping of bundle sections")
     return data, path
@@ -123,6 +119,17 @@ def load_bundle_dir(
 def _resolve(root: Path, ref: Any, field: str) -> Path:
     if not isinstance(ref, str) or not ref:
         raise InvalidBundleError(f"{field} must be a relative file path (got {ref!r})")
+    if len(ref) > MAX_PATH:
+        raise InvalidBundleError(f"{field} is a path of {len(ref)} characters; the limit is "
+                                 f"{MAX_PATH}")
+    try:
+        return _inside(root, ref, field)
+    except OSError as exc:
+        raise InvalidBundleError(f"{field} {ref[:80]!r} cannot be read: {exc.strerror}"
+                                 ) from None
+
+
+def _inside(root: Path, ref: str, field: str) -> Path:
     rel = Path(ref)
     if rel.is_absolute() or ".." in rel.parts:
         raise InvalidBundleError(
@@ -137,9 +144,17 @@ def _resolve(root: Path, ref: Any, field: str) -> Path:
 
 
 def _read_text(path: Path, label: str) -> str:
-    raw = path.read_bytes()
-    if len(raw) > MAX_TEXT_BYTES:
-        raise InvalidBundleError(f"{label} is {len(raw)} bytes; text files are limited to 4 MiB")
+    # Size first, then read at most one byte past the limit: a sparse 8 GB file (or one
+    # growing while we read) is refused without being read.
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_TEXT_BYTES + 1) if size <= MAX_TEXT_BYTES else b""
+    except OSError as exc:
+        raise InvalidBundleError(f"{label} cannot be read: {exc.strerror}") from None
+    if max(size, len(raw)) > MAX_TEXT_BYTES:
+        raise InvalidBundleError(f"{label} is {max(size, len(raw))} bytes; text files are "
+                                 "limited to 4 MiB")
     try:
         text = raw.decode("utf-8-sig")  # drops a BOM
     except UnicodeDecodeError as exc:
@@ -156,11 +171,7 @@ def _file_text(root: Path, spec: dict[str, Any], field: str) -> str:
 
 
 def _json_file(root: Path, spec: dict[str, Any], field: str) -> Any:
-    text = _file_text(root, spec, field)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidBundleError(f"{field}.file {spec['file']!r} is not JSON: {exc}") from None
+    return load_json(_file_text(root, spec, field), f"{field}.file {spec['file']!r}")
 
 
 def _jsonl(root: Path, spec: dict[str, Any], field: str) -> list[Any]:
@@ -169,12 +180,7 @@ def _jsonl(root: Path, spec: dict[str, Any], field: str) -> list[Any]:
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError as exc:
-            raise InvalidBundleError(
-                f"{field}.file {spec['file']!r} line {lineno} is not JSON: {exc}"
-            ) from None
+        rows.append(load_json(line, f"{field}.file {spec['file']!r} line {lineno}"))
     return rows
 
 

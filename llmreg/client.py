@@ -1,8 +1,11 @@
 """The Python client: what training jobs, CI and applications call.
 
-``llmreg.connect()`` opens the embedded registry (``.llmreg/`` found from the current
-folder upward, or ``LLMREG_HOME``). The registry's code (SQLModel, Alembic) is
-imported here, on first connect, never by ``import llmreg``.
+``llmreg.connect()`` gives a :class:`Client`. Every public method, its argument
+handling and its docstring live here, once; under the client sits a backend
+(:mod:`llmreg._backend`): the embedded registry's service in this process
+(``.llmreg/`` found from the current folder upward, or ``LLMREG_HOME``), or a server
+over HTTP (``LLMREG_URL``). Nothing heavy is imported until a method needs it: an
+application that resolves its bundle from a server loads neither pydantic nor httpx.
 
 Example:
     >>> import llmreg                                              # doctest: +SKIP
@@ -14,89 +17,166 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
-from llmreg._clientbase import ClientBase
-from llmreg.bundle import Bundle
-from llmreg.errors import InvalidEvidenceError, MissingDependencyError
-from llmreg.names import Ref
-from llmreg.policy import Policy, find_policy
+from llmreg._background import HeartbeatBatcher, Watcher
 from llmreg.resolved import ResolvedBundle
-from llmreg.settings import Settings
-from llmreg.types import (
-    Actor,
-    ApprovalInfo,
-    AuditInfo,
-    ChangelogEntry,
-    EvidenceInfo,
-    GateReport,
-    NameSummary,
-    Problem,
-    SlotEventInfo,
-    SlotStatus,
-    TokenInfo,
-    VersionInfo,
-)
 
 if TYPE_CHECKING:
-    from llmreg.service.registry import RegistryService
+    from llmreg._backend import Backend, Progress
+    from llmreg.bundle import Bundle
+    from llmreg.diff import BundleDiff
+    from llmreg.policy import Policy
+    from llmreg.settings import Settings
+    from llmreg.types import (
+        Actor,
+        ApprovalInfo,
+        AuditInfo,
+        ChangelogEntry,
+        EvidenceInfo,
+        GateReport,
+        NameSummary,
+        Problem,
+        SlotEventInfo,
+        SlotStatus,
+        TokenInfo,
+        VersionInfo,
+    )
+
+MAX_REPORT = 64 * 1024 * 1024  # an eval report is evidence, not a data set
 
 
-def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client:
-    """Open the embedded registry at ``home`` (or the one the settings point to)."""
-    if home is not None:
-        path = Path(home)
-    elif settings.home is not None:
-        path = settings.home
-        create = True  # an explicit LLMREG_HOME is an instruction to use that folder
-    else:
-        path = settings.resolve_home()
-    if not create and not path.is_dir():
-        from llmreg.errors import RegistryNotFoundError
+class Client:
+    """A registry connection. Make one with :func:`llmreg.connect`.
 
-        raise RegistryNotFoundError(f"{str(path)!r} is not a registry; run `llmreg init`")
-    try:
-        from llmreg.service.registry import RegistryService
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingDependencyError(
-            f"the embedded registry needs {exc.name}; pip install 'llmreg'"
-        ) from exc
-    policy = find_policy(settings.policy, path)
-    service = RegistryService.open_home(path, database_url=settings.database_url,
-                                        store=settings.store, policy=policy)
-    return Client(service, settings=settings, home=path)
+    All writes end in the core service layer, which enforces every rule, whichever
+    backend carries them there.
 
-
-class Client(ClientBase):
-    """A connection to the embedded registry. Use :func:`connect` to make one.
-
-    All writes go through the core service layer, which enforces every rule. The
-    remote client (:class:`llmreg.remote.RemoteClient`) has the same methods.
+    Example:
+        >>> reg = llmreg.connect("/tmp/demo/.llmreg", create=True)  # doctest: +SKIP
+        >>> reg.resolve("support-rag", env="production").version    # doctest: +SKIP
+        3
     """
 
-    def __init__(self, service: RegistryService, *, settings: Settings, home: Path) -> None:
-        self._service = service
-        self.settings = settings
-        self.home = home
+    heartbeat_interval = 30.0
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._batcher: HeartbeatBatcher | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this client was made with."""
+        return self._backend.settings
+
+    @property
+    def home(self) -> Path | None:
+        """The embedded registry's folder (None for a server)."""
+        return self._backend.home
+
+    @property
+    def url(self) -> str | None:
+        """The server's URL (None for the embedded registry)."""
+        return self._backend.url
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
-        """Send pending heartbeats and release database connections."""
+        """Send pending heartbeats and release connections."""
         self.flush_heartbeats()
-        self._service.close()
+        self._backend.close()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the registry enforces."""
+        return self._backend.policy
+
+    @property
+    def actor(self) -> Actor:
+        """Who this client acts as: ``LLMREG_USER`` or the OS user on the embedded
+        registry, the token's subject on a server."""
+        return self._backend.actor()
+
+    # -- registering -------------------------------------------------------------------
+
+    def log_bundle(self, bundle: str | Path | Bundle, *, name: str | None = None,
+                   message: str, provenance: Mapping[str, Any] | None = None,
+                   author: str | None = None) -> Bundle:
+        """Register a bundle (a directory or a :class:`Bundle`), capturing provenance.
+
+        Provenance is captured automatically, on the caller's machine: git commit and
+        dirty flag of the working tree the bundle came from, user, host, llmreg and
+        Python versions. Keys in ``provenance`` (dataset digests, config, metrics, run
+        links) are added to it. Artifacts given as files are stored first. Registering
+        content the name already has returns the existing version.
+
+        Args:
+            bundle: a bundle directory or a Bundle object.
+            name: registration name; default the manifest's ``name`` or the folder name.
+            message: the changelog message (required).
+            provenance: extra provenance to record.
+            author: defaults to ``LLMREG_USER`` or the OS user (a server records the
+                token's subject instead).
+
+        Returns:
+            The registered bundle, with ``.name``, ``.version``, ``.digest`` and
+            ``.newly_registered``.
+
+        Example:
+            >>> b = reg.log_bundle("bundles/ticket-classifier", message="v1")  # doctest: +SKIP
+            >>> b.name, b.version                                # doctest: +SKIP
+            ('ticket-classifier', 1)
+        """
+        from llmreg.bundle import Bundle
+        from llmreg.bundledir import load_bundle_dir
+        from llmreg.errors import InvalidBundleError
+        from llmreg.names import check_name
+        from llmreg.provenance import capture
+
+        source: Path | None = None
+        if isinstance(bundle, Bundle):
+            obj = bundle
+            if name is None:
+                raise InvalidBundleError("name is required when logging a Bundle object")
+        else:
+            source = Path(bundle)
+            obj, manifest_name = load_bundle_dir(
+                source, allow_floating_model_ids=self.policy.models.allow_floating)
+            name = name or manifest_name or source.resolve().name
+        check_name(name)
+        for path in obj._sources.values():  # blobs first: never a dangling reference
+            self._backend.put_file(path, None)
+        who = author or self.settings.identity()
+        record = capture(source, user=who)
+        record.update(provenance or {})
+        return self._register(obj, name, message, record, author=who)
+
+    def _register(self, bundle: Bundle, name: str, message: str,
+                  provenance: dict[str, Any], *, author: str) -> Bundle:
+        result = self._backend.register(bundle, name, message, provenance, author=author)
+        return bundle.with_info(result.version, created=result.created)
+
+    # -- reading -----------------------------------------------------------------------
 
     def get(self, ref: str) -> Bundle:
-        """Return the bundle for ``ref`` (``name``, ``name@7``, ``name@sha256:…``, short digest).
+        """The bundle for ``ref`` (``name``, ``name@7``, ``name@sha256:…``, short digest,
+        ``name@production``), its manifest verified against the digest.
 
         Example:
             >>> reg.get("support-rag@1").render(question="…", context="…")  # doctest: +SKIP
         """
-        return self._service.versions.get(ref)
+        return self._backend.get(ref)
 
-    def info(self, ref: str | Ref) -> VersionInfo:
-        """Return which version ``ref`` points to (with its status), without loading it."""
-        return self._service.versions.resolve(ref)
+    def info(self, ref: str) -> VersionInfo:
+        """Which version ``ref`` points to (with its status), without loading it."""
+        return self._backend.info(ref)
 
     def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
                 max_stale: float | None = None) -> ResolvedBundle:
@@ -104,198 +184,404 @@ class Client(ClientBase):
 
         With ``env``, reads that environment's slot (aliases accepted); an empty slot
         raises :class:`~llmreg.errors.EmptySlotError` naming it. Without, ``name`` is
-        any ref. (``strict`` and ``max_stale`` matter for the remote client's cache
-        fallback; the embedded registry is never unreachable.)
+        any ref. From a server this costs one conditional request; when the server
+        cannot be reached or answers 5xx, the last answer cached on disk is served with
+        a warning saying how stale it is — unless ``strict=True``, or it is older than
+        ``max_stale`` seconds, when :class:`~llmreg.errors.RegistryUnavailableError` is
+        raised. (The embedded registry is never unreachable.)
 
         Example:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
         if env is None:
             return ResolvedBundle.from_bundle(self.get(name))
-        info = self._service.versions.slot(name, env)
-        return ResolvedBundle(self._service.blobs.read(info.digest), name=info.name,
-                              version=info.version, env=self.policy.canonical_env(env),
-                              digest=info.digest)
+        return self._backend.resolve_slot(name, env, strict=strict, max_stale=max_stale)
 
-    def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        self._service.access.record_heartbeats(beats)
+    def bundle(self, source: str | Path | Bundle | ResolvedBundle) -> Bundle:
+        """A Bundle from a ref, a bundle directory, or a (resolved) Bundle.
 
-    def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
-        with self._service.blobs.open(digest) as fh:
-            skip = offset
-            while skip > 0:  # resuming: the caller re-hashes the whole file at the end
-                data = fh.read(min(skip, 1024 * 1024))
-                if not data:
-                    return
-                skip -= len(data)
-            while chunk := fh.read(1024 * 1024):
-                yield chunk
+        A path (anything with a ``/``, or that exists on disk) is read as a directory;
+        anything else is a ref.
+        """
+        from llmreg.bundle import Bundle
+        from llmreg.bundledir import load_bundle_dir, looks_like_path
 
-    def _put_file(self, path: Path, progress: Callable[[str, int, int], None] | None
-                  ) -> tuple[str, int]:
-        total = path.stat().st_size
-        with path.open("rb") as fh:
-            reader = _Progress(fh, path.name, total, progress)
-            desc = self._service.blobs.put_stream(reader)  # type: ignore[arg-type]
-        return desc.digest, desc.size
+        if isinstance(source, ResolvedBundle):
+            return source.bundle
+        if isinstance(source, Bundle):
+            return source
+        if looks_like_path(source):
+            return load_bundle_dir(source)[0]
+        return self.get(str(source))
 
-    def _put_bytes(self, data: bytes) -> str:
-        return self._service.blobs.put_bytes(data).digest
+    def diff(self, old: str | Path | Bundle | ResolvedBundle,
+             new: str | Path | Bundle | ResolvedBundle) -> BundleDiff:
+        """The semantic diff between two bundles: refs, bundle directories or Bundles.
 
-    def _get_blob(self, digest: str) -> bytes:
-        return self._service.blobs.read(digest)
+        Two refs are diffed where the bundles are (on a server, by the server).
 
-    def _register_bundle(self, bundle: Bundle, name: str, message: str,
-                         provenance: dict[str, Any], *, author: str) -> Bundle:
-        result = self._service.versions.register(bundle, name=name, message=message, author=author,
-                                        provenance=provenance)
-        return bundle.with_info(result.version, created=result.created)
+        Example:
+            >>> d = reg.diff("support-rag@production", "bundles/support-rag")  # doctest: +SKIP
+            >>> d.identical, d.stat()                                           # doctest: +SKIP
+            (False, ['system_prompt: +2 -2 lines'])
+        """
+        from llmreg.bundledir import looks_like_path
+        from llmreg.diff import diff_bundles
 
-    def verify(self, ref: str) -> list[Problem]:
-        """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
-        return self._service.integrity.verify(ref)
+        if isinstance(old, str) and isinstance(new, str) and not any(
+                looks_like_path(x) for x in (old, new)):
+            return self._backend.diff_refs(old, new)
+        return diff_bundles(self.bundle(old), self.bundle(new), load=self.get)
 
-    def fsck(self) -> tuple[int, list[Problem]]:
-        """Check every blob and reference: (blobs read, problems by digest)."""
-        return self._service.integrity.fsck()
+    def history(self, name: str) -> list[VersionInfo]:
+        """Every version of ``name``, oldest first."""
+        return self._backend.history(name)
 
-    def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
-        """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
-        return self._service.integrity.gc(dry_run=dry_run, grace=grace)
+    def changelog(self, name: str) -> list[ChangelogEntry]:
+        """The release history of ``name``, newest first: message, diff summary, evidence."""
+        return self._backend.changelog(name)
 
-    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
-        """Create an API token for the server (the secret is returned once)."""
-        return self._service.access.create_token(subject, role, created_by=self.actor.name)
+    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
+        """The full semantic diff recorded when ``info`` was registered (JSON form)."""
+        return self._backend.stored_diff(info)
 
-    def list_tokens(self) -> list[TokenInfo]:
-        return self._service.access.list_tokens()
+    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+        """What runs where: one row per environment slot."""
+        return self._backend.status(name, env)
 
-    def revoke_token(self, token_id: str) -> TokenInfo:
-        return self._service.access.revoke_token(token_id, actor=self.actor.name)
+    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        """Every move of one slot: who, when, from which version, why."""
+        return self._backend.slot_history(name, env)
+
+    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+        """Audit-log entries, oldest first (of one name; ``limit``: only the last N)."""
+        return self._backend.audit(name, limit)
+
+    def verify_audit(self) -> int:
+        """Recompute the audit hash chain; the entry count, or raise naming the break."""
+        return self._backend.verify_audit()
+
+    # -- serving -----------------------------------------------------------------------
+
+    def watch(self, name: str, *, env: str, interval: float = 30.0,
+              on_change: Callable[[ResolvedBundle], None] | None = None) -> Watcher:
+        """Follow an environment slot: ``on_change`` gets the new bundle when it moves.
+
+        Example:
+            >>> w = reg.watch("support-rag", env="production",
+            ...               on_change=lambda b: print("now", b.version))  # doctest: +SKIP
+        """
+        return Watcher(lambda: self.resolve(name, env=env), interval, on_change)
+
+    def report_served(self, bundle: Bundle | ResolvedBundle, count: int = 1) -> None:
+        """Record that ``bundle`` served ``count`` requests. Batched and sent in the
+        background; never blocks or raises. These heartbeats feed the stale-production
+        alert."""
+        if bundle.name is None or bundle.env is None:
+            return  # only bundles resolved from a slot say where they run
+        if self._batcher is None:
+            self._batcher = HeartbeatBatcher(self._backend.send_heartbeats,
+                                             self.heartbeat_interval)
+        self._batcher.add(bundle.name, bundle.env, bundle.digest, count)
+
+    def flush_heartbeats(self) -> None:
+        """Send pending heartbeats now (tests, graceful shutdown)."""
+        if self._batcher is not None:
+            self._batcher.flush()
 
     # -- evidence, approvals, promotion ------------------------------------------------
-
-    @property
-    def actor(self) -> Actor:
-        """Who this client acts as: ``LLMREG_USER``, else the OS user."""
-        return Actor(self.settings.identity())
-
-    @property
-    def policy(self) -> Policy:
-        """The policy this client's registry enforces."""
-        return self._service.policy
 
     def log_eval(self, ref: str, *, suite: str, metrics: Mapping[str, float],
                  report: str | Path | bytes | None = None, links: list[str] | None = None,
                  passed: bool | None = None) -> EvidenceInfo:
         """Attach an eval result to the digest ``ref`` resolves to.
 
+        ``report`` (a file or bytes, at most 64 MiB) is stored as a blob and linked.
+
         Example:
             >>> reg.log_eval("support-rag@3", suite="regression",
             ...              metrics={"accuracy": 0.93})  # doctest: +SKIP
         """
-        return self._service.lifecycle.attach_evidence(
-            ref, type="eval", suite=suite, metrics=dict(metrics), actor=self.actor,
-            report=_read_report(report), links=links, passed=passed)
+        return self._backend.attach_evidence(
+            ref, type="eval", suite=suite, metrics=dict(metrics),
+            report_digest=self._put_report(report), links=links or [], passed=passed)
 
     def log_shadow_metrics(self, ref: str, *, metrics: Mapping[str, float],
                            report: str | Path | bytes | None = None,
                            links: list[str] | None = None, source: str = "shadow"
                            ) -> EvidenceInfo:
-        """Attach traffic-derived shadow metrics (their own evidence type, never an eval)."""
-        return self._service.lifecycle.attach_evidence(
-            ref, type="shadow-metrics", suite=source, metrics=dict(metrics), actor=self.actor,
-            report=_read_report(report), links=links)
+        """Attach traffic-derived shadow metrics (their own evidence type, never an eval).
+
+        Example:
+            >>> reg.log_shadow_metrics("support-rag@3",
+            ...                        metrics={"error_rate": 0.01})  # doctest: +SKIP
+        """
+        return self._backend.attach_evidence(
+            ref, type="shadow-metrics", suite=source, metrics=dict(metrics),
+            report_digest=self._put_report(report), links=links or [], passed=None)
+
+    def _put_report(self, report: str | Path | bytes | None) -> str | None:
+        from llmreg.errors import InvalidEvidenceError
+
+        if report is None:
+            return None
+        if isinstance(report, bytes):
+            size = len(report)
+        else:
+            try:
+                size = os.stat(report).st_size
+            except OSError as exc:
+                raise InvalidEvidenceError(
+                    f"report {str(report)!r} cannot be read: {exc.strerror}") from None
+        if size > MAX_REPORT:
+            raise InvalidEvidenceError(f"report is {size} bytes; the limit is 64 MiB")
+        if isinstance(report, bytes):
+            return self._backend.put_bytes(report)
+        return self._backend.put_file(Path(report), None)[0]
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
         """All evidence attached to the digest ``ref`` resolves to."""
-        return self._service.lifecycle.evidence_for(self.info(ref).digest)
+        return self._backend.evidence(ref)
 
     def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
-        """Approve ``ref`` for environment ``to`` as :attr:`actor`."""
-        return self._service.lifecycle.approve(ref, to, actor=self.actor, comment=comment)[0]
+        """Approve ``ref`` for environment ``to`` as :attr:`actor`.
+
+        Example:
+            >>> reg.approve("support-rag@3", to="production",
+            ...             comment="read the evals")  # doctest: +SKIP
+        """
+        return self._backend.approve(ref, to, comment)
 
     def check_gates(self, ref: str, *, to: str) -> GateReport:
         """Judge every gate of promoting ``ref`` to ``to`` without moving anything."""
-        return self._service.lifecycle.check_gates(ref, to)
+        return self._backend.check_gates(ref, to)
 
     def promote(self, ref: str, *, to: str, reason: str,
                 expect_current: str | None = None) -> SlotEventInfo:
         """Promote ``ref`` to ``to`` if every gate is met (else :class:`GateFailedError`).
 
+        With ``expect_current`` the move happens only while the slot still holds that
+        version (compare-and-set), else :class:`SlotConflictError`.
+
         Example:
             >>> reg.promote("support-rag@3", to="production", reason="beats v2",
             ...             expect_current="support-rag@2")  # doctest: +SKIP
         """
-        return self._service.lifecycle.promote(ref, to, actor=self.actor, reason=reason,
-                                     expect_current=expect_current)[0]
+        return self._backend.promote(ref, to, reason, expect_current)
 
     def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
         """Return ``env``'s slot of ``name`` to the version it held before."""
-        return self._service.lifecycle.rollback(name, env, actor=self.actor, reason=reason)
+        return self._backend.rollback(name, env, reason)
 
     def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Mark a version that runs nowhere as deprecated."""
-        return self._service.lifecycle.deprecate(ref, actor=self.actor, reason=reason)
+        from llmreg.policy import DEPRECATED
+
+        return self._backend.retire(ref, DEPRECATED, reason)
 
     def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Archive a version that runs nowhere: frozen, tagged, never deleted."""
-        return self._service.lifecycle.archive(ref, actor=self.actor, reason=reason)
+        from llmreg.policy import ARCHIVED
 
-    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
-        """What runs where: one row per environment slot."""
-        return self._service.lifecycle.status(name, env)
+        return self._backend.retire(ref, ARCHIVED, reason)
 
-    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
-        """Every move of one slot: who, when, from which version, why."""
-        return self._service.lifecycle.slot_history(name, env)
+    # -- integrity ---------------------------------------------------------------------
 
-    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
-        """Audit-log entries, oldest first."""
-        return self._service.lifecycle.audit_log(name, limit)
+    def put_blob(self, path: Path, progress: Progress | None = None) -> str:
+        """Store a file as a blob (streamed, constant memory); return its digest.
 
-    def verify_audit(self) -> int:
-        """Recompute the audit hash chain; return the entry count or raise naming the break."""
-        return self._service.lifecycle.verify_audit()
+        Example:
+            >>> reg.put_blob(Path("reports/eval.html"))  # doctest: +SKIP
+            'sha256:…'
+        """
+        return self._backend.put_file(Path(path), progress)[0]
 
-    def changelog(self, name: str) -> list[ChangelogEntry]:
-        """The release history of ``name``, newest first: message, diff summary, evidence."""
-        return self._service.versions.changelog(name)
+    def _read_blob(self, digest: str) -> bytes:
+        from llmreg.digest import digest_bytes
+        from llmreg.errors import IntegrityError
 
-    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        """The full semantic diff recorded when ``info`` was registered (JSON form)."""
-        return self._service.versions.stored_diff(info)
+        data = b"".join(self._backend.blob_chunks(digest, 0))
+        if digest_bytes(data) != digest:
+            raise IntegrityError(f"blob {digest} does not hash to its digest; refusing it")
+        return data
 
-    def history(self, name: str) -> list[VersionInfo]:
-        """Every version of ``name``, oldest first."""
-        return self._service.versions.history(name)
+    # -- artifacts and trained models --------------------------------------------------
 
+    def pull(self, ref: str, dest: str | Path,
+             progress: Progress | None = None) -> list[Path]:
+        """Download every artifact of ``ref`` into ``dest`` under its artifact name.
+
+        Each file is written as ``.<name>.partial`` and renamed only after its digest
+        and size check out, so a partial file never appears under its final name. An
+        interrupted pull resumes where it stopped; a file already there and intact is
+        not downloaded again. ``progress(name, done, total)`` is called as bytes arrive.
+
+        Example:
+            >>> reg.pull("ticket-classifier@1", "artifacts/")  # doctest: +SKIP
+            [PosixPath('artifacts/eval-set')]
+        """
+        from llmreg.bundledir import hash_file
+        from llmreg.errors import IntegrityError
+
+        folder = Path(dest)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = []
+        for art in self.get(ref).artifacts:
+            final = folder / art.name  # names are validated: no separators, no '..'
+            if final.is_file() and hash_file(final) == (art.digest, art.size):
+                out.append(final)
+                continue
+            partial = folder / f".{art.name}.partial"
+            done = partial.stat().st_size if partial.exists() else 0
+            if done > art.size:
+                partial.unlink()
+                done = 0
+            with open(partial, "ab") as fh:
+                for chunk in self._backend.blob_chunks(art.digest, done):
+                    fh.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(art.name, done, art.size)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest, size = hash_file(partial)
+            if (digest, size) != (art.digest, art.size):
+                partial.unlink()
+                raise IntegrityError(
+                    f"artifact {art.name!r} of {ref}: the download hashes to {digest} "
+                    f"({size} bytes), not {art.digest} ({art.size} bytes); nothing was kept")
+            os.replace(partial, final)
+            out.append(final)
+        return out
+
+    def log_model(self, name: str, *, weights: str | Path | list[str | Path], message: str,
+                  dataset: str | Path | None = None,
+                  config: dict[str, Any] | str | Path | None = None,
+                  metrics: Mapping[str, float] | None = None, framework: str | None = None,
+                  base_model: str | None = None,
+                  provenance: Mapping[str, Any] | None = None,
+                  progress: Progress | None = None) -> Bundle:
+        """Log trained weights as a weights bundle, with everything needed to trust them.
+
+        Weights are streamed into the blob store (constant memory, digest computed while
+        streaming). The dataset is hashed deterministically (a file, a folder, or a
+        ``sha256:`` digest); git commit and dirty flag, user, host and versions are
+        captured; ``config`` (a dict or a JSON/YAML file) and ``metrics`` are recorded.
+
+        Example:
+            >>> reg.log_model("ticket-lora", weights="out/adapter.safetensors",
+            ...               dataset="data/train", config="train.yaml",
+            ...               metrics={"eval_loss": 0.41}, message="lr 2e-4")  # doctest: +SKIP
+        """
+        from llmreg.bundle import Bundle
+        from llmreg.digest import canonical_json
+        from llmreg.lineage import (
+            check_metrics,
+            hash_dataset,
+            load_config,
+            media_type,
+            weights_files,
+            weights_name,
+        )
+        from llmreg.names import check_name
+        from llmreg.provenance import capture
+
+        check_name(name)
+        files = weights_files(weights)
+        names = [weights_name(f) for f in files]
+        data = hash_dataset(dataset) if dataset is not None else None  # bad input: fail early
+        cfg = load_config(config)
+        clean_metrics = check_metrics(dict(metrics)) if metrics else None
+        artifacts = []
+        for path, artifact_name in zip(files, names, strict=True):
+            digest, size = self._backend.put_file(path, progress)
+            artifacts.append({"name": artifact_name, "media_type": media_type(path),
+                              "digest": digest, "size": size})
+        bundle = Bundle.from_dict({"kind": "weights", "artifacts": artifacts,
+                                   "framework": framework, "base_model": base_model})
+        who = self.settings.identity()
+        record = capture(None, user=who)
+        if data is not None:
+            manifest_digest = (self._backend.put_bytes(canonical_json(data.manifest))
+                               if data.manifest else None)
+            record["dataset"] = data.provenance(manifest_digest)
+        if cfg is not None:
+            record["config"] = cfg
+        if clean_metrics:
+            record["metrics"] = clean_metrics
+        record.update(provenance or {})
+        return self._register(bundle, name, message, record, author=who)
+
+    def reproduce_check(self, ref: str, *, weights: str | Path | list[str | Path],
+                        dataset: str | Path | None = None) -> dict[str, Any]:
+        """Compare rebuilt weights (and dataset) with what ``ref`` registered.
+
+        Returns ``{"match": bool, "weights": [...], "dataset": {...}}``; each entry says
+        registered digest, rebuilt digest and whether they match; for a folder dataset,
+        ``differing_files`` names the files that differ.
+        """
+        import json as _json
+
+        from llmreg.bundledir import hash_file
+        from llmreg.lineage import compare_datasets, hash_dataset, weights_files, weights_name
+
+        bundle = self.get(ref)
+        rebuilt = {weights_name(f): hash_file(f) for f in weights_files(weights)}
+        rows = []
+        for art in bundle.artifacts:
+            got = rebuilt.pop(art.name, None)
+            rows.append({"name": art.name, "registered": art.digest,
+                         "rebuilt": got[0] if got else None,
+                         "match": got is not None and got[0] == art.digest})
+        for extra, (digest, _) in sorted(rebuilt.items()):
+            rows.append({"name": extra, "registered": None, "rebuilt": digest, "match": False})
+        report: dict[str, Any] = {"ref": ref, "weights": rows, "dataset": None}
+        if dataset is not None:
+            registered = (bundle.info.provenance.get("dataset") if bundle.info else None) or {}
+            new = hash_dataset(dataset)
+            entry: dict[str, Any] = {"registered": registered.get("digest"),
+                                     "rebuilt": new.digest,
+                                     "match": registered.get("digest") == new.digest}
+            if not entry["match"] and registered.get("manifest"):
+                old_manifest = _json.loads(self._read_blob(registered["manifest"]))
+                entry["differing_files"] = compare_datasets(old_manifest, new)
+            report["dataset"] = entry
+        report["match"] = all(r["match"] for r in rows) and (
+            report["dataset"] is None or report["dataset"]["match"])
+        return report
+
+    def verify(self, ref: str) -> list[Problem]:
+        """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
+        return self._backend.verify(ref)
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        """Check every blob and reference: (blobs read, problems by digest). On a
+        server this needs an admin token."""
+        return self._backend.fsck()
+
+    def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
+        """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
+        return self._backend.gc(dry_run, grace)
+
+    # -- tokens ------------------------------------------------------------------------
+
+    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+        """Create an API token for the server (the secret is returned once).
+
+        Example:
+            >>> secret, info = reg.create_token("ci", "publisher")  # doctest: +SKIP
+        """
+        return self._backend.create_token(subject, role)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included (never their secrets)."""
+        return self._backend.list_tokens()
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token; a server stops accepting it within 5 seconds."""
+        return self._backend.revoke_token(token_id)
+
+    # Last, so that ``list`` in the annotations above is the builtin, not this method.
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
-        return self._service.versions.list_names()
-
-
-def _read_report(report: str | Path | bytes | None) -> bytes | None:
-    if report is None or isinstance(report, bytes):
-        return report
-    try:
-        return Path(report).read_bytes()
-    except OSError as exc:
-        raise InvalidEvidenceError(f"report {str(report)!r} cannot be read: {exc.strerror}"
-                                   ) from None
-
-
-class _Progress:
-    """A file wrapper that reports bytes read (for upload progress bars)."""
-
-    def __init__(self, fh: Any, name: str, total: int,
-                 progress: Callable[[str, int, int], None] | None) -> None:
-        self._fh, self._name, self._total, self._progress = fh, name, total, progress
-        self._done = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self._fh.read(n)
-        self._done += len(data)
-        if self._progress is not None:
-            self._progress(self._name, self._done, self._total)
-        return data
+        return self._backend.list_names()

@@ -71,7 +71,7 @@ def is_digest(value: str) -> bool:
         >>> is_digest("sha256:" + "0" * 64), is_digest("sha256:abc")
         (True, False)
     """
-    return bool(DIGEST_RE.match(value))
+    return bool(DIGEST_RE.fullmatch(value))
 
 
 def check_digest(value: str, *, field: str = "digest") -> str:
@@ -108,5 +108,5 @@ def parse_prefix(value: str) -> str | None:
         >>> parse_prefix("sha256:3f2a9c1b7d4e"), parse_prefix("v2")
         ('3f2a9c1b7d4e', None)
     """
-    m = _PREFIX_RE.match(value.strip().lower())
+    m = _PREFIX_RE.fullmatch(value.strip().lower())
     return m.group(1) if m else None

@@ -112,7 +112,7 @@ def weights_name(path: Path) -> str:
     """The artifact name of a weights file: its file name, checked."""
     import re
 
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", path.name):
+    if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", path.name):
         raise InvalidBundleError(f"weights file {path.name!r}: artifact names use letters, "
                                  "digits, '.', '_' and '-'; rename the file")
     return path.name
@@ -153,22 +153,15 @@ def load_config(config: dict[str, Any] | str | Path | None) -> dict[str, Any] | 
     """A config given as a dict, or as a JSON/YAML file."""
     if config is None or isinstance(config, dict):
         return config
-    import json
+    from llmreg.parse import load_json, load_yaml
 
     p = Path(config)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidBundleError(f"config {str(p)!r} cannot be read: {exc.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
-        raise InvalidBundleError(f"config {str(p)!r} does not parse: {exc}") from None
+    label = f"config {str(p)!r}"
+    data = load_yaml(text, label) if p.suffix in (".yaml", ".yml") else load_json(text, label)
     if not isinstance(data, dict):
         raise InvalidBundleError(f"config {str(p)!r} must hold a mapping")
     return data

@@ -43,7 +43,7 @@ def check_name(name: str, *, field: str = "name") -> str:
         >>> check_name("support-bot")
         'support-bot'
     """
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidNameError(
             f"{field} {name!r} is not a valid name; use 1-64 lowercase letters, digits, "
             "'.', '_' or '-', starting and ending with a letter or digit (e.g. 'support-bot')"
@@ -93,7 +93,7 @@ def parse_ref(text: str) -> Ref:
         return Ref(name=check_name(text, field="ref name"))
     name, _, selector = text.partition("@")
     check_name(name, field=f"ref {text!r}: name")
-    if _VERSION_RE.match(selector):
+    if _VERSION_RE.fullmatch(selector):
         version = int(selector)
         if version < 1:
             raise InvalidRefError(f"ref {text!r}: versions start at 1")
@@ -105,7 +105,7 @@ def parse_ref(text: str) -> Ref:
         raise InvalidRefError(
             f"ref {text!r}: {selector!r} is not a digest; use 'sha256:' and at least 7 hex digits"
         )
-    if _LABEL_RE.match(selector):
+    if _LABEL_RE.fullmatch(selector):
         return Ref(name=name, label=selector)
     raise InvalidRefError(
         f"ref {text!r}: {selector!r} is neither a version number, a digest nor a label; "

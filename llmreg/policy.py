@@ -181,7 +181,7 @@ class Policy(_P):
     def _consistent(self) -> Policy:
         names = list(self.environments)
         for env in names:
-            if not _ENV_RE.match(env) or env in RESERVED:
+            if not _ENV_RE.fullmatch(env) or env in RESERVED:
                 raise _FieldError(("environments", env),
                     f"environment {env!r} is not allowed; use lowercase letters, digits, '-' "
                     f"or '_', and none of {', '.join(RESERVED)}")
@@ -284,13 +284,13 @@ def parse_policy(text: str, *, source: str) -> Policy:
     """Validate policy YAML; errors name ``source``, the line and the field."""
     import yaml
 
+    from llmreg.parse import load_yaml
+
+    data = load_yaml(text, source, error=PolicyError)
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"{source}{where}: not valid YAML ({exc})") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - load_yaml parsed it already
+        raise PolicyError(f"{source}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: the policy must be a mapping with version, environments "
                           "and transitions")

@@ -1,4 +1,4 @@
-"""The remote client: the same API as the embedded one, over HTTP.
+"""The HTTP backend: a client's calls go to ``llmreg serve``.
 
 ``resolve(name, env=...)`` costs one request: a conditional ``GET`` of the slot with the
 digest it already holds as ``If-None-Match``. Manifests are cached on disk by digest
@@ -7,6 +7,11 @@ answer for each (server, name, environment) is kept too. When the server cannot 
 reached or answers 5xx, ``resolve`` serves that last answer from the cache and logs a
 warning saying how stale it is — unless ``strict=True`` or it is older than
 ``max_stale`` seconds, when it raises :class:`~llmreg.errors.RegistryUnavailableError`.
+
+The resolve path is an application's startup path: it must not pay for pydantic or
+httpx. So this module imports them lazily, inside the methods that need them (every
+method but ``resolve_slot``), and ``resolve_slot`` uses the standard library's HTTP
+client unless an ``httpx.Client`` was injected. docs/benchmarks.md has the figures.
 
 Example:
     >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
@@ -19,32 +24,22 @@ import hashlib
 import http.client
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmreg import errors
-from llmreg._clientbase import ClientBase
+from llmreg._backend import Backend, Progress
 from llmreg._transport import CODES, StdlibHTTP, default_cache, quote_path
+from llmreg.client import Client
 from llmreg.digest import canonical_json, digest_bytes, short
-from llmreg.errors import (
-    IntegrityError,
-    InvalidEvidenceError,
-    LLMRegError,
-    RegistryUnavailableError,
-    ServerError,
-)
+from llmreg.errors import IntegrityError, LLMRegError, RegistryUnavailableError, ServerError
 from llmreg.names import check_name
 from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
-from llmreg.store.local import LocalStore
+from llmreg.store.cache import ClientCache, SlotRecord
 
-# The resolve path is an application's startup path: it must not pay for pydantic or
-# httpx. So this module imports them lazily, inside the methods that need them (every
-# method but resolve), and resolve uses the standard library's HTTP client unless an
-# httpx.Client was injected. docs/benchmarks.md has the figures.
 if TYPE_CHECKING:
     import httpx
 
@@ -60,6 +55,7 @@ if TYPE_CHECKING:
         GateReport,
         NameSummary,
         Problem,
+        Registration,
         SlotEventInfo,
         SlotStatus,
         TokenInfo,
@@ -69,29 +65,37 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmreg")
 
 
-class RemoteClient(ClientBase):
-    """A registry server, through HTTP. Make one with :func:`llmreg.connect`."""
+class RemoteClient(Client):
+    """A :class:`~llmreg.client.Client` over a registry server. :func:`llmreg.connect`
+    makes one from a URL; this constructor is for tests and custom transports.
+
+    Example:
+        >>> reg = RemoteClient("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+    """
 
     def __init__(self, url: str, *, token: str | None = None, settings: Settings | None = None,
                  http: httpx.Client | None = None, cache: Path | None = None) -> None:
+        super().__init__(HTTPBackend(url, token=token, settings=settings, http=http,
+                                     cache=cache))
 
-        self.url = url.rstrip("/")
+
+class HTTPBackend(Backend):
+    """Each primitive is one request to the server (two for an upload of unknown digest)."""
+
+    def __init__(self, url: str, *, token: str | None = None, settings: Settings | None = None,
+                 http: httpx.Client | None = None, cache: Path | None = None) -> None:
+        self.url = self._base = url.rstrip("/")
         self.settings = settings or Settings.from_env()
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._client: httpx.Client | None = http
         if http is not None and token:
             http.headers.update(self._auth)
         self._injected = http is not None
-        self._stdlib = StdlibHTTP(self.url, self._auth)
-        self._cache_root = cache or self.settings.cache or default_cache()
-        self._manifests = LocalStore(self._cache_root)
-        self._slots = self._cache_root / "slots" / hashlib.sha256(
-            self.url.encode()).hexdigest()[:16]
+        self._stdlib = StdlibHTTP(self._base, self._auth)
+        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base)
         self._policy: Policy | None = None
 
     def close(self) -> None:
-        """Send pending heartbeats and close connections."""
-        self.flush_heartbeats()
         self._stdlib.close()
         if self._client is not None:
             self._client.close()
@@ -103,7 +107,7 @@ class RemoteClient(ClientBase):
         if self._client is None:
             import httpx
 
-            self._client = httpx.Client(base_url=self.url, headers=self._auth,
+            self._client = httpx.Client(base_url=self._base, headers=self._auth,
                                         timeout=httpx.Timeout(10.0, connect=2.0))
         return self._client
 
@@ -125,7 +129,7 @@ class RemoteClient(ClientBase):
     def _get_raw(self, path: str, headers: dict[str, str]
                  ) -> tuple[int, dict[str, str], bytes]:
         """GET for the resolve path: an injected httpx client, else the standard library.
-        Raises OSError-like transport errors as :class:`ConnectionError`."""
+        Transport failures are raised as :class:`ConnectionError`."""
         if not self._injected:
             try:
                 return self._stdlib.get(path, headers)
@@ -141,8 +145,6 @@ class RemoteClient(ClientBase):
                 response.content)
 
     def _error(self, status: int, content: bytes) -> LLMRegError:
-        from llmreg.types import GateReport
-
         try:
             err = json.loads(content)["errors"][0]
             code, message, detail = err["code"], err["message"], err.get("detail")
@@ -168,21 +170,13 @@ class RemoteClient(ClientBase):
 
     # -- the hot path -------------------------------------------------------------------
 
-    def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
-                max_stale: float | None = None) -> ResolvedBundle:
-        """The bundle running in ``env`` (one conditional request), or any ref without env.
-
-        Falls back to the last answer cached on disk when the server is unreachable or
-        failing (5xx), with a warning saying how stale it is. ``strict=True`` raises
-        instead; ``max_stale`` (seconds) bounds how old a cached answer may be.
-        """
-        if env is None:
-            return ResolvedBundle.from_bundle(self.get(name))
+    def resolve_slot(self, name: str, env: str, *, strict: bool,
+                     max_stale: float | None) -> ResolvedBundle:
         check_name(name)
-        record = self._read_slot(name, env)
+        record = self._cache.last(name, env)
         headers = {}
-        if record is not None and self._manifests.exists(record["digest"]):
-            headers["If-None-Match"] = f'"{record["digest"]}"'
+        if record is not None and self._cache.has(record.digest):
+            headers["If-None-Match"] = f'"{record.digest}"'
         try:
             status, rheaders, content = self._get_raw(
                 f"/v1/resolve/{quote_path(name)}/{quote_path(env)}", headers)
@@ -193,15 +187,15 @@ class RemoteClient(ClientBase):
             return self._fallback(name, env, record, f"{self.url} answered {status}",
                                   strict, max_stale)
         if status == 304 and record is not None:
-            digest = record["digest"]
+            digest = record.digest
             try:
-                body = self._manifests.get_bytes(digest)
+                body = self._cache.read(digest)
             except IntegrityError:
                 # Our copy was damaged on disk: drop it and ask again, unconditionally.
                 log.warning("llmreg: the cached manifest %s was corrupt; fetching it again",
                             short(digest))
-                self._manifests.discard(digest)
-                return self.resolve(name, env, strict=strict, max_stale=max_stale)
+                self._cache.drop(digest)
+                return self.resolve_slot(name, env, strict=strict, max_stale=max_stale)
         elif status == 200:
             body = content
             digest = rheaders.get("etag", "").strip('"')
@@ -209,16 +203,16 @@ class RemoteClient(ClientBase):
                 raise IntegrityError(
                     f"the server's answer for {name}@{env} does not hash to its ETag "
                     f"{digest!r}; refusing it")
-            self._manifests.put_bytes(body)
+            self._cache.keep(body)
         else:
             raise self._error(status, content)
-        version = int(rheaders.get("x-llmreg-version") or (record or {}).get("version", 0))
+        version = int(rheaders.get("x-llmreg-version") or (record.version if record else 0))
         canonical_env = rheaders.get("x-llmreg-env", env)
-        self._write_slot(name, env, digest, version, canonical_env)
+        self._cache.remember(name, env, digest, version, canonical_env)
         return ResolvedBundle(body, name=name, version=version, env=canonical_env,
                               digest=digest)
 
-    def _fallback(self, name: str, env: str, record: dict[str, Any] | None, why: str,
+    def _fallback(self, name: str, env: str, record: SlotRecord | None, why: str,
                   strict: bool, max_stale: float | None) -> ResolvedBundle:
         if strict:
             raise RegistryUnavailableError(f"{why}; strict=True, so the cached answer for "
@@ -226,46 +220,23 @@ class RemoteClient(ClientBase):
         if record is None:
             raise RegistryUnavailableError(f"{why}, and there is no cached answer for "
                                            f"{name}@{env} on this machine")
-        age = max(0.0, time.time() - float(record["resolved_at"]))
+        age = max(0.0, time.time() - record.resolved_at)
         if max_stale is not None and age > max_stale:
             raise RegistryUnavailableError(
                 f"{why}; the cached answer for {name}@{env} is {age:.0f}s old, over "
                 f"max_stale={max_stale:g}s")
         try:
-            body = self._manifests.get_bytes(record["digest"])  # verified against the digest
+            body = self._cache.read(record.digest)  # verified against the digest
         except (IntegrityError, errors.BlobNotFoundError) as exc:
             raise RegistryUnavailableError(
                 f"{why}, and the cached manifest for {name}@{env} cannot be used: {exc}"
             ) from None
         log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
-                    why, name, env, record["version"], short(record["digest"]), age)
-        return ResolvedBundle(body, name=name, version=int(record["version"]),
-                              env=record.get("env", env), digest=record["digest"],
-                              cache_age=age)
+                    why, name, env, record.version, short(record.digest), age)
+        return ResolvedBundle(body, name=name, version=record.version,
+                              env=record.canonical_env, digest=record.digest, cache_age=age)
 
-    def _slot_file(self, name: str, env: str) -> Path:
-        return self._slots / name / f"{env}.json"
-
-    def _read_slot(self, name: str, env: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self._slot_file(name, env).read_text())
-            return data
-        except (OSError, ValueError):
-            return None
-
-    def _write_slot(self, name: str, env: str, digest: str, version: int, canonical: str
-                    ) -> None:
-        path = self._slot_file(name, env)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"digest": digest, "version": version, "env": canonical,
-                                       "resolved_at": time.time()}))
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only cache must not break resolving
-            log.debug("llmreg: cannot write the slot cache %s: %s", path, exc)
-
-    def _blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
+    def blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
         import httpx
 
         headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -278,59 +249,51 @@ class RemoteClient(ClientBase):
             raise RegistryUnavailableError(f"download of {digest} from {self.url} broke off "
                                            f"({exc}); run pull again to resume") from None
 
-    def _put_file(self, path: Path, progress: Callable[[str, int, int], None] | None
-                  ) -> tuple[str, int]:
-        return self.put_blob(path, progress), path.stat().st_size
 
-    def _put_bytes(self, data: bytes) -> str:
+    # -- blobs -----------------------------------------------------------------------
+
+    def put_file(self, path: Path, progress: Progress | None) -> tuple[str, int]:
+        hasher = hashlib.sha256()  # the URL names the digest: hash first, then stream
+        with path.open("rb") as fh:
+            while chunk := fh.read(1024 * 1024):
+                hasher.update(chunk)
+        digest, total = f"sha256:{hasher.hexdigest()}", path.stat().st_size
+
+        def body() -> Iterator[bytes]:
+            done = 0
+            with path.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(path.name, done, total)
+                    yield chunk
+
+        self._call("PUT", f"/v1/blobs/{digest}", content=body(),
+                   headers={"Content-Length": str(total)})
+        return digest, total
+
+    def put_bytes(self, data: bytes) -> str:
         digest = digest_bytes(data)
         self._call("PUT", f"/v1/blobs/{digest}", content=data)
         return digest
 
-    def _get_blob(self, digest: str) -> bytes:
-        data = self._call("GET", f"/v1/blobs/{digest}").content
-        if digest_bytes(data) != digest:
-            raise IntegrityError(f"blob {digest} from {self.url} does not hash to its digest")
-        return data
-
-    def _register_bundle(self, bundle: Bundle, name: str, message: str,
-                         provenance: dict[str, Any], *, author: str) -> Bundle:
-        """Register on the server; it records the token's subject as the author."""
-        from llmreg.types import VersionInfo
-
-        data = self._json("POST", f"/v1/names/{quote_path(name)}/versions", json={
-            "manifest": bundle.canonical_dict(), "message": message,
-            "provenance": provenance})
-        return bundle.with_info(VersionInfo.model_validate(data["version"]),
-                                created=bool(data["created"]))
-
-    def verify(self, ref: str) -> list[Problem]:
-        """Ask the server to re-hash ``ref``'s manifest and artifacts."""
-        from llmreg.types import Problem
-
-        found = self._json("GET", f"/v1/verify/{quote_path(ref)}")
-        return [Problem.model_validate(p) for p in found]
-
-    def fsck(self) -> tuple[int, list[Problem]]:
-        """Run fsck on the server (admin token)."""
-        from llmreg.types import Problem
-
-        data = self._json("GET", "/v1/fsck")
-        return int(data["blobs"]), [Problem.model_validate(p) for p in data["problems"]]
-
-    def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
-        """Run gc on the server (admin token)."""
-        result: list[str] = self._json("POST", "/v1/gc",
-                                       json={"dry_run": dry_run, "grace": grace})["blobs"]
-        return result
-
-    def _send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        self._call("POST", "/v1/heartbeats", json={"beats": beats})
-
     # -- reads -----------------------------------------------------------------------
 
+    @property
+    def policy(self) -> Policy:
+        from llmreg.policy import Policy
+
+        if self._policy is None:
+            self._policy = Policy.model_validate(self._json("GET", "/v1/policy")["policy"])
+        return self._policy
+
+    def actor(self) -> Actor:
+        from llmreg.types import Actor
+
+        data = self._json("GET", "/v1/whoami")
+        return Actor(data["subject"], frozenset(data["roles"]))
+
     def get(self, ref: str) -> Bundle:
-        """The bundle for ``ref``, its manifest re-hashed to verify the server's answer."""
         from llmreg.bundle import Bundle
         from llmreg.types import VersionInfo
 
@@ -352,6 +315,11 @@ class RemoteClient(ClientBase):
         return [VersionInfo.model_validate(v)
                 for v in self._pages(f"/v1/names/{quote_path(name)}/versions")]
 
+    def list_names(self) -> list[NameSummary]:
+        from llmreg.types import NameSummary
+
+        return [NameSummary.model_validate(n) for n in self._pages("/v1/names")]
+
     def changelog(self, name: str) -> list[ChangelogEntry]:
         from llmreg.types import ChangelogEntry
 
@@ -359,24 +327,18 @@ class RemoteClient(ClientBase):
                 for e in self._json("GET", f"/v1/names/{quote_path(name)}/changelog")]
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        path = f"/v1/stored-diffs/{quote_path(info.ref)}"
-        result: dict[str, Any] | None = self._json("GET", path)
+        result: dict[str, Any] | None = self._json(
+            "GET", f"/v1/stored-diffs/{quote_path(info.ref)}")
         return result
 
-    def diff(self, old: str | Path | Bundle | ResolvedBundle,
-             new: str | Path | Bundle | ResolvedBundle) -> BundleDiff:
-        """The semantic diff: computed by the server for two refs, here otherwise."""
-        from llmreg.bundledir import looks_like_path
+    def diff_refs(self, old: str, new: str) -> BundleDiff:
         from llmreg.diff import BundleDiff
 
-        if isinstance(old, str) and isinstance(new, str) and not any(
-                looks_like_path(x) for x in (old, new)):
-            data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
-            data["schema_"] = data.pop("schema")
-            return BundleDiff.model_validate(data)
-        return super().diff(old, new)
+        data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
+        data["schema_"] = data.pop("schema")
+        return BundleDiff.model_validate(data)
 
-    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+    def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
         from llmreg.types import SlotStatus
 
         params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
@@ -386,14 +348,8 @@ class RemoteClient(ClientBase):
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
         from llmreg.types import SlotEventInfo
 
-        return [SlotEventInfo.model_validate(e) for e in
-                self._json("GET", f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history")]
-
-    def check_gates(self, ref: str, *, to: str) -> GateReport:
-        from llmreg.types import GateReport
-
-        return GateReport.model_validate(self._json("GET", "/v1/gates",
-                                                    params={"ref": ref, "to": to}))
+        path = f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history"
+        return [SlotEventInfo.model_validate(e) for e in self._json("GET", path)]
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
         from llmreg.types import EvidenceInfo
@@ -401,127 +357,96 @@ class RemoteClient(ClientBase):
         return [EvidenceInfo.model_validate(e)
                 for e in self._json("GET", f"/v1/evidence/{quote_path(ref)}")]
 
-    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
+    def check_gates(self, ref: str, env: str) -> GateReport:
+        from llmreg.types import GateReport
+
+        return GateReport.model_validate(self._json("GET", "/v1/gates",
+                                                    params={"ref": ref, "to": env}))
+
+    def audit(self, name: str | None, limit: int | None) -> list[AuditInfo]:
         from llmreg.types import AuditInfo
 
-        params: dict[str, Any] = {k: v for k, v in (("name", name), ("limit", limit))
-                                  if v is not None}
+        params = {k: v for k, v in (("name", name), ("limit", limit)) if v is not None}
         return [AuditInfo.model_validate(e) for e in self._json("GET", "/v1/audit",
                                                                 params=params)]
 
     def verify_audit(self) -> int:
         return int(self._json("GET", "/v1/audit/verify")["verified"])
 
-    @property
-    def policy(self) -> Policy:
-        """The policy the server enforces."""
-        from llmreg.policy import Policy
-
-        if self._policy is None:
-            self._policy = Policy.model_validate(self._json("GET", "/v1/policy")["policy"])
-        return self._policy
-
-    @property
-    def actor(self) -> Actor:
-        """Who the server says this token is."""
-        from llmreg.types import Actor
-
-        data = self._json("GET", "/v1/whoami")
-        return Actor(data["subject"], frozenset(data["roles"]))
-
     # -- writes ----------------------------------------------------------------------
 
-    def put_blob(self, path: Path,
-                 progress: Callable[[str, int, int], None] | None = None) -> str:
-        """Upload a file as a blob (streamed, constant memory); return its digest."""
-        hasher = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                hasher.update(chunk)
-        digest = f"sha256:{hasher.hexdigest()}"
+    def register(self, bundle: Bundle, name: str, message: str,
+                 provenance: dict[str, Any], *, author: str) -> Registration:
+        """The server records the token's subject as the author, not ``author``."""
+        from llmreg.types import Registration
 
-        total = path.stat().st_size
+        return Registration.model_validate(self._json(
+            "POST", f"/v1/names/{quote_path(name)}/versions",
+            json={"manifest": bundle.canonical_dict(), "message": message,
+                  "provenance": provenance}))
 
-        def body() -> Iterator[bytes]:
-            done = 0
-            with path.open("rb") as fh:
-                while chunk := fh.read(1024 * 1024):
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(path.name, done, total)
-                    yield chunk
-
-        self._call("PUT", f"/v1/blobs/{digest}", content=body(),
-                   headers={"Content-Length": str(path.stat().st_size)})
-        return digest
-
-    def _evidence(self, ref: str, type_: str, suite: str, metrics: Mapping[str, float],
-                  report: str | Path | bytes | None, links: list[str] | None,
-                  passed: bool | None) -> EvidenceInfo:
+    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
+                        report_digest: str | None, links: list[str],
+                        passed: bool | None) -> EvidenceInfo:
         from llmreg.types import EvidenceInfo
 
-        report_digest = None
-        if report is not None:
-            if isinstance(report, bytes):
-                report_digest = digest_bytes(report)
-                self._call("PUT", f"/v1/blobs/{report_digest}", content=report)
-            else:
-                try:
-                    report_digest = self.put_blob(Path(report))
-                except OSError as exc:
-                    raise InvalidEvidenceError(
-                        f"report {str(report)!r} cannot be read: {exc.strerror}") from None
         return EvidenceInfo.model_validate(self._json("POST", "/v1/evidence", json={
-            "ref": ref, "type": type_, "suite": suite, "metrics": dict(metrics),
-            "links": links or [], "passed": passed, "report_digest": report_digest}))
+            "ref": ref, "type": type, "suite": suite, "metrics": metrics, "links": links,
+            "passed": passed, "report_digest": report_digest}))
 
-    def log_eval(self, ref: str, *, suite: str, metrics: Mapping[str, float],
-                 report: str | Path | bytes | None = None, links: list[str] | None = None,
-                 passed: bool | None = None) -> EvidenceInfo:
-        return self._evidence(ref, "eval", suite, metrics, report, links, passed)
-
-    def log_shadow_metrics(self, ref: str, *, metrics: Mapping[str, float],
-                           report: str | Path | bytes | None = None,
-                           links: list[str] | None = None, source: str = "shadow"
-                           ) -> EvidenceInfo:
-        return self._evidence(ref, "shadow-metrics", source, metrics, report, links, None)
-
-    def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
+    def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
         from llmreg.types import ApprovalInfo
 
         data = self._json("POST", "/v1/approvals",
-                          json={"ref": ref, "env": to, "comment": comment})
+                          json={"ref": ref, "env": env, "comment": comment})
         data.pop("created", None)
         return ApprovalInfo.model_validate(data)
 
-    def promote(self, ref: str, *, to: str, reason: str,
-                expect_current: str | None = None) -> SlotEventInfo:
+    def promote(self, ref: str, env: str, reason: str,
+                expect_current: str | None) -> SlotEventInfo:
         from llmreg.types import SlotEventInfo
 
         data = self._json("POST", "/v1/promotions", json={
-            "ref": ref, "env": to, "reason": reason, "expect_current": expect_current})
+            "ref": ref, "env": env, "reason": reason, "expect_current": expect_current})
         return SlotEventInfo.model_validate(data["event"])
 
-    def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
+    def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
         from llmreg.types import SlotEventInfo
 
         return SlotEventInfo.model_validate(self._json(
             "POST", "/v1/rollbacks", json={"name": name, "env": env, "reason": reason}))
 
-    def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
+    def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
+        from llmreg.policy import ARCHIVED
         from llmreg.types import VersionInfo
 
+        path = "/v1/archives" if status == ARCHIVED else "/v1/deprecations"
         return VersionInfo.model_validate(self._json(
-            "POST", "/v1/deprecations", json={"ref": ref, "reason": reason}))
+            "POST", path, json={"ref": ref, "reason": reason}))
 
-    def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
-        from llmreg.types import VersionInfo
+    def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
+        self._call("POST", "/v1/heartbeats", json={"beats": beats})
 
-        return VersionInfo.model_validate(self._json(
-            "POST", "/v1/archives", json={"ref": ref, "reason": reason}))
+    # -- integrity and tokens --------------------------------------------------------
+
+    def verify(self, ref: str) -> list[Problem]:
+        from llmreg.types import Problem
+
+        return [Problem.model_validate(p)
+                for p in self._json("GET", f"/v1/verify/{quote_path(ref)}")]
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        from llmreg.types import Problem
+
+        data = self._json("GET", "/v1/fsck")
+        return int(data["blobs"]), [Problem.model_validate(p) for p in data["problems"]]
+
+    def gc(self, dry_run: bool, grace: float) -> list[str]:
+        result: list[str] = self._json("POST", "/v1/gc",
+                                       json={"dry_run": dry_run, "grace": grace})["blobs"]
+        return result
 
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
-        """Create a token on the server (needs an admin token)."""
         from llmreg.types import TokenInfo
 
         data = self._json("POST", "/v1/tokens", json={"subject": subject, "role": role})
@@ -536,11 +461,5 @@ class RemoteClient(ClientBase):
     def revoke_token(self, token_id: str) -> TokenInfo:
         from llmreg.types import TokenInfo
 
-        return TokenInfo.model_validate(self._json("DELETE", f"/v1/tokens/{quote_path(token_id)}"))
-
-    # Last, so that ``list`` in the annotations above is the builtin, not this method.
-    def list(self) -> list[NameSummary]:
-        """Every registered name with its latest version."""
-        from llmreg.types import NameSummary
-
-        return [NameSummary.model_validate(n) for n in self._pages("/v1/names")]
+        return TokenInfo.model_validate(
+            self._json("DELETE", f"/v1/tokens/{quote_path(token_id)}"))

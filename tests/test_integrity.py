@@ -20,7 +20,7 @@ def registered(reg: llmreg.Client) -> llmreg.Bundle:
 
 
 def damage(reg: llmreg.Client, digest: str) -> None:
-    path = reg._service.blobs.store.path(digest)  # type: ignore[attr-defined]
+    path = reg._backend.service.blobs.store.path(digest)  # type: ignore[attr-defined]
     os.chmod(path, 0o644)
     data = bytearray(path.read_bytes())
     data[0] ^= 0xFF
@@ -66,7 +66,7 @@ def test_corruption_is_caught_by_pull_verify_and_fsck(reg: llmreg.Client,
 
 def test_gc_lists_only_old_unreferenced_blobs(reg: llmreg.Client, registered: llmreg.Bundle
                                               ) -> None:
-    store = reg._service.blobs.store  # type: ignore[attr-defined]
+    store = reg._backend.service.blobs.store  # type: ignore[attr-defined]
     orphan = store.put_bytes(b"uploaded, never referenced").digest
     assert reg.gc(dry_run=True) == []  # younger than the grace period
     assert reg.gc(dry_run=True, grace=0) == [orphan]
@@ -111,7 +111,7 @@ def test_registry_on_s3_catches_a_corrupted_object(tmp_path: Path, weed: object,
     monkeypatch.setenv("LLMREG_STORE", f"s3://{BUCKET}/{new_prefix()}")
     with llmreg.connect(tmp_path / "s3reg" / ".llmreg", create=True) as reg:
         bundle = reg.log_bundle(EXAMPLES / "ticket-classifier", message="on s3")
-        store = reg._service.blobs.store  # type: ignore[attr-defined]
+        store = reg._backend.service.blobs.store  # type: ignore[attr-defined]
         assert type(store).__name__ == "S3Store"
         assert reg.get("ticket-classifier@1").digest == bundle.digest
         (art,) = bundle.artifacts

@@ -174,8 +174,9 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
     proc.wait()
     visible = [p.name for p in blobs.iterdir() if not p.name.startswith(".")]
     with llmreg.connect() as reg:
-        assert all(reg._service.blobs.exists(f"sha256:{name}") for name in visible)  # type: ignore[attr-defined]
-        assert list(reg._service.blobs.iter_digests()) == [f"sha256:{n}" for n in sorted(visible)]  # type: ignore[attr-defined]
+        blobs = reg._backend.service.blobs  # type: ignore[attr-defined]
+        assert all(blobs.exists(f"sha256:{name}") for name in visible)
+        assert list(blobs.iter_digests()) == [f"sha256:{n}" for n in sorted(visible)]
         with pytest.raises(RefNotFoundError):
             reg.history("big")
         count, problems = reg.fsck()
@@ -183,7 +184,7 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
 
 
 def test_gc_sweeps_leftovers_of_killed_uploads(reg: llmreg.Client) -> None:
-    store = reg._service.blobs.store  # type: ignore[attr-defined]
+    store = reg._backend.service.blobs.store  # type: ignore[attr-defined]
     store.dir.mkdir(parents=True, exist_ok=True)
     leftover = store.dir / ".0123abcd.incomplete"
     leftover.write_bytes(b"half a blob")

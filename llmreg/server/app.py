@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from llmreg import __version__
+from llmreg._version import __version__
 from llmreg.contract import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors

@@ -51,7 +51,7 @@ class Access:
         if role not in ROLES:
             raise InvalidRefError(f"role {role!r} is not one of {', '.join(ROLES)}")
         subject = (subject or "").strip()
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", subject):
+        if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", subject):
             raise InvalidRefError(
                 f"subject {subject!r} is not allowed; use a person's or a service's name "
                 "(letters, digits, '.', '_', '@', '-')")
@@ -87,7 +87,7 @@ class Access:
 
     def authenticate(self, token: str) -> Actor | None:
         """The actor a token stands for, or None when it is malformed, unknown or revoked."""
-        match = _TOKEN_RE.match(token or "")
+        match = _TOKEN_RE.fullmatch(token or "")
         if match is None:
             return None
         token_id, secret = match.groups()

@@ -58,7 +58,6 @@ from llmreg.types import (
 
 EVIDENCE_TYPES = ("eval", "shadow-metrics")
 _SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-MAX_REPORT = 64 * 1024 * 1024
 
 
 class Lifecycle:
@@ -80,28 +79,23 @@ class Lifecycle:
     # -- evidence -----------------------------------------------------------------
 
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
-                        actor: Actor, report: bytes | None = None,
-                        links: list[str] | None = None,
+                        actor: Actor, links: list[str] | None = None,
                         passed: bool | None = None,
                         report_digest: str | None = None) -> EvidenceInfo:
         """Attach an eval or shadow-metrics record to the digest ``ref`` resolves to.
 
-        The report is given as bytes, or (over HTTP) as the digest of a blob uploaded first.
+        The report, if any, is a blob uploaded first and named by its digest.
         """
         if type not in EVIDENCE_TYPES:
             raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
-        if not _SUITE_RE.match(suite or ""):
+        if not _SUITE_RE.fullmatch(suite or ""):
             raise InvalidEvidenceError(
                 f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
         clean = check_metrics(metrics)
         for link in links or []:
-            if not re.match(r"^https?://\S+$", link):
+            if not re.fullmatch(r"^https?://\S+$", link):
                 raise InvalidEvidenceError(f"link {link!r} is not an http(s) URL")
-        if report is not None and len(report) > MAX_REPORT:
-            raise InvalidEvidenceError(f"report is {len(report)} bytes; the limit is 64 MiB")
-        if report is not None:
-            report_digest = self.blobs.put_bytes(report).digest
-        elif report_digest is not None and not self.blobs.exists(report_digest):
+        if report_digest is not None and not self.blobs.exists(report_digest):
             raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
                                        "upload it first")
         with self.db.write() as s:
@@ -331,13 +325,16 @@ class Lifecycle:
 
     def deprecate(self, ref: str, *, actor: Actor, reason: str = "") -> VersionInfo:
         """Mark a version deprecated (it must run nowhere)."""
-        return self._retire(ref, DEPRECATED, actor=actor, reason=reason)
+        return self.retire(ref, DEPRECATED, actor=actor, reason=reason)
 
     def archive(self, ref: str, *, actor: Actor, reason: str = "") -> VersionInfo:
         """Archive a version: frozen and tagged, never deleted, never promoted again."""
-        return self._retire(ref, ARCHIVED, actor=actor, reason=reason)
+        return self.retire(ref, ARCHIVED, actor=actor, reason=reason)
 
-    def _retire(self, ref: str, status: str, *, actor: Actor, reason: str) -> VersionInfo:
+    def retire(self, ref: str, status: str, *, actor: Actor, reason: str) -> VersionInfo:
+        """Move a version that runs nowhere to ``deprecated`` or ``archived``."""
+        if status not in (DEPRECATED, ARCHIVED):
+            raise TransitionError(f"status {status!r} is not {DEPRECATED!r} or {ARCHIVED!r}")
         with self.db.write() as s:
             row, version = self._resolve_in(s, ref)
             label = f"{row.name}@{version.number}"

@@ -125,7 +125,7 @@ class LocalStore(BlobStore):
             return
         for entry in sorted(os.scandir(self.dir), key=lambda e: e.name):
             digest = f"sha256:{entry.name}"
-            if entry.is_file() and DIGEST_RE.match(digest):
+            if entry.is_file() and DIGEST_RE.fullmatch(digest):
                 yield digest
 
     def _intact_size(self, digest: str) -> int | None:

@@ -207,7 +207,7 @@ class S3Store(BlobStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{base}blobs/sha256/"):
             for item in page.get("Contents", []):
                 digest = "sha256:" + item["Key"].rsplit("/", 1)[1]
-                if DIGEST_RE.match(digest):
+                if DIGEST_RE.fullmatch(digest):
                     yield digest
 
     def discard(self, digest: str) -> None:

@@ -191,7 +191,7 @@ def test_oversized_and_malformed_bodies(server: Server) -> None:
 def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     ship(server)
-    app_http = server.client("rita")._http
+    app_http = server.client("rita")._backend._http
     state = {"down": False}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -224,7 +224,7 @@ def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Pa
     with pytest.raises(RegistryUnavailableError, match="no cached answer"):
         client.resolve("support-rag", env="staging")
     # A cached manifest edited on disk is detected, never served.
-    blob = client._manifests.path(live.digest)
+    blob = client._backend._cache._blobs.path(live.digest)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes().replace(b"Acme", b"Evil"))
     with pytest.raises(RegistryUnavailableError, match="cannot be used.*corrupt"):
@@ -232,12 +232,12 @@ def test_resolve_cache_fallback_with_mock_transport(server: Server, tmp_path: Pa
     state["down"] = False  # back up: the damaged copy is replaced, and served live again
     healed = client.resolve("support-rag", env="production")
     assert healed.digest == live.digest and not healed.served_from_cache
-    assert client._manifests.get_bytes(live.digest)
+    assert client._backend._cache.read(live.digest)
 
 
 def test_tampered_answer_is_refused(server: Server, tmp_path: Path) -> None:
     ship(server)
-    app_http = server.client("rita")._http
+    app_http = server.client("rita")._backend._http
 
     def handler(request: httpx.Request) -> httpx.Response:
         real = app_http.get(str(request.url.path), headers=dict(request.headers))
@@ -282,19 +282,3 @@ def test_watch_sees_a_promotion(server: Server, examples: Path) -> None:
         watcher.stop()
     assert [b.version for b in seen] == [2]
 
-
-def test_client_apis_match() -> None:
-    import inspect
-
-    from llmreg.client import Client
-
-    def public(cls: type) -> dict[str, list[str]]:
-        return {name: list(inspect.signature(fn).parameters)
-                for name, fn in inspect.getmembers(cls, inspect.isfunction)
-                if not name.startswith("_")}
-
-    embedded, remote = public(Client), public(RemoteClient)
-    missing = set(embedded) - set(remote)
-    assert missing == set(), f"RemoteClient lacks {missing}"
-    for name, params in embedded.items():
-        assert remote[name] == params, name
