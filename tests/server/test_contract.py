@@ -40,7 +40,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/rollbacks"): {"name": "nope", "env": "staging", "reason": "r"},
     ("POST", "/v1/deprecations"): {"ref": "nope@1"},
     ("POST", "/v1/archives"): {"ref": "nope@1"},
-    ("POST", "/v1/heartbeats"): {"beats": []},
+    ("POST", "/v1/heartbeats"): {"beats": [{"name": "nope", "env": "production",
+                                            "digest": UNKNOWN["digest"]}]},
     ("POST", "/v1/gc"): {"dry_run": True},
     ("POST", "/v1/tokens"): {"subject": "s", "role": "reader"},
 }

@@ -67,13 +67,25 @@ def error_statuses(method: str, path: str, role: str, fn: Callable[..., Any], *,
             continue
         inputs = True
         if inspect.isclass(hint) and issubclass(hint, BaseModel):  # the JSON body
-            looked_up |= {f for f, info in hint.model_fields.items() if info.is_required()}
+            looked_up |= _required_fields(hint)
         elif name not in in_path and (param.default is inspect.Parameter.empty or not filters):
             looked_up.add(name)  # a query parameter
     if inputs:
         out.add(400)
     if looked_up & LOOKUPS:
         out.add(404)
+    return out
+
+
+def _required_fields(model: type[BaseModel]) -> set[str]:
+    """The required fields of a body model, and of the models nested in it."""
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            out.add(name)
+        for arg in get_args(info.annotation) or (info.annotation,):
+            if inspect.isclass(arg) and issubclass(arg, BaseModel):
+                out |= _required_fields(arg)
     return out
 
 
