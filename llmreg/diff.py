@@ -39,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from llmreg.bundle import Bundle
@@ -129,7 +129,9 @@ class StepChange(_Out):
 class BundleDiff(_Out):
     """The semantic diff of two bundles; empty sections are ``None`` / empty lists."""
 
-    schema_: Literal["llmreg.diff/v1"] = "llmreg.diff/v1"
+    # JSON calls it "schema"; the Python name avoids shadowing BaseModel.schema.
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    schema_: Literal["llmreg.diff/v1"] = Field("llmreg.diff/v1", alias="schema")
     old_digest: str
     new_digest: str
     identical: bool
@@ -146,9 +148,7 @@ class BundleDiff(_Out):
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON form (``schema`` instead of the Python name ``schema_``)."""
-        data = self.model_dump(mode="json")
-        data["schema"] = data.pop("schema_")
-        return data
+        return self.model_dump(mode="json", by_alias=True)
 
     def stat(self) -> list[str]:
         """One line per changed section, e.g. ``few_shot: +1 -1 ~0, reordered``."""

@@ -57,8 +57,6 @@ def diff_schema() -> str:
     from llmreg.diff import BundleDiff
 
     schema = BundleDiff.model_json_schema(by_alias=True)
-    # The JSON form names the schema field "schema" (Python calls it schema_).
-    schema["properties"]["schema"] = schema["properties"].pop("schema_")
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -6,16 +6,18 @@ database and the blob store hold everything, so replicas can run side by side.
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmreg._version import __version__
+from llmreg.contract import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors
+from llmreg.server.deps import Service
 from llmreg.server.routes import reads, resolve, writes
-from llmreg.server.routes.resolve import FastResolve, ResolveCache
+from llmreg.server.routes.resolve import FastResolve
+from llmreg.server.state import ServerState
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
 
@@ -37,31 +39,27 @@ def create_app(settings: Settings | None = None,
                                             policy=find_policy(settings.policy, home))
     app = FastAPI(title="llmreg", version=__version__,
                   description="The registry of LLM bundles: what runs where, and why.")
-    app.state.settings = settings
-    app.state.service = service
-    app.state.resolve_cache = ResolveCache(settings.resolve_ttl)
-    app.state.token_cache = {}
-    app.state.verified_blobs = set()
+    state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
     app.add_middleware(_LimitBody)
-    app.add_middleware(FastResolve, state=app.state)  # outermost: the hot path
+    app.add_middleware(FastResolve, state=state)  # outermost: the hot path
     for module in (resolve, reads, writes):
         app.include_router(module.router)
 
-    @app.get("/healthz", include_in_schema=True)
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz")
+    async def healthz() -> Health:
         """Liveness: the process answers."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz")
-    def readyz(request: Request) -> Any:
+    @app.get("/readyz", response_model=Health,
+             responses={503: {"description": "Not ready; `reason` says why."}})
+    def readyz(svc: Service) -> Health | JSONResponse:
         """Readiness: the database answers at the current schema and the store is there."""
-        svc: RegistryService = request.app.state.service
         try:
             svc.check_ready()
         except Exception as exc:  # readiness reports any failure, it never raises
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
-        return {"status": "ready"}
+        return Health(status="ready")
 
     return app
 
@@ -74,10 +72,10 @@ def create_app_from_env() -> FastAPI:
 class _LimitBody:
     """Refuse JSON bodies over 16 MiB with 413 before reading them (blobs stream)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "PATCH"):
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and int(length) > MAX_JSON_BODY:

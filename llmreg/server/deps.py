@@ -1,53 +1,55 @@
-"""Dependencies: the service, the caller's identity, and role checks.
+"""Dependencies: the server state, the service, and the caller's role.
 
-Every route under ``/v1`` declares the role it needs with :func:`require`; the route
-table test checks that none is left without one.
+Every route under ``/v1`` declares the role it needs with :func:`require` (through
+``endpoint()``); the route table test checks that none is left without one.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
-from llmreg.errors import AuthError, PermissionDeniedError
+from llmreg.server.state import ServerState
 from llmreg.service.registry import RegistryService
-from llmreg.types import Actor, roles_of
-
-ANONYMOUS = Actor("anonymous", roles_of("reader"))
-TOKEN_CACHE_S = 5.0  # a revoked token stops working within this many seconds
+from llmreg.types import Actor
 
 
-def service(request: Request) -> RegistryService:
-    svc: RegistryService = request.app.state.service
-    return svc
+def state_of(request: Request) -> ServerState:
+    """The process's :class:`ServerState` (set by ``create_app``)."""
+    st: ServerState = request.app.state.llmreg
+    return st
 
 
-def _actor(request: Request, authorization: str | None) -> Actor | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError("the Authorization header must be 'Bearer <token>'")
-    hit = request.app.state.token_cache.get(token)
-    actor = hit[1] if hit is not None and hit[0] > time.monotonic() \
-        else refresh_token(request.app.state, token)
-    if actor is None:
-        raise AuthError("the token is unknown or revoked; create one with "
-                        "`llmreg token create --subject NAME --role ROLE`")
-    return actor
+# Both are async only so that FastAPI calls them inline, not in a worker thread.
+async def state(request: Request) -> ServerState:
+    return state_of(request)
 
 
-def refresh_token(state: Any, token: str) -> Actor | None:
-    """Authenticate ``token`` against the database and cache the answer for 5 s."""
-    actor: Actor | None = state.service.access.authenticate(token)
-    cache: dict[str, tuple[float, Actor | None]] = state.token_cache
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[token] = (time.monotonic() + TOKEN_CACHE_S, actor)
-    return actor
+async def service(request: Request) -> RegistryService:
+    """The registry service: the only way routes reach state."""
+    return state_of(request).service
+
+
+Service = Annotated[RegistryService, Depends(service)]
+State = Annotated[ServerState, Depends(state)]
+
+
+class _Bearer(HTTPBearer):
+    """Declares the ``bearer`` security scheme in OpenAPI; hands over the raw header.
+
+    :meth:`ServerState.authenticate` parses it, so that a malformed header gets the same
+    401 on every path (FastAPI's own parser would treat ``Basic …`` as no header).
+    """
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.headers.get("authorization")
+
+
+BEARER = _Bearer(scheme_name="bearer", auto_error=False,
+                 description="An API token: `llmreg token create --subject NAME --role ROLE`.")
 
 
 @functools.cache
@@ -59,16 +61,9 @@ def require(role: str) -> Any:
     """
 
     def dependency(request: Request,
-                   authorization: Annotated[str | None, Header()] = None) -> Actor:
-        actor = _actor(request, authorization)
-        if actor is None:
-            if role == "reader" and request.app.state.settings.read_auth == "open":
-                return ANONYMOUS
-            raise AuthError(f"this needs a token with the {role} role; send "
-                            "'Authorization: Bearer <token>'")
-        if actor.roles is not None and role not in actor.roles:
-            raise PermissionDeniedError(
-                f"{actor.name}'s token has roles {sorted(actor.roles)}; this needs {role}")
+                   authorization: Annotated[str | None, Depends(BEARER)]) -> Actor:
+        actor = state_of(request).authenticate(authorization, role)
+        assert actor is not None  # only a cached_only lookup answers None
         return actor
 
     dependency.__name__ = f"require_{role}"

@@ -1,11 +1,14 @@
 """One error shape for every failure: ``{"errors": [{"code", "message", "detail"}]}``.
 
-The codes are the ``code`` attributes of :mod:`llmreg.errors`; the remote client maps
-each back to the same exception class.
+The codes are the ``code`` attributes of :mod:`llmreg.errors`; :data:`STATUS` maps them
+to HTTP once, and the remote client maps each code back to the same exception class.
+:func:`responses` turns the statuses a route can return into its OpenAPI ``responses``,
+all with the one :class:`~llmreg.contract.ErrorBody` schema.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from llmreg import errors as e
+from llmreg.contract import ErrorBody
 
 STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
@@ -23,6 +27,30 @@ STATUS: dict[type[e.LLMRegError], int] = {
     e.IntegrityError: 500,
     e.ServerError: 500,
 }
+
+
+def _codes(status: int) -> str:
+    return ", ".join(sorted(cls.code for cls, s in STATUS.items() if s == status))
+
+
+# What each error status means, for OpenAPI (the codes come from the table above).
+MEANING: dict[int, str] = {
+    400: "The request is malformed or refused for its content: REQUEST_INVALID (a "
+         "parameter or body field fails validation) or the refusal's code, e.g. "
+         "REF_INVALID, MANIFEST_INVALID, ENVIRONMENT_UNKNOWN, EVIDENCE_INVALID.",
+    401: f"No usable bearer token ({_codes(401)}); sent with `WWW-Authenticate: Bearer`.",
+    403: f"The token lacks the role, or the policy refuses the caller ({_codes(403)}).",
+    404: f"A ref, name, environment slot, digest or token is unknown ({_codes(404)}).",
+    409: f"The state changed or forbids this ({_codes(409)}).",
+    413: f"The request body is over the server's limit ({_codes(413)}).",
+    422: f"A promotion's gates are not all met ({_codes(422)}; `detail` is the gate report).",
+}
+
+
+def responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error ``statuses``, each with the one error schema."""
+    return {status: {"model": ErrorBody, "description": MEANING[status]}
+            for status in sorted(statuses)}
 
 
 def status_for(exc: e.LLMRegError) -> int:
@@ -36,18 +64,46 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"errors": [{"code": code, "message": message, "detail": detail}]}
 
 
+def error_response(exc: e.LLMRegError, status: int | None = None) -> JSONResponse:
+    """The response for ``exc``: its status from :data:`STATUS` unless ``status`` says."""
+    detail = None
+    report = getattr(exc, "report", None)
+    if report is not None and hasattr(report, "model_dump"):
+        detail = report.model_dump(mode="json")
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
+    return JSONResponse(error_body(exc.code, str(exc), detail), status or status_for(exc),
+                        headers=headers)
+
+
+_VALIDATION = "#/components/schemas/HTTPValidationError"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one JSON shape."""
 
     @app.exception_handler(e.LLMRegError)
     async def _llmreg(_: Request, exc: e.LLMRegError) -> JSONResponse:
-        detail = None
-        report = getattr(exc, "report", None)
-        if report is not None and hasattr(report, "model_dump"):
-            detail = report.model_dump(mode="json")
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
-        return JSONResponse(error_body(exc.code, str(exc), detail), status_for(exc),
-                            headers=headers)
+        return error_response(exc)
+
+    # Invalid input is answered with 400 REQUEST_INVALID (below), so FastAPI's default
+    # 422 "HTTPValidationError" response, which it adds to every route with inputs, would
+    # misstate the contract: drop it from the OpenAPI.
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default_openapi()  # also stored as app.openapi_schema, edited in place
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                declared = operation.get("responses", {})
+                if _VALIDATION in str(declared.get("422")):
+                    del declared["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

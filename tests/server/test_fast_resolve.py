@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from llmreg.bundledir import load_bundle_dir
 from llmreg.server.app import create_app
-from llmreg.server.routes.resolve import ResolveCache
+from llmreg.server.state import ResolveCache
 from llmreg.service import RegistryService
 from llmreg.settings import Settings
 from llmreg.types import Actor
@@ -68,7 +68,7 @@ def test_a_promotion_through_this_replica_is_seen_at_once(warm: tuple[TestClient
                                                           tmp_path: Path) -> None:
     http, _ = warm
     first = http.get("/v1/resolve/tc/staging")
-    svc: RegistryService = http.app.state.service  # type: ignore[attr-defined]
+    svc: RegistryService = http.app.state.llmreg.service  # type: ignore[attr-defined]
     from llmreg.bundle import Bundle
 
     b2 = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},

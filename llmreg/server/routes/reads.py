@@ -6,168 +6,178 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from llmreg.contract import (
+    AuditVerifyResult,
+    BundleResponse,
+    DeployedBundle,
+    EnvironmentResponse,
+    FsckResult,
+    GateVerdict,
+    PolicyResponse,
+    WhoAmI,
+)
+from llmreg.diff import BundleDiff
 from llmreg.digest import check_digest
 from llmreg.errors import InvalidRefError
-from llmreg.server.deps import require
-from llmreg.server.routes import endpoint, page
+from llmreg.server.deps import Service, State, require
+from llmreg.server.routes import endpoint
 from llmreg.service.registry import RegistryService
-from llmreg.types import Actor
+from llmreg.types import (
+    Actor,
+    ApprovalInfo,
+    AuditInfo,
+    ChangelogEntry,
+    EvidenceInfo,
+    NameSummary,
+    Page,
+    Problem,
+    SlotEventInfo,
+    SlotStatus,
+    VersionInfo,
+)
 
 router = APIRouter()
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]  # the database takes no larger offset
 Limit = Annotated[int, Query(ge=1, le=1000)]
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def svc(request: Request) -> RegistryService:
-    s: RegistryService = request.app.state.service
-    return s
-
-
 @endpoint(router, "GET", "/v1/whoami", "reader")
-def whoami(request: Request, actor: Annotated[Actor, require("reader")]) -> dict[str, Any]:
+def whoami(actor: Annotated[Actor, require("reader")]) -> WhoAmI:
     """The identity and roles of the caller's token (``anonymous`` with open reads)."""
-    return {"subject": actor.name, "roles": sorted(actor.roles or [])}
+    return WhoAmI(subject=actor.name, roles=sorted(actor.roles or []))
 
 
 @endpoint(router, "GET", "/v1/refs/{ref}", "reader")
-def version_info(request: Request, ref: str) -> dict[str, Any]:
+def version_info(s: Service, ref: str) -> VersionInfo:
     """The version a ref points to (``name@7``, ``name@sha256:…``, ``name@production``)."""
-    return svc(request).versions.resolve(ref).model_dump(mode="json")
+    return s.versions.resolve(ref)
 
 
 @endpoint(router, "GET", "/v1/bundles/{ref}", "reader")
-def bundle(request: Request, ref: str) -> dict[str, Any]:
+def bundle(s: Service, ref: str) -> BundleResponse:
     """A version and its manifest (the client re-hashes the manifest to verify it)."""
-    info = svc(request).versions.resolve(ref)
-    manifest = json.loads(svc(request).blobs.read(info.digest))
-    return {"version": info.model_dump(mode="json"), "manifest": manifest}
+    info = s.versions.resolve(ref)
+    return BundleResponse(version=info, manifest=json.loads(s.blobs.read(info.digest)))
 
 
 @endpoint(router, "GET", "/v1/environments/{env}", "reader")
-def environment(request: Request, env: str) -> dict[str, Any]:
+def environment(s: Service, env: str) -> EnvironmentResponse:
     """Everything active in one environment, with manifests, in one response."""
-    s = svc(request)
-    rows = s.lifecycle.status(env=env)
-    return {"env": s.policy.canonical_env(env), "items": [
-        {**r.model_dump(mode="json"), "manifest": json.loads(s.blobs.read(r.digest))}
-        for r in rows]}
+    return EnvironmentResponse(env=s.policy.canonical_env(env), items=[
+        DeployedBundle(**dict(r), manifest=json.loads(s.blobs.read(r.digest)))
+        for r in s.lifecycle.status(env=env)])
 
 
 @endpoint(router, "GET", "/v1/names", "reader")
-def names(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
-    """Registered names with their latest version (paginated)."""
-    items = [n.model_dump(mode="json") for n in svc(request).versions.list_names()]
-    return page(items, offset, limit)
+def names(s: Service, offset: Offset = 0, limit: Limit = 100) -> Page[NameSummary]:
+    """Registered names with their latest version, by name (paginated)."""
+    return s.versions.names_page(offset=offset, limit=limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/versions", "reader")
-def versions(request: Request, name: str, offset: Offset = 0,
-             limit: Limit = 100) -> dict[str, Any]:
+def versions(s: Service, name: str, offset: Offset = 0, limit: Limit = 100
+             ) -> Page[VersionInfo]:
     """Every version of a name, oldest first (paginated)."""
-    history = svc(request).versions.history(name)
-    return page([v.model_dump(mode="json") for v in history], offset, limit)
+    return s.versions.history_page(name, offset=offset, limit=limit)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/changelog", "reader")
-def changelog(request: Request, name: str) -> list[dict[str, Any]]:
+def changelog(s: Service, name: str) -> list[ChangelogEntry]:
     """The release history of a name, newest first."""
-    return [e.model_dump(mode="json") for e in svc(request).versions.changelog(name)]
+    return s.versions.changelog(name)
 
 
 @endpoint(router, "GET", "/v1/names/{name}/slots/{env}/history", "reader")
-def slot_history(request: Request, name: str, env: str) -> list[dict[str, Any]]:
+def slot_history(s: Service, name: str, env: str) -> list[SlotEventInfo]:
     """Every move of one environment slot."""
-    return [e.model_dump(mode="json") for e in svc(request).lifecycle.slot_history(name, env)]
+    return s.lifecycle.slot_history(name, env)
 
 
 @endpoint(router, "GET", "/v1/diff", "reader")
-def diff(request: Request, old: str, new: str) -> dict[str, Any]:
+def diff(s: Service, old: str, new: str) -> BundleDiff:
     """The semantic diff of two refs (``?old=name@3&new=name@production``)."""
-    s = svc(request)
-    return s.versions.diff(s.versions.get(old), s.versions.get(new)).to_json()
+    return s.versions.diff(s.versions.get(old), s.versions.get(new))
 
 
 @endpoint(router, "GET", "/v1/stored-diffs/{ref}", "reader")
-def stored_diff(request: Request, ref: str) -> Any:
+def stored_diff(s: Service, ref: str) -> dict[str, Any] | None:
     """The full diff recorded when a version was registered (null for a first version)."""
-    s = svc(request)
     return s.versions.stored_diff(s.versions.resolve(ref))
 
 
 @endpoint(router, "GET", "/v1/status", "reader")
-def status(request: Request, name: str | None = None, env: str | None = None
-           ) -> list[dict[str, Any]]:
+def status(s: Service, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
     """What runs where: one row per environment slot."""
-    return [r.model_dump(mode="json") for r in svc(request).lifecycle.status(name, env)]
+    return s.lifecycle.status(name, env)
 
 
 @endpoint(router, "GET", "/v1/gates", "reader")
-def gates(request: Request, ref: str, to: str) -> dict[str, Any]:
+def gates(s: Service, ref: str, to: str) -> GateVerdict:
     """Judge every gate of promoting ``ref`` to ``to`` (changes nothing)."""
-    report = svc(request).lifecycle.check_gates(ref, to)
-    return {**report.model_dump(mode="json"), "passed": report.passed}
+    return GateVerdict(**dict(s.lifecycle.check_gates(ref, to)))
 
 
 @endpoint(router, "GET", "/v1/evidence/{ref}", "reader")
-def evidence(request: Request, ref: str) -> list[dict[str, Any]]:
+def evidence(s: Service, ref: str) -> list[EvidenceInfo]:
     """Evidence attached to the digest a ref points to."""
-    s = svc(request)
-    found = s.lifecycle.evidence_for(s.versions.resolve(ref).digest)
-    return [e.model_dump(mode="json") for e in found]
+    return s.lifecycle.evidence_for(s.versions.resolve(ref).digest)
 
 
 @endpoint(router, "GET", "/v1/approvals/{ref}/{env}", "reader")
-def approvals(request: Request, ref: str, env: str) -> list[dict[str, Any]]:
-    return [a.model_dump(mode="json") for a in svc(request).lifecycle.approvals_for(ref, env)]
+def approvals(s: Service, ref: str, env: str) -> list[ApprovalInfo]:
+    """The approvals a version holds for an environment."""
+    return s.lifecycle.approvals_for(ref, env)
 
 
-@endpoint(router, "GET", "/v1/audit", "reader")
-def audit(request: Request, name: str | None = None, limit: Limit | None = None
-          ) -> list[dict[str, Any]]:
+@endpoint(router, "GET", "/v1/audit", "reader", filters=True)
+def audit(s: Service, name: str | None = None, limit: Limit | None = None) -> list[AuditInfo]:
     """Audit-log entries, oldest first (``limit``: only the last N)."""
-    return [e.model_dump(mode="json") for e in svc(request).lifecycle.audit_log(name, limit)]
+    return s.lifecycle.audit_log(name, limit)
 
 
-@endpoint(router, "GET", "/v1/audit/verify", "reader")
-def audit_verify(request: Request, head: str | None = None) -> dict[str, Any]:
+@endpoint(router, "GET", "/v1/audit/verify", "reader", errors=[409])
+def audit_verify(s: Service, head: str | None = None) -> AuditVerifyResult:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry, or
     saying that ``head`` (a hash noted earlier) is no longer in the log."""
-    s = svc(request)
     count = s.lifecycle.verify_audit(head)
-    return {"verified": count, "head": s.lifecycle.audit_head()}
+    return AuditVerifyResult(verified=count, head=s.lifecycle.audit_head())
 
 
 @endpoint(router, "GET", "/v1/verify/{ref}", "reader")
-def verify(request: Request, ref: str) -> list[dict[str, Any]]:
+def verify(s: Service, ref: str) -> list[Problem]:
     """Re-hash a version's manifest and artifacts; the problems found (empty: intact)."""
-    return [p.model_dump() for p in svc(request).integrity.verify(ref)]
+    return s.integrity.verify(ref)
 
 
 @endpoint(router, "GET", "/v1/fsck", "admin")
-def fsck(request: Request) -> dict[str, Any]:
+def fsck(s: Service) -> FsckResult:
     """Check every blob and every reference; problems by digest."""
-    count, problems = svc(request).integrity.fsck()
-    return {"blobs": count, "problems": [p.model_dump() for p in problems]}
+    count, problems = s.integrity.fsck()
+    return FsckResult(blobs=count, problems=problems)
 
 
 @endpoint(router, "GET", "/v1/policy", "reader")
-def policy(request: Request) -> dict[str, Any]:
+def policy(s: Service) -> PolicyResponse:
     """The policy this server enforces, its digest and its flow."""
-    p = svc(request).policy
-    return {"digest": p.digest, "flow": p.describe(), "policy": p.canonical_dict()}
+    p = s.policy
+    return PolicyResponse(digest=p.digest, flow=p.describe(), policy=p.canonical_dict())
 
 
-@endpoint(router, "GET", "/v1/blobs/{digest}", "reader")
-async def blob(request: Request, digest: str,
+@endpoint(router, "GET", "/v1/blobs/{digest}", "reader", response_class=Response,
+          responses={200: {"content": {"application/octet-stream": {}},
+                           "description": "The blob, streamed and verified as it goes."},
+                     206: {"content": {"application/octet-stream": {}},
+                           "description": "The requested range (one range per request)."},
+                     416: {"description": "The range is outside the blob."}})
+async def blob(s: Service, state: State, digest: str,
                range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
     check_digest(digest)
-    s = svc(request)
     size = await run_in_threadpool(s.blobs.size, digest)
     headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if range_ is None:
@@ -177,10 +187,9 @@ async def blob(request: Request, digest: str,
     start, end = _parse_range(range_, size)
     if start >= size or end < start:
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    verified: set[str] = request.app.state.verified_blobs
-    if digest not in verified:  # a part cannot be verified alone: check the whole once
+    if digest not in state.verified_blobs:  # a part cannot be verified alone: check the whole
         await run_in_threadpool(_verify_whole, s, digest)
-        verified.add(digest)
+        state.verified_blobs.add(digest)
     data = await run_in_threadpool(s.blobs.read_range, digest, start, end)
     return Response(data, status_code=206, media_type="application/octet-stream",
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
@@ -197,8 +206,6 @@ def _verify_whole(s: RegistryService, digest: str) -> None:
         pass
 
 
-
-
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     unit, _, spec = header.partition("=")
     if unit.strip() != "bytes" or "," in spec:
@@ -213,5 +220,3 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     except ValueError:
         raise InvalidRefError(f"Range {header!r} is not 'bytes=START-END'") from None
     return start, min(end, size - 1)
-
-

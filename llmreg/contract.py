@@ -1,0 +1,241 @@
+"""The HTTP contract: request and response bodies of the ``/v1`` API, declared once.
+
+The server declares these as its routes' bodies and ``response_model``; the remote
+client validates what it receives with the same classes, so the two cannot drift.
+Records the registry already returns (:class:`~llmreg.types.VersionInfo`,
+:class:`~llmreg.types.SlotEventInfo`, …) are reused as they are; this module adds
+only the envelopes around them. It imports pydantic and :mod:`llmreg.types`, never
+fastapi or sqlmodel (the client imports it lazily).
+
+Example:
+    >>> PromotionBody(ref="chat@3", env="production", reason="evals pass").env
+    'production'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
+
+from llmreg.types import (
+    ApprovalInfo,
+    GateReport,
+    Problem,
+    SlotEventInfo,
+    SlotStatus,
+    TokenInfo,
+    VersionInfo,
+)
+
+# -- errors ----------------------------------------------------------------------------
+
+
+class ErrorItem(BaseModel):
+    """One error: a stable ``code`` (see :mod:`llmreg.errors`), a message naming the
+    object and the next step, and an optional machine-readable ``detail``."""
+
+    code: str
+    message: str
+    detail: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of every non-2xx answer (OCI distribution-spec style)."""
+
+    errors: list[ErrorItem]
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterBody(_Body):
+    """``POST /v1/names/{name}/versions``: the manifest's artifacts are uploaded first."""
+
+    manifest: dict[str, JsonValue]
+    message: str = Field(max_length=10_000)
+    provenance: dict[str, JsonValue] = {}
+
+
+class EvidenceBody(_Body):
+    """``POST /v1/evidence``."""
+
+    ref: str
+    type: Literal["eval", "shadow-metrics"]
+    suite: str
+    metrics: dict[str, JsonValue]
+    links: list[str] = Field(default=[], max_length=20)
+    passed: bool | None = None
+    report_digest: str | None = None
+
+
+class ApprovalBody(_Body):
+    """``POST /v1/approvals``."""
+
+    ref: str
+    env: str
+    comment: str = Field("", max_length=2000)
+
+
+class PromotionBody(_Body):
+    """``POST /v1/promotions``; ``expect_current`` (or ``If-Match``) is compare-and-set."""
+
+    ref: str
+    env: str
+    reason: str = Field(max_length=2000)
+    expect_current: str | None = None
+
+
+class RollbackBody(_Body):
+    """``POST /v1/rollbacks``."""
+
+    name: str
+    env: str
+    reason: str = Field(max_length=2000)
+
+
+class RetireBody(_Body):
+    """``POST /v1/deprecations`` and ``POST /v1/archives``."""
+
+    ref: str
+    reason: str = Field("", max_length=2000)
+
+
+class Beat(_Body):
+    """Requests served from one slot's digest since the last beat."""
+
+    name: str
+    env: str
+    digest: str
+    count: int = Field(1, ge=0, le=10**9)
+
+
+class HeartbeatBody(_Body):
+    """``POST /v1/heartbeats``."""
+
+    beats: list[Beat] = Field(max_length=1000)
+
+
+class GcBody(_Body):
+    """``POST /v1/gc``: list (dry run) or delete unreferenced blobs older than ``grace`` s."""
+
+    dry_run: bool = True
+    grace: float = Field(24 * 3600, ge=0)
+
+
+class TokenBody(_Body):
+    """``POST /v1/tokens``."""
+
+    subject: str
+    role: Literal["reader", "publisher", "approver", "admin"]
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+class BlobPut(BaseModel):
+    """``PUT /v1/blobs/{digest}``: the stored blob, and whether this upload added it."""
+
+    digest: str
+    size: int
+    created: bool
+
+
+class WhoAmI(BaseModel):
+    """``GET /v1/whoami``."""
+
+    subject: str
+    roles: list[str]
+
+
+class BundleResponse(BaseModel):
+    """``GET /v1/bundles/{ref}``: re-hash ``manifest`` to check ``version.digest``."""
+
+    version: VersionInfo
+    manifest: dict[str, Any]
+
+
+class DeployedBundle(SlotStatus):
+    """One slot of an environment with the manifest it serves."""
+
+    manifest: dict[str, Any]
+
+
+class EnvironmentResponse(BaseModel):
+    """``GET /v1/environments/{env}``: everything active in one environment."""
+
+    env: str
+    items: list[DeployedBundle]
+
+
+class GateVerdict(GateReport):
+    """A :class:`GateReport` as sent over HTTP: with ``passed``, the verdict."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+class PromotionResult(BaseModel):
+    """``POST /v1/promotions``: the slot's move and the gates it passed."""
+
+    event: SlotEventInfo
+    report: GateVerdict
+
+
+class ApprovalResult(ApprovalInfo):
+    """``POST /v1/approvals``: the approval, and whether this call added it."""
+
+    created: bool
+
+
+class NewToken(TokenInfo):
+    """``POST /v1/tokens``: the token's record and its secret (sent this once only)."""
+
+    token: str
+
+
+class HeartbeatResult(BaseModel):
+    """``POST /v1/heartbeats``."""
+
+    accepted: int
+
+
+class GcResult(BaseModel):
+    """``POST /v1/gc``: the unreferenced blobs, and whether they were deleted."""
+
+    blobs: list[str]
+    deleted: bool
+
+
+class FsckResult(BaseModel):
+    """``GET /v1/fsck``: how many blobs were checked, and the problems found."""
+
+    blobs: int
+    problems: list[Problem]
+
+
+class AuditVerifyResult(BaseModel):
+    """``GET /v1/audit/verify``: entries verified and the chain's head hash."""
+
+    verified: int
+    head: str | None
+
+
+class PolicyResponse(BaseModel):
+    """``GET /v1/policy``: the policy's digest, its flow in words, and its canonical form."""
+
+    digest: str
+    flow: list[str]
+    policy: dict[str, Any]
+
+
+class Health(BaseModel):
+    """``GET /healthz`` and ``GET /readyz``."""
+
+    status: str
