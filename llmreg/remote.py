@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmreg import errors
 from llmreg._backend import Backend, Progress
@@ -42,6 +42,7 @@ from llmreg.store.cache import ClientCache, SlotRecord
 
 if TYPE_CHECKING:
     import httpx
+    from pydantic import BaseModel
 
     from llmreg.bundle import Bundle
     from llmreg.diff import BundleDiff
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     )
 
 log = logging.getLogger("llmreg")
+M = TypeVar("M", bound="BaseModel")
 
 
 class RemoteClient(Client):
@@ -162,13 +164,6 @@ class HTTPBackend(Backend):
             report = GateReport.model_validate(detail) if isinstance(detail, dict) else None
             return errors.GateFailedError(message, report)
         return cls(message)
-
-    def _pages(self, path: str) -> Iterator[Any]:
-        offset: int | None = 0
-        while offset is not None:
-            page = self._json("GET", path, params={"offset": offset, "limit": 1000})
-            yield from page["items"]
-            offset = page["next"]
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -279,54 +274,78 @@ class HTTPBackend(Backend):
         self._call("PUT", f"/v1/blobs/{digest}", content=data)
         return digest
 
-    # -- reads -----------------------------------------------------------------------
+    # -- reads: every answer is parsed as the model the server declares ------------------
+
+    def _as(self, model: type[M], method: str, path: str, body: BaseModel | None = None,
+            **kwargs: Any) -> M:
+        """One request; the answer validated as ``model`` (a :mod:`llmreg.contract`
+        shape). ``body`` is sent as JSON unvalidated: the server is the one judge."""
+        if body is not None:
+            kwargs["json"] = body.model_dump(mode="json")
+        return model.model_validate(self._json(method, path, **kwargs))
+
+    def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
+        return [model.model_validate(item) for item in self._json("GET", path, **kwargs)]
 
     @property
     def policy(self) -> Policy:
+        from llmreg.contract import PolicyResponse
         from llmreg.policy import Policy
 
         if self._policy is None:
-            self._policy = Policy.model_validate(self._json("GET", "/v1/policy")["policy"])
+            answer = self._as(PolicyResponse, "GET", "/v1/policy")
+            self._policy = Policy.model_validate(answer.policy)
         return self._policy
 
     def actor(self) -> Actor:
+        from llmreg.contract import WhoAmI
         from llmreg.types import Actor
 
-        data = self._json("GET", "/v1/whoami")
-        return Actor(data["subject"], frozenset(data["roles"]))
+        who = self._as(WhoAmI, "GET", "/v1/whoami")
+        return Actor(who.subject, frozenset(who.roles))
 
     def get(self, ref: str) -> Bundle:
         from llmreg.bundle import Bundle
-        from llmreg.types import VersionInfo
+        from llmreg.contract import BundleResponse
 
-        data = self._json("GET", f"/v1/bundles/{quote_path(ref)}")
-        info = VersionInfo.model_validate(data["version"])
-        if digest_bytes(canonical_json(data["manifest"])) != info.digest:
+        answer = self._as(BundleResponse, "GET", f"/v1/bundles/{quote_path(ref)}")
+        if digest_bytes(canonical_json(answer.manifest)) != answer.version.digest:
             raise IntegrityError(f"the server's manifest for {ref} does not hash to "
-                                 f"{info.digest}; refusing it")
-        return Bundle.from_dict(data["manifest"], allow_floating_model_ids=True).with_info(info)
+                                 f"{answer.version.digest}; refusing it")
+        bundle = Bundle.from_dict(answer.manifest, allow_floating_model_ids=True)
+        return bundle.with_info(answer.version)
 
     def info(self, ref: str) -> VersionInfo:
         from llmreg.types import VersionInfo
 
-        return VersionInfo.model_validate(self._json("GET", f"/v1/refs/{quote_path(ref)}"))
+        return self._as(VersionInfo, "GET", f"/v1/refs/{quote_path(ref)}")
+
+    def _pages(self, model: type[M], path: str) -> list[M]:
+        from llmreg.types import Page
+
+        out: list[M] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self._as(Page[model], "GET", path,  # type: ignore[valid-type]
+                            params={"offset": offset, "limit": 1000})
+            out += page.items
+            offset = page.next
+        return out
 
     def history(self, name: str) -> list[VersionInfo]:
         from llmreg.types import VersionInfo
 
-        return [VersionInfo.model_validate(v)
-                for v in self._pages(f"/v1/names/{quote_path(name)}/versions")]
+        return self._pages(VersionInfo, f"/v1/names/{quote_path(name)}/versions")
 
     def list_names(self) -> list[NameSummary]:
         from llmreg.types import NameSummary
 
-        return [NameSummary.model_validate(n) for n in self._pages("/v1/names")]
+        return self._pages(NameSummary, "/v1/names")
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
         from llmreg.types import ChangelogEntry
 
-        return [ChangelogEntry.model_validate(e)
-                for e in self._json("GET", f"/v1/names/{quote_path(name)}/changelog")]
+        return self._list(ChangelogEntry, f"/v1/names/{quote_path(name)}/changelog")
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._json(
@@ -336,96 +355,95 @@ class HTTPBackend(Backend):
     def diff_refs(self, old: str, new: str) -> BundleDiff:
         from llmreg.diff import BundleDiff
 
-        data = self._json("GET", "/v1/diff", params={"old": old, "new": new})
-        data["schema_"] = data.pop("schema")
-        return BundleDiff.model_validate(data)
+        return self._as(BundleDiff, "GET", "/v1/diff", params={"old": old, "new": new})
 
     def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
         from llmreg.types import SlotStatus
 
         params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
-        return [SlotStatus.model_validate(s)
-                for s in self._json("GET", "/v1/status", params=params)]
+        return self._list(SlotStatus, "/v1/status", params=params)
 
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
         from llmreg.types import SlotEventInfo
 
-        path = f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history"
-        return [SlotEventInfo.model_validate(e) for e in self._json("GET", path)]
+        return self._list(SlotEventInfo,
+                          f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history")
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
         from llmreg.types import EvidenceInfo
 
-        return [EvidenceInfo.model_validate(e)
-                for e in self._json("GET", f"/v1/evidence/{quote_path(ref)}")]
+        return self._list(EvidenceInfo, f"/v1/evidence/{quote_path(ref)}")
 
     def check_gates(self, ref: str, env: str) -> GateReport:
         from llmreg.types import GateReport
 
-        return GateReport.model_validate(self._json("GET", "/v1/gates",
-                                                    params={"ref": ref, "to": env}))
+        return self._as(GateReport, "GET", "/v1/gates", params={"ref": ref, "to": env})
 
     def audit(self, name: str | None, limit: int | None) -> list[AuditInfo]:
         from llmreg.types import AuditInfo
 
         params = {k: v for k, v in (("name", name), ("limit", limit)) if v is not None}
-        return [AuditInfo.model_validate(e) for e in self._json("GET", "/v1/audit",
-                                                                params=params)]
+        return self._list(AuditInfo, "/v1/audit", params=params)
 
     def verify_audit(self, head: str | None) -> int:
-        params = {"head": head} if head is not None else {}
-        return int(self._json("GET", "/v1/audit/verify", params=params)["verified"])
+        from llmreg.contract import AuditVerifyResult
 
-    # -- writes ----------------------------------------------------------------------
+        params = {"head": head} if head is not None else {}
+        return self._as(AuditVerifyResult, "GET", "/v1/audit/verify", params=params).verified
+
+    # -- writes: bodies are the contract's request models ------------------------------
 
     def register(self, bundle: Bundle, name: str, message: str,
                  provenance: dict[str, Any], *, author: str) -> Registration:
         """The server records the token's subject as the author, not ``author``."""
+        from llmreg.contract import RegisterBody
         from llmreg.types import Registration
 
-        return Registration.model_validate(self._json(
-            "POST", f"/v1/names/{quote_path(name)}/versions",
-            json={"manifest": bundle.canonical_dict(), "message": message,
-                  "provenance": provenance}))
+        body = RegisterBody.model_construct(manifest=bundle.canonical_dict(), message=message,
+                                            provenance=provenance)
+        return self._as(Registration, "POST", f"/v1/names/{quote_path(name)}/versions", body)
 
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
                         report_digest: str | None, links: list[str],
                         passed: bool | None) -> EvidenceInfo:
+        from llmreg.contract import EvidenceBody
         from llmreg.types import EvidenceInfo
 
-        return EvidenceInfo.model_validate(self._json("POST", "/v1/evidence", json={
-            "ref": ref, "type": type, "suite": suite, "metrics": metrics, "links": links,
-            "passed": passed, "report_digest": report_digest}))
+        body = EvidenceBody.model_construct(ref=ref, type=type,  # type: ignore[arg-type]
+                                            suite=suite, metrics=metrics,
+                                            links=links, passed=passed,
+                                            report_digest=report_digest)
+        return self._as(EvidenceInfo, "POST", "/v1/evidence", body)
 
     def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
-        from llmreg.types import ApprovalInfo
+        from llmreg.contract import ApprovalBody, ApprovalResult
 
-        data = self._json("POST", "/v1/approvals",
-                          json={"ref": ref, "env": env, "comment": comment})
-        data.pop("created", None)
-        return ApprovalInfo.model_validate(data)
+        body = ApprovalBody.model_construct(ref=ref, env=env, comment=comment)
+        return self._as(ApprovalResult, "POST", "/v1/approvals", body)
 
     def promote(self, ref: str, env: str, reason: str,
                 expect_current: str | None) -> SlotEventInfo:
-        from llmreg.types import SlotEventInfo
+        from llmreg.contract import PromotionBody, PromotionResult
 
-        data = self._json("POST", "/v1/promotions", json={
-            "ref": ref, "env": env, "reason": reason, "expect_current": expect_current})
-        return SlotEventInfo.model_validate(data["event"])
+        body = PromotionBody.model_construct(ref=ref, env=env, reason=reason,
+                                             expect_current=expect_current)
+        return self._as(PromotionResult, "POST", "/v1/promotions", body).event
 
     def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
+        from llmreg.contract import RollbackBody
         from llmreg.types import SlotEventInfo
 
-        return SlotEventInfo.model_validate(self._json(
-            "POST", "/v1/rollbacks", json={"name": name, "env": env, "reason": reason}))
+        body = RollbackBody.model_construct(name=name, env=env, reason=reason)
+        return self._as(SlotEventInfo, "POST", "/v1/rollbacks", body)
 
     def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
+        from llmreg.contract import RetireBody
         from llmreg.policy import ARCHIVED
         from llmreg.types import VersionInfo
 
         path = "/v1/archives" if status == ARCHIVED else "/v1/deprecations"
-        return VersionInfo.model_validate(self._json(
-            "POST", path, json={"ref": ref, "reason": reason}))
+        return self._as(VersionInfo, "POST", path,
+                        RetireBody.model_construct(ref=ref, reason=reason))
 
     def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
         self._call("POST", "/v1/heartbeats", json={"beats": beats})
@@ -435,34 +453,35 @@ class HTTPBackend(Backend):
     def verify(self, ref: str) -> list[Problem]:
         from llmreg.types import Problem
 
-        return [Problem.model_validate(p)
-                for p in self._json("GET", f"/v1/verify/{quote_path(ref)}")]
+        return self._list(Problem, f"/v1/verify/{quote_path(ref)}")
 
     def fsck(self) -> tuple[int, list[Problem]]:
-        from llmreg.types import Problem
+        from llmreg.contract import FsckResult
 
-        data = self._json("GET", "/v1/fsck")
-        return int(data["blobs"]), [Problem.model_validate(p) for p in data["problems"]]
+        result = self._as(FsckResult, "GET", "/v1/fsck")
+        return result.blobs, result.problems
 
     def gc(self, dry_run: bool, grace: float) -> list[str]:
-        result: list[str] = self._json("POST", "/v1/gc",
-                                       json={"dry_run": dry_run, "grace": grace})["blobs"]
-        return result
+        from llmreg.contract import GcBody, GcResult
+
+        body = GcBody.model_construct(dry_run=dry_run, grace=grace)
+        return self._as(GcResult, "POST", "/v1/gc", body).blobs
 
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+        from llmreg.contract import NewToken, TokenBody
         from llmreg.types import TokenInfo
 
-        data = self._json("POST", "/v1/tokens", json={"subject": subject, "role": role})
-        token = data.pop("token")
-        return token, TokenInfo.model_validate(data)
+        new = self._as(NewToken, "POST", "/v1/tokens",
+                       TokenBody.model_construct(subject=subject,
+                                                 role=role))  # type: ignore[arg-type]
+        return new.token, TokenInfo.model_validate(new.model_dump(exclude={"token"}))
 
     def list_tokens(self) -> list[TokenInfo]:
         from llmreg.types import TokenInfo
 
-        return [TokenInfo.model_validate(t) for t in self._json("GET", "/v1/tokens")]
+        return self._list(TokenInfo, "/v1/tokens")
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         from llmreg.types import TokenInfo
 
-        return TokenInfo.model_validate(
-            self._json("DELETE", f"/v1/tokens/{quote_path(token_id)}"))
+        return self._as(TokenInfo, "DELETE", f"/v1/tokens/{quote_path(token_id)}")
