@@ -32,6 +32,7 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── AuthError                              no valid token (HTTP 401)
     ├── PermissionDeniedError (PermissionError)  the token's role may not do this (HTTP 403)
     ├── PayloadTooLargeError (ValueError)      a request body over the server's limit
+    ├── RequestTimeoutError (TimeoutError)     a request body arrived too slowly (HTTP 408)
     ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
     ├── ServerError                            the server failed (HTTP 5xx)
     └── MissingDependencyError (ImportError)   an optional extra is not installed
@@ -219,6 +220,12 @@ class PayloadTooLargeError(LLMRegError, ValueError):
     """A request body is larger than the server accepts."""
 
     code = "PAYLOAD_TOO_LARGE"
+
+
+class RequestTimeoutError(LLMRegError, TimeoutError):
+    """A request body stalled or arrived slower than the server's minimum rate."""
+
+    code = "REQUEST_TIMEOUT"
 
 
 class RegistryUnavailableError(LLMRegError, ConnectionError):

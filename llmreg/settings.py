@@ -82,6 +82,11 @@ class Settings:
     cache: Path | None = None
     read_auth: str = "token"
     resolve_ttl: float = 1.0
+    # Request bodies on the server (llmreg.server.guard): size, stall and pace.
+    max_body: int = 16 * 1024 * 1024
+    body_idle_timeout: float = 30.0
+    body_grace: float = 10.0
+    body_min_rate: int = 8 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +122,10 @@ class Settings:
         except ValueError:
             raise ConfigError(f"LLMREG_RESOLVE_TTL={ttl_raw!r} must be seconds >= 0") from None
         return cls(
+            max_body=int(_positive(env, "LLMREG_MAX_BODY", cls.max_body)),
+            body_idle_timeout=_positive(env, "LLMREG_BODY_IDLE_TIMEOUT", cls.body_idle_timeout),
+            body_grace=_positive(env, "LLMREG_BODY_GRACE", cls.body_grace),
+            body_min_rate=int(_positive(env, "LLMREG_BODY_MIN_RATE", cls.body_min_rate)),
             home=Path(home).expanduser() if home else None,
             database_url=env.get("LLMREG_DATABASE_URL") or None,
             store=store.removeprefix("file://") if store else None,
@@ -153,6 +162,19 @@ class Settings:
                 "run `llmreg init` here or set LLMREG_HOME"
             )
         return found
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+        if not value > 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a number above 0") from None
+    return value
 
 
 def find_home(start: Path) -> Path | None:

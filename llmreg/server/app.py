@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmreg._version import __version__
 from llmreg.contract import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors
 from llmreg.server.deps import Service
+from llmreg.server.guard import BodyGuard
 from llmreg.server.routes import reads, resolve, writes
 from llmreg.server.routes.resolve import FastResolve
 from llmreg.server.state import ServerState
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
-
-MAX_JSON_BODY = 16 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None,
@@ -41,7 +39,7 @@ def create_app(settings: Settings | None = None,
                   description="The registry of LLM bundles: what runs where, and why.")
     state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
-    app.add_middleware(_LimitBody)
+    app.add_middleware(BodyGuard, state=state)  # before any route reads a body
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
     for module in (resolve, reads, writes):
         app.include_router(module.router)
@@ -67,23 +65,3 @@ def create_app(settings: Settings | None = None,
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (each worker builds its own app)."""
     return create_app(Settings.from_env())
-
-
-class _LimitBody:
-    """Refuse JSON bodies over 16 MiB with 413 before reading them (blobs stream)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PATCH"):
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and int(length) > MAX_JSON_BODY:
-                body = errors.error_body("PAYLOAD_TOO_LARGE",
-                                         f"request body is {int(length)} bytes; the limit is "
-                                         f"{MAX_JSON_BODY}")
-                await JSONResponse(body, 413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-

@@ -23,8 +23,8 @@ STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
     e.AuthError: 401, e.PermissionDeniedError: 403, e.ApprovalError: 403,
     e.GateFailedError: 422, e.SlotConflictError: 409, e.TransitionError: 409,
-    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.DigestInvalidError: 400,
-    e.IntegrityError: 500,
+    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.RequestTimeoutError: 408,
+    e.DigestInvalidError: 400, e.IntegrityError: 500,
     e.ServerError: 500,
 }
 
@@ -42,8 +42,11 @@ MEANING: dict[int, str] = {
     403: f"The token lacks the role, or the policy refuses the caller ({_codes(403)}).",
     404: f"A ref, name, environment slot, digest or token is unknown ({_codes(404)}).",
     409: f"The state changed or forbids this ({_codes(409)}).",
+    408: f"The request body stalled or came too slowly ({_codes(408)}).",
     413: f"The request body is over the server's limit ({_codes(413)}).",
     422: f"A promotion's gates are not all met ({_codes(422)}; `detail` is the gate report).",
+    500: f"Stored bytes do not match their digest, or the server failed ({_codes(500)}); "
+         "sent with `Cache-Control: no-store`.",
 }
 
 
@@ -70,7 +73,10 @@ def error_response(exc: e.LLMRegError, status: int | None = None) -> JSONRespons
     report = getattr(exc, "report", None)
     if report is not None and hasattr(report, "model_dump"):
         detail = report.model_dump(mode="json")
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthError) else None
+    # No error is ever kept by a cache (a 5xx for a corrupt blob least of all).
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(exc, e.AuthError):
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(error_body(exc.code, str(exc), detail), status or status_for(exc),
                         headers=headers)
 
@@ -109,8 +115,12 @@ def install(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{field or 'request'}: {first.get('msg', 'invalid')}"
-        return JSONResponse(error_body("REQUEST_INVALID", message, exc.errors()[:5]), 400)
+        message = f"{field or 'body'}: {first.get('msg', 'invalid')}"
+        # The caller's input is not echoed back: it may be bytes, or megabytes.
+        detail = [{k: str(v) if k == "msg" else v for k, v in err.items()
+                   if k in ("type", "loc", "msg")} for err in exc.errors()[:5]]
+        return JSONResponse(error_body("REQUEST_INVALID", message, detail), 400,
+                            headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

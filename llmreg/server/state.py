@@ -142,7 +142,6 @@ class ServerState:
     service: RegistryService
     tokens: TokenCache
     resolve_cache: ResolveCache
-    verified_blobs: set[str] = field(default_factory=set)  # checked whole, for Range reads
     _refreshing: set[object] = field(default_factory=set)
 
     @classmethod

@@ -93,8 +93,9 @@ class Lifecycle:
                 f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
         clean = check_metrics(metrics)
         for link in links or []:
-            if not re.fullmatch(r"^https?://\S+$", link):
-                raise InvalidEvidenceError(f"link {link!r} is not an http(s) URL")
+            if not re.fullmatch(r"^https?://\S{1,2000}$", link):
+                raise InvalidEvidenceError(f"link {link[:80]!r} is not an http(s) URL of at "
+                                           "most 2,000 characters")
         if report_digest is not None and not self.blobs.exists(report_digest):
             raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
                                        "upload it first")

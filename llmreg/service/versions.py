@@ -28,6 +28,7 @@ from llmreg.service.rows import version_info
 from llmreg.types import ChangelogEntry, NameSummary, Page, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
+MAX_PROVENANCE = 1024 * 1024  # bytes of canonical JSON recorded with one version
 
 
 class Versions:
@@ -71,6 +72,7 @@ class Versions:
             raise InvalidBundleError(
                 f"message is {len(message)} characters; the limit is {MAX_MESSAGE}")
         bundle.check_pins(allow_floating=self.policy.models.allow_floating)
+        _check_provenance(provenance)
         self._check_weights_reference(bundle)
         self._store_artifacts(bundle)
         canonical = bundle.canonical_bytes()
@@ -241,6 +243,17 @@ class Versions:
                                  latest_version=v.number, latest_digest=v.digest,
                                  updated_at=v.created_at) for n, v in rows]
             return Page.of(items, offset=offset, limit=limit, total=int(total))
+
+
+def _check_provenance(provenance: dict[str, Any] | None) -> None:
+    """Provenance is JSON with finite numbers, at most :data:`MAX_PROVENANCE` bytes."""
+    try:
+        size = len(canonical_json(provenance or {}))
+    except InvalidBundleError as exc:
+        raise InvalidBundleError(f"provenance: {exc}; use null or a finite number") from None
+    if size > MAX_PROVENANCE:
+        raise InvalidBundleError(f"provenance is {size} bytes as JSON; the limit is "
+                                 f"{MAX_PROVENANCE}: link large records instead")
 
 
 def _lock_name(session: Session, name: str) -> BundleName:

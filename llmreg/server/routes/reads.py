@@ -22,8 +22,8 @@ from llmreg.contract import (
 )
 from llmreg.diff import BundleDiff
 from llmreg.digest import check_digest
-from llmreg.errors import InvalidRefError
-from llmreg.server.deps import Service, State, require
+from llmreg.errors import IntegrityError, InvalidRefError
+from llmreg.server.deps import Service, require
 from llmreg.server.routes import endpoint
 from llmreg.service.registry import RegistryService
 from llmreg.types import (
@@ -44,6 +44,7 @@ router = APIRouter()
 Offset = Annotated[int, Query(ge=0, le=10**9)]  # the database takes no larger offset
 Limit = Annotated[int, Query(ge=1, le=1000)]
 IMMUTABLE = "public, max-age=31536000, immutable"
+WHOLE_IN_MEMORY = 16 * 1024 * 1024  # blobs up to this size are read and verified, then sent
 
 
 @endpoint(router, "GET", "/v1/whoami", "reader")
@@ -169,27 +170,37 @@ def policy(s: Service) -> PolicyResponse:
 
 
 @endpoint(router, "GET", "/v1/blobs/{digest}", "reader", response_class=Response,
+          errors=[500],
           responses={200: {"content": {"application/octet-stream": {}},
-                           "description": "The blob, streamed and verified as it goes."},
+                           "description": "The blob, verified against its digest first."},
                      206: {"content": {"application/octet-stream": {}},
                            "description": "The requested range (one range per request)."},
                      416: {"description": "The range is outside the blob."}})
-async def blob(s: Service, state: State, digest: str,
+async def blob(s: Service, digest: str,
                range_: Annotated[str | None, Header(alias="Range")] = None) -> Response:
-    """A blob by digest: streamed, immutable, ``Range`` supported (one range)."""
+    """A blob by digest: immutable, ``Range`` supported (one range).
+
+    No 2xx ever carries bytes that do not match the digest: a small blob is read whole
+    and verified before it is sent; a large one, or a range, is verified whole first and
+    then streamed through the verifying reader again, which aborts the connection (never
+    a complete 2xx) if the bytes changed in between. A corrupt blob is a 500
+    ``INTEGRITY_FAILED`` that no cache keeps.
+    """
     check_digest(digest)
     size = await run_in_threadpool(s.blobs.size, digest)
     headers = {"ETag": f'"{digest}"', "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    if range_ is None and size <= WHOLE_IN_MEMORY:
+        data = await run_in_threadpool(s.blobs.read, digest)  # verified
+        return Response(data, media_type="application/octet-stream", headers=headers)
+    start, end = _parse_range(range_, size) if range_ is not None else (0, size - 1)
+    if range_ is not None and (start >= size or end < start):
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if not await run_in_threadpool(s.blobs.intact, digest):
+        raise IntegrityError(f"blob {digest} is corrupt in the store; it is not served. "
+                             "Restore it from a backup or upload the right bytes again")
     if range_ is None:
-        # Streamed through the verifying reader: corruption aborts the response.
         return StreamingResponse(_chunks(s, digest), media_type="application/octet-stream",
                                  headers={**headers, "Content-Length": str(size)})
-    start, end = _parse_range(range_, size)
-    if start >= size or end < start:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    if digest not in state.verified_blobs:  # a part cannot be verified alone: check the whole
-        await run_in_threadpool(_verify_whole, s, digest)
-        state.verified_blobs.add(digest)
     data = await run_in_threadpool(s.blobs.read_range, digest, start, end)
     return Response(data, status_code=206, media_type="application/octet-stream",
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
@@ -199,11 +210,6 @@ def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
     with s.blobs.open(digest) as fh:
         while chunk := fh.read(1024 * 1024):
             yield chunk
-
-
-def _verify_whole(s: RegistryService, digest: str) -> None:
-    for _ in _chunks(s, digest):
-        pass
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:

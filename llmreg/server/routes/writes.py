@@ -3,6 +3,7 @@ the audit log and used for separation of duties. Bodies are :mod:`llmreg.contrac
 
 from __future__ import annotations
 
+import tempfile
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -32,6 +33,7 @@ from llmreg.digest import check_digest
 from llmreg.errors import IntegrityError, PayloadTooLargeError
 from llmreg.server.deps import Service, State, require
 from llmreg.server.errors import error_response
+from llmreg.server.guard import MAX_BLOB, body_chunks
 from llmreg.server.routes import endpoint
 from llmreg.types import (
     Actor,
@@ -43,7 +45,7 @@ from llmreg.types import (
 )
 
 router = APIRouter()
-MAX_BLOB = 64 * 1024**3  # 64 GiB; weights are large, but not unbounded
+SPOOL_IN_MEMORY = 8 * 1024 * 1024  # an upload past this spools to a temporary file
 
 Publisher = Annotated[Actor, require("publisher")]
 Approver = Annotated[Actor, require("approver")]
@@ -55,53 +57,31 @@ Reader = Annotated[Actor, require("reader")]
           openapi_extra={"requestBody": {"required": True, "content": {
               "application/octet-stream": {"schema": {"type": "string",
                                                       "format": "binary"}}}}})
-async def put_blob(request: Request, s: Service, digest: str,
+async def put_blob(request: Request, s: Service, state: State, digest: str,
                    content_length: Annotated[int | None, Header()] = None
                    ) -> BlobPut | JSONResponse:
-    """Upload a blob under its digest; bytes that hash to anything else are refused."""
+    """Upload a blob under its digest; bytes that hash to anything else are refused.
+
+    The body is spooled on the event loop (under the size limit and the pace rule of
+    :mod:`llmreg.server.guard`), so a slow client holds no worker thread; then it is
+    stored. A copy already there is checked by hash: a corrupt one is replaced.
+    """
     check_digest(digest)
     if content_length is not None and content_length > MAX_BLOB:
         raise PayloadTooLargeError(f"blob is {content_length} bytes; the limit is {MAX_BLOB}")
-    if await run_in_threadpool(s.blobs.exists, digest):
+    if await run_in_threadpool(s.blobs.intact, digest):
         return BlobPut(digest=digest, size=await run_in_threadpool(s.blobs.size, digest),
                        created=False)
-    reader = _BodyReader(request)
-    try:
-        desc = await run_in_threadpool(s.blobs.put_stream, reader,  # type: ignore[arg-type]
-                                       expected_digest=digest)
-    except IntegrityError as exc:  # the upload, not the store, is at fault: 400, not 500
-        return error_response(exc, 400)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        async for chunk in body_chunks(request.receive, MAX_BLOB, state.settings):
+            spool.write(chunk)
+        spool.seek(0)
+        try:
+            desc = await run_in_threadpool(s.blobs.put_stream, spool,  # type: ignore[arg-type]
+                                           expected_digest=digest)
+        except IntegrityError as exc:  # the upload, not the store, is at fault: 400
+            return error_response(exc, 400)
     return BlobPut(digest=desc.digest, size=desc.size, created=True)
-
-
-class _BodyReader:
-    """A blocking file-like view of the request body, for the store's streaming put."""
-
-    def __init__(self, request: Request) -> None:
-        import anyio.from_thread
-
-        self._portal = anyio.from_thread
-        self._stream = request.stream().__aiter__()
-        self._buffer = b""
-        self._done = False
-        self._seen = 0
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            try:
-                chunk: bytes = self._portal.run(self._stream.__anext__)  # type: ignore[arg-type]
-            except StopAsyncIteration:
-                self._done = True
-                break
-            self._seen += len(chunk)
-            if self._seen > MAX_BLOB:
-                raise PayloadTooLargeError(f"blob is over the {MAX_BLOB}-byte limit")
-            self._buffer += chunk
-        if n < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:n], self._buffer[n:]
-        return out
 
 
 @endpoint(router, "POST", "/v1/names/{name}/versions", "publisher", status_code=201,
