@@ -89,7 +89,7 @@ class ResolvedBundle:
             self._bundle = Bundle.from_canonical(self._body)
             if self.name is not None and self.version is not None:
                 self._bundle = self._bundle.with_slot(self.name, self.version,
-                                                      self.env or "")
+                                                      self.env or "", self.cache_age)
         return self._bundle
 
     def render(self, **variables: Any) -> Messages:

@@ -1,6 +1,6 @@
 """Settings, read from ``LLMREG_*`` variables in one place, at the edges.
 
-``Settings.from_env()`` is called by :func:`llmreg.connect`, the CLI and (later) the
+``Settings.from_env()`` is called by :func:`llmreg.connect`, the CLI and the
 server — never at import time.
 
 =======================  ===============================================================
@@ -17,6 +17,11 @@ server — never at import time.
 ``LLMREG_CACHE``         the client's on-disk cache (default: the user cache folder)
 ``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
 ``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
+``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB)
+``LLMREG_BODY_*``        server: ``IDLE_TIMEOUT`` (30 s), ``GRACE`` (10 s) and
+                         ``MIN_RATE`` (8192 bytes/s) of request bodies (docs/security.md)
+``LLMREG_RENDER_*``      ``MAX_CHARS``, ``MAX_STEPS``, ``TIMEOUT``: a render's budget,
+                         read by :mod:`llmreg.render`
 =======================  ===============================================================
 
 Example:

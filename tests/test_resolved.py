@@ -86,3 +86,14 @@ def test_cache_state_and_repr() -> None:
                             "cached 42s>")
     loose = ResolvedBundle(bundle.canonical_bytes(), name=None, version=None, env=None)
     assert repr(loose) == f"<ResolvedBundle bundle {bundle.digest[7:19]}>"
+
+
+def test_the_full_bundle_says_it_came_from_the_cache() -> None:
+    from llmreg.resolved import ResolvedBundle
+
+    body = (b'{"kind":"llm","model":{"id":"gpt-4o-2024-08-06","provider":"openai"},'
+            b'"schema":"llmreg.bundle/v1","template":{"source":"Hi"}}')
+    cached = ResolvedBundle(body, name="chat", version=3, env="production", cache_age=42.0)
+    assert (cached.bundle.served_from_cache, cached.bundle.stale_seconds) == (True, 42.0)
+    live = ResolvedBundle(body, name="chat", version=3, env="production")
+    assert (live.bundle.served_from_cache, live.bundle.stale_seconds) == (False, None)
