@@ -147,6 +147,25 @@ def test_append_builds_the_pinned_chain_and_it_verifies(any_db: Database,
             for e in log] == [(i + 1, at(i + 1), *k) for i, k in enumerate(KNOWN)]
 
 
+def test_verify_reads_in_sequence_order_whatever_the_storage_order(any_db: Database,
+                                                                   frozen_clock: None) -> None:
+    append_known(any_db)
+    # A no-op update moves the row to the end of the table's storage on PostgreSQL.
+    edit(any_db, "UPDATE audit_log SET actor = actor WHERE seq = 1")
+    assert verify(any_db) == len(KNOWN)
+    assert [e.seq for e in entries(any_db)] == [1, 2, 3, 4]
+
+
+def test_a_rolled_back_append_leaves_no_gap(any_db: Database, frozen_clock: None) -> None:
+    with pytest.raises(RuntimeError), any_db.write() as s:
+        append(s, actor="ana", action="register", name="chat")
+        raise RuntimeError("the state change failed")
+    with any_db.write() as s:
+        entry = append(s, actor="ana", action="register", name="chat")
+    assert entry.seq == 1
+    assert verify(any_db) == 1
+
+
 def test_append_defaults(db: Database, frozen_clock: None) -> None:
     with db.write() as s:
         entry = append(s, actor="ana", action="token-create")
