@@ -439,3 +439,40 @@ def test_postprocess_in_full() -> None:
     assert [(s.kind, s.type, s.old_index, s.new_index) for s in gone.postprocess] == [
         ("removed", "truncate", 0, None), ("removed", "regex_extract", 2, None),
         ("removed", "json_parse", 3, None)]
+
+
+STRIP, STRIP_X = {"type": "strip"}, {"type": "strip", "chars": "x"}
+TRUNC, TRUNC_50 = {"type": "truncate", "max_chars": 100}, {"type": "truncate", "max_chars": 50}
+REGEX_A = {"type": "regex_extract", "pattern": "a"}
+
+
+@pytest.mark.parametrize(("old", "new", "steps"), [
+    # removed steps sort by their old place among the others' new places
+    ([STRIP_X, TRUNC, REGEX_A], [REGEX_A, TRUNC_50],
+     [("removed", "strip", 0, None), ("changed", "truncate", 1, 1)]),
+    ([STRIP, TRUNC, REGEX_A], [STRIP, TRUNC_50],
+     [("changed", "truncate", 1, 1), ("removed", "regex_extract", 2, None)]),
+    # a step with no counterpart does not stop the search for moves after it
+    ([STRIP_X, STRIP, TRUNC], [TRUNC, STRIP],
+     [("moved", "truncate", 2, 0), ("removed", "strip", 0, None)]),
+])
+def test_postprocess_order_of_changes(old: list[dict[str, Any]], new: list[dict[str, Any]],
+                                      steps: list[tuple[Any, ...]]) -> None:
+    d = diff_bundles(llm(postprocess=old), llm(postprocess=new))
+    assert [(s.kind, s.type, s.old_index, s.new_index) for s in d.postprocess] == steps
+
+
+def test_a_long_pipeline_is_matched_by_content() -> None:
+    # difflib's "autojunk" would treat a step repeated 200 times as noise.
+    d = diff_bundles(llm(postprocess=[STRIP] * 200 + [TRUNC]),
+                     llm(postprocess=[TRUNC] + [STRIP] * 200))
+    assert [(s.kind, s.type, s.old_index, s.new_index) for s in d.postprocess] == [
+        ("moved", "truncate", 200, 0)]
+
+
+def test_stat_counts_each_kind_of_step_and_few_shot_change() -> None:
+    d = diff_bundles(llm(postprocess=[STRIP, TRUNC, REGEX_A]), llm())
+    assert d.stat() == ["postprocess: 3 removed"]
+    d = diff_bundles(llm(few_shot=[{"input": "a", "output": "1"}]),
+                     llm(few_shot=[{"input": "a", "output": "2"}, {"input": "b", "output": "3"}]))
+    assert d.stat() == ["few_shot: +1 -0 ~1"]
