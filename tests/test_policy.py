@@ -180,7 +180,7 @@ def test_transitions_and_environments() -> None:
     ("version: 1\n", "",
      "x.yaml line 5: version: Field required"),
     ("environments:", "environments: [",
-     "x.yaml line 8: not valid YAML (while parsing a flow sequence"),
+     "x.yaml line 8: not valid YAML, does not parse (expected ',' or ']', but got ':')"),
     ("  shadow: {}", "  shadow: {}\n  registered: {}",
      "x.yaml line 10: environments.registered: environment 'registered' is not allowed; use "
      "lowercase letters, digits, '-' or '_', and none of registered, deprecated, archived"),
@@ -196,7 +196,8 @@ def test_error_messages_are_exact(old: str, new: str, message: str) -> None:
 def test_a_yaml_error_without_a_position() -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy("version: \x07", source="x.yaml")
-    assert str(info.value).startswith("x.yaml: not valid YAML (unacceptable character #x0007")
+    assert str(info.value).startswith(
+        "x.yaml: not valid YAML, does not parse (unacceptable character #x0007")
 
 
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text\n"])

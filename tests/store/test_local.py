@@ -63,10 +63,10 @@ def test_iter_digests_is_sorted_and_lists_blobs_only(tmp_path: Path) -> None:
     assert list(store.iter_digests()) == sorted(digests)
 
 
-def test_stale_uploads_are_old_hidden_incomplete_files(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_uploads_finds_old_hidden_incomplete_files(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     store = LocalStore(tmp_path)
-    assert store.stale_uploads(0) == []  # no folder yet
+    assert store.sweep_uploads(0) == []  # no folder yet
     blob = store.put_bytes(b"a blob is never an upload")
     monkeypatch.setattr(local, "time", types.SimpleNamespace(time=lambda: 10_000.0))
     files = {name: store.dir / name for name in (
@@ -75,10 +75,27 @@ def test_stale_uploads_are_old_hidden_incomplete_files(tmp_path: Path,
         path.write_bytes(b"x")
         os.utime(path, (0, 10_000.0 - (10 if name == ".fresh.incomplete" else 3600)))
     os.utime(store.path(blob.digest), (0, 0))
-    assert store.stale_uploads(3600) == [files[".a.incomplete"], files[".b.incomplete"]]
-    assert store.stale_uploads(3601) == []
-    assert store.stale_uploads(10) == [files[".a.incomplete"], files[".b.incomplete"],
-                                       files[".fresh.incomplete"]]
+    assert store.sweep_uploads(3600) == [".a.incomplete", ".b.incomplete"]
+    assert store.sweep_uploads(3601) == []
+    assert store.sweep_uploads(10) == [".a.incomplete", ".b.incomplete", ".fresh.incomplete"]
+    assert all(p.exists() for p in files.values())  # a dry run by default
+    assert store.sweep_uploads(3600, dry_run=False) == [".a.incomplete", ".b.incomplete"]
+    assert sorted(p.name for p in store.dir.iterdir()) == sorted(
+        [".fresh.incomplete", "visible.incomplete", blob.digest.removeprefix("sha256:")])
+    assert store.age(blob.digest) == 10_000.0
+    assert store.age(digest_bytes(b"missing")) is None
+
+
+def test_read_range_is_inclusive_and_names_a_missing_blob(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    d = store.put_bytes(b"0123456789")
+    assert store.read_range(d.digest, 2, 5) == b"2345"
+    assert store.read_range(d.digest, 0, 0) == b"0"
+    assert store.read_range(d.digest, 8, 100) == b"89"
+    missing = digest_bytes(b"never stored")
+    with pytest.raises(BlobNotFoundError) as info:
+        store.read_range(missing, 0, 1)
+    assert str(info.value) == f"blob {missing} is not in the store at {store.dir}"
 
 
 # --- the copy thread -----------------------------------------------------------------
