@@ -316,3 +316,27 @@ def test_concurrent_appenders_on_postgresql_queue_instead_of_forking(tmp_path: P
     finally:
         database.dispose()
         gen.close()
+
+
+@pytest.mark.parametrize(("action", "names", "what"), [
+    ("register", "register", "versions"),
+    ("evidence", "evidence", "pieces of evidence"),
+    ("approval", "approval", "approvals"),
+    ("promote", "promote/rollback", "slot moves"),
+    ("rollback", "promote/rollback", "slot moves"),
+    ("token-create", "token-create", "tokens"),
+    ("policy", "policy", "enforced policies"),
+])
+def test_an_entry_without_the_row_it_records_is_named(db: Database,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      action: str, names: str,
+                                                      what: str) -> None:
+    monkeypatch.undo()  # the real cross-check of entries against registry rows
+    with db.write() as s:
+        append(s, actor="ana", action=action)
+        append(s, actor="ana", action="token-revoke")  # records no row: never counted
+    with pytest.raises(AuditChainError) as info:
+        verify(db)
+    assert str(info.value) == (
+        f"the audit log records 1 {names} entries but the registry holds 0 {what}; entries "
+        "were removed from the log (or rows added around it)")

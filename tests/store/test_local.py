@@ -74,7 +74,7 @@ def test_sweep_uploads_finds_old_hidden_incomplete_files(tmp_path: Path,
     for name, path in files.items():
         path.write_bytes(b"x")
         os.utime(path, (0, 10_000.0 - (10 if name == ".fresh.incomplete" else 3600)))
-    os.utime(store.path(blob.digest), (0, 0))
+    os.utime(store.path(blob.digest), (0, 1_000.0))
     assert store.sweep_uploads(3600) == [".a.incomplete", ".b.incomplete"]
     assert store.sweep_uploads(3601) == []
     assert store.sweep_uploads(10) == [".a.incomplete", ".b.incomplete", ".fresh.incomplete"]
@@ -82,7 +82,7 @@ def test_sweep_uploads_finds_old_hidden_incomplete_files(tmp_path: Path,
     assert store.sweep_uploads(3600, dry_run=False) == [".a.incomplete", ".b.incomplete"]
     assert sorted(p.name for p in store.dir.iterdir()) == sorted(
         [".fresh.incomplete", "visible.incomplete", blob.digest.removeprefix("sha256:")])
-    assert store.age(blob.digest) == 10_000.0
+    assert store.age(blob.digest) == 9_000.0
     assert store.age(digest_bytes(b"missing")) is None
 
 
