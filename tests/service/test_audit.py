@@ -340,3 +340,15 @@ def test_an_entry_without_the_row_it_records_is_named(db: Database,
     assert str(info.value) == (
         f"the audit log records 1 {names} entries but the registry holds 0 {what}; entries "
         "were removed from the log (or rows added around it)")
+
+
+def test_a_head_noted_earlier_must_still_be_in_the_chain(db: Database,
+                                                         frozen_clock: None) -> None:
+    append_known(db)
+    assert audit.head(db) == KNOWN_HEAD
+    assert verify(db, head=KNOWN_HASHES[1]) == verify(db, head=KNOWN_HEAD) == 4
+    edit(db, "DELETE FROM audit_log WHERE seq = 4")
+    with pytest.raises(AuditChainError) as info:
+        verify(db, head=KNOWN_HEAD)
+    assert str(info.value) == (f"the audit log does not contain head {KNOWN_HEAD} (it has 3 "
+                               "entries); entries after it were removed")
