@@ -94,8 +94,9 @@ def _load_yaml(text: str, label: str) -> Any:
             return super().construct_mapping(node, deep=deep)
 
     _check_yaml_depth(text, label)
-    loader = Loader(text)
+    loader: Loader | None = None
     try:
+        loader = Loader(text)  # its reader refuses control characters right here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -114,7 +115,8 @@ def _load_yaml(text: str, label: str) -> Any:
             raise
         raise InvalidBundleError(f"{label} does not parse: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def check_depth(data: Any, label: str, limit: int = MAX_DEPTH) -> None:

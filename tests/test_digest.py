@@ -172,3 +172,31 @@ def test_defaults_are_not_part_of_the_digest() -> None:
         "model": {"id": "gpt-4o-2024-08-06", "provider": "openai"},
         "template": {"source": "x"},
     }
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ({"x": float("nan")}, "content cannot be canonicalised as JSON: "),
+    ({"x": {1, 2}}, "content cannot be canonicalised as JSON: "),
+    ({1: "non-string key"}, "content cannot be canonicalised as JSON: "),
+])
+def test_canonical_json_refuses_what_json_cannot_say(value: Any, why: str) -> None:
+    from llmreg.errors import InvalidBundleError
+
+    with pytest.raises(InvalidBundleError) as info:
+        digest.canonical_json(value)
+    assert str(info.value).startswith(why)
+    assert len(str(info.value)) > len(why)  # the library's reason follows
+
+
+def test_check_digest_names_the_field() -> None:
+    good = "sha256:" + "0" * 64
+    assert digest.check_digest(good) == good
+    expected = ("{} 'sha256:ABC' is not a digest; expected 'sha256:' followed by 64 lowercase "
+                "hex digits")
+    with pytest.raises(InvalidRefError) as info:
+        digest.check_digest("sha256:ABC")
+    assert str(info.value) == expected.format("digest")
+    with pytest.raises(InvalidRefError) as info:
+        digest.check_digest("sha256:ABC", field="artifacts[0].digest")
+    assert str(info.value) == expected.format("artifacts[0].digest")
+    assert not digest.is_digest("SHA256:" + "0" * 64)

@@ -128,3 +128,12 @@ def test_the_policy_file_gets_the_same_bounds() -> None:
         parse_policy(DEFAULT_POLICY_YAML + "\nversion: 1\n", source="llmreg-policy.yaml")
     with pytest.raises(PolicyError, match="expands to more than"):
         parse_policy(laughs() + DEFAULT_POLICY_YAML, source="llmreg-policy.yaml")
+
+
+def test_a_control_character_is_one_line_not_a_yaml_traceback() -> None:
+    with pytest.raises(InvalidBundleError) as info:
+        load_yaml("a: \x07\n", "llmreg.yaml")
+    assert str(info.value).startswith(
+        "llmreg.yaml: not valid YAML, does not parse (unacceptable character #x0007")
+    with pytest.raises(PolicyError, match=r"^p\.yaml: not valid YAML"):
+        parse_policy("version: \x07", source="p.yaml")

@@ -101,3 +101,124 @@ def test_describe_no_regression_with_tolerance_and_max() -> None:
         "staging -> production: eval 'regression' with accuracy no regression vs the target "
         "slot (tolerance 0.01), latency_ms <= 250; 2 approvals (role approver) by distinct "
         "people, not the author")
+
+
+# --- describing thresholds and gates ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "text"), [
+    ({"min": 0.9}, "accuracy >= 0.9"),
+    ({"max": 0.25}, "accuracy <= 0.25"),
+    ({"min": 0.5, "max": 1}, "accuracy >= 0.5 and accuracy <= 1"),
+    ({"no_regression": True}, "accuracy no regression vs the target slot"),
+    ({"no_regression": True, "tolerance": 0.02},
+     "accuracy no regression vs the target slot (tolerance 0.02)"),
+    ({"min": 0.5, "no_regression": True, "tolerance": 0.5},
+     "accuracy >= 0.5 and accuracy no regression vs the target slot (tolerance 0.5)"),
+])
+def test_threshold_describe(spec: dict[str, object], text: str) -> None:
+    from llmreg.policy import Threshold
+
+    assert Threshold.model_validate(spec).describe("accuracy") == text
+
+
+def test_describe_lists_every_metric_and_the_approval_rule() -> None:
+    from llmreg.policy import Gates, describe_gates
+
+    gates = Gates.model_validate({
+        "evals": [{"suite": "regression", "metrics": {"accuracy": {"min": 0.9},
+                                                      "f1": {"min": 0.5}}}],
+        "shadow_metrics": {"error_rate": {"max": 0.01}, "p95_ms": {"max": 800}},
+        "approvals": {"count": 1, "not_author": False, "role": "release"},
+    })
+    assert describe_gates(gates) == (
+        "eval 'regression' with accuracy >= 0.9, f1 >= 0.5; shadow metrics with "
+        "error_rate <= 0.01, p95_ms <= 800; 1 approval (role release) by distinct people")
+    assert describe_gates(Gates()) == ""
+
+
+# --- the digest and the canonical form ------------------------------------------------
+
+
+def test_the_default_policys_digest_is_pinned() -> None:
+    # Every promotion records this digest: a change to the default policy or to the
+    # canonical form must be deliberate.
+    p = Policy.default()
+    assert p.digest == "sha256:428e495d48be2efccfcb98a5916a3038d3e29133b4cf3c541e1b106d3ec6b8ca"
+    assert p.canonical_dict()["transitions"][1] == {
+        "from": "staging", "to": "shadow",
+        "gates": {"evals": [], "shadow_metrics": {}, "approvals": {
+            "count": 1, "role": "approver", "not_author": True}}}
+
+
+# --- queries on the flow -------------------------------------------------------------
+
+
+def test_transitions_and_environments() -> None:
+    p = Policy.default()
+    assert p.is_environment("prod") and p.is_environment("staging")
+    assert not p.is_environment("qa") and not p.is_environment("registered")
+    found = p.transition("shadow", "production")
+    assert found is not None and (found.from_, found.to) == ("shadow", "production")
+    assert found.gates.shadow_metrics
+    assert p.transition("registered", "production") is None
+    assert p.transition("production", "staging") is None
+    assert [t.to for t in p.transitions_from("registered")] == ["staging"]
+    assert [t.from_ for t in p.transitions_to("production")] == ["staging", "shadow"]
+    assert p.transitions_to("registered") == []
+
+
+# --- errors: exact lines and messages ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  - from: registered", "  - from: 5",
+     "x.yaml line 15: transitions[0].from: Input should be a valid string"),
+    ("  - from: staging\n    to: shadow", "  - from: qa\n    to: shadow",
+     "x.yaml line 18: transitions[1].from: 'qa' is not 'registered' or an environment "
+     "(staging, shadow, production)"),
+    ("version: 1\n", "",
+     "x.yaml line 5: version: Field required"),
+    ("environments:", "environments: [",
+     "x.yaml line 8: not valid YAML, does not parse (expected ',' or ']', but got ':')"),
+    ("  shadow: {}", "  shadow: {}\n  registered: {}",
+     "x.yaml line 10: environments.registered: environment 'registered' is not allowed; use "
+     "lowercase letters, digits, '-' or '_', and none of registered, deprecated, archived"),
+    ("  - from: shadow\n    to: production", "  - from: staging\n    to: production",
+     "x.yaml line 32: transitions[3]: repeats the transition staging -> production"),
+])
+def test_error_messages_are_exact(old: str, new: str, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(DEFAULT_POLICY_YAML.replace(old, new, 1), source="x.yaml")
+    assert str(info.value).startswith(message)
+
+
+def test_a_yaml_error_without_a_position() -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy("version: \x07", source="x.yaml")
+    assert str(info.value).startswith(
+        "x.yaml: not valid YAML, does not parse (unacceptable character #x0007")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text\n"])
+def test_a_policy_must_be_a_mapping(text: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, source="x.yaml")
+    assert str(info.value) == ("x.yaml: the policy must be a mapping with version, "
+                               "environments and transitions")
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(PolicyError) as info:
+        load_policy(missing)
+    assert str(info.value) == f"cannot read policy {str(missing)!r}: No such file or directory"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_POLICY_YAML.replace("version: 1", "version: 2"), encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(bad)
+    assert str(info.value) == f"{bad} line 3: version: Input should be 1"
+    good = tmp_path / "good.yaml"
+    good.write_text(DEFAULT_POLICY_YAML.replace("shadow: {}", "shadow: {description: 'déjà'}"),
+                    encoding="utf-8")
+    assert load_policy(good).environments["shadow"].description == "déjà"

@@ -1,0 +1,183 @@
+"""The local blob store beyond the shared contract: layout, housekeeping, the copy thread."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from llmreg.digest import digest_bytes
+from llmreg.errors import BlobNotFoundError
+from llmreg.store import local
+from llmreg.store.local import COPY_CHUNK, LocalStore, _hash_and_write
+
+
+class Unreadable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        raise AssertionError("the stream was read")
+
+
+def test_a_known_blob_is_not_uploaded_again(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    d = store.put_bytes(b"twelve bytes")
+    again = store.put_stream(Unreadable(), expected_digest=d.digest)  # type: ignore[arg-type]
+    assert (again.digest, again.size) == (d.digest, 12)
+
+
+def test_missing_blobs_are_named_with_the_store(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    missing = digest_bytes(b"never stored")
+    expected = f"blob {missing} is not in the store at {tmp_path / 'blobs' / 'sha256'}"
+    with pytest.raises(BlobNotFoundError) as info:
+        store.size(missing)
+    assert str(info.value) == expected
+    with pytest.raises(BlobNotFoundError) as info:
+        store.open(missing)
+    assert str(info.value) == expected
+
+
+def test_discard_removes_a_blob_and_ignores_a_missing_one(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    keep, drop = store.put_bytes(b"keep"), store.put_bytes(b"drop")
+    store.discard(drop.digest)
+    store.discard(drop.digest)
+    assert not store.exists(drop.digest)
+    assert list(store.iter_digests()) == [keep.digest]
+
+
+def test_iter_digests_is_sorted_and_lists_blobs_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    assert list(store.iter_digests()) == []  # no folder yet
+    digests = [store.put_bytes(bytes([i]) * 3).digest for i in range(6)]
+    (store.dir / ".0123.incomplete").write_bytes(b"partial")
+    (store.dir / "README").write_text("not a blob")
+    (store.dir / ("f" * 64)).mkdir()  # a folder with a blob's name is not a blob
+    assert list(store.iter_digests()) == sorted(digests)
+
+
+def test_sweep_uploads_finds_old_hidden_incomplete_files(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path)
+    assert store.sweep_uploads(0) == []  # no folder yet
+    blob = store.put_bytes(b"a blob is never an upload")
+    monkeypatch.setattr(local, "time", types.SimpleNamespace(time=lambda: 10_000.0))
+    files = {name: store.dir / name for name in (
+        ".b.incomplete", ".a.incomplete", ".fresh.incomplete", "visible.incomplete")}
+    for name, path in files.items():
+        path.write_bytes(b"x")
+        os.utime(path, (0, 10_000.0 - (10 if name == ".fresh.incomplete" else 3600)))
+    os.utime(store.path(blob.digest), (0, 1_000.0))
+    assert store.sweep_uploads(3600) == [".a.incomplete", ".b.incomplete"]
+    assert store.sweep_uploads(3601) == []
+    assert store.sweep_uploads(10) == [".a.incomplete", ".b.incomplete", ".fresh.incomplete"]
+    assert all(p.exists() for p in files.values())  # a dry run by default
+    assert store.sweep_uploads(3600, dry_run=False) == [".a.incomplete", ".b.incomplete"]
+    assert sorted(p.name for p in store.dir.iterdir()) == sorted(
+        [".fresh.incomplete", "visible.incomplete", blob.digest.removeprefix("sha256:")])
+    assert store.age(blob.digest) == 9_000.0
+    assert store.age(digest_bytes(b"missing")) is None
+
+
+def test_read_range_is_inclusive_and_names_a_missing_blob(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    d = store.put_bytes(b"0123456789")
+    assert store.read_range(d.digest, 2, 5) == b"2345"
+    assert store.read_range(d.digest, 0, 0) == b"0"
+    assert store.read_range(d.digest, 8, 100) == b"89"
+    missing = digest_bytes(b"never stored")
+    with pytest.raises(BlobNotFoundError) as info:
+        store.read_range(missing, 0, 1)
+    assert str(info.value) == f"blob {missing} is not in the store at {store.dir}"
+
+
+# --- the copy thread -----------------------------------------------------------------
+
+
+class Chunks(io.RawIOBase):
+    """A stream of ``count`` one-byte reads that records what it was asked for."""
+
+    def __init__(self, count: int, pause_after: int | None = None,
+                 until: threading.Event | None = None) -> None:
+        self.count, self.asked = count, []  # type: list[int]
+        self.pause_after, self.until = pause_after, until
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        self.asked.append(n)
+        if self.pause_after is not None and len(self.asked) == self.pause_after + 1:
+            assert self.until is not None and self.until.wait(10)
+            time.sleep(0.1)  # let the writer record its failure
+        return b"x" if len(self.asked) <= self.count else b""
+
+
+class Sink(io.BytesIO):
+    def __init__(self, fail: bool = False, hold: threading.Event | None = None) -> None:
+        super().__init__()
+        self.fail, self.hold = fail, hold
+        self.wrote = threading.Event()
+        self.threads: list[tuple[str, bool]] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        me = threading.current_thread()
+        self.threads.append((me.name, me.daemon))
+        self.wrote.set()
+        if self.hold is not None:
+            assert self.hold.wait(10)
+        if self.fail:
+            raise OSError("disk full")
+        return super().write(data)
+
+
+def test_the_copy_reads_bounded_chunks_and_writes_on_a_named_daemon_thread() -> None:
+    stream, out = Chunks(5), Sink()
+    hasher, size = _hash_and_write(stream, out)  # type: ignore[arg-type]
+    assert (size, out.getvalue(), hasher.hexdigest()) == (
+        5, b"xxxxx", digest_bytes(b"xxxxx").removeprefix("sha256:"))
+    assert set(stream.asked) == {COPY_CHUNK} and COPY_CHUNK == 4 * 1024 * 1024
+    assert set(out.threads) == {("llmreg-blob-writer", True)}
+
+
+def test_a_write_failure_stops_the_read_and_is_raised() -> None:
+    out = Sink(fail=True)
+    stream = Chunks(1000, pause_after=1, until=out.wrote)
+    with pytest.raises(OSError, match="^disk full$"):
+        _hash_and_write(stream, out)  # type: ignore[arg-type]
+
+
+def test_a_write_failure_through_put_stream_stores_nothing(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path)
+
+    def failing(stream: object, out: object) -> object:
+        return _hash_and_write(stream, Sink(fail=True))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "_hash_and_write", failing)
+    with pytest.raises(OSError, match="disk full"):
+        store.put_bytes(b"payload")
+    assert list(store.dir.iterdir()) == []
+
+
+def test_at_most_eight_chunks_wait_for_a_slow_writer() -> None:
+    release = threading.Event()
+    stream, out = Chunks(40), Sink(hold=release)
+    worker = threading.Thread(target=_hash_and_write, args=(stream, out), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(stream.asked) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # room for more reads, if the queue allowed them
+    # one chunk in the writer's hands, eight queued, one read and waiting for room
+    assert len(stream.asked) == 10
+    release.set()
+    worker.join(10)
+    assert out.getvalue() == b"x" * 40
