@@ -181,3 +181,37 @@ def test_status_shows_each_slots_own_latest_move(svc: RegistryService) -> None:
     assert [r.detail for r in blocked.results] == [
         "chat@2 is registered; the policy allows no registered -> production (from "
         "registered: staging)"]
+
+
+def test_a_move_into_an_occupied_slot_rewrites_the_whole_slot(svc: RegistryService) -> None:
+    v1, _ = register(svc, "chat", 1)
+    v2, d2 = register(svc, "chat", 2)
+    svc.lifecycle.promote(v1, "staging", actor=ANA, reason="first")
+    before = svc.lifecycle.status("chat", "staging")[0]
+    svc.lifecycle.promote(v2, "staging", actor=BO, reason="second")
+    [after] = svc.lifecycle.status("chat", "staging")
+    assert (after.version, after.digest, after.promoted_by, after.reason) == (
+        2, d2, "bo", "second")
+    assert after.since > before.since
+
+
+def test_listings_filter_by_name_env_and_limit(svc: RegistryService) -> None:
+    c1, _ = register(svc, "chat", 1)
+    o1, _ = register(svc, "other", 1)
+    for ref in (c1, o1):
+        svc.lifecycle.promote(ref, "staging", actor=ANA, reason=f"stage {ref}")
+    svc.lifecycle.approve(c1, "shadow", actor=BO)
+    svc.lifecycle.approve(c1, "production", actor=CY)
+    svc.lifecycle.approve(o1, "shadow", actor=CY)
+    svc.lifecycle.promote(c1, "shadow", actor=ANA, reason="mirror")
+    assert [a.approver for a in svc.lifecycle.approvals_for(c1, "shadow")] == ["bo"]
+    assert [a.approver for a in svc.lifecycle.approvals_for(c1, "production")] == ["cy"]
+    assert [(e.env, e.reason) for e in svc.lifecycle.slot_history("chat", "staging")] == [
+        ("staging", "stage chat@1")]
+    assert [e.reason for e in svc.lifecycle.slot_history("chat", "shadow")] == ["mirror"]
+    assert [e.action for e in svc.lifecycle.audit_log("other")] == [
+        "register", "promote", "approval"]
+    last_two = svc.lifecycle.audit_log(limit=2)
+    assert [(e.action, e.target) for e in last_two] == [("approval", "other@1"),
+                                                         ("promote", "chat@1")]
+    assert [s.name for s in svc.lifecycle.status(env="staging")] == ["chat", "other"]
