@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from llmreg.bundle import Bundle
@@ -16,13 +13,6 @@ from llmreg.errors import (
 )
 from llmreg.service import RegistryService
 from tests.conftest import minimal
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
-    yield service
-    service.close()
 
 
 def registered(svc: RegistryService) -> str:

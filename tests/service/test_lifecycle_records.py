@@ -3,8 +3,6 @@ slot status and the status a version takes when it leaves a slot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +14,6 @@ from llmreg.types import Actor
 from tests.conftest import minimal
 
 ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
-    yield service
-    service.close()
 
 
 def register(svc: RegistryService, name: str, i: int) -> tuple[str, str]:

@@ -3,9 +3,6 @@ digests across names, and the exact message for each miss."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from llmreg.bundle import Bundle
@@ -17,13 +14,6 @@ from llmreg.types import Actor
 from tests.conftest import minimal
 
 ANA = Actor("ana")
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
-    yield service
-    service.close()
 
 
 def register(svc: RegistryService, name: str, text: str) -> str:

@@ -3,7 +3,6 @@ paging, limits, the changelog and the entry each registration writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,6 @@ from llmreg.types import Actor
 from tests.conftest import minimal
 
 ANA = Actor("ana")
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg")
-    yield service
-    service.close()
 
 
 def variant(i: int, **more: object) -> Bundle:
