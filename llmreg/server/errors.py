@@ -125,4 +125,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code,
+                            headers={"Cache-Control": "no-store"})

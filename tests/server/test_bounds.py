@@ -190,3 +190,12 @@ def test_digest_invalid_upload_stores_nothing(server: Server) -> None:
                              headers=server.headers("pat"))
     assert "hashes to" in one_error(answer, 400, "DIGEST_INVALID")
     assert not server.service.blobs.exists(claimed)
+
+
+def test_no_error_is_cacheable(server: Server) -> None:
+    for answer in (server.http.get("/v1/nowhere"),
+                   server.http.get("/v1/refs/nobody@1", headers=server.headers("rita")),
+                   server.http.get("/v1/names?limit=0", headers=server.headers("rita")),
+                   server.http.get("/v1/names")):
+        assert answer.status_code >= 400
+        assert answer.headers["cache-control"] == "no-store"
