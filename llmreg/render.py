@@ -108,10 +108,8 @@ class _Budget:
 def _budget_now() -> _Budget:
     try:
         return _budget.get()
-    except LookupError:  # compiled outside a render (analysis): a fresh budget
-        budget = _Budget(limits())
-        _budget.set(budget)
-        return budget
+    except LookupError:  # a template run outside _run: each check gets a fresh budget,
+        return _Budget(limits())  # and none is left behind in the caller's context
 
 
 def _check_args(args: Iterable[Any], what: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from llmreg.digest import format_digest, new_hasher
-from llmreg.errors import IntegrityError
+from llmreg.errors import BlobNotFoundError, IntegrityError
 
 CHUNK = 1024 * 1024
 
@@ -96,8 +96,6 @@ class BlobStore(abc.ABC):
         A put uses this, not :meth:`exists`, to skip work: a corrupt copy must be
         replaced by the right bytes, never kept because it is there.
         """
-        from llmreg.errors import BlobNotFoundError
-
         try:
             with self.open(digest) as fh:
                 while fh.read(CHUNK):
