@@ -168,6 +168,15 @@ class Deprecation(_P):
     stale_production_days: int = Field(30, ge=1)
 
 
+class Webhooks(_P):
+    """Webhook delivery: which hosts may be private, and how many attempts a delivery gets."""
+
+    # Hosts (as written in a webhook URL: a name or an address literal) that may resolve
+    # to loopback, private or link-local addresses; every other host must be public.
+    allow_hosts: list[str] = Field(default_factory=list, max_length=100)
+    max_attempts: int = Field(12, ge=1, le=50)
+
+
 class Policy(_P):
     """A validated policy. Build it with :func:`load_policy` or :meth:`Policy.default`."""
 
@@ -176,6 +185,7 @@ class Policy(_P):
     transitions: list[Transition] = Field(min_length=1)
     models: ModelRules = ModelRules()
     deprecation: Deprecation = Deprecation()
+    webhooks: Webhooks = Webhooks()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

@@ -10,7 +10,9 @@ registry state:
 - ``lifecycle`` (:class:`~llmreg.service.lifecycle.Lifecycle`): evidence, approvals,
   gates, promotion, rollback, retirement, status, the audit log;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
-- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc.
+- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
+- ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
+  worker over the outbox (:mod:`llmreg.service.outbox`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from llmreg.service.blobs import Blobs
 from llmreg.service.integrity import Integrity
 from llmreg.service.lifecycle import Lifecycle
 from llmreg.service.versions import Versions
+from llmreg.service.webhooks import Notify
 from llmreg.store import open_store
 from llmreg.store.base import BlobStore
 
@@ -51,6 +54,7 @@ class RegistryService:
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
+        self.notify = Notify(db, self.policy)
 
     @classmethod
     def open(cls, database_url: str, store: BlobStore,
