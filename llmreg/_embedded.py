@@ -25,6 +25,7 @@ from llmreg.types import (
     ApprovalInfo,
     AuditInfo,
     ChangelogEntry,
+    DeliveryInfo,
     EvidenceInfo,
     GateReport,
     NameSummary,
@@ -34,6 +35,7 @@ from llmreg.types import (
     SlotStatus,
     TokenInfo,
     VersionInfo,
+    WebhookInfo,
 )
 
 try:
@@ -207,6 +209,26 @@ class EmbeddedBackend(Backend):
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         return self.service.access.revoke_token(token_id, actor=self.actor().name)
+
+    # -- webhooks --------------------------------------------------------------------
+
+    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
+        return self.service.notify.add(url, events, actor=self.actor(), format=format)
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        return self.service.notify.list_webhooks()
+
+    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
+        return self.service.notify.remove(webhook_id, actor=self.actor())
+
+    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
+        return self.service.notify.test(webhook_id, actor=self.actor())
+
+    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
+        return self.service.notify.deliveries(failed=failed, limit=limit)
+
+    def redeliver(self, delivery_id: int) -> DeliveryInfo:
+        return self.service.notify.redeliver(delivery_id, actor=self.actor())
 
 
 class _Progress:

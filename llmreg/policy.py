@@ -83,6 +83,12 @@ models:
 deprecation:
   keep_last: 10
   stale_production_days: 30
+
+# Webhooks (`llmreg webhook add`) may only reach public hosts; name here the hosts on
+# your own network (a relay, 127.0.0.1 in a test) that may receive them anyway.
+webhooks:
+  allow_hosts: []
+  max_attempts: 12
 """
 
 

@@ -200,6 +200,15 @@ class Notify:
         return len(jobs)
 
     def _claim(self, now: datetime, limit: int, ids: list[int] | None) -> list[Job]:
+        if ids is None:
+            # Look before taking the write lock: an idle loop must not take SQLite's
+            # database lock twice a second.
+            with self.db.read() as s:
+                due = s.exec(select(Delivery.id).where(
+                    Delivery.status == "pending", col(Delivery.next_at) <= now).limit(1)
+                ).first()
+            if due is None:
+                return []
         with self.db.write() as s:
             query = select(Delivery).where(Delivery.status == "pending")
             if ids is not None:
