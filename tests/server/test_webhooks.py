@@ -28,7 +28,7 @@ def clients(tmp_path: Path) -> Iterator[dict[str, RemoteClient]]:
     service = RegistryService.open_home(tmp_path / "srv" / ".llmreg", policy=LOCAL)
     app = create_app(Settings(read_auth="token", resolve_ttl=0), service=service)
     out = {}
-    with TestClient(app, base_url="http://registry.test") as http:  # runs the lifespan
+    with TestClient(app, base_url="http://registry.test"):  # runs the lifespan
         for subject, role in [("pat", "publisher"), ("ada", "admin")]:
             token, _ = service.access.create_token(subject, role, created_by="setup")
             out[subject] = RemoteClient(

@@ -318,7 +318,8 @@ def test_concurrent_workers_claim_disjoint_deliveries_on_postgresql(
         made: list[int] = []
         barrier = threading.Barrier(3)
 
-        def work(svc: RegistryService) -> None:
+        def work(svc: RegistryService, barrier: threading.Barrier = barrier,
+                 made: list[int] = made) -> None:
             barrier.wait()
             made.append(svc.notify.deliver_due(limit=100))
 
