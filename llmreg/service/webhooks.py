@@ -21,10 +21,21 @@ change they report, with one ``pending`` delivery per subscribed webhook. The wo
 Delivery is at least once: a receiver drops repeats by ``webhook-id``.
 
 Example:
-    >>> hook = svc.notify.add("https://hooks.example.com/x", ["promotion"],
-    ...                       actor=Actor("ana"))  # doctest: +SKIP
-    >>> hook.secret[:6]  # doctest: +SKIP
-    'whsec_'
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from llmreg.service import RegistryService
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> hook = svc.notify.add("https://93.184.215.14/llmreg", ["promotion"],
+    ...                       actor=Actor("ana"))
+    >>> hook.secret[:6], hook.events
+    ('whsec_', ['promotion'])
+    >>> svc.notify.add("http://10.0.0.1/x", ["promotion"], actor=Actor("ana"))
+    Traceback (most recent call last):
+    ...
+    llmreg.errors.InvalidWebhookError: url 'http://10.0.0.1/x': host 10.0.0.1 is a private ...
+    >>> svc.notify.deliver_due()
+    0
+    >>> svc.close()
 """
 
 from __future__ import annotations

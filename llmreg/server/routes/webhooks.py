@@ -2,6 +2,22 @@
 
 The secret of a new webhook is in the creation answer only. Bodies are
 :mod:`llmreg.contract`; the work is :class:`~llmreg.service.webhooks.Notify`'s.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from fastapi.testclient import TestClient
+    >>> from llmreg.server.app import create_app
+    >>> from llmreg.service import RegistryService
+    >>> from llmreg.settings import Settings
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> admin, _ = svc.access.create_token("ada", "admin", created_by="setup")
+    >>> http = TestClient(create_app(Settings(), service=svc))
+    >>> http.get("/v1/webhooks").status_code
+    401
+    >>> http.get("/v1/webhooks", headers={"Authorization": f"Bearer {admin}"}).json()
+    []
+    >>> svc.close()
 """
 
 from __future__ import annotations
