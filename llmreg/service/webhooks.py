@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 
 from llmreg.db.engine import Database
@@ -63,6 +64,9 @@ FORMATS = ("cloudevents", "slack")
 LEASE = timedelta(seconds=60)  # longer than one send can take (see delivery.TIMEOUT)
 MAX_WEBHOOKS = 100
 MAX_LIST = 1000
+KEEP = timedelta(days=30)  # delivered and dead deliveries, and their events, are kept this long
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 1000
 
 
 class Notify:
@@ -78,6 +82,7 @@ class Notify:
         self.db = db
         self.policy = policy
         self.resolver = resolver
+        self._pruned_at: datetime | None = None
 
     # -- endpoints ---------------------------------------------------------------
 
@@ -164,7 +169,8 @@ class Notify:
         """One delivery by id."""
         with self.db.read() as s:
             found = s.exec(select(Delivery, OutboxEvent).join(OutboxEvent)
-                           .where(Delivery.id == delivery_id)).first()
+                           .where(Delivery.id == delivery_id)).first() \
+                if _known_id(delivery_id) else None
             if found is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -175,7 +181,7 @@ class Notify:
         ``webhook-id`` (a receiver that got it already can tell)."""
         now = utcnow()
         with self.db.write() as s:
-            row = s.get(Delivery, delivery_id)
+            row = s.get(Delivery, delivery_id) if _known_id(delivery_id) else None
             if row is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -193,6 +199,10 @@ class Notify:
         """Deliver what is due at ``now`` (default: the clock); return how many attempts
         were made. At most ``limit`` per call, claimed in small batches."""
         now = now or utcnow()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY \
+                or now < self._pruned_at:
+            self._pruned_at = now
+            self.prune(now)
         made = 0
         while made < limit:
             batch = self._deliver(now, limit=min(16, limit - made))
@@ -200,6 +210,23 @@ class Notify:
                 break
             made += batch
         return made
+
+    def prune(self, now: datetime | None = None, *, keep: timedelta = KEEP) -> int:
+        """Delete events older than ``keep`` that have nothing left to deliver, with their
+        finished deliveries (at most a batch per call, so the table stays bounded without a
+        long transaction); return how many events went. Pending deliveries are never
+        deleted. :meth:`deliver_due` calls this at most once an hour."""
+        cutoff = (now or utcnow()) - keep
+        with self.db.write() as s:
+            busy = select(Delivery.event_id).where(Delivery.status == "pending")
+            old = s.exec(select(OutboxEvent.id).where(
+                col(OutboxEvent.at) < cutoff, col(OutboxEvent.id).not_in(busy))
+                .order_by(col(OutboxEvent.id)).limit(PRUNE_BATCH)).all()
+            if not old:
+                return 0
+            s.execute(delete(Delivery).where(col(Delivery.event_id).in_(old)))
+            s.execute(delete(OutboxEvent).where(col(OutboxEvent.id).in_(old)))
+            return len(old)
 
     def _deliver(self, now: datetime, *, limit: int = 16, ids: list[int] | None = None) -> int:
         jobs = self._claim(now, limit, ids)
@@ -292,8 +319,14 @@ def _events(events: Iterable[str]) -> list[str]:
     return wanted
 
 
+def _known_id(value: int) -> bool:
+    """Ids are positive 63-bit integers; anything else names nothing (and must not reach
+    the database driver, which cannot bind it)."""
+    return isinstance(value, int) and 0 < value < 2**63
+
+
 def _hook(s: Any, webhook_id: int) -> Webhook:
-    row = s.get(Webhook, webhook_id)
+    row = s.get(Webhook, webhook_id) if _known_id(webhook_id) else None
     if row is None or row.removed_at is not None:
         raise RefNotFoundError(f"no webhook {webhook_id}; see `llmreg webhook list`")
     assert isinstance(row, Webhook)

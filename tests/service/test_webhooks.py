@@ -354,3 +354,37 @@ def test_concurrent_workers_on_sqlite_never_send_twice(tmp_path: Path,
     assert len(ids) == 20 and len(set(ids)) == 20
     for svc in services:
         svc.close()
+
+
+def test_ids_out_of_range_name_nothing(svc: RegistryService) -> None:
+    for bad in (0, -1, 2**63, 10**30):
+        with pytest.raises(RefNotFoundError):
+            svc.notify.remove(bad, actor=ANA)
+        with pytest.raises(RefNotFoundError):
+            svc.notify.redeliver(bad, actor=ANA)
+        with pytest.raises(RefNotFoundError):
+            svc.notify.delivery(bad)
+
+
+def test_finished_history_is_pruned_after_thirty_days(svc: RegistryService,
+                                                      receiver: Receiver) -> None:
+    from llmreg.db.models import OutboxEvent
+
+    svc.notify.add(receiver.url, ["promotion", "registration"], actor=ANA)
+    promote_one(svc)  # a registration and a promotion
+    now = datetime.now(UTC)
+    assert svc.notify.deliver_due(now) == 2
+    promotion = svc.notify.deliveries()[0]
+    svc.notify.redeliver(promotion.id, actor=ANA)  # pending again
+    assert svc.notify.prune(now + timedelta(days=29)) == 0
+    assert svc.notify.prune(now + timedelta(days=31)) == 1  # the pending one stays
+    with svc.db.read() as s:
+        assert [e.type for e in s.exec(select(OutboxEvent)).all()] == ["promotion"]
+    # deliver_due prunes by itself, at most once an hour, before it sends.
+    svc.notify.deliver_due(now + timedelta(days=40))
+    assert [(d.event, d.status) for d in svc.notify.deliveries()] == [("promotion",
+                                                                       "delivered")]
+    svc.notify.deliver_due(now + timedelta(days=40, minutes=30))
+    assert len(svc.notify.deliveries()) == 1  # not an hour since the last prune
+    svc.notify.deliver_due(now + timedelta(days=40, hours=2))
+    assert svc.notify.deliveries() == []
