@@ -124,7 +124,7 @@ def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver) -> Outcome
                 if len(head) >= MAX_ANSWER:
                     break
             status = answer.status_code
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= status < 300:
         return Outcome(ok=True, status=status)

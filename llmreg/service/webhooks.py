@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import threading
 from collections.abc import Iterable
@@ -67,6 +68,7 @@ MAX_LIST = 1000
 KEEP = timedelta(days=30)  # delivered and dead deliveries, and their events, are kept this long
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_BATCH = 1000
+log = logging.getLogger("llmreg")
 
 
 class Notify:
@@ -299,7 +301,9 @@ class Notify:
         while not stop.is_set():
             try:
                 made = self.deliver_due()
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad round
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad round
+                log.warning("webhook delivery round failed (retried in %.1f s): %s",
+                            interval, exc)
                 made = 0
             if made == 0:
                 stop.wait(interval)
