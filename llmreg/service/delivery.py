@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +102,13 @@ def signed_headers(job: Job, body: bytes, at: datetime) -> dict[str, str]:
             "user-agent": f"llmreg/{__version__}"}
 
 
-def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver) -> Outcome:
-    """Make one attempt of ``job``: check, pin, sign, POST, read a little of the answer."""
+def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver,
+         verify: ssl.SSLContext | bool = True) -> Outcome:
+    """Make one attempt of ``job``: check, pin, sign, POST, read a little of the answer.
+
+    ``verify``: the TLS trust (default: the system's CAs), checked against the URL's
+    host name even though the connection goes to the pinned address.
+    """
     import httpx
 
     try:
@@ -115,7 +121,8 @@ def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver) -> Outcome
     extensions = {"sni_hostname": target.sni} if target.sni else {}
     timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client, \
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                          verify=verify) as client, \
                 client.stream("POST", target.pinned_url, content=body, headers=headers,
                               extensions=extensions) as answer:
             head = b""
@@ -133,11 +140,15 @@ def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver) -> Outcome
     return Outcome(ok=False, status=status, error=f"HTTP {status}" + (f": {why}" if why else ""))
 
 
-def send_all(jobs: Sequence[Job], *, allow_hosts: Iterable[str],
-             resolver: Resolver) -> list[Outcome]:
+def send_all(jobs: Sequence[Job], *, allow_hosts: Iterable[str], resolver: Resolver,
+             verify: ssl.SSLContext | bool = True) -> list[Outcome]:
     """Send ``jobs`` a few at a time; the outcomes in the same order."""
     hosts = list(allow_hosts)
+
+    def one(job: Job) -> Outcome:
+        return send(job, allow_hosts=hosts, resolver=resolver, verify=verify)
+
     if len(jobs) == 1:
-        return [send(jobs[0], allow_hosts=hosts, resolver=resolver)]
+        return [one(jobs[0])]
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(jobs))) as pool:
-        return list(pool.map(lambda j: send(j, allow_hosts=hosts, resolver=resolver), jobs))
+        return list(pool.map(one, jobs))

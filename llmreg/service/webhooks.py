@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import ssl
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -80,10 +81,12 @@ class Notify:
     """
 
     def __init__(self, db: Database, policy: Policy, *,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.db = db
         self.policy = policy
-        self.resolver = resolver
+        self.resolver = resolver  # host names to addresses (tests inject a fake)
+        self.verify = verify  # TLS trust for https receivers (default: the system's CAs)
         self._pruned_at: datetime | None = None
 
     # -- endpoints ---------------------------------------------------------------
@@ -235,7 +238,7 @@ class Notify:
         if not jobs:
             return 0
         outcomes = send_all(jobs, allow_hosts=self.policy.webhooks.allow_hosts,
-                            resolver=self.resolver)
+                            resolver=self.resolver, verify=self.verify)
         self._record(now, jobs, outcomes)
         return len(jobs)
 

@@ -388,3 +388,51 @@ def test_finished_history_is_pruned_after_thirty_days(svc: RegistryService,
     assert len(svc.notify.deliveries()) == 1  # not an hour since the last prune
     svc.notify.deliver_due(now + timedelta(days=40, hours=2))
     assert svc.notify.deliveries() == []
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_host_name(
+        tmp_path: Path) -> None:
+    """The connection is pinned to the address the guard checked (a fake resolver says
+    hooks.test is 127.0.0.1), while TLS verifies the certificate against hooks.test."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    receiver = Receiver()
+    receiver.start()
+    assert receiver._server is not None
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.test").configure_cert(server_ctx)
+    receiver._server.socket = server_ctx.wrap_socket(receiver._server.socket,
+                                                     server_side=True)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    policy = Policy.default().model_copy(
+        update={"webhooks": Webhooks(allow_hosts=["hooks.test", "other.test"])})
+    service = RegistryService.open_home(tmp_path / "r", policy=policy)
+    service.notify = Notify(service.db, policy, resolver=resolver, verify=client_ctx)
+    try:
+        good = service.notify.add(f"https://hooks.test:{receiver.port}/in", ["promotion"],
+                                  actor=ANA)
+        wrong = service.notify.add(f"https://other.test:{receiver.port}/in", ["promotion"],
+                                   actor=ANA)
+        promote_one(service)
+        assert service.notify.deliver_due() == 2
+        (got,) = receiver.received()  # only the host the certificate names
+        assert got.headers["host"] == f"hooks.test:{receiver.port}" and got.path == "/in"
+        assert good.secret is not None
+        Verifier(good.secret).verify(got.body, got.headers)
+        by_hook = {d.webhook_id: d for d in service.notify.deliveries()}
+        assert by_hook[good.id].status == "delivered"
+        assert "certificate" in (by_hook[wrong.id].last_error or "").lower()
+        assert set(asked) == {"hooks.test", "other.test"}
+    finally:
+        service.close()
+        receiver.stop()
