@@ -315,9 +315,10 @@ class Notify:
 def _events(events: Iterable[str]) -> list[str]:
     wanted = []
     for raw in events:
-        event = raw.strip()
+        event = str(raw).strip()
         if event not in EVENTS:
-            raise InvalidWebhookError(f"--events: {event!r} is not an event; use one or more "
+            shown = event if len(event) <= 40 else event[:39] + "…"
+            raise InvalidWebhookError(f"--events: {shown!r} is not an event; use one or more "
                                       f"of {','.join(EVENTS)}")
         if event not in wanted:
             wanted.append(event)
