@@ -195,7 +195,6 @@ class SlotEventInfo(BaseModel):
     reason: str
     policy_digest: str | None
     gates: list[GateResult] = []
-    owner: str | None = None  # the owning team (``llmreg owner set``)
     at: datetime
 
 
@@ -213,6 +212,7 @@ class SlotStatus(BaseModel):
     reason: str
     policy_digest: str | None
     gates: list[GateResult] = []
+    owner: str | None = None  # the owning team (``llmreg owner set``)
 
 
 class AuditInfo(BaseModel):

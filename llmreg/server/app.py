@@ -6,6 +6,9 @@ database and the blob store hold everything, so replicas can run side by side.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -15,8 +18,9 @@ from llmreg.policy import find_policy
 from llmreg.server import errors
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
-from llmreg.server.routes import reads, resolve, writes
+from llmreg.server.routes import hygiene, reads, resolve, writes
 from llmreg.server.routes.resolve import FastResolve
+from llmreg.server.scheduler import Scheduler
 from llmreg.server.state import ServerState
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
@@ -35,13 +39,29 @@ def create_app(settings: Settings | None = None,
         service = RegistryService.open_home(home, database_url=settings.database_url,
                                             store=settings.store,
                                             policy=find_policy(settings.policy, home))
-    app = FastAPI(title="llmreg", version=__version__,
+    jobs_on = settings.jobs
+    jobs_tick = settings.jobs_tick
+    registry = service
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The scheduled jobs (deprecation, alerts, deliveries) run beside the routes.
+        scheduler = Scheduler(registry, tick=jobs_tick) if jobs_on else None
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    app = FastAPI(title="llmreg", version=__version__, lifespan=lifespan,
                   description="The registry of LLM bundles: what runs where, and why.")
     state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
-    for module in (resolve, reads, writes):
+    for module in (resolve, reads, writes, hygiene):
         app.include_router(module.router)
 
     @app.get("/healthz")
