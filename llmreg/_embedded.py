@@ -26,6 +26,7 @@ from llmreg.types import (
     ApprovalInfo,
     AuditInfo,
     ChangelogEntry,
+    DeliveryInfo,
     DeprecationReport,
     DriftItem,
     EnvironmentInfo,
@@ -41,6 +42,7 @@ from llmreg.types import (
     SlotStatus,
     TokenInfo,
     VersionInfo,
+    WebhookInfo,
 )
 
 try:
@@ -248,6 +250,25 @@ class EmbeddedBackend(Backend):
 
     def drift(self, a: str, b: str) -> list[DriftItem]:
         return self.service.environments.drift(a, b)
+    # -- webhooks --------------------------------------------------------------------
+
+    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
+        return self.service.notify.add(url, events, actor=self.actor(), format=format)
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        return self.service.notify.list_webhooks()
+
+    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
+        return self.service.notify.remove(webhook_id, actor=self.actor())
+
+    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
+        return self.service.notify.test(webhook_id, actor=self.actor())
+
+    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
+        return self.service.notify.deliveries(failed=failed, limit=limit)
+
+    def redeliver(self, delivery_id: int) -> DeliveryInfo:
+        return self.service.notify.redeliver(delivery_id, actor=self.actor())
 
 
 class _Progress:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         ApprovalInfo,
         AuditInfo,
         ChangelogEntry,
+        DeliveryInfo,
         DeprecationReport,
         DriftItem,
         EnvironmentInfo,
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
         SlotStatus,
         TokenInfo,
         VersionInfo,
-)
+        WebhookInfo,
+    )
 
 MAX_REPORT = 64 * 1024 * 1024  # an eval report is evidence, not a data set
 
@@ -600,6 +602,45 @@ class Client:
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke a token; a server stops accepting it within 5 seconds."""
         return self._backend.revoke_token(token_id)
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def add_webhook(self, url: str, events: list[str], *,
+                    format: str = "cloudevents") -> WebhookInfo:
+        """Send ``events`` (of :data:`llmreg.service.outbox.EVENTS`) to ``url``, as
+        CloudEvents JSON or a Slack message, signed per Standard Webhooks. The answer's
+        ``secret`` (``whsec_…``) is returned this once. A URL whose host resolves to a
+        private, loopback, link-local or metadata address is refused unless the policy's
+        ``webhooks.allow_hosts`` names it. On a server this needs an admin token.
+
+        Example:
+            >>> hook = reg.add_webhook("https://hooks.example.com/llmreg",
+            ...                        ["promotion", "rollback"])  # doctest: +SKIP
+            >>> hook.secret[:6]  # doctest: +SKIP
+            'whsec_'
+        """
+        return self._backend.add_webhook(url, list(events), format)
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        """The webhooks in use (never their secrets)."""
+        return self._backend.list_webhooks()
+
+    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
+        """Remove a webhook; its pending deliveries are dropped."""
+        return self._backend.remove_webhook(webhook_id)
+
+    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
+        """Send a ``test`` event to one webhook now (one attempt); the outcome."""
+        return self._backend.test_webhook(webhook_id)
+
+    def webhook_deliveries(self, *, failed: bool = False,
+                           limit: int = 100) -> list[DeliveryInfo]:
+        """Deliveries, newest first (``failed``: dead, or pending after a failure)."""
+        return self._backend.webhook_deliveries(failed, limit)
+
+    def redeliver(self, delivery_id: int) -> DeliveryInfo:
+        """Queue a delivery again, due now, with the same ``webhook-id``."""
+        return self._backend.redeliver(delivery_id)
 
     # Last, so that ``list`` in the annotations above is the builtin, not this method.
     # -- owners and hygiene ------------------------------------------------------------

@@ -27,6 +27,7 @@ from llmreg.types import (
     SlotStatus,
     TokenInfo,
     VersionInfo,
+    WebhookInfo,
 )
 
 # -- errors ----------------------------------------------------------------------------
@@ -135,6 +136,14 @@ class TokenBody(_Body):
     role: Literal["reader", "publisher", "approver", "admin"]
 
 
+class WebhookBody(_Body):
+    """``POST /v1/webhooks``: where to send which events, in which format."""
+
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(min_length=1, max_length=32)
+    format: Literal["cloudevents", "slack"] = "cloudevents"
+
+
 # -- responses ---------------------------------------------------------------------------
 
 
@@ -199,6 +208,13 @@ class NewToken(TokenInfo):
     """``POST /v1/tokens``: the token's record and its secret (sent this once only)."""
 
     token: str
+
+
+class NewWebhook(WebhookInfo):
+    """``POST /v1/webhooks``: the webhook and its ``whsec_`` signing secret (sent this
+    once only)."""
+
+    secret: str
 
 
 class HeartbeatResult(BaseModel):

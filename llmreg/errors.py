@@ -35,6 +35,7 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── RequestTimeoutError (TimeoutError)     a request body arrived too slowly (HTTP 408)
     ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
     ├── ServerError                            the server failed (HTTP 5xx)
+    ├── InvalidWebhookError (ValueError)       a webhook URL, event name or format is refused
     └── MissingDependencyError (ImportError)   an optional extra is not installed
 
 Every message names the object at fault and, where there is one, the next step.
@@ -244,3 +245,9 @@ class MissingDependencyError(LLMRegError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
 
     code = "DEPENDENCY_MISSING"
+
+
+class InvalidWebhookError(LLMRegError, ValueError):
+    """A webhook is refused: unknown event, bad format, or a URL the SSRF guard blocks."""
+
+    code = "WEBHOOK_INVALID"

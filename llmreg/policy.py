@@ -107,6 +107,12 @@ jobs:
   deprecation: 1h
   alerts: 1h
   deliveries: continuous
+
+# Webhooks (`llmreg webhook add`) may only reach public hosts; name here the hosts on
+# your own network (a relay, 127.0.0.1 in a test) that may receive them anyway.
+webhooks:
+  allow_hosts: []
+  max_attempts: 12
 """
 
 
@@ -242,6 +248,15 @@ class JobPeriods(_P):
         return {job: duration_seconds(getattr(self, job)) for job in type(self).model_fields}
 
 
+class Webhooks(_P):
+    """Webhook delivery: which hosts may be private, and how many attempts a delivery gets."""
+
+    # Hosts (as written in a webhook URL: a name or an address literal) that may resolve
+    # to loopback, private or link-local addresses; every other host must be public.
+    allow_hosts: list[str] = Field(default_factory=list, max_length=100)
+    max_attempts: int = Field(12, ge=1, le=50)
+
+
 class Policy(_P):
     """A validated policy. Build it with :func:`load_policy` or :meth:`Policy.default`."""
 
@@ -252,6 +267,7 @@ class Policy(_P):
     require_owner: bool = False
     deprecation: Deprecation = Deprecation()
     jobs: JobPeriods = JobPeriods()
+    webhooks: Webhooks = Webhooks()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

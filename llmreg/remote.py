@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         ApprovalInfo,
         AuditInfo,
         ChangelogEntry,
+        DeliveryInfo,
         DeprecationReport,
         DriftItem,
         EnvironmentInfo,
@@ -68,7 +69,8 @@ if TYPE_CHECKING:
         SlotStatus,
         TokenInfo,
         VersionInfo,
-)
+        WebhookInfo,
+    )
 
 log = logging.getLogger("llmreg")
 M = TypeVar("M", bound="BaseModel")
@@ -555,3 +557,40 @@ class HTTPBackend(Backend):
         from llmreg.types import DriftItem
 
         return self._list(DriftItem, "/v1/drift", params={"a": a, "b": b})
+    # -- webhooks --------------------------------------------------------------------
+
+    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
+        from llmreg.contract import NewWebhook, WebhookBody
+        from llmreg.types import WebhookInfo
+
+        new = self._as(NewWebhook, "POST", "/v1/webhooks",
+                       WebhookBody.model_construct(url=url, events=events,
+                                                   format=format))  # type: ignore[arg-type]
+        return WebhookInfo.model_validate(new.model_dump())
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        from llmreg.types import WebhookInfo
+
+        return self._list(WebhookInfo, "/v1/webhooks")
+
+    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
+        from llmreg.types import WebhookInfo
+
+        return self._as(WebhookInfo, "DELETE", f"/v1/webhooks/{int(webhook_id)}")
+
+    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
+        from llmreg.types import DeliveryInfo
+
+        return self._as(DeliveryInfo, "POST", f"/v1/webhooks/{int(webhook_id)}/test")
+
+    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
+        from llmreg.types import DeliveryInfo
+
+        return self._list(DeliveryInfo, "/v1/webhook-deliveries",
+                          params={"failed": str(bool(failed)).lower(), "limit": int(limit)})
+
+    def redeliver(self, delivery_id: int) -> DeliveryInfo:
+        from llmreg.types import DeliveryInfo
+
+        return self._as(DeliveryInfo, "POST",
+                        f"/v1/webhook-deliveries/{int(delivery_id)}/redeliver")

@@ -96,7 +96,7 @@ class Settings:
     body_min_rate: int = 8 * 1024
     # Server: run the scheduled jobs in the background (``llmreg serve`` turns it on).
     jobs: bool = False
-    jobs_tick: float = 1.0
+    jobs_tick: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

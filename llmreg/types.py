@@ -374,3 +374,52 @@ class DriftItem(BaseModel):
     state: Literal["same", "differs", "only_a", "only_b"]
     summary: str
     changes: list[str] = []
+class WebhookInfo(BaseModel):
+    """A webhook endpoint's record (its secret only in the answer that created it).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> WebhookInfo(id=1, url="https://hooks.example.com/llmreg", events=["promotion"],
+        ...             format="cloudevents", created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ...             created_by="ana").secret is None
+        True
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    url: str
+    events: list[str]
+    format: str  # "cloudevents" or "slack"
+    created_at: datetime
+    created_by: str
+    secret: str | None = None  # ``whsec_…``, shown once
+
+
+class DeliveryInfo(BaseModel):
+    """One event to one webhook: its ``webhook-id``, state, attempts and last answer.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> DeliveryInfo(id=3, webhook_id=1, event="promotion", name="chat",
+        ...              message_id="msg_1", status="pending", attempts=0, next_at=t,
+        ...              created_at=t).status
+        'pending'
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    webhook_id: int
+    event: str
+    name: str | None
+    message_id: str  # the Standard Webhooks ``webhook-id``, the same on every attempt
+    status: str  # "pending", "delivered" or "dead"
+    attempts: int
+    next_at: datetime
+    created_at: datetime
+    last_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None

@@ -144,7 +144,7 @@ def test_the_default_policys_digest_is_pinned() -> None:
     # Every promotion records this digest: a change to the default policy or to the
     # canonical form must be deliberate.
     p = Policy.default()
-    assert p.digest == "sha256:428e495d48be2efccfcb98a5916a3038d3e29133b4cf3c541e1b106d3ec6b8ca"
+    assert p.digest == "sha256:c9dbabf543784ff781a24a88c754b58de72d383e3d7494bbc311fcf79964a145"
     assert p.canonical_dict()["transitions"][1] == {
         "from": "staging", "to": "shadow",
         "gates": {"evals": [], "shadow_metrics": {}, "approvals": {

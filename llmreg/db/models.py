@@ -321,3 +321,65 @@ class JobRun(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     result: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON,
                                                                              nullable=False))
+class OutboxEvent(SQLModel, table=True):
+    """One event, written in the same transaction as the state change it reports."""
+
+    __tablename__ = "outbox_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False, unique=True))
+    type: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    name: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), index=True))
+    data: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Webhook(SQLModel, table=True):
+    """A webhook endpoint: URL, subscribed events, format and its signing secret.
+
+    The ``whsec_`` secret is kept as is, because the registry must sign with it (an
+    HMAC key cannot be stored hashed); it is shown once, at creation.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=sa.Column(sa.String(2048), nullable=False))
+    events: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    format: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    secret: str = Field(sa_column=sa.Column(sa.String(80), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    removed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class Delivery(SQLModel, table=True):
+    """One event to one webhook: ``pending`` (due at ``next_at``), ``delivered`` or ``dead``.
+
+    ``message_id`` is the Standard Webhooks ``webhook-id``: fixed per (event, webhook),
+    so every retry and every redelivery carries the same id.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "webhook_id", name="uq_deliveries_event_webhook"),
+        sa.Index("ix_deliveries_due", "status", "next_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("outbox_events.id"), nullable=False)
+    )
+    webhook_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("webhooks.id"), nullable=False,
+                            index=True)
+    )
+    message_id: str = Field(sa_column=sa.Column(sa.String(80), nullable=False, unique=True))
+    status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    next_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    last_attempt_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_status: int | None = Field(default=None)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    delivered_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))

@@ -16,9 +16,10 @@ from llmreg._version import __version__
 from llmreg.contract import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors
+from llmreg.server.delivery import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
-from llmreg.server.routes import hygiene, reads, resolve, writes
+from llmreg.server.routes import hygiene, reads, resolve, webhooks, writes
 from llmreg.server.routes.resolve import FastResolve
 from llmreg.server.scheduler import Scheduler
 from llmreg.server.state import ServerState
@@ -45,15 +46,17 @@ def create_app(settings: Settings | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The scheduled jobs (deprecation, alerts, deliveries) run beside the routes.
-        scheduler = Scheduler(registry, tick=jobs_tick) if jobs_on else None
-        if scheduler is not None:
-            scheduler.start()
+        # With LLMREG_JOBS (`llmreg serve`), the scheduler runs every job beside the
+        # routes: deprecation and alerts once per period across replicas, webhook
+        # deliveries on every tick. Without it (an app built in a test or embedded in
+        # another), only the delivery loop runs, so events still go out.
+        worker: Scheduler | DeliveryLoop = (Scheduler(registry, tick=jobs_tick) if jobs_on
+                                            else DeliveryLoop(registry))
+        worker.start()
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.stop()
+            worker.stop()
 
     app = FastAPI(title="llmreg", version=__version__, lifespan=lifespan,
                   description="The registry of LLM bundles: what runs where, and why.")
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None,
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
-    for module in (resolve, reads, writes, hygiene):
+    for module in (resolve, reads, writes, webhooks, hygiene):
         app.include_router(module.router)
 
     @app.get("/healthz")

@@ -1,8 +1,8 @@
 """Events for notifications, written in the caller's transaction (the outbox).
 
-The outbox itself (:mod:`llmreg.service.outbox`, webhook endpoints and delivery) is
-built beside this module; until it is present, :func:`emit` records nothing, so the
-state changes that report events work the same with or without it.
+A thin front of :func:`llmreg.service.outbox.emit` for the hygiene parts (owners,
+deprecation, alerts): the event row is written in the same transaction as the state
+change it reports, so a crash between the two loses nothing.
 
 Example:
     >>> import tempfile
@@ -15,20 +15,17 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from llmreg.db.models import utcnow
+from llmreg.service import outbox
 
 
 def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any],
          at: datetime | None = None) -> None:
     """Write ``event`` about ``name`` into the outbox, in ``session``'s transaction."""
-    try:
-        outbox = importlib.import_module("llmreg.service.outbox")
-    except ModuleNotFoundError:
-        return
-    outbox.emit(session, event=event, name=name, data=data, at=at or utcnow())
+    outbox.emit(session, event=event, name=name, data={"name": name, **data},
+                at=at or utcnow())

@@ -41,7 +41,7 @@ from llmreg.errors import (
 from llmreg.lineage import check_metrics
 from llmreg.names import Ref, check_name
 from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
-from llmreg.service import audit
+from llmreg.service import audit, outbox
 from llmreg.service.blobs import Blobs
 from llmreg.service.events import emit
 from llmreg.service.gates import judge
@@ -165,6 +165,10 @@ class Lifecycle:
             s.flush()
             audit.append(s, actor=actor.name, action="approval", name=row.name, target=label,
                          env=env, detail={"digest": version.digest, "comment": comment})
+            outbox.emit(s, event="approval", name=row.name, at=record.created_at,
+                        data={"name": row.name, "version": version.number,
+                              "digest": version.digest, "env": env, "approver": actor.name,
+                              "comment": comment[:500]})
             return approval_info(row.name, record), True
 
     # -- gates and promotion -------------------------------------------------------
@@ -183,6 +187,33 @@ class Lifecycle:
         With ``expect_current`` the move happens only if the slot still holds that
         version (compare-and-set); otherwise :class:`SlotConflictError`.
         """
+        try:
+            return self._promote(ref, env, actor=actor, reason=reason,
+                                 expect_current=expect_current)
+        except GateFailedError as exc:
+            if isinstance(exc.report, GateReport):
+                self._gate_failed(exc.report, actor=actor, reason=reason)
+            raise
+
+    def _gate_failed(self, report: GateReport, *, actor: Actor, reason: str) -> None:
+        """Emit ``gate_failed`` for a refused promotion.
+
+        The refused promotion's transaction rolled back and changed nothing, so there is
+        no state change to share a commit with: the event gets its own small transaction
+        after it. (A crash in between loses only the notice of an attempt that changed
+        nothing.)
+        """
+        with self.db.write() as s:
+            outbox.emit(s, event="gate_failed", name=report.name, at=utcnow(),
+                        data={"name": report.name, "version": report.version,
+                              "digest": report.digest, "env": report.to_env,
+                              "actor": actor.name, "reason": (reason or "")[:500],
+                              "policy_digest": report.policy_digest,
+                              "unmet": [{"gate": r.gate, "detail": r.detail[:500]}
+                                        for r in report.unmet()][:20]})
+
+    def _promote(self, ref: str, env: str, *, actor: Actor, reason: str,
+                 expect_current: str | None) -> tuple[SlotEventInfo, GateReport]:
         env = self.policy.canonical_env(env)
         reason = _reason(reason)
         with self.db.write() as s:
@@ -201,13 +232,14 @@ class Lifecycle:
                         f"{row.name}/{env} holds {holds}, not @{expected.number} as expected; "
                         f"nothing changed; see `llmreg status {row.name}`")
             report = self._judge(s, row, version, env, slot=slot)
-            if not report.passed:
-                unmet = "; ".join(f"{r.gate}: {r.detail}" for r in report.unmet())
-                raise GateFailedError(
-                    f"{row.name}@{version.number} cannot move to {env}: {unmet}", report)
-            event = self._move(s, row, version, env, slot, actor=actor, reason=reason,
-                               action="promote", gates=report.results)
-            return event, report
+            if report.passed:
+                event = self._move(s, row, version, env, slot, actor=actor, reason=reason,
+                                   action="promote", gates=report.results)
+                return event, report
+            # Leaving the block by an exception rolls back everything (the policy note too).
+            unmet = "; ".join(f"{r.gate}: {r.detail}" for r in report.unmet())
+            raise GateFailedError(
+                f"{row.name}@{version.number} cannot move to {env}: {unmet}", report)
 
     def rollback(self, name: str, env: str, *, actor: Actor, reason: str) -> SlotEventInfo:
         """Return ``env``'s slot to the version it held before the current one.
@@ -327,6 +359,11 @@ class Lifecycle:
                      detail={"from_version": previous, "digest": version.digest,
                              "reason": reason, "policy": self.policy.digest,
                              "gates": [g.gate for g in gates], "event_id": event.id})
+        outbox.emit(s, event="promotion" if action == "promote" else "rollback", name=row.name,
+                    at=now, data={"name": row.name, "env": env, "version": version.number,
+                                  "digest": version.digest, "from_version": previous,
+                                  "actor": actor.name, "reason": reason[:500],
+                                  "policy_digest": self.policy.digest})
         return event_info(row.name, event)
 
     def _restatus(self, s: Session, row: BundleName, number: int) -> None:

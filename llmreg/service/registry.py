@@ -13,7 +13,9 @@ registry state:
 - ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
 - ``owners``, ``traffic``, ``alerts``, ``deprecation``, ``environments``: owners, served
   traffic, stale-production alerts, the deprecation rules, env list and drift;
-- ``jobs`` (:class:`~llmreg.service.jobs.Jobs`): those that run on a schedule.
+- ``jobs`` (:class:`~llmreg.service.jobs.Jobs`): those that run on a schedule;
+- ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
+  worker over the outbox (:mod:`llmreg.service.outbox`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from llmreg.service.lifecycle import Lifecycle
 from llmreg.service.owners import Owners
 from llmreg.service.traffic import Traffic
 from llmreg.service.versions import Versions
+from llmreg.service.webhooks import Notify
 from llmreg.store import open_store
 from llmreg.store.base import BlobStore
 
@@ -62,6 +65,7 @@ class RegistryService:
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
+        self.notify = Notify(db, self.policy)
         self.owners = Owners(db)
         self.traffic = Traffic(db, self.policy)
         self.alerts = Alerts(db, self.policy)

@@ -21,7 +21,7 @@ from llmreg.digest import canonical_json
 from llmreg.errors import BlobNotFoundError, InvalidBundleError, RefNotFoundError
 from llmreg.names import Ref, check_name
 from llmreg.policy import Policy
-from llmreg.service import audit
+from llmreg.service import audit, outbox
 from llmreg.service.blobs import Blobs
 from llmreg.service.refs import name_row, resolve_in, slot_in
 from llmreg.service.rows import version_info
@@ -112,6 +112,10 @@ class Versions:
             audit.append(session, actor=author, action="register", name=name,
                          target=f"{name}@{number}",
                          detail={"digest": digest, "message": message, "changes": changes})
+            outbox.emit(session, event="registration", name=name, at=version.created_at,
+                        data={"name": name, "version": number, "digest": digest,
+                              "author": author, "message": message[:500],
+                              "changes": changes[:50]})
             return Registration(version=version_info(name, version), created=True)
 
     def _check_weights_reference(self, bundle: Bundle) -> None:

@@ -78,7 +78,7 @@ def test_ready_when_the_schema_is_current_and_the_store_answers(tmp_path: Path) 
     svc.check_ready()
     with svc.db.write_engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    with pytest.raises(ServerError, match="^the database schema is at 0001, not 0004; "
+    with pytest.raises(ServerError, match="^the database schema is at 0001, not 0005; "
                                           "restart the server"):
         svc.check_ready()
     svc.close()

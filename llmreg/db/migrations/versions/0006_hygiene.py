@@ -1,7 +1,7 @@
 """Registry hygiene: owners, archive tags, hourly heartbeat rollups, alerts, job runs.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-28
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from llmreg.db.models import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,233 @@
+"""The SSRF guard of webhook delivery: which addresses a webhook may reach.
+
+A webhook URL is chosen by a registry admin but fetched by the server, from inside the
+server's network, so a URL such as ``http://169.254.169.254/…`` or ``http://10.0.0.5/``
+would make the registry a proxy into that network. The guard decides from the
+*resolved* addresses, before any connection is opened:
+
+- every address the host resolves to must be globally routable: loopback, private,
+  link-local, shared (CGNAT), multicast, reserved, unspecified, documentation and the
+  cloud metadata addresses are refused, in IPv4 and IPv6 alike, including IPv4 addresses
+  carried inside IPv6 (IPv4-mapped ``::ffff:a.b.c.d``, 6to4, Teredo, NAT64);
+- unless the policy's ``webhooks.allow_hosts`` names the host exactly as written in the
+  URL (a hostname or an address literal), for a receiver on your own network.
+
+The decision is made at ``webhook add`` and again at every delivery, and the delivery
+connects to the very address that was checked (:attr:`Target.pinned_url`, with the
+``Host`` header and TLS SNI set to the real host name), so a DNS answer that changes
+between the check and the connection (DNS rebinding) cannot redirect it.
+
+Example:
+    >>> refusal(ipaddress.ip_address("10.1.2.3"))
+    'a private address'
+    >>> refusal(ipaddress.ip_address("::ffff:127.0.0.1"))
+    'a loopback address'
+    >>> refusal(ipaddress.ip_address("93.184.215.14")) is None
+    True
+    >>> check_url("http://10.0.0.7/hook", allow_hosts=()).host
+    Traceback (most recent call last):
+    ...
+    llmreg.errors.InvalidWebhookError: url 'http://10.0.0.7/hook': host 10.0.0.7 is a ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from llmreg.errors import InvalidWebhookError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Sequence[str]]
+MAX_URL = 2048
+
+# Addresses that answer cloud instance-metadata requests, beyond the ranges the
+# standard library already calls non-global (169.254.169.254 is link-local anyway).
+METADATA = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean …
+    "169.254.170.2",  # AWS ECS task metadata
+    "fd00:ec2::254",  # AWS IMDS over IPv6
+    "100.100.100.200",  # Alibaba Cloud
+    "168.63.129.16",  # Azure wire server (a public address)
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def refusal(ip: IPAddress) -> str | None:
+    """Why ``ip`` may not be a webhook's address, or None when it may.
+
+    Example:
+        >>> refusal(ipaddress.ip_address("169.254.169.254"))
+        'a cloud metadata address'
+        >>> refusal(ipaddress.ip_address("fd12::1"))
+        'a private address'
+    """
+    if ip in METADATA:
+        return "a cloud metadata address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or (ip.sixtofour if ip.sixtofour is not None else None)
+        if embedded is None and ip.teredo is not None:
+            embedded = ip.teredo[1]
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return refusal(embedded)
+    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
+              ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+              ("shared (CGNAT)", isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT),
+              ("private", ip.is_private), ("reserved", ip.is_reserved),
+              ("non-global", not ip.is_global))
+    for label, hit in checks:
+        if hit:
+            return f"a {label} address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked webhook URL: where to connect (a checked address) and what to call it.
+
+    Example:
+        >>> t = check_url("https://hooks.example.com:8443/x?y=1", allow_hosts=(),
+        ...               resolver=lambda host, port: ["93.184.215.14"])
+        >>> t.pinned_url, t.host_header, t.sni
+        ('https://93.184.215.14:8443/x?y=1', 'hooks.example.com:8443', 'hooks.example.com')
+    """
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query, at least "/"
+    address: str  # the checked address the connection goes to
+
+    @property
+    def pinned_url(self) -> str:
+        """The URL with the host replaced by the checked address."""
+        ip = ipaddress.ip_address(self.address)
+        literal = f"[{ip}]" if ip.version == 6 else str(ip)
+        default = {"http": 80, "https": 443}[self.scheme]
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://{literal}{port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header: the host as the URL names it."""
+        default = {"http": 80, "https": 443}[self.scheme]
+        literal = f"[{self.host}]" if ":" in self.host else self.host
+        return literal if self.port == default else f"{literal}:{self.port}"
+
+    @property
+    def sni(self) -> str | None:
+        """The TLS server name (for https to a host name; None for an address literal)."""
+        if self.scheme != "https" or _literal(self.host) is not None:
+            return None
+        return self.host
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (the system resolver), in its order.
+
+    Example:
+        >>> system_resolver("127.0.0.1", 80)
+        ['127.0.0.1']
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    out: list[str] = []
+    for info in infos:
+        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone index
+        if address not in out:
+            out.append(address)
+    return out
+
+
+def check_url(url: str, *, allow_hosts: Iterable[str],
+              resolver: Resolver = system_resolver) -> Target:
+    """Parse and check a webhook URL; return the :class:`Target` to connect to.
+
+    Raises :class:`InvalidWebhookError` naming the field, the value and the fix when the
+    URL is malformed, its host does not resolve, or any address it resolves to is
+    refused by :func:`refusal` and the host is not in ``allow_hosts``.
+
+    Example:
+        >>> check_url("http://127.0.0.1:9000/hook", allow_hosts=["127.0.0.1"]).address
+        '127.0.0.1'
+        >>> check_url("ftp://example.com/", allow_hosts=())
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidWebhookError: url 'ftp://example.com/' is not an http(s) URL; ...
+    """
+    scheme, host, port, path = parse_url(url)
+    allowed = host in {h.strip().lower().strip("[]") for h in allow_hosts}
+    literal = _literal(host)
+    addresses = [str(literal)] if literal is not None else list(resolver(host, port))
+    if not addresses:
+        raise InvalidWebhookError(f"url {_show(url)}: host {host!r} does not resolve; check "
+                                  "the host name")
+    checked: list[str] = []
+    for raw in addresses:
+        try:
+            ip = ipaddress.ip_address(raw)
+        except ValueError:
+            continue
+        why = refusal(ip)
+        if why is not None and not allowed:
+            raise InvalidWebhookError(
+                f"url {_show(url)}: host {host} is {why} ({ip}); webhooks may not reach it "
+                f"unless the policy's webhooks.allow_hosts lists {host!r}")
+        checked.append(str(ip))
+    if not checked:
+        raise InvalidWebhookError(f"url {_show(url)}: host {host!r} has no usable address")
+    return Target(url=url, scheme=scheme, host=host, port=port, path=path, address=checked[0])
+
+
+def parse_url(url: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, path)`` of an http(s) URL, host lowercased and unbracketed.
+
+    Example:
+        >>> parse_url("HTTPS://Hooks.Example.com/a?b=1")
+        ('https', 'hooks.example.com', 443, '/a?b=1')
+    """
+    if not isinstance(url, str) or len(url) > MAX_URL or any(c.isspace() for c in url):
+        raise InvalidWebhookError(f"url {_show(str(url))} must be an http(s) URL of at most "
+                                  f"{MAX_URL} characters, without spaces")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidWebhookError(f"url {_show(url)} is not an http(s) URL; give one such as "
+                                  "https://hooks.example.com/llmreg")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookError(f"url {_show(url)} carries a user name or password; put "
+                                  "credentials in the URL's path or query, or rely on the "
+                                  "signature")
+    if parts.fragment:
+        raise InvalidWebhookError(f"url {_show(url)} has a #fragment; remove it")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise InvalidWebhookError(f"url {_show(url)} has an invalid port") from None
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidWebhookError(f"url {_show(url)} has no host")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return scheme, host, port, path
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _show(url: str) -> str:
+    return repr(url if len(url) <= 100 else url[:99] + "…")
