@@ -101,10 +101,11 @@ class Jobs:
     def _claim(self, job: str, period: int, now: datetime) -> bool:
         self._claimed[job] = period
         with self.db.write() as s:
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT.
             taken = s.execute(insert_ignore(s, JobRun, job=job, period=period,
-                                            runner=self.runner, started_at=now,
-                                            result={})).rowcount  # type: ignore[attr-defined]
-        return bool(taken == 1)
+                                            runner=self.runner, started_at=now, result={})
+                              .returning(col(JobRun.job))).first()
+        return taken is not None
 
     def _run(self, job: str, now: datetime) -> dict[str, Any]:
         try:
