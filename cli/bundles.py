@@ -16,7 +16,7 @@ from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
 from ._common import STATE, connect, handle_errors, note_audit_head
-from ._output import JSON_OPTION, Output
+from ._output import JSON_OPTION, Output, when
 from ._views import bundle_json, print_bundle
 
 
@@ -92,8 +92,26 @@ def show(
     """Show one bundle: registration details, provenance and every section."""
     out = Output(as_json)
     bundle = _load(ref)
-    out.json(bundle_json(bundle))
+    owner = None
+    if bundle.info is not None and bundle.name is not None:
+        with connect() as reg:
+            owner = reg.owner(bundle.name)
+    data = bundle_json(bundle)
+    if bundle.info is not None:
+        info = bundle.info
+        data.update(status=info.status, owner=owner.model_dump(mode="json") if owner else None,
+                    retired={"at": info.retired_at.isoformat(), "rule": info.retire_rule,
+                             "policy": info.retire_policy} if info.retired_at else None)
+    out.json(data)
     out.view(_show, bundle)
+    if bundle.info is not None:
+        out.line(f"owner: {owner.team} ({', '.join(owner.contacts)})" if owner
+                 else "owner: none; set one with `llmreg owner set NAME --team … --contact …`",
+                 markup=False)
+        info = bundle.info
+        tag = (f" by {info.retire_rule} on {when(info.retired_at)} under policy "
+               f"{short(info.retire_policy or '')}" if info.retired_at else "")
+        out.line(f"status: {info.status}{tag}", markup=False)
 
 
 def _show(out: Output, bundle: llmreg.Bundle) -> None:

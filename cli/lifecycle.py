@@ -200,9 +200,11 @@ def status(
     with connect() as reg:
         rows = reg.status(name, env)
     Output(as_json).table(
-        rows, ("name", "env", "version", "digest", "since", "promoted by", "gates passed"),
+        rows, ("name", "env", "version", "digest", "since", "promoted by", "gates passed",
+               "owner"),
         lambda r: (r.name, r.env, r.version, short(r.digest), r.since, r.promoted_by,
-                   ", ".join(g.gate for g in r.gates if g.gate != "transition") or "-"),
+                   ", ".join(g.gate for g in r.gates if g.gate != "transition") or "-",
+                   r.owner or "-"),
         empty="nothing is promoted yet; see `llmreg promote --help`")
 
 
@@ -214,6 +216,9 @@ def audit(
     anchor: Annotated[str | None, typer.Option(
         "--head", help="With verify: a head printed earlier; the log must still hold it.")
                       ] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Only entries about this environment, across names (who moved it).")
+                   ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the audit log, or `llmreg audit verify` to recompute its hash chain."""
@@ -226,7 +231,7 @@ def audit(
             out.result({"verified": count, "head": head[-1].hash if head else None},
                        f"audit log verified: {count} entries chain correctly{tail}")
             return
-        entries = reg.audit(name, limit)
+        entries = reg.audit(name, limit, env=env)
     out.table(entries, ("#", "when", "who", "action", "target", "env"),
               lambda e: (e.seq, e.at, e.actor, e.action, e.target, e.env))
 

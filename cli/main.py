@@ -8,7 +8,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs, integrity, lifecycle, models, server, webhooks
+from . import bundles, diffs, hygiene, integrity, lifecycle, models, server, webhooks
 from ._common import STATE
 from ._output import Output
 
@@ -49,7 +49,7 @@ def root(
     STATE.traceback = traceback
 
 
-for module in (bundles, diffs, lifecycle, server, integrity, models, webhooks):
+for module in (bundles, diffs, lifecycle, server, integrity, models, webhooks, hygiene):
     module.register_commands(app)
 
 

@@ -35,6 +35,10 @@ def serve(
     ] = "token",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")
                           ] = False,
+    jobs: Annotated[bool, typer.Option(
+        "--jobs/--no-jobs", help="Run the scheduled jobs (deprecation, alerts, webhook "
+                                 "deliveries) in the background, once per period across "
+                                 "replicas.")] = True,
 ) -> None:
     """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /docs."""
     try:
@@ -51,6 +55,7 @@ def serve(
     # Workers are separate processes: they read their settings from the environment.
     os.environ["LLMREG_HOME"] = str(home.resolve())
     os.environ["LLMREG_READ_AUTH"] = read_auth
+    os.environ["LLMREG_JOBS"] = "1" if jobs else "0"
     with llmreg.connect(home):  # migrate once, before the workers start
         pass
     if host not in ("127.0.0.1", "localhost", "::1") and read_auth == "open":

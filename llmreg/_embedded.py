@@ -22,15 +22,22 @@ from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
 from llmreg.types import (
     Actor,
+    AlertInfo,
     ApprovalInfo,
     AuditInfo,
     ChangelogEntry,
     DeliveryInfo,
+    DeprecationReport,
+    DriftItem,
+    EnvironmentInfo,
     EvidenceInfo,
     GateReport,
+    JobRunInfo,
     NameSummary,
+    OwnerInfo,
     Problem,
     Registration,
+    ServedInfo,
     SlotEventInfo,
     SlotStatus,
     TokenInfo,
@@ -131,8 +138,9 @@ class EmbeddedBackend(Backend):
     def check_gates(self, ref: str, env: str) -> GateReport:
         return self.service.lifecycle.check_gates(ref, env)
 
-    def audit(self, name: str | None, limit: int | None) -> list[AuditInfo]:
-        return self.service.lifecycle.audit_log(name, limit)
+    def audit(self, name: str | None, limit: int | None,
+              env: str | None = None) -> list[AuditInfo]:
+        return self.service.lifecycle.audit_log(name, limit, env)
 
     def verify_audit(self, head: str | None) -> int:
         return self.service.lifecycle.verify_audit(head)
@@ -210,6 +218,38 @@ class EmbeddedBackend(Backend):
     def revoke_token(self, token_id: str) -> TokenInfo:
         return self.service.access.revoke_token(token_id, actor=self.actor().name)
 
+    # -- owners, hygiene, jobs ---------------------------------------------------------
+
+    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
+        return self.service.owners.set(name, team=team, contacts=contacts, actor=self.actor())
+
+    def owner(self, name: str) -> OwnerInfo | None:
+        return self.service.owners.get(name)
+
+    def owners(self) -> list[OwnerInfo]:
+        return self.service.owners.list()
+
+    def deprecation(self, apply: bool) -> DeprecationReport:
+        deprecation = self.service.deprecation
+        return deprecation.run() if apply else deprecation.plan()
+
+    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
+        return self.service.traffic.served(name, env)
+
+    def alerts(self, include_closed: bool) -> list[AlertInfo]:
+        return self.service.alerts.list(include_closed=include_closed)
+
+    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
+        return self.service.alerts.ack(alert_id, reason=reason, actor=self.actor())
+
+    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
+        return self.service.jobs.run_due(only=only)
+
+    def environments(self) -> list[EnvironmentInfo]:
+        return self.service.environments.list()
+
+    def drift(self, a: str, b: str) -> list[DriftItem]:
+        return self.service.environments.drift(a, b)
     # -- webhooks --------------------------------------------------------------------
 
     def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:

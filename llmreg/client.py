@@ -33,14 +33,21 @@ if TYPE_CHECKING:
     from llmreg.settings import Settings
     from llmreg.types import (
         Actor,
+        AlertInfo,
         ApprovalInfo,
         AuditInfo,
         ChangelogEntry,
         DeliveryInfo,
+        DeprecationReport,
+        DriftItem,
+        EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        JobRunInfo,
         NameSummary,
+        OwnerInfo,
         Problem,
+        ServedInfo,
         SlotEventInfo,
         SlotStatus,
         TokenInfo,
@@ -257,9 +264,11 @@ class Client:
         """Every move of one slot: who, when, from which version, why."""
         return self._backend.slot_history(name, env)
 
-    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
-        """Audit-log entries, oldest first (of one name; ``limit``: only the last N)."""
-        return self._backend.audit(name, limit)
+    def audit(self, name: str | None = None, limit: int | None = None, *,
+              env: str | None = None) -> list[AuditInfo]:
+        """Audit-log entries, oldest first (of one name; ``env``: of one environment,
+        across names, e.g. who moved production; ``limit``: only the last N)."""
+        return self._backend.audit(name, limit, env)
 
     def verify_audit(self, head: str | None = None) -> int:
         """Recompute the audit hash chain; the entry count, or raise naming the break.
@@ -634,6 +643,60 @@ class Client:
         return self._backend.redeliver(delivery_id)
 
     # Last, so that ``list`` in the annotations above is the builtin, not this method.
+    # -- owners and hygiene ------------------------------------------------------------
+
+    def set_owner(self, name: str, *, team: str, contacts: list[str]) -> OwnerInfo:
+        """Set the team that owns ``name`` and how to reach it (audited).
+
+        Contacts are email addresses, http(s) URLs or ``webhook:ID`` endpoints.
+
+        Example:
+            >>> reg.set_owner("support-rag", team="search",
+            ...               contacts=["search@example.com"])  # doctest: +SKIP
+        """
+        return self._backend.set_owner(name, team, list(contacts))
+
+    def owner(self, name: str) -> OwnerInfo | None:
+        """The owner of ``name`` (None when it has none)."""
+        return self._backend.owner(name)
+
+    def owners(self) -> list[OwnerInfo]:
+        """Every name's owner, by name."""
+        return self._backend.owners()
+
+    def deprecation_plan(self) -> DeprecationReport:
+        """What the policy's deprecation rules would do now, and why (changes nothing)."""
+        return self._backend.deprecation(False)
+
+    def deprecation_run(self) -> DeprecationReport:
+        """Apply the deprecation rules now; a second run finds nothing to do."""
+        return self._backend.deprecation(True)
+
+    def served(self, name: str | None = None, env: str | None = None) -> list[ServedInfo]:
+        """Per slot and version: when it last served and requests in the last day/week."""
+        return self._backend.served(name, env)
+
+    def alerts(self, *, include_closed: bool = False) -> list[AlertInfo]:
+        """Open and acknowledged alerts, newest first (closed ones too with the flag)."""
+        return self._backend.alerts(include_closed)
+
+    def ack_alert(self, alert_id: int, *, reason: str) -> AlertInfo:
+        """Acknowledge an open alert: recorded with the reason, not reminded again."""
+        return self._backend.ack_alert(alert_id, reason)
+
+    def run_jobs(self, only: list[str] | None = None) -> list[JobRunInfo]:
+        """Run every scheduled job that is due (deprecation, alerts, deliveries)."""
+        return self._backend.run_jobs(only)
+
+    def environments(self) -> list[EnvironmentInfo]:
+        """Each environment of the policy, its aliases and how many names it holds."""
+        return self._backend.environments()
+
+    def drift(self, a: str, b: str) -> list[DriftItem]:
+        """For every name: what ``a`` and ``b`` hold and a one-line summary of the
+        difference (read from ``b`` to ``a``)."""
+        return self._backend.drift(a, b)
+
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
         return self._backend.list_names()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
 from llmreg.types import (
     ApprovalInfo,
     GateReport,
+    OwnerInfo,
     Problem,
     SlotEventInfo,
     SlotStatus,
@@ -255,3 +256,31 @@ class Health(BaseModel):
     """``GET /healthz`` and ``GET /readyz``."""
 
     status: str
+
+
+# -- owners, deprecation, alerts, jobs ----------------------------------------------------
+
+
+class OwnerBody(_Body):
+    """``PUT /v1/names/{name}/owner``: the owning team and one or more contacts."""
+
+    team: str = Field(max_length=128)
+    contacts: list[str] = Field(min_length=1, max_length=10)
+
+
+class OwnerResponse(BaseModel):
+    """``GET /v1/names/{name}/owner``: the owner, or null when the name has none."""
+
+    owner: OwnerInfo | None
+
+
+class AckBody(_Body):
+    """``POST /v1/alerts/{alert_id}/ack``: why the alert is acknowledged."""
+
+    reason: str = Field(max_length=2000)
+
+
+class JobsBody(_Body):
+    """``POST /v1/jobs/run``: run the jobs that are due (or only these)."""
+
+    jobs: list[str] | None = Field(None, max_length=10)

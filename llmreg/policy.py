@@ -20,7 +20,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llmreg.digest import canonical_json, digest_bytes
 from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError
@@ -79,10 +86,27 @@ transitions:
 models:
   allow_floating: false
 
-# For the deprecation automation.
+# A name's first version leaves `registered` only once the name has an owner
+# (`llmreg owner set NAME --team … --contact …`).
+require_owner: true
+
+# What `llmreg deprecation run` (and `llmreg serve`, on schedule) does by itself:
+# archive versions older than the last `keep_last` that no environment holds, and
+# alert the owner when a production slot has served nothing for
+# `stale_production_days` (reminded every `remind_every_days`).
+# Add `deprecate_after_days: N` to deprecate versions N days after they left
+# their last environment (they are then archived only once deprecated).
 deprecation:
   keep_last: 10
   stale_production_days: 30
+  remind_every_days: 7
+
+# How often the jobs run inside `llmreg serve` and `llmreg jobs run`
+# (s, m, h or d; "continuous" runs on every tick of the scheduler).
+jobs:
+  deprecation: 1h
+  alerts: 1h
+  deliveries: continuous
 
 # Webhooks (`llmreg webhook add`) may only reach public hosts; name here the hosts on
 # your own network (a relay, 127.0.0.1 in a test) that may receive them anyway.
@@ -170,8 +194,58 @@ class ModelRules(_P):
 
 
 class Deprecation(_P):
+    """What the deprecation job does (see docs/policy.md)."""
+
     keep_last: int = Field(10, ge=1)
     stale_production_days: int = Field(30, ge=1)
+    remind_every_days: int = Field(7, ge=1)
+    deprecate_after_days: int | None = Field(None, ge=1)
+
+    @field_validator("keep_last", mode="before")
+    @classmethod
+    def _keep_at_least_one(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError(f"keep_last {value} must be 1 or more (the newest versions "
+                             "are never archived); set it to 1 or above")
+        return value
+
+
+_DURATION_RE = re.compile(r"^(\d{1,6})(s|m|h|d)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a job period: ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``; ``"continuous"``
+    is 0.
+
+    Example:
+        >>> duration_seconds("2h"), duration_seconds("continuous")
+        (7200.0, 0.0)
+    """
+    if text == "continuous":
+        return 0.0
+    match = _DURATION_RE.fullmatch(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"period {text!r} is not like 30s, 15m, 1h, 1d or 'continuous'")
+    return float(int(match.group(1)) * _UNIT_S[match.group(2)])
+
+
+class JobPeriods(_P):
+    """How often each scheduled job runs (``continuous``: on every scheduler tick)."""
+
+    deprecation: str = "1h"
+    alerts: str = "1h"
+    deliveries: str = "continuous"
+
+    @field_validator("deprecation", "alerts", "deliveries")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+    def seconds(self) -> dict[str, float]:
+        """Each job's period in seconds (0 = continuous)."""
+        return {job: duration_seconds(getattr(self, job)) for job in type(self).model_fields}
 
 
 class Webhooks(_P):
@@ -190,7 +264,9 @@ class Policy(_P):
     environments: dict[str, Environment] = Field(min_length=1)
     transitions: list[Transition] = Field(min_length=1)
     models: ModelRules = ModelRules()
+    require_owner: bool = False
     deprecation: Deprecation = Deprecation()
+    jobs: JobPeriods = JobPeriods()
     webhooks: Webhooks = Webhooks()
 
     @model_validator(mode="after")
@@ -225,7 +301,14 @@ class Policy(_P):
 
     @classmethod
     def default(cls) -> Policy:
-        """The policy ``llmreg init`` writes."""
+        """The policy in force where there is no policy file: the one ``llmreg init``
+        writes, except ``require_owner`` (a registry without a policy file is a sandbox;
+        :meth:`written_by_init` is the file itself)."""
+        return cls.written_by_init().model_copy(update={"require_owner": False})
+
+    @classmethod
+    def written_by_init(cls) -> Policy:
+        """The policy ``llmreg init`` writes (:data:`DEFAULT_POLICY_YAML`)."""
         return parse_policy(DEFAULT_POLICY_YAML, source="(built-in default)")
 
     def canonical_dict(self) -> dict[str, Any]:

@@ -49,15 +49,22 @@ if TYPE_CHECKING:
     from llmreg.policy import Policy
     from llmreg.types import (
         Actor,
+        AlertInfo,
         ApprovalInfo,
         AuditInfo,
         ChangelogEntry,
         DeliveryInfo,
+        DeprecationReport,
+        DriftItem,
+        EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        JobRunInfo,
         NameSummary,
+        OwnerInfo,
         Problem,
         Registration,
+        ServedInfo,
         SlotEventInfo,
         SlotStatus,
         TokenInfo,
@@ -381,10 +388,12 @@ class HTTPBackend(Backend):
 
         return self._as(GateReport, "GET", "/v1/gates", params={"ref": ref, "to": env})
 
-    def audit(self, name: str | None, limit: int | None) -> list[AuditInfo]:
+    def audit(self, name: str | None, limit: int | None,
+              env: str | None = None) -> list[AuditInfo]:
         from llmreg.types import AuditInfo
 
-        params = {k: v for k, v in (("name", name), ("limit", limit)) if v is not None}
+        params = {k: v for k, v in (("name", name), ("limit", limit), ("env", env))
+                  if v is not None}
         return self._list(AuditInfo, "/v1/audit", params=params)
 
     def verify_audit(self, head: str | None) -> int:
@@ -488,6 +497,66 @@ class HTTPBackend(Backend):
 
         return self._as(TokenInfo, "DELETE", f"/v1/tokens/{quote_path(token_id)}")
 
+    # -- owners, hygiene, jobs ---------------------------------------------------------
+
+    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
+        from llmreg.contract import OwnerBody
+        from llmreg.types import OwnerInfo
+
+        return self._as(OwnerInfo, "PUT", f"/v1/names/{quote_path(name)}/owner",
+                        OwnerBody.model_construct(team=team, contacts=contacts))
+
+    def owner(self, name: str) -> OwnerInfo | None:
+        from llmreg.contract import OwnerResponse
+
+        return self._as(OwnerResponse, "GET", f"/v1/names/{quote_path(name)}/owner").owner
+
+    def owners(self) -> list[OwnerInfo]:
+        from llmreg.types import OwnerInfo
+
+        return self._list(OwnerInfo, "/v1/owners")
+
+    def deprecation(self, apply: bool) -> DeprecationReport:
+        from llmreg.types import DeprecationReport
+
+        if apply:
+            return self._as(DeprecationReport, "POST", "/v1/deprecation/run")
+        return self._as(DeprecationReport, "GET", "/v1/deprecation/plan")
+
+    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
+        from llmreg.types import ServedInfo
+
+        params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
+        return self._list(ServedInfo, "/v1/served", params=params)
+
+    def alerts(self, include_closed: bool) -> list[AlertInfo]:
+        from llmreg.types import AlertInfo
+
+        return self._list(AlertInfo, "/v1/alerts",
+                          params={"all": "true"} if include_closed else {})
+
+    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
+        from llmreg.contract import AckBody
+        from llmreg.types import AlertInfo
+
+        return self._as(AlertInfo, "POST", f"/v1/alerts/{alert_id}/ack",
+                        AckBody.model_construct(reason=reason))
+
+    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
+        from llmreg.types import JobRunInfo
+
+        return [JobRunInfo.model_validate(r) for r in
+                self._json("POST", "/v1/jobs/run", json={"jobs": only})]
+
+    def environments(self) -> list[EnvironmentInfo]:
+        from llmreg.types import EnvironmentInfo
+
+        return self._list(EnvironmentInfo, "/v1/environments")
+
+    def drift(self, a: str, b: str) -> list[DriftItem]:
+        from llmreg.types import DriftItem
+
+        return self._list(DriftItem, "/v1/drift", params={"a": a, "b": b})
     # -- webhooks --------------------------------------------------------------------
 
     def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:

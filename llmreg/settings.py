@@ -22,6 +22,8 @@ server — never at import time.
                          ``MIN_RATE`` (8192 bytes/s) of request bodies (docs/security.md)
 ``LLMREG_RENDER_*``      ``MAX_CHARS``, ``MAX_STEPS``, ``TIMEOUT``: a render's budget,
                          read by :mod:`llmreg.render`
+``LLMREG_JOBS``          server: 1 runs the scheduled jobs in the background (``llmreg
+                         serve`` sets it unless ``--no-jobs``); ``LLMREG_JOBS_TICK``: s
 =======================  ===============================================================
 
 Example:
@@ -92,6 +94,9 @@ class Settings:
     body_idle_timeout: float = 30.0
     body_grace: float = 10.0
     body_min_rate: int = 8 * 1024
+    # Server: run the scheduled jobs in the background (``llmreg serve`` turns it on).
+    jobs: bool = False
+    jobs_tick: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -126,7 +131,12 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"LLMREG_RESOLVE_TTL={ttl_raw!r} must be seconds >= 0") from None
+        jobs_raw = env.get("LLMREG_JOBS", "").strip().lower()
+        if jobs_raw not in _TRUE | _FALSE:
+            raise ConfigError(f"LLMREG_JOBS={env['LLMREG_JOBS']!r} is not a boolean; use 1 or 0")
         return cls(
+            jobs=jobs_raw in _TRUE,
+            jobs_tick=_positive(env, "LLMREG_JOBS_TICK", cls.jobs_tick),
             max_body=int(_positive(env, "LLMREG_MAX_BODY", cls.max_body)),
             body_idle_timeout=_positive(env, "LLMREG_BODY_IDLE_TIMEOUT", cls.body_idle_timeout),
             body_grace=_positive(env, "LLMREG_BODY_GRACE", cls.body_grace),

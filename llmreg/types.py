@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +48,10 @@ class VersionInfo(BaseModel):
     changes: list[str] = []  # the semantic diff against the parent, one line per section
     diff_digest: str | None = None  # the full diff (JSON) in the blob store
     status: str = "registered"  # registered, an environment, deprecated or archived
+    # The tag of a deprecated/archived version: when, by which rule, under which policy.
+    retired_at: datetime | None = None
+    retire_rule: str | None = None
+    retire_policy: str | None = None
 
     @property
     def ref(self) -> str:
@@ -208,6 +212,7 @@ class SlotStatus(BaseModel):
     reason: str
     policy_digest: str | None
     gates: list[GateResult] = []
+    owner: str | None = None  # the owning team (``llmreg owner set``)
 
 
 class AuditInfo(BaseModel):
@@ -267,6 +272,108 @@ class Problem(BaseModel):
         return f"{self.digest}: {self.problem} (referenced by {self.referenced_by})"
 
 
+class OwnerInfo(BaseModel):
+    """The team that owns a name and how to reach it.
+
+    Example:
+        >>> OwnerInfo(name="chat", team="search", contacts=["search@example.com"],
+        ...           updated_at=datetime(2026, 1, 1), updated_by="ana").team
+        'search'
+    """
+
+    name: str
+    team: str
+    contacts: list[str]
+    updated_at: datetime
+    updated_by: str
+
+
+class DeprecationAction(BaseModel):
+    """One thing the deprecation policy does (or would do) to one version."""
+
+    name: str
+    version: int
+    digest: str
+    action: Literal["deprecate", "archive"]
+    rule: str  # keep_last | deprecate_after_days
+    reason: str
+
+
+class DeprecationReport(BaseModel):
+    """What a deprecation plan or run found, under which policy, at which time."""
+
+    policy_digest: str
+    at: datetime
+    applied: bool
+    actions: list[DeprecationAction]
+
+
+class ServedInfo(BaseModel):
+    """Traffic one version served in one environment, and whether it holds the slot."""
+
+    name: str
+    env: str
+    version: int | None
+    digest: str
+    in_slot: bool
+    last_served: datetime | None
+    day: int  # requests in the last 24 hours
+    week: int  # requests in the last 7 days
+    total: int
+
+
+class AlertInfo(BaseModel):
+    """An alert addressed to a name's owner (today: a stale production slot)."""
+
+    id: int
+    kind: str
+    name: str
+    env: str
+    version: int
+    digest: str
+    team: str | None
+    contacts: list[str]
+    message: str
+    state: str  # open, acked, closed
+    opened_at: datetime
+    notified_at: datetime
+    reminders: int
+    acked_by: str | None = None
+    ack_reason: str | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+
+
+class JobRunInfo(BaseModel):
+    """One run of a scheduled job (deprecation, alerts, deliveries)."""
+
+    job: str
+    period: int
+    runner: str
+    started_at: datetime
+    finished_at: datetime | None
+    result: dict[str, Any]
+
+
+class EnvironmentInfo(BaseModel):
+    """One environment of the policy: its aliases and how many names it holds."""
+
+    env: str
+    aliases: list[str]
+    names: int
+
+
+class DriftItem(BaseModel):
+    """What two environments hold for one name, and a one-line summary of the difference."""
+
+    name: str
+    a_version: int | None
+    a_digest: str | None
+    b_version: int | None
+    b_digest: str | None
+    state: Literal["same", "differs", "only_a", "only_b"]
+    summary: str
+    changes: list[str] = []
 class WebhookInfo(BaseModel):
     """A webhook endpoint's record (its secret only in the answer that created it).
 

@@ -8,6 +8,7 @@ Example (times come back timezone-aware, in UTC, on every backend):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +34,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_clock: Callable[[], datetime] | None = None
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The time every state change is stamped with: now, or the injected clock's time."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Inject a clock for simulations and tests (None: the real one again)."""
+    global _clock
+    _clock = clock
 
 
 class BundleName(SQLModel, table=True):
@@ -97,6 +108,11 @@ class Version(SQLModel, table=True):
         default="registered",
         sa_column=sa.Column(sa.String(32), nullable=False, server_default="registered"),
     )
+    # The tag of a deprecated or archived version: when, by which rule (``keep_last``,
+    # ``deprecate_after_days``, ``manual``) and under which policy digest.
+    retired_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    retire_rule: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    retire_policy: str | None = Field(default=None, sa_column=sa.Column(sa.String(71)))
 
 
 class Evidence(SQLModel, table=True):
@@ -236,6 +252,75 @@ class Heartbeat(SQLModel, table=True):
     last_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
+class Owner(SQLModel, table=True):
+    """The team that owns a name and how to reach it (addresses, URLs, webhook ids)."""
+
+    __tablename__ = "owners"
+
+    name_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("bundle_names.id"),
+                                             primary_key=True, autoincrement=False))
+    team: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    contacts: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON,
+                                                                          nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+
+
+class HeartbeatHour(SQLModel, table=True):
+    """Requests served per (name, env, digest) in one UTC hour; kept for a bounded time."""
+
+    __tablename__ = "heartbeat_hours"
+    __table_args__ = (
+        sa.UniqueConstraint("name", "env", "digest", "hour", name="uq_heartbeat_hours"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    hour: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    count: int = Field(default=0, nullable=False)
+
+
+class Alert(SQLModel, table=True):
+    """An open (or closed) condition addressed to a name's owner, e.g. stale production."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    version: int = Field(nullable=False)
+    digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    team: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    contacts: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON,
+                                                                          nullable=False))
+    message: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    state: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, index=True))
+    opened_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    notified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    reminders: int = Field(default=0, nullable=False)
+    acked_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    ack_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    acked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    closed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    close_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduled job for one period; the key makes it once per period."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    period: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True,
+                                            autoincrement=False))
+    runner: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON,
+                                                                             nullable=False))
 class OutboxEvent(SQLModel, table=True):
     """One event, written in the same transaction as the state change it reports."""
 

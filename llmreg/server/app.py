@@ -19,8 +19,9 @@ from llmreg.server import errors
 from llmreg.server.delivery import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
-from llmreg.server.routes import reads, resolve, webhooks, writes
+from llmreg.server.routes import hygiene, reads, resolve, webhooks, writes
 from llmreg.server.routes.resolve import FastResolve
+from llmreg.server.scheduler import Scheduler
 from llmreg.server.state import ServerState
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
@@ -39,16 +40,23 @@ def create_app(settings: Settings | None = None,
         service = RegistryService.open_home(home, database_url=settings.database_url,
                                             store=settings.store,
                                             policy=find_policy(settings.policy, home))
-    delivery = DeliveryLoop(service)
+    jobs_on = settings.jobs
+    jobs_tick = settings.jobs_tick
+    registry = service
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Webhook deliveries run continuously beside the routes (llmreg/server/delivery.py).
-        delivery.start()
+        # With LLMREG_JOBS (`llmreg serve`), the scheduler runs every job beside the
+        # routes: deprecation and alerts once per period across replicas, webhook
+        # deliveries on every tick. Without it (an app built in a test or embedded in
+        # another), only the delivery loop runs, so events still go out.
+        worker: Scheduler | DeliveryLoop = (Scheduler(registry, tick=jobs_tick) if jobs_on
+                                            else DeliveryLoop(registry))
+        worker.start()
         try:
             yield
         finally:
-            delivery.stop()
+            worker.stop()
 
     app = FastAPI(title="llmreg", version=__version__, lifespan=lifespan,
                   description="The registry of LLM bundles: what runs where, and why.")
@@ -56,7 +64,7 @@ def create_app(settings: Settings | None = None,
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
-    for module in (resolve, reads, writes, webhooks):
+    for module in (resolve, reads, writes, webhooks, hygiene):
         app.include_router(module.router)
 
     @app.get("/healthz")

@@ -17,17 +17,13 @@ from typing import Any
 from sqlmodel import col, select
 
 from llmreg.db.engine import Database
-from llmreg.db.models import BundleName, Heartbeat, Token, Version, utcnow
-from llmreg.digest import check_digest
+from llmreg.db.models import Token, utcnow
 from llmreg.errors import InvalidRefError, RefNotFoundError
-from llmreg.names import check_name
 from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.rows import token_info
 from llmreg.types import ROLES, Actor, TokenInfo, roles_of
 
-MAX_BEATS = 1000  # heartbeats in one batch
-MAX_COUNT = 10**9  # requests in one heartbeat
 _TOKEN_RE = re.compile(r"^llmreg_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -103,50 +99,13 @@ class Access:
         return Actor(row.subject, roles_of(row.role))
 
     def record_heartbeats(self, beats: list[dict[str, Any]]) -> int:
-        """Add served-request counts per (name, env, digest); return how many were stored.
+        """Add served-request counts (see :meth:`llmreg.service.traffic.Traffic.record`)."""
+        from llmreg.service.traffic import Traffic
 
-        Each beat must name a registered version of the name (by its digest) and an
-        environment of the policy, so the rows stay bounded by the registry itself: at
-        most one per version and environment. A batch with one bad beat changes nothing.
-        """
-        if len(beats) > MAX_BEATS:
-            raise InvalidRefError(f"{len(beats)} heartbeats in one batch; the limit is "
-                                  f"{MAX_BEATS}")
-        now = utcnow()
-        with self.db.write() as s:
-            for i, beat in enumerate(beats):
-                name = check_name(str(beat.get("name", "")), field=f"beats[{i}].name")
-                env = self.policy.canonical_env(str(beat.get("env", "")))
-                digest = check_digest(str(beat.get("digest", "")), field=f"beats[{i}].digest")
-                count = beat.get("count", 1)
-                if isinstance(count, bool) or not isinstance(count, int) \
-                        or not 0 <= count <= MAX_COUNT:
-                    raise InvalidRefError(f"beats[{i}].count {count!r} must be a whole number "
-                                          f"from 0 to {MAX_COUNT}")
-                known = s.exec(select(Version.id).join(BundleName).where(
-                    BundleName.name == name, Version.digest == digest)).first()
-                if known is None:
-                    raise RefNotFoundError(
-                        f"beats[{i}]: {name}@{digest[:19]}… is not a registered version; "
-                        "report only bundles resolved from this registry")
-                row = s.exec(select(Heartbeat).where(
-                    Heartbeat.name == name, Heartbeat.env == env,
-                    Heartbeat.digest == digest)).first()
-                if row is None:
-                    row = Heartbeat(name=name, env=env, digest=digest, count=0, first_at=now,
-                                    last_at=now)
-                row.count += count
-                row.last_at = now
-                s.add(row)
-        return len(beats)
+        return Traffic(self.db, self.policy).record(beats)
 
     def heartbeats(self, name: str | None = None) -> list[dict[str, Any]]:
         """The served-traffic rollups, one per (name, env, digest)."""
-        with self.db.read() as s:
-            query = select(Heartbeat)
-            if name is not None:
-                query = query.where(Heartbeat.name == name)
-            return [{"name": h.name, "env": h.env, "digest": h.digest, "count": h.count,
-                     "first_at": h.first_at, "last_at": h.last_at}
-                    for h in s.exec(query.order_by(col(Heartbeat.id))).all()]
+        from llmreg.service.traffic import Traffic
 
+        return Traffic(self.db, self.policy).heartbeats(name)

@@ -37,15 +37,16 @@ def entry_hash(seq: int, at: datetime, actor: str, action: str, name: str | None
 
 def append(session: Session, *, actor: str, action: str, name: str | None = None,
            target: str | None = None, env: str | None = None,
-           detail: dict[str, Any] | None = None) -> AuditEntry:
-    """Append an entry inside the caller's write transaction."""
+           detail: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+    """Append an entry inside the caller's write transaction (``at``: the time of the
+    state change it records, when the caller stamped one)."""
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders so two transactions never chain onto the same tail.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(7226312)"))
     last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
     seq = (last.seq or 0) + 1 if last else 1
     prev = last.hash if last else GENESIS
-    at = utcnow()
+    at = at or utcnow()
     body = detail or {}
     entry = AuditEntry(seq=seq, at=at, actor=actor, action=action, name=name, target=target,
                        env=env, detail=body, prev_hash=prev,
@@ -62,12 +63,16 @@ def to_info(e: AuditEntry) -> AuditInfo:
                      hash=e.hash)
 
 
-def entries(db: Database, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
-    """Entries in order (optionally for one name, optionally the last ``limit``)."""
+def entries(db: Database, name: str | None = None, limit: int | None = None, *,
+            env: str | None = None) -> list[AuditInfo]:
+    """Entries in order (optionally for one name or one environment, optionally the last
+    ``limit``)."""
     with db.read() as session:
         query = select(AuditEntry)
         if name is not None:
             query = query.where(AuditEntry.name == name)
+        if env is not None:
+            query = query.where(AuditEntry.env == env)
         query = query.order_by(col(AuditEntry.seq).desc())
         if limit is not None:
             query = query.limit(limit)
@@ -87,6 +92,7 @@ def verify(db: Database, head: str | None = None) -> int:
     count = 0
     seen_head = head is None
     actions: dict[str, int] = {}
+    moves: dict[tuple[str | None, str | None], list[AuditEntry]] = {}
     with db.read() as session:
         for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))):
             label = f"audit entry #{e.seq} ({e.action} {e.target or e.name or ''} by {e.actor})"
@@ -104,6 +110,8 @@ def verify(db: Database, head: str | None = None) -> int:
             prev = e.hash
             seen_head = seen_head or e.hash == head
             actions[e.action] = actions.get(e.action, 0) + 1
+            if e.action in ("promote", "rollback"):
+                moves.setdefault((e.name, e.env), []).append(e)
             expected_seq += 1
             count += 1
         if not seen_head:
@@ -111,7 +119,51 @@ def verify(db: Database, head: str | None = None) -> int:
                 f"the audit log does not contain head {head} (it has {count} entries); "
                 "entries after it were removed")
         _check_counts(session, actions)
+        _check_slot_history(session, moves)
     return count
+
+
+def _check_slot_history(session: Session,
+                        moves: dict[tuple[str | None, str | None], list[AuditEntry]]) -> None:
+    """Each slot-history row equals the audited move it records, so an edit to the history
+    (who moved production, when, to what) is named even though the rows are not chained:
+    the n-th move of a slot must match the n-th ``promote``/``rollback`` entry for it."""
+    from llmreg.db.models import BundleName, SlotEvent
+
+    seen: dict[tuple[str, str], int] = {}
+    rows = session.exec(select(SlotEvent, BundleName).join(BundleName)
+                        .order_by(col(SlotEvent.id))).all()
+    for ev, row in rows:
+        key = (row.name, ev.env)
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        logged = moves.get(key, [])
+        label = (f"slot history row #{ev.id} ({row.name}/{ev.env} {ev.action} to "
+                 f"@{ev.to_version} by {ev.actor})")
+        if n >= len(logged):
+            raise AuditChainError(f"{label} has no audit entry; the slot history was edited")
+        e = logged[n]
+        d = e.detail
+        expected: dict[str, Any] = {
+            "action": e.action, "to_version": (e.target or "").rpartition("@")[2],
+            "from_version": d.get("from_version"), "to_digest": d.get("digest"),
+            "actor": e.actor, "reason": d.get("reason"), "policy_digest": d.get("policy"),
+            "gates": d.get("gates"),
+        }
+        actual: dict[str, Any] = {
+            "action": ev.action, "to_version": str(ev.to_version),
+            "from_version": ev.from_version, "to_digest": ev.to_digest, "actor": ev.actor,
+            "reason": ev.reason, "policy_digest": ev.policy_digest,
+            "gates": [g.get("gate") for g in ev.gates],
+        }
+        if "event_id" in d:  # recorded with the move's own time and row id
+            expected["at"], actual["at"] = e.at, ev.at
+            expected["id"], actual["id"] = d["event_id"], ev.id
+        changed = sorted(k for k in expected if expected[k] != actual[k])
+        if changed:
+            raise AuditChainError(
+                f"{label} was altered: {', '.join(changed)} differ from audit entry "
+                f"#{e.seq}; the slot history was edited")
 
 
 def _check_counts(session: Session, actions: dict[str, int]) -> None:

@@ -9,6 +9,7 @@ promotions of one slot cannot interleave.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -20,6 +21,7 @@ from llmreg.db.models import (
     Approval,
     BundleName,
     Evidence,
+    Owner,
     PolicyRecord,
     Slot,
     SlotEvent,
@@ -38,10 +40,12 @@ from llmreg.errors import (
 )
 from llmreg.lineage import check_metrics
 from llmreg.names import Ref, check_name
-from llmreg.policy import ARCHIVED, DEPRECATED, Policy
+from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
 from llmreg.service import audit, outbox
 from llmreg.service.blobs import Blobs
+from llmreg.service.events import emit
 from llmreg.service.gates import judge
+from llmreg.service.owners import owner_of
 from llmreg.service.refs import name_row, resolve_in
 from llmreg.service.rows import approval_info, event_info, evidence_info, version_info
 from llmreg.types import (
@@ -292,13 +296,31 @@ class Lifecycle:
         approvals = s.exec(select(Approval).where(
             Approval.name_id == row.id, Approval.digest == version.digest,
             Approval.env == env)).all()
-        results = judge(
+        owner_gate = self._owner_gate(s, row, version)
+        results = ([owner_gate] if owner_gate is not None else []) + judge(
             transition, ref=label, author=version.author,
             evidence=_evidence_rows(s, version.digest),
             approvals=[approval_info(row.name, a) for a in approvals],
             baseline=_evidence_rows(s, slot.digest) if slot else None,
             baseline_ref=f"{row.name}@{slot.version}" if slot else None)
         return GateReport(**base, results=results)
+
+    def _owner_gate(self, s: Session, row: BundleName, version: Version) -> GateResult | None:
+        """With ``require_owner``, a name's first version leaves ``registered`` only once
+        the name has an owner (None: the policy does not ask)."""
+        if not self.policy.require_owner or version.status != REGISTERED:
+            return None
+        moved_before = s.exec(select(SlotEvent.id).where(SlotEvent.name_id == row.id)
+                              .limit(1)).first()
+        if moved_before is not None:
+            return None
+        owner = owner_of(s, row)
+        if owner is None:
+            return GateResult(gate="owner", passed=False,
+                              detail=f"{row.name!r} has no owner and the policy requires one "
+                                     f"(require_owner); run `llmreg owner set {row.name} "
+                                     "--team TEAM --contact ADDRESS`")
+        return GateResult(gate="owner", passed=True, detail=f"owned by {owner.team}")
 
     def _move(self, s: Session, row: BundleName, version: Version, env: str,
               slot: Slot | None, *, actor: Actor, reason: str, action: str,
@@ -333,10 +355,10 @@ class Lifecycle:
         s.add(event)
         s.flush()
         audit.append(s, actor=actor.name, action=action, name=row.name,
-                     target=f"{row.name}@{version.number}", env=env,
+                     target=f"{row.name}@{version.number}", env=env, at=now,
                      detail={"from_version": previous, "digest": version.digest,
                              "reason": reason, "policy": self.policy.digest,
-                             "gates": [g.gate for g in gates]})
+                             "gates": [g.gate for g in gates], "event_id": event.id})
         outbox.emit(s, event="promotion" if action == "promote" else "rollback", name=row.name,
                     at=now, data={"name": row.name, "env": env, "version": version.number,
                                   "digest": version.digest, "from_version": previous,
@@ -369,8 +391,10 @@ class Lifecycle:
         """Archive a version: frozen and tagged, never deleted, never promoted again."""
         return self.retire(ref, ARCHIVED, actor=actor, reason=reason)
 
-    def retire(self, ref: str, status: str, *, actor: Actor, reason: str) -> VersionInfo:
-        """Move a version that runs nowhere to ``deprecated`` or ``archived``."""
+    def retire(self, ref: str, status: str, *, actor: Actor, reason: str,
+               rule: str = "manual") -> VersionInfo:
+        """Move a version that runs nowhere to ``deprecated`` or ``archived``, tagged with
+        the rule, the time and the policy digest."""
         if status not in (DEPRECATED, ARCHIVED):
             raise TransitionError(f"status {status!r} is not {DEPRECATED!r} or {ARCHIVED!r}")
         with self.db.write() as s:
@@ -387,12 +411,9 @@ class Lifecycle:
                     f"{label} runs in {', '.join(holding)}; promote another version there "
                     f"first")
             old = version.status
-            version.status = status
-            s.add(version)
-            s.flush()
-            audit.append(s, actor=actor.name, action=status.removesuffix("d"), name=row.name,
-                         target=label, detail={"digest": version.digest, "from": old,
-                                               "reason": reason})
+            retire_version(s, row, version, status, actor=actor.name, rule=rule,
+                           reason=reason, policy_digest=self.policy.digest, at=utcnow(),
+                           old=old)
             return version_info(row.name, version)
 
     # -- what runs where -------------------------------------------------------------
@@ -413,6 +434,7 @@ class Lifecycle:
             if canonical is not None:
                 query = query.where(Slot.env == canonical)
             out = []
+            teams = {o.name_id: o.team for o in s.exec(select(Owner)).all()}
             for slot, row in s.exec(query).all():
                 ev = s.exec(select(SlotEvent).where(
                     SlotEvent.name_id == row.id, SlotEvent.env == slot.env,
@@ -422,7 +444,8 @@ class Lifecycle:
                     name=row.name, env=slot.env, version=slot.version, digest=slot.digest,
                     since=slot.updated_at, promoted_by=slot.updated_by,
                     reason=ev.reason if ev else "", policy_digest=ev.policy_digest if ev else None,
-                    gates=[GateResult(**g) for g in ev.gates] if ev else []))
+                    gates=[GateResult(**g) for g in ev.gates] if ev else [],
+                    owner=teams.get(_id(row))))
             return sorted(out, key=lambda x: (x.name, order.get(x.env, 99)))
 
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
@@ -448,9 +471,12 @@ class Lifecycle:
 
     # -- audit -------------------------------------------------------------------------
 
-    def audit_log(self, name: str | None = None, limit: int | None = None) -> list[AuditInfo]:
-        """Audit entries, oldest first (of one name; ``limit``: only the last N)."""
-        return audit.entries(self.db, name, limit)
+    def audit_log(self, name: str | None = None, limit: int | None = None,
+                  env: str | None = None) -> list[AuditInfo]:
+        """Audit entries, oldest first (of one name; of one environment, across names;
+        ``limit``: only the last N)."""
+        canonical = self.policy.canonical_env(env) if env is not None else None
+        return audit.entries(self.db, name, limit, env=canonical)
 
     def verify_audit(self, head: str | None = None) -> int:
         """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the
@@ -471,6 +497,26 @@ class Lifecycle:
         s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
         audit.append(s, actor=actor.name, action="policy", target=digest,
                      detail={"from": last.digest if last else None, "to": digest})
+
+
+def retire_version(s: Session, row: BundleName, version: Version, status: str, *, actor: str,
+                   rule: str, reason: str, policy_digest: str, at: datetime, old: str) -> None:
+    """Deprecate or archive ``version`` in ``s``: tag it, audit it, and emit ``archive``.
+
+    The caller has checked that no environment holds it.
+    """
+    version.status = status
+    version.retired_at, version.retire_rule, version.retire_policy = at, rule, policy_digest
+    s.add(version)
+    s.flush()
+    label = f"{row.name}@{version.number}"
+    detail = {"digest": version.digest, "from": old, "reason": reason, "rule": rule,
+              "policy": policy_digest}
+    audit.append(s, actor=actor, action=status.removesuffix("d"), name=row.name,
+                 target=label, detail=detail)
+    if status == ARCHIVED:
+        emit(s, event="archive", name=row.name,
+             data={"version": version.number, **detail, "by": actor}, at=at)
 
 
 def _reason(reason: str) -> str:

@@ -11,13 +11,18 @@ registry state:
   gates, promotion, rollback, retirement, status, the audit log;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
 - ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
+- ``owners``, ``traffic``, ``alerts``, ``deprecation``, ``environments``: owners, served
+  traffic, stale-production alerts, the deprecation rules, env list and drift;
+- ``jobs`` (:class:`~llmreg.service.jobs.Jobs`): those that run on a schedule;
 - ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
   worker over the outbox (:mod:`llmreg.service.outbox`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
@@ -25,9 +30,15 @@ from llmreg.db.engine import HEAD_REVISION, Database
 from llmreg.errors import ServerError
 from llmreg.policy import Policy
 from llmreg.service.access import Access
+from llmreg.service.alerts import Alerts
 from llmreg.service.blobs import Blobs
+from llmreg.service.deprecation import Deprecation
+from llmreg.service.environments import Environments
 from llmreg.service.integrity import Integrity
+from llmreg.service.jobs import Jobs
 from llmreg.service.lifecycle import Lifecycle
+from llmreg.service.owners import Owners
+from llmreg.service.traffic import Traffic
 from llmreg.service.versions import Versions
 from llmreg.service.webhooks import Notify
 from llmreg.store import open_store
@@ -55,6 +66,25 @@ class RegistryService:
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
         self.notify = Notify(db, self.policy)
+        self.owners = Owners(db)
+        self.traffic = Traffic(db, self.policy)
+        self.alerts = Alerts(db, self.policy)
+        self.deprecation = Deprecation(db, self.policy)
+        self.environments = Environments(db, self.policy, self.versions)
+        self.jobs = Jobs(db, self.policy, {
+            "deprecation": lambda now: {"actions": len(self.deprecation.run(now=now).actions)},
+            "alerts": self._alerts_job,
+            "deliveries": self._deliveries_job,
+        })
+
+    def _alerts_job(self, now: datetime) -> dict[str, Any]:
+        return {**self.alerts.check(now=now), "pruned": self.traffic.prune(now=now)}
+
+    def _deliveries_job(self, now: datetime) -> dict[str, Any]:
+        notify = getattr(self, "notify", None)  # the outbox's delivery worker, when present
+        if notify is None:
+            return {"delivered": 0}
+        return {"delivered": notify.deliver_due(now=now)}
 
     @classmethod
     def open(cls, database_url: str, store: BlobStore,

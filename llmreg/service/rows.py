@@ -29,7 +29,9 @@ def version_info(name: str, v: Version) -> VersionInfo:
     return VersionInfo(name=name, version=v.number, digest=v.digest, author=v.author,
                        created_at=v.created_at, message=v.message,
                        parent_digest=v.parent_digest, provenance=v.provenance,
-                       changes=v.changes, diff_digest=v.diff_digest, status=v.status)
+                       changes=v.changes, diff_digest=v.diff_digest, status=v.status,
+                       retired_at=v.retired_at, retire_rule=v.retire_rule,
+                       retire_policy=v.retire_policy)
 
 
 def evidence_info(e: Evidence) -> EvidenceInfo:

@@ -30,6 +30,9 @@ def project(run, examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert run("init").exit_code == 0
     assert (tmp_path / "llmreg-policy.yaml").is_file()
     assert run("register", str(examples / "support-rag"), "-m", "first").exit_code == 0
+    # init's policy has require_owner: true
+    assert run("owner", "set", "support-rag", "--team", "search",
+               "--contact", "search@example.com").exit_code == 0
     (tmp_path / "low.json").write_text('{"accuracy": 0.85}')
     (tmp_path / "good.json").write_text('{"accuracy": 0.93}')
     (tmp_path / "shadow.json").write_text('{"error_rate": 0.004}')

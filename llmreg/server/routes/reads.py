@@ -136,9 +136,11 @@ def approvals(s: Service, ref: str, env: str) -> list[ApprovalInfo]:
 
 
 @endpoint(router, "GET", "/v1/audit", "reader", filters=True)
-def audit(s: Service, name: str | None = None, limit: Limit | None = None) -> list[AuditInfo]:
-    """Audit-log entries, oldest first (``limit``: only the last N)."""
-    return s.lifecycle.audit_log(name, limit)
+def audit(s: Service, name: str | None = None, limit: Limit | None = None,
+          env: str | None = None) -> list[AuditInfo]:
+    """Audit-log entries, oldest first (``name``, ``env``: only those; ``limit``: only
+    the last N)."""
+    return s.lifecycle.audit_log(name, limit, env)
 
 
 @endpoint(router, "GET", "/v1/audit/verify", "reader", errors=[409])

@@ -1,0 +1,56 @@
+"""The server's background scheduler: the registry's jobs, run by ``llmreg serve``.
+
+One daemon thread per server process calls :meth:`llmreg.service.jobs.Jobs.run_due`
+every tick (``LLMREG_JOBS_TICK``, default 1 s). Periodic jobs are claimed per period in
+the database, so any number of replicas (and ``llmreg jobs run`` from cron) run each
+period once in total; continuous jobs (webhook deliveries) run on every tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from llmreg.service.registry import RegistryService
+
+log = logging.getLogger("llmreg.jobs")
+
+
+class Scheduler:
+    """Runs the due jobs every ``tick`` seconds until stopped.
+
+    Example:
+        >>> scheduler = Scheduler(svc, tick=1.0)  # doctest: +SKIP
+        >>> scheduler.start(); scheduler.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, service: RegistryService, *, tick: float = 1.0) -> None:
+        self.service = service
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="llmreg-jobs",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to stop and wait for the job in progress to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for run in self.service.jobs.run_due():
+                    if run.period:  # continuous jobs log nothing on an idle tick
+                        log.info("llmreg: job %s ran for period %s: %s", run.job, run.period,
+                                 run.result)
+            except Exception:  # a database outage must not end the loop
+                log.exception("llmreg: the job scheduler's tick failed")
+            self._stop.wait(self.tick)
