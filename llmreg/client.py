@@ -196,7 +196,7 @@ class Client:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
         if env is None:
-            return ResolvedBundle.from_bundle(self.get(name))
+            return self._backend.resolve_ref(name)
         return self._backend.resolve_slot(name, env, strict=strict, max_stale=max_stale)
 
     def bundle(self, source: str | Path | Bundle | ResolvedBundle) -> Bundle:

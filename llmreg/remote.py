@@ -304,6 +304,9 @@ class HTTPBackend(Backend):
         who = self._as(WhoAmI, "GET", "/v1/whoami")
         return Actor(who.subject, frozenset(who.roles))
 
+    def resolve_ref(self, ref: str) -> ResolvedBundle:
+        return ResolvedBundle.from_bundle(self.get(ref))
+
     def get(self, ref: str) -> Bundle:
         from llmreg.bundle import Bundle
         from llmreg.contract import BundleResponse

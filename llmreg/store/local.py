@@ -128,6 +128,19 @@ class LocalStore(BlobStore):
                 yield digest
 
 
+def read_blob(root: str | Path, digest: str) -> bytes:
+    """A blob's bytes from the folder store at ``root``, verified against ``digest``:
+    the embedded registry's read-only path (:mod:`llmreg.db.readonly`), which reads a
+    manifest without opening the service.
+
+    Example:
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> read_blob(root, LocalStore(root).put_bytes(b"abc").digest)
+        b'abc'
+    """
+    return LocalStore(root).get_bytes(digest)
+
 
 COPY_CHUNK = 4 * 1024 * 1024
 
