@@ -125,8 +125,17 @@ class Versions:
             if state != guess:
                 plan = self._plan(bundles, *state)
                 self.blobs.put_many([p.diff for p in plan if p.diff is not None])
-            return _commit_plan(session, row, name, plan, bundles, canonical, records,
+            done = _commit_plan(session, row, name, plan, bundles, canonical, records,
                                 message=message, author=author, existing=state[1])
+        created = [b for b, r in zip(bundles, done, strict=True) if r.created]
+        if created:  # the next registration's parent
+            self._remember(created[-1])
+        return done
+
+    def _remember(self, bundle: Bundle) -> None:
+        if len(self._recent) >= 32:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[bundle.digest] = bundle
 
     def _state(self, name: str, digests: list[str]) -> tuple[str | None, dict[str, int]]:
         with self.db.read() as session:
@@ -164,9 +173,7 @@ class Versions:
         bundle = self._recent.get(digest)
         if bundle is None:
             bundle = self.load(digest)
-            if len(self._recent) >= 32:
-                self._recent.pop(next(iter(self._recent)))
-            self._recent[digest] = bundle
+            self._remember(bundle)
         return bundle
 
     def _check_weights_reference(self, bundle: Bundle) -> None:

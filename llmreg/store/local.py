@@ -90,9 +90,7 @@ class LocalStore(BlobStore):
             for digest, data in todo.items():
                 self._write_one(digest, data)
         elif todo:
-            workers = min(len(todo), PARALLEL_SYNCS)
-            with ThreadPoolExecutor(workers, thread_name_prefix="llmreg-blob-sync") as pool:
-                list(pool.map(self._write_one, todo, todo.values()))
+            list(_sync_pool().map(self._write_one, todo, todo.values()))
         if todo:
             _fsync_dir(self.dir)
         return out
@@ -194,6 +192,20 @@ def read_blob(root: str | Path, digest: str) -> bytes:
 
 COPY_CHUNK = 4 * 1024 * 1024
 PARALLEL_SYNCS = 32  # fsyncs in flight at once: the journal commits them together
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The threads that write and fsync blobs for :meth:`LocalStore.put_many`, made once
+    per process (starting threads per call costs more than the writes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(PARALLEL_SYNCS, thread_name_prefix="llmreg-blob-sync")
+        return _pool
 
 
 def _hashed(data: bytes) -> Any:
