@@ -271,6 +271,12 @@ class EmbeddedBackend(Backend):
         return self.service.versions.register(bundle, name=name, message=message,
                                               author=author, provenance=provenance)
 
+    def register_many(self, bundles: list[Bundle], name: str, message: str,
+                      provenance: list[dict[str, Any]], *,
+                      author: str) -> list[Registration]:
+        return self.service.versions.register_many(bundles, name=name, message=message,
+                                                   author=author, provenance=provenance)
+
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
                         report_digest: str | None, links: list[str],
                         passed: bool | None) -> EvidenceInfo:

@@ -118,8 +118,11 @@ def git_info(path: Path) -> dict[str, Any] | None:
 
 def capture(source: Path | None, *, user: str) -> dict[str, Any]:
     """Capture provenance for a registration from ``source`` (or the current folder)."""
+    return {"git": git_info(source or Path.cwd()), **_facts(user)}
+
+
+def _facts(user: str) -> dict[str, Any]:
     return {
-        "git": git_info(source or Path.cwd()),
         "user": user,
         "host": socket.gethostname(),
         "llmreg_version": __version__,
@@ -127,3 +130,24 @@ def capture(source: Path | None, *, user: str) -> dict[str, Any]:
         "platform": f"{sys.platform}-{platform.machine()}",
         "captured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def capture_many(sources: list[Path | None], *, user: str) -> list[dict[str, Any]]:
+    """:func:`capture` for each source, asking git once per repository (a batch of bundle
+    folders in one working tree shares one ``git status``).
+
+    Example:
+        >>> a, b = capture_many([None, None], user="ana")
+        >>> a["git"] == b["git"] and a["user"] == "ana"
+        True
+    """
+    seen: dict[Path, dict[str, Any] | None] = {}
+    out = []
+    for source in sources:
+        folder = (source or Path.cwd()).resolve()
+        folder = folder if folder.is_dir() else folder.parent
+        key = _git_config_file(folder) or folder
+        if key not in seen:
+            seen[key] = git_info(folder)
+        out.append({"git": seen[key], **_facts(user)})
+    return out
