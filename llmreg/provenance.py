@@ -142,12 +142,14 @@ def capture_many(sources: list[Path | None], *, user: str) -> list[dict[str, Any
         True
     """
     seen: dict[Path, dict[str, Any] | None] = {}
+    repo_of: dict[Path | None, Path] = {}
     out = []
     for source in sources:
-        folder = (source or Path.cwd()).resolve()
-        folder = folder if folder.is_dir() else folder.parent
-        key = _git_config_file(folder) or folder
-        if key not in seen:
-            seen[key] = git_info(folder)
-        out.append({"git": seen[key], **_facts(user)})
+        if source not in repo_of:
+            folder = (source or Path.cwd()).resolve()
+            folder = folder if folder.is_dir() else folder.parent
+            repo_of[source] = key = _git_config_file(folder) or folder
+            if key not in seen:
+                seen[key] = git_info(folder)
+        out.append({"git": seen[repo_of[source]], **_facts(user)})
     return out

@@ -100,10 +100,14 @@ class Versions:
         if len(records) != len(bundles):
             raise InvalidBundleError(f"{len(records)} provenance records for {len(bundles)} "
                                      "bundles; give one per bundle (or none)")
+        checked: set[str] = set()  # a batch's records are often the same: check each once
         for i, (bundle, record) in enumerate(zip(bundles, records, strict=True)):
             try:
                 bundle.check_pins(allow_floating=self.policy.models.allow_floating)
-                _check_provenance(record)
+                key = json.dumps(record, sort_keys=True, default=repr)
+                if key not in checked:
+                    _check_provenance(record)
+                    checked.add(key)
                 self._check_weights_reference(bundle)
             except InvalidBundleError as exc:
                 if len(bundles) == 1:
