@@ -58,21 +58,24 @@ def register(
     message: Annotated[str, typer.Option("--message", "-m",
                                          help="Changelog message: what changed and why.")],
     name: Annotated[str | None, typer.Option(
-        "--name", help="Name to register under (default: the manifest's name or the folder).")
+        "--name", help="Name to register under (default: the manifest's name or the folder). "
+                       "With several directories: they become consecutive versions of "
+                       "this name, in the order given, committed in one transaction.")
     ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register bundle directories; identical content keeps its existing version."""
     out = Output(as_json)
-    if name is not None and len(directories) > 1:
-        raise InvalidRefError("--name applies to one directory; register the others separately")
     # Validate every directory before writing anything, so a bad one changes nothing.
     for directory in directories:
         load_bundle_dir(directory)
     results = []
     with connect() as reg:
-        for directory in directories:
-            bundle = reg.log_bundle(directory, name=name, message=message)
+        if name is not None and len(directories) > 1:
+            bundles = reg.log_bundles(directories, name=name, message=message)
+        else:
+            bundles = [reg.log_bundle(d, name=name, message=message) for d in directories]
+        for directory, bundle in zip(directories, bundles, strict=True):
             assert bundle.info is not None
             results.append({"name": bundle.name, "version": bundle.version,
                             "digest": bundle.digest, "created": bundle.newly_registered,

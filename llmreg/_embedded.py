@@ -1,55 +1,64 @@
 """The embedded backend: a client's calls go to the service layer in this process.
 
 The registry is a folder (``.llmreg/``: SQLite and a blob folder, or the database and
-store the settings name). SQLModel and Alembic are imported here, on first connect,
-never by ``import llmreg``. In the embedded registry every identity holds every role:
+store the settings name). In the embedded registry every identity holds every role:
 access to the registry's files is the trust root.
+
+Reads an application makes at startup — ``resolve(name, env=…)``, ``resolve(ref)``,
+``get(ref)`` — go first to :class:`~llmreg.db.readonly.ReadOnlyRegistry` (the standard
+library's ``sqlite3``, read-only), so that they import neither SQLAlchemy, SQLModel nor
+(``get`` aside, whose :class:`~llmreg.bundle.Bundle` is a pydantic model) pydantic.
+Everything else, and any read the fast path misses, builds the ORM-backed
+:class:`~llmreg.service.registry.RegistryService` on first use; opening it migrates
+the database, as ever. A registry elsewhere than the folder (``LLMREG_DATABASE_URL``,
+``LLMREG_STORE=s3://…``) or at an older schema revision uses the service from the start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llmreg._backend import Backend, Progress
-from llmreg.bundle import Bundle
 from llmreg.client import Client
-from llmreg.diff import BundleDiff
+from llmreg.db.readonly import ReadOnlyRegistry, VersionRow
 from llmreg.errors import MissingDependencyError, RegistryNotFoundError
-from llmreg.policy import Policy, find_policy
+from llmreg.names import check_name, parse_ref
 from llmreg.resolved import ResolvedBundle
 from llmreg.settings import Settings
-from llmreg.types import (
-    Actor,
-    AlertInfo,
-    ApprovalInfo,
-    AuditInfo,
-    ChangelogEntry,
-    DeliveryInfo,
-    DeprecationReport,
-    DriftItem,
-    EnvironmentInfo,
-    EvidenceInfo,
-    GateReport,
-    JobRunInfo,
-    NameSummary,
-    OwnerInfo,
-    Problem,
-    Registration,
-    ServedInfo,
-    SlotEventInfo,
-    SlotStatus,
-    TokenInfo,
-    VersionInfo,
-    WebhookInfo,
-)
 
-try:
+if TYPE_CHECKING:
+    from llmreg.bundle import Bundle
+    from llmreg.diff import BundleDiff
+    from llmreg.policy import Policy
     from llmreg.service.registry import RegistryService
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise MissingDependencyError(
-        f"the embedded registry needs {exc.name}; pip install 'llmreg'") from exc
+    from llmreg.types import (
+        Actor,
+        AlertInfo,
+        ApprovalInfo,
+        AuditInfo,
+        ChangelogEntry,
+        DeliveryInfo,
+        DeprecationReport,
+        DriftItem,
+        EnvironmentInfo,
+        EvidenceInfo,
+        GateReport,
+        JobRunInfo,
+        NameSummary,
+        OwnerInfo,
+        Problem,
+        Registration,
+        ServedInfo,
+        SlotEventInfo,
+        SlotStatus,
+        TokenInfo,
+        VersionInfo,
+        WebhookInfo,
+    )
+
+POLICY_FILENAME = "llmreg-policy.yaml"  # llmreg.policy.POLICY_FILENAME, without pydantic
 
 
 def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client:
@@ -71,40 +80,138 @@ def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client
         path = settings.resolve_home()
     if not create and not path.is_dir():
         raise RegistryNotFoundError(f"{str(path)!r} is not a registry; run `llmreg init`")
-    service = RegistryService.open_home(path, database_url=settings.database_url,
-                                        store=settings.store,
-                                        policy=find_policy(settings.policy, path))
-    return Client(EmbeddedBackend(service, settings=settings, home=path))
+    reader = None
+    store = settings.store
+    if settings.database_url is None and not (store or "").startswith("s3://"):
+        reader = ReadOnlyRegistry.open(path, Path(store) if store else None)
+    backend = EmbeddedBackend(None, settings=settings, home=path, reader=reader)
+    if reader is None:
+        backend.service  # noqa: B018 - create or migrate the registry now, as connect did
+    return Client(backend)
 
 
 class EmbeddedBackend(Backend):
-    """Each primitive is one call on the service's parts."""
+    """Each primitive is one call on the service's parts (reads first try the
+    read-only path; the service is opened on first use)."""
 
-    def __init__(self, service: RegistryService, *, settings: Settings, home: Path) -> None:
-        self.service = service
+    def __init__(self, service: RegistryService | None, *, settings: Settings, home: Path,
+                 reader: ReadOnlyRegistry | None = None) -> None:
+        self._service = service
+        self._reader = reader
+        self._policy: Policy | None = service.policy if service is not None else None
         self.settings = settings
-        self.home = home
+        self.home: Path = home
+
+    @property
+    def service(self) -> RegistryService:
+        """The ORM-backed service, opened (and the database migrated) on first use."""
+        if self._service is None:
+            try:
+                from llmreg.service.registry import RegistryService
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise MissingDependencyError(
+                    f"the embedded registry needs {exc.name}; pip install 'llmreg'") from exc
+            self._service = RegistryService.open_home(
+                self.home, database_url=self.settings.database_url,
+                store=self.settings.store, policy=self.policy)
+        return self._service
 
     def close(self) -> None:
-        self.service.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._service is not None:
+            self._service.close()
 
     @property
     def policy(self) -> Policy:
-        return self.service.policy
+        if self._policy is None:
+            from llmreg.policy import find_policy
+
+            self._policy = find_policy(self.settings.policy, self.home)
+        return self._policy
 
     def actor(self) -> Actor:
+        from llmreg.types import Actor
+
         return Actor(self.settings.identity())
+
+    # -- the read-only path ------------------------------------------------------------
+
+    def _is_canonical_env(self, env: str) -> bool:
+        """Whether ``env`` is one of the policy's environments by its canonical name,
+        judged without building the pydantic policy where that can be avoided (an
+        alias, or an environment the policy no longer has, goes to the service)."""
+        if self._policy is not None:
+            return self._policy.is_environment(env) and self._policy.canonical_env(env) == env
+        path = self.settings.policy or self.home.parent / POLICY_FILENAME
+        if self.settings.policy is None and not path.is_file():
+            return True  # the built-in default; a slot's env was checked when it moved
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text())
+            return env in (data.get("environments") or {})
+        except (OSError, yaml.YAMLError, AttributeError, TypeError):
+            return False  # let the service load it and say what is wrong
+
+    def _fast_row(self, ref: str) -> VersionRow | None:
+        """The version ``ref`` names, from the read-only path; None: ask the service."""
+        if self._reader is None:
+            return None
+        try:
+            parsed = parse_ref(ref)
+        except ValueError:
+            return None  # the service raises the error, with its message
+        if parsed.name is None:
+            return None
+        if parsed.version is not None:
+            return self._reader.version(parsed.name, number=parsed.version)
+        if parsed.digest_prefix is not None:
+            return self._reader.version(parsed.name, digest_prefix=parsed.digest_prefix)
+        if parsed.label in (None, "latest"):
+            return self._reader.version(parsed.name)
+        assert parsed.label is not None
+        if not self._is_canonical_env(parsed.label):
+            return None
+        return self._reader.slot(parsed.name, parsed.label)
 
     # -- reads ------------------------------------------------------------------------
 
     def get(self, ref: str) -> Bundle:
-        return self.service.versions.get(ref)
+        row = self._fast_row(ref)
+        if row is None:
+            return self.service.versions.get(ref)
+        from llmreg.bundle import Bundle
+        from llmreg.errors import InvalidBundleError
+        from llmreg.types import VersionInfo
+
+        assert self._reader is not None
+        bundle = Bundle.from_canonical(self._reader.manifest(row.digest))
+        if bundle.digest != row.digest:  # as Versions.load: the bytes verified, so a bug
+            raise InvalidBundleError(
+                f"manifest {row.digest} re-canonicalises to {bundle.digest}; this llmreg "
+                "cannot reproduce that digest")
+        return bundle.with_info(VersionInfo(**row.fields()))
+
+    def resolve_ref(self, ref: str) -> ResolvedBundle:
+        row = self._fast_row(ref)
+        if row is None:
+            return ResolvedBundle.from_bundle(self.get(ref))
+        assert self._reader is not None
+        return ResolvedBundle(self._reader.manifest(row.digest), name=row.name,
+                              version=row.number, env=None, digest=row.digest)
 
     def info(self, ref: str) -> VersionInfo:
         return self.service.versions.resolve(ref)
 
     def resolve_slot(self, name: str, env: str, *, strict: bool,
                      max_stale: float | None) -> ResolvedBundle:
+        if self._reader is not None and _valid_name(name) and self._is_canonical_env(env):
+            row = self._reader.slot(name, env)
+            if row is not None:
+                return ResolvedBundle(self._reader.manifest(row.digest), name=row.name,
+                                      version=row.number, env=env, digest=row.digest)
         info = self.service.versions.slot(name, env)
         return ResolvedBundle(self.service.blobs.read(info.digest), name=info.name,
                               version=info.version, env=self.policy.canonical_env(env),
@@ -173,6 +280,12 @@ class EmbeddedBackend(Backend):
                  provenance: dict[str, Any], *, author: str) -> Registration:
         return self.service.versions.register(bundle, name=name, message=message,
                                               author=author, provenance=provenance)
+
+    def register_many(self, bundles: list[Bundle], name: str, message: str,
+                      provenance: list[dict[str, Any]], *,
+                      author: str) -> list[Registration]:
+        return self.service.versions.register_many(bundles, name=name, message=message,
+                                                   author=author, provenance=provenance)
 
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
                         report_digest: str | None, links: list[str],
@@ -284,3 +397,11 @@ class _Progress:
         if self._progress is not None:
             self._progress(self._name, self._done, self._total)
         return data
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True

@@ -199,7 +199,10 @@ class Bundle(_Section):
 
     def canonical_bytes(self) -> bytes:
         """Return the RFC 8785 canonical JSON bytes whose SHA-256 is the digest."""
-        return canonical_json(self.canonical_dict())
+        data = canonical_json(self.canonical_dict())
+        if self._digest is None:  # hashing is cheap next to canonicalising: keep both
+            self._digest = digest_bytes(data)
+        return data
 
     @property
     def digest(self) -> str:

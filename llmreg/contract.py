@@ -23,6 +23,7 @@ from llmreg.types import (
     GateReport,
     OwnerInfo,
     Problem,
+    Registration,
     SlotEventInfo,
     SlotStatus,
     TokenInfo,
@@ -61,6 +62,24 @@ class RegisterBody(_Body):
     manifest: dict[str, JsonValue]
     message: str = Field(max_length=10_000)
     provenance: dict[str, JsonValue] = {}
+
+
+MAX_BATCH_HTTP = 500  # bundles in one batch request (~1 KB to 30 KB each)
+
+
+class RegisterItem(_Body):
+    """One bundle of a batch: its manifest and its provenance."""
+
+    manifest: dict[str, JsonValue]
+    provenance: dict[str, JsonValue] = {}
+
+
+class RegisterManyBody(_Body):
+    """``POST /v1/names/{name}/version-batches``: consecutive versions of one name, in
+    one transaction (artifacts uploaded first)."""
+
+    items: list[RegisterItem] = Field(min_length=1, max_length=MAX_BATCH_HTTP)
+    message: str = Field(max_length=10_000)
 
 
 class EvidenceBody(_Body):
@@ -153,6 +172,13 @@ class BlobPut(BaseModel):
     digest: str
     size: int
     created: bool
+
+
+class RegistrationBatch(BaseModel):
+    """What a batch registration returned: one :class:`Registration` per bundle, in
+    order."""
+
+    items: list[Registration]
 
 
 class WhoAmI(BaseModel):

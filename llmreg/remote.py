@@ -313,6 +313,9 @@ class HTTPBackend(Backend):
         who = self._as(WhoAmI, "GET", "/v1/whoami")
         return Actor(who.subject, frozenset(who.roles))
 
+    def resolve_ref(self, ref: str) -> ResolvedBundle:
+        return ResolvedBundle.from_bundle(self.get(ref))
+
     def get(self, ref: str) -> Bundle:
         from llmreg.bundle import Bundle
         from llmreg.contract import BundleResponse
@@ -413,6 +416,28 @@ class HTTPBackend(Backend):
         body = RegisterBody.model_construct(manifest=bundle.canonical_dict(), message=message,
                                             provenance=provenance)
         return self._as(Registration, "POST", f"/v1/names/{quote_path(name)}/versions", body)
+
+    def register_many(self, bundles: list[Bundle], name: str, message: str,
+                      provenance: list[dict[str, Any]], *,
+                      author: str) -> list[Registration]:
+        """Sent in requests of at most :data:`~llmreg.contract.MAX_BATCH_HTTP` bundles,
+        each one transaction on the server."""
+        from llmreg.contract import (
+            MAX_BATCH_HTTP,
+            RegisterItem,
+            RegisterManyBody,
+            RegistrationBatch,
+        )
+
+        out: list[Registration] = []
+        for start in range(0, len(bundles), MAX_BATCH_HTTP):
+            items = [RegisterItem.model_construct(manifest=b.canonical_dict(), provenance=p)
+                     for b, p in zip(bundles[start:start + MAX_BATCH_HTTP],
+                                     provenance[start:start + MAX_BATCH_HTTP], strict=True)]
+            body = RegisterManyBody.model_construct(items=items, message=message)
+            out += self._as(RegistrationBatch, "POST",
+                            f"/v1/names/{quote_path(name)}/version-batches", body).items
+        return out
 
     def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
                         report_digest: str | None, links: list[str],

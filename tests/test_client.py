@@ -79,3 +79,17 @@ def test_connect_without_registry_says_what_to_do(
         pytest.skip("a .llmreg/ exists above the temp folder on this machine")
     with pytest.raises(RegistryNotFoundError, match="run `llmreg init`"):
         llmreg.connect()
+
+
+def test_log_bundles_registers_folders_and_objects_as_one_batch(reg: llmreg.Client,
+                                                               examples: Path) -> None:
+    folders = [examples / n for n in EXAMPLE_NAMES]
+    extra = llmreg.Bundle.from_dict(minimal())
+    done = reg.log_bundles([*folders, extra, folders[0]], name="mixed", message="import",
+                           provenance={"source": "old-registry"})
+    assert [(b.version, b.newly_registered) for b in done] == [
+        (1, True), (2, True), (3, True), (4, True), (1, False)]
+    assert all(b.info is not None and b.info.provenance["source"] == "old-registry"
+               for b in done)
+    assert [v.version for v in reg.history("mixed")] == [1, 2, 3, 4]
+    assert reg.fsck()[1] == []

@@ -34,3 +34,25 @@ def test_git_info_reads_commit_dirty_branch_and_a_clean_remote(tmp_path: Path) -
     assert git_info(tmp_path)["remote"] == "git@github.com:acme/train.git"  # type: ignore[index]
     git(tmp_path, "checkout", "-q", "--detach")
     assert git_info(tmp_path)["branch"] is None  # type: ignore[index]
+
+
+def test_the_remote_is_read_from_a_worktree_and_asked_again_when_config_changes(
+        tmp_path: Path) -> None:
+    from llmreg.provenance import _git_config_file
+
+    main = tmp_path / "main"
+    main.mkdir()
+    git(main, "init", "-q", "-b", "main")
+    (main / "a.txt").write_text("a\n")
+    git(main, "add", "a.txt")
+    git(main, "commit", "-q", "-m", "first")
+    git(main, "remote", "add", "origin", "https://example.com/one.git")
+    git(main, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
+    assert _git_config_file(tmp_path / "wt") == (main / ".git" / "config").resolve()
+    assert git_info(tmp_path / "wt")["remote"] == "https://example.com/one.git"  # type: ignore[index]
+    git(main, "remote", "set-url", "origin", "https://example.com/a-longer-name.git")
+    assert git_info(tmp_path / "wt")["remote"] == \
+        "https://example.com/a-longer-name.git"  # type: ignore[index]
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / ".git").write_text("not a gitdir line\n")
+    assert _git_config_file(tmp_path / "odd") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import llmreg
 
@@ -53,3 +54,29 @@ def test_remote_resolve_path_imports_no_pydantic_or_httpx() -> None:
                          check=True, env={"LLMREG_CACHE": "/nonexistent/llmreg-test-cache",
                                           "PATH": "/usr/bin"})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_embedded_read_path_imports_no_orm_or_pydantic(tmp_path: Path) -> None:
+    """An app reading the embedded registry: connect, resolve a slot and a ref, render —
+    the standard library's sqlite3, the blob file and Jinja2; no ORM, no pydantic. A
+    ``get`` returns a pydantic Bundle, so it loads pydantic, but still no ORM."""
+    home = tmp_path / ".llmreg"
+    with llmreg.connect(home, create=True) as reg:
+        reg.log_bundle(llmreg.Bundle.from_dict({
+            "model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+            "template": {"source": "Q: {{ q }}", "variables": ["q"]}}),
+            name="chat", message="first")
+        reg.promote("chat@1", to="staging", reason="try")
+    heavy = ("pydantic", "sqlalchemy", "sqlmodel", "alembic", "httpx", "yaml")
+    code = ("import sys, llmreg\n"
+            f"reg = llmreg.connect({str(home)!r})\n"
+            "b = reg.resolve('chat', env='staging')\n"
+            "r = reg.resolve('chat@1')\n"
+            "assert b.render(q='hi').to_openai() == r.render(q='hi').to_openai()\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(heavy)!r}))\n"
+            "assert reg.get('chat@1').version == 1\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(heavy)!r}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin", "LLMREG_USER": "app"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "['pydantic']"], out.stderr

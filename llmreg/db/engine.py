@@ -17,9 +17,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from llmreg.db.readonly import HEAD_REVISION as HEAD_REVISION  # the read path checks it too
 from llmreg.errors import ConfigError
 
-HEAD_REVISION = "0006"  # a test checks this equals the migrations' head
 BUSY_TIMEOUT_S = 60.0
 
 

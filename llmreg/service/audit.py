@@ -56,6 +56,31 @@ def append(session: Session, *, actor: str, action: str, name: str | None = None
     return entry
 
 
+def append_many(session: Session, *, actor: str, action: str,
+                entries: list[dict[str, Any]]) -> str | None:
+    """Append one entry per item of ``entries`` (each with ``name``, ``target`` and
+    ``detail``), chained in order, in one statement; the new head hash (None if none)."""
+    if not entries:
+        return None
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(7226312)"))
+    last = session.execute(sa.select(col(AuditEntry.seq), col(AuditEntry.hash))
+                           .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+    seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    at = utcnow()
+    rows = []
+    for item in entries:
+        seq += 1
+        name, target, detail = item["name"], item["target"], item["detail"]
+        digest = entry_hash(seq, at, actor, action, name, target, None, detail, prev)
+        rows.append({"seq": seq, "at": at, "actor": actor, "action": action, "name": name,
+                     "target": target, "env": None, "detail": detail, "prev_hash": prev,
+                     "hash": digest})
+        prev = digest
+    session.execute(sa.insert(AuditEntry), rows)
+    return prev
+
+
 def to_info(e: AuditEntry) -> AuditInfo:
     assert e.seq is not None
     return AuditInfo(seq=e.seq, at=e.at, actor=e.actor, action=e.action, name=e.name,

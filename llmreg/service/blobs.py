@@ -7,7 +7,7 @@ of :mod:`llmreg.store`. Every read is verified against the digest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from llmreg.digest import check_digest
@@ -37,6 +37,10 @@ class Blobs:
     def put_bytes(self, data: bytes) -> Descriptor:
         """Store ``data`` (idempotent)."""
         return self.store.put_bytes(data)
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[Descriptor]:
+        """Store several small blobs at once (idempotent); all durable on return."""
+        return self.store.put_many(blobs)
 
     def read(self, digest: str) -> bytes:
         """A whole blob, verified against ``digest``."""

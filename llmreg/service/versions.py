@@ -8,6 +8,8 @@ them, in one transaction. A crash between the two leaves an unreferenced blob (w
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,10 +19,10 @@ from llmreg.bundle import Bundle
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Manifest, Version, utcnow
 from llmreg.diff import BundleDiff, diff_bundles
-from llmreg.digest import canonical_json
+from llmreg.digest import canonical_json, digest_bytes
 from llmreg.errors import BlobNotFoundError, InvalidBundleError, RefNotFoundError
 from llmreg.names import Ref, check_name
-from llmreg.policy import Policy
+from llmreg.policy import REGISTERED, Policy
 from llmreg.service import audit, outbox
 from llmreg.service.blobs import Blobs
 from llmreg.service.refs import name_row, resolve_in, slot_in
@@ -28,6 +30,7 @@ from llmreg.service.rows import version_info
 from llmreg.types import ChangelogEntry, NameSummary, Page, Registration, VersionInfo
 
 MAX_MESSAGE = 10_000
+MAX_BATCH = 10_000  # bundles registered in one transaction
 MAX_PROVENANCE = 1024 * 1024  # bytes of canonical JSON recorded with one version
 
 
@@ -53,6 +56,7 @@ class Versions:
         self.db = db
         self.blobs = blobs
         self.policy = policy
+        self._recent: dict[str, Bundle] = {}
 
     # -- writes ------------------------------------------------------------------
 
@@ -63,60 +67,118 @@ class Versions:
         Version numbers are allocated inside the write transaction from the name's
         counter, so concurrent registrations get consecutive numbers, no gaps.
         """
+        return self.register_many([bundle], name=name, message=message, author=author,
+                                  provenance=[provenance])[0]
+
+    def register_many(self, bundles: Sequence[Bundle], *, name: str, message: str,
+                      author: str, provenance: Sequence[dict[str, Any] | None] | None = None
+                      ) -> list[Registration]:
+        """Register ``bundles`` as consecutive versions of ``name``, in one transaction.
+
+        Each is what :meth:`register` would do, in order: content the name already has
+        (or an earlier item of the batch) returns that version, each new version's diff
+        is against the one before it, and each gets its audit entry. The manifests and
+        the stored diffs are written (and synced) before the transaction; a bad item
+        changes nothing. ``provenance``: one record per bundle, or None.
+
+        Example:
+            >>> two = [Bundle.from_dict({"model": {"provider": "openai",
+            ...     "id": "gpt-4o-2024-08-06"}, "template": {"source": s}}) for s in "ab"]
+            >>> [r.version.version for r in svc.versions.register_many(
+            ...     two, name="batch", message="import", author="ana")]  # doctest: +SKIP
+            [1, 2]
+        """
         check_name(name)
-        message = (message or "").strip()
-        if not message:
-            raise InvalidBundleError(
-                "message is empty; say what changed and why, e.g. -m 'tighten refusal wording'")
-        if len(message) > MAX_MESSAGE:
-            raise InvalidBundleError(
-                f"message is {len(message)} characters; the limit is {MAX_MESSAGE}")
-        bundle.check_pins(allow_floating=self.policy.models.allow_floating)
-        _check_provenance(provenance)
-        self._check_weights_reference(bundle)
-        self._store_artifacts(bundle)
-        canonical = bundle.canonical_bytes()
-        digest = bundle.digest
-        self.blobs.put_bytes(canonical)
-        # Diff against the current latest outside the write lock; re-done inside only
-        # if another writer registered a version in between.
-        guess = self._latest_digest(name)
-        changelog = self._changelog_for(guess, bundle) if guess and guess != digest else None
+        message = _check_message(message)
+        if not bundles:
+            return []
+        if len(bundles) > MAX_BATCH:
+            raise InvalidBundleError(f"{len(bundles)} bundles in one batch; the limit is "
+                                     f"{MAX_BATCH}: split them into several calls")
+        records: list[dict[str, Any] | None] = (list(provenance) if provenance is not None
+                                                 else [None] * len(bundles))
+        if len(records) != len(bundles):
+            raise InvalidBundleError(f"{len(records)} provenance records for {len(bundles)} "
+                                     "bundles; give one per bundle (or none)")
+        checked: set[str] = set()  # a batch's records are often the same: check each once
+        for i, (bundle, record) in enumerate(zip(bundles, records, strict=True)):
+            try:
+                bundle.check_pins(allow_floating=self.policy.models.allow_floating)
+                key = json.dumps(record, sort_keys=True, default=repr)
+                if key not in checked:
+                    _check_provenance(record)
+                    checked.add(key)
+                self._check_weights_reference(bundle)
+            except InvalidBundleError as exc:
+                if len(bundles) == 1:
+                    raise
+                raise type(exc)(f"bundles[{i}]: {exc}") from None
+        for bundle in bundles:
+            self._store_artifacts(bundle)
+        canonical = [b.canonical_bytes() for b in bundles]
+        digests = [b.digest for b in bundles]
+        # Plan the versions and their diffs outside the write lock, against what the name
+        # holds now; redone inside only if another writer registered in between.
+        guess = self._state(name, digests)
+        plan = self._plan(bundles, *guess)
+        self.blobs.put_many(canonical + [p.diff for p in plan if p.diff is not None])
         with self.db.write() as session:
             row = _lock_name(session, name)
             assert row.id is not None
-            existing = session.exec(
-                select(Version).where(Version.name_id == row.id, Version.digest == digest)
-            ).first()
-            if existing is not None:
-                return Registration(version=version_info(name, existing), created=False)
-            session.execute(insert_ignore(session, Manifest, digest=digest,
-                                          size=len(canonical), kind=bundle.kind,
-                                          created_at=utcnow()))
-            parent = None
-            if row.latest_version:
-                parent = session.exec(
-                    select(Version.digest).where(Version.name_id == row.id,
-                                                 Version.number == row.latest_version)
-                ).one()
-            if parent is not None and parent != guess:
-                changelog = self._changelog_for(parent, bundle)
-            changes, diff_digest = changelog if parent is not None and changelog else ([], None)
-            number = _next_number(session, row)
-            version = Version(name_id=row.id, number=number, digest=digest, author=author,
-                              created_at=utcnow(), message=message, parent_digest=parent,
-                              provenance=provenance or {}, changes=changes,
-                              diff_digest=diff_digest)
-            session.add(version)
-            session.flush()
-            audit.append(session, actor=author, action="register", name=name,
-                         target=f"{name}@{number}",
-                         detail={"digest": digest, "message": message, "changes": changes})
-            outbox.emit(session, event="registration", name=name, at=version.created_at,
-                        data={"name": name, "version": number, "digest": digest,
-                              "author": author, "message": message[:500],
-                              "changes": changes[:50]})
-            return Registration(version=version_info(name, version), created=True)
+            state = _name_state(session, row, digests)
+            if state != guess:
+                plan = self._plan(bundles, *state)
+                self.blobs.put_many([p.diff for p in plan if p.diff is not None])
+            done = _commit_plan(session, row, name, plan, bundles, canonical, records,
+                                message=message, author=author, existing=state[1])
+        created = [b for b, r in zip(bundles, done, strict=True) if r.created]
+        if created:  # the next registration's parent
+            self._remember(created[-1])
+        return done
+
+    def _remember(self, bundle: Bundle) -> None:
+        if len(self._recent) >= 32:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[bundle.digest] = bundle
+
+    def _state(self, name: str, digests: list[str]) -> tuple[str | None, dict[str, int]]:
+        with self.db.read() as session:
+            row = session.exec(select(BundleName).where(BundleName.name == name)).first()
+            if row is None:
+                return None, {}
+            return _name_state(session, row, digests)
+
+    def _plan(self, bundles: Sequence[Bundle], parent: str | None,
+              existing: dict[str, int]) -> list[_Planned]:
+        """For each bundle: the version it already is, or its parent, diff summary and
+        stored diff (canonical JSON) as a new version."""
+        plan: list[_Planned] = []
+        fresh: dict[str, int] = {}
+        previous: Bundle | None = None
+        for i, bundle in enumerate(bundles):
+            digest = bundle.digest
+            if digest in existing or digest in fresh:
+                plan.append(_Planned(digest, existing.get(digest), fresh.get(digest)))
+                continue
+            changes: list[str] = []
+            diff = None
+            if parent is not None:
+                old = previous if previous is not None else self.load_cached(parent)
+                result = diff_bundles(old, bundle, load=self.load_cached)
+                changes, diff = result.stat(), canonical_json(result.to_json())
+            plan.append(_Planned(digest, None, None, parent, changes, diff))
+            fresh[digest] = i
+            parent, previous = digest, bundle
+        return plan
+
+    def load_cached(self, digest: str) -> Bundle:
+        """:meth:`load`, remembering the last few bundles (content never changes): the
+        next registration's parent is usually the one just registered."""
+        bundle = self._recent.get(digest)
+        if bundle is None:
+            bundle = self.load(digest)
+            self._remember(bundle)
+        return bundle
 
     def _check_weights_reference(self, bundle: Bundle) -> None:
         """A self-hosted model must name a weights bundle this registry holds."""
@@ -129,20 +191,6 @@ class Versions:
             raise InvalidBundleError(
                 f"model.weights {weights} is not a weights bundle in this registry; log the "
                 "weights first (`llmreg log-model` or Client.log_model) and use its digest")
-
-    def _latest_digest(self, name: str) -> str | None:
-        with self.db.read() as session:
-            return session.exec(
-                select(Version.digest).join(BundleName)
-                .where(BundleName.name == name,
-                       col(Version.number) == col(BundleName.latest_version))
-            ).first()
-
-    def _changelog_for(self, parent: str, bundle: Bundle) -> tuple[list[str], str]:
-        """The diff summary and the stored full diff of ``bundle`` against ``parent``."""
-        result = diff_bundles(self.load(parent), bundle, load=self.load)
-        blob = self.blobs.put_bytes(canonical_json(result.to_json()))
-        return result.stat(), blob.digest
 
     def _store_artifacts(self, bundle: Bundle) -> None:
         for i, art in enumerate(bundle.artifacts):
@@ -249,6 +297,113 @@ class Versions:
             return Page.of(items, offset=offset, limit=limit, total=int(total))
 
 
+def _check_message(message: str) -> str:
+    message = (message or "").strip()
+    if not message:
+        raise InvalidBundleError(
+            "message is empty; say what changed and why, e.g. -m 'tighten refusal wording'")
+    if len(message) > MAX_MESSAGE:
+        raise InvalidBundleError(
+            f"message is {len(message)} characters; the limit is {MAX_MESSAGE}")
+    return message
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One bundle of a registration: already version ``number`` (or the same as batch
+    item ``same_as``), or a new version with its parent and diff."""
+
+    digest: str
+    number: int | None = None
+    same_as: int | None = None
+    parent: str | None = None
+    changes: list[str] = field(default_factory=list)
+    diff: bytes | None = None
+
+    @property
+    def new(self) -> bool:
+        return self.number is None and self.same_as is None
+
+
+def _name_state(session: Session, row: BundleName,
+                digests: list[str]) -> tuple[str | None, dict[str, int]]:
+    """The name's latest digest, and which of ``digests`` it already holds (by number)."""
+    latest = None
+    if row.latest_version:
+        latest = session.execute(sa.select(col(Version.digest)).where(
+            col(Version.name_id) == row.id,
+            col(Version.number) == row.latest_version)).scalar_one()
+    existing: dict[str, int] = {}
+    unique = sorted(set(digests))
+    for start in range(0, len(unique), 500):  # bounded IN lists
+        existing.update(session.execute(sa.select(col(Version.digest), col(Version.number))
+                                        .where(col(Version.name_id) == row.id,
+                                               col(Version.digest).in_(
+                                                   unique[start:start + 500]))).all())
+    return latest, existing
+
+
+def _commit_plan(session: Session, row: BundleName, name: str, plan: list[_Planned],
+                 bundles: Sequence[Bundle], canonical: list[bytes],
+                 records: list[dict[str, Any] | None], *, message: str, author: str,
+                 existing: dict[str, int]) -> list[Registration]:
+    """Write the plan's new versions, their manifests and audit entries."""
+    assert row.id is not None
+    new = [i for i, p in enumerate(plan) if p.new]
+    now = utcnow()
+    first = 0
+    if new:
+        # One atomic increment for the whole batch: PostgreSQL holds the name's row lock
+        # until commit; on SQLite the write transaction holds the database lock.
+        last = int(session.execute(
+            sa.update(BundleName).where(col(BundleName.id) == row.id)
+            .values(latest_version=BundleName.latest_version + len(new))
+            .returning(col(BundleName.latest_version))).scalar_one())
+        first = last - len(new) + 1
+        session.execute(insert_ignore(session, Manifest), [
+            {"digest": plan[i].digest, "size": len(canonical[i]), "kind": bundles[i].kind,
+             "created_at": now} for i in new])
+    infos: dict[int, VersionInfo] = {}
+    rows = []
+    for k, i in enumerate(new):
+        p = plan[i]
+        diff_digest = digest_bytes(p.diff) if p.diff is not None else None
+        values = {"name_id": row.id, "number": first + k, "digest": p.digest,
+                  "author": author, "created_at": now, "message": message,
+                  "parent_digest": p.parent, "provenance": records[i] or {},
+                  "changes": p.changes, "diff_digest": diff_digest, "status": REGISTERED}
+        rows.append(values)
+        infos[i] = VersionInfo(name=name, version=first + k, digest=p.digest, author=author,
+                               created_at=now, message=message, parent_digest=p.parent,
+                               provenance=records[i] or {}, changes=p.changes,
+                               diff_digest=diff_digest, status=REGISTERED)
+    if rows:
+        session.execute(sa.insert(Version), rows)
+        audit.append_many(session, actor=author, action="register", entries=[
+            {"name": name, "target": f"{name}@{r['number']}",
+             "detail": {"digest": r["digest"], "message": message, "changes": r["changes"]}}
+            for r in rows])
+        newest = plan[new[-1]]
+        # One event per call: a batch of a thousand versions is one message, not a thousand.
+        data: dict[str, Any] = {"name": name, "version": first + len(new) - 1,
+                                "digest": newest.digest, "author": author,
+                                "message": message[:500], "changes": newest.changes[:50]}
+        if len(new) > 1:  # a batch: the event names its newest version and how many
+            data.update(count=len(new), first_version=first)
+        outbox.emit(session, event="registration", name=name, at=now, data=data)
+    out = []
+    for i, p in enumerate(plan):
+        if p.new:
+            out.append(Registration(version=infos[i], created=True))
+        elif p.same_as is not None:
+            out.append(Registration(version=infos[p.same_as], created=False))
+        else:
+            found = session.exec(select(Version).where(Version.name_id == row.id,
+                                                       Version.digest == p.digest)).one()
+            out.append(Registration(version=version_info(name, found), created=False))
+    return out
+
+
 def _check_provenance(provenance: dict[str, Any] | None) -> None:
     """Provenance is JSON with finite numbers, at most :data:`MAX_PROVENANCE` bytes."""
     try:
@@ -272,15 +427,3 @@ def _lock_name(session: Session, name: str) -> BundleName:
     row: BundleName = session.exec(select(BundleName).where(BundleName.name == name)
                                    .with_for_update()).one()
     return row
-
-
-def _next_number(session: Session, row: BundleName) -> int:
-    # An atomic increment: on PostgreSQL the UPDATE locks the name's row until commit;
-    # on SQLite the whole write transaction holds the database lock.
-    number = session.execute(
-        sa.update(BundleName)
-        .where(col(BundleName.id) == row.id)
-        .values(latest_version=BundleName.latest_version + 1)
-        .returning(col(BundleName.latest_version))
-    ).scalar_one()
-    return int(number)

@@ -16,7 +16,8 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -65,6 +66,53 @@ class LocalStore(BlobStore):
             os.replace(tmp, self.path(digest))
             _fsync_dir(self.dir)
             return Descriptor(digest, size)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def put_bytes(self, data: bytes) -> Descriptor:
+        return self.put_many([data])[0]
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[Descriptor]:
+        """Write each blob as :meth:`put_stream` does (temp file, fsync, rename), many at
+        once: the fsyncs run in parallel threads, so the file system commits them
+        together, and the folder is synced once, after the last rename and before this
+        returns. A blob already there and intact is not written again."""
+        if not blobs:
+            return []
+        self.dir.mkdir(parents=True, exist_ok=True)
+        out = [Descriptor(format_digest(_hashed(data)), len(data)) for data in blobs]
+        todo: dict[str, bytes] = {}
+        for desc, data in zip(out, blobs, strict=True):
+            if desc.digest not in todo and not self._same_bytes(desc, data):
+                todo[desc.digest] = data
+        if len(todo) == 1:
+            for digest, data in todo.items():
+                self._write_one(digest, data)
+        elif todo:
+            list(_sync_pool().map(self._write_one, todo, todo.values()))
+        if todo:
+            _fsync_dir(self.dir)
+        return out
+
+    def _same_bytes(self, desc: Descriptor, data: bytes) -> bool:
+        """Whether the blob is there with exactly these bytes (small blobs only: a
+        damaged copy is rewritten, never kept because it exists)."""
+        try:
+            with open(self.path(desc.digest), "rb") as fh:
+                return fh.read(desc.size + 1) == data
+        except FileNotFoundError:
+            return False
+
+    def _write_one(self, digest: str, data: bytes) -> None:
+        tmp = self.dir / f".{uuid.uuid4().hex}.incomplete"
+        try:
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, self.path(digest))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -128,8 +176,42 @@ class LocalStore(BlobStore):
                 yield digest
 
 
+def read_blob(root: str | Path, digest: str) -> bytes:
+    """A blob's bytes from the folder store at ``root``, verified against ``digest``:
+    the embedded registry's read-only path (:mod:`llmreg.db.readonly`), which reads a
+    manifest without opening the service.
+
+    Example:
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> read_blob(root, LocalStore(root).put_bytes(b"abc").digest)
+        b'abc'
+    """
+    return LocalStore(root).get_bytes(digest)
+
 
 COPY_CHUNK = 4 * 1024 * 1024
+PARALLEL_SYNCS = 32  # fsyncs in flight at once: the journal commits them together
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The threads that write and fsync blobs for :meth:`LocalStore.put_many`, made once
+    per process (starting threads per call costs more than the writes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(PARALLEL_SYNCS, thread_name_prefix="llmreg-blob-sync")
+        return _pool
+
+
+def _hashed(data: bytes) -> Any:
+    hasher = new_hasher()
+    hasher.update(data)
+    return hasher
 
 
 def _hash_and_write(stream: BinaryIO, out: BinaryIO) -> tuple[Any, int]:

@@ -325,13 +325,14 @@ def test_init_list_history_and_render_edges(run, old_new: tuple[Path, Path],
     assert lines(run("list").stdout) == [
         "no bundles registered yet; try `llmreg register bundles/* -m 'first import'`"]
     old, new = old_new
-    two = run("register", str(old), str(new), "--name", "x", "-m", "m")
-    assert two.exit_code == 1
-    assert "--name applies to one directory; register the others separately" in two.stderr
+    two = run("register", str(old), str(new), "--name", "x", "-m", "m")  # one batch
+    assert two.exit_code == 0, two.stderr
+    assert [line.split()[:2] for line in lines(two.stdout)] == [
+        ["registered", "x@1"], ["registered", "x@2"]]
     assert run("register", str(old), "--name", "qa-bot", "-m", "first").exit_code == 0
     assert run("promote", "qa-bot@1", "--to", "staging", "--reason", "try").exit_code == 0
     listed = json.loads(run("list", "--json").stdout)
-    assert [(n["name"], n["latest_version"]) for n in listed] == [("qa-bot", 1)]
+    assert [(n["name"], n["latest_version"]) for n in listed] == [("qa-bot", 1), ("x", 2)]
     moves = run("history", "qa-bot", "--env", "staging")
     header, row = (" ".join(line.split()) for line in lines(moves.stdout))
     assert header == "when action from to by reason"

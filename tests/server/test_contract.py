@@ -34,6 +34,8 @@ def manifest_with_a_missing_artifact() -> dict[str, Any]:
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/names/{name}/versions"): {"manifest": manifest_with_a_missing_artifact(),
                                             "message": "m"},
+    ("POST", "/v1/names/{name}/version-batches"): {
+        "items": [{"manifest": manifest_with_a_missing_artifact()}], "message": "m"},
     ("POST", "/v1/evidence"): {"ref": "nope@1", "type": "eval", "suite": "s",
                                "metrics": {"accuracy": 1.0}},
     ("POST", "/v1/approvals"): {"ref": "nope@1", "env": "production"},

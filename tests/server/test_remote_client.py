@@ -107,3 +107,35 @@ def test_evidence_reports_as_bytes_or_files(server: Server, tmp_path: Path) -> N
                                                    "No such file or directory"):
         pat.log_eval("support-rag@1", suite="regression", metrics={"accuracy": 0.9},
                      report=tmp_path / "missing.html")
+
+
+def test_log_bundles_goes_in_requests_of_bounded_size(server: Server, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg import contract
+    from llmreg.bundle import Bundle
+    from tests.conftest import minimal
+
+    monkeypatch.setattr(contract, "MAX_BATCH_HTTP", 2)  # the client's chunk size
+    pat = server.client("pat")
+    bundles = [Bundle.from_dict(minimal(system_prompt=f"p{i}")) for i in range(5)]
+    done = pat.log_bundles(bundles, name="chat", message="import")
+    assert [(b.version, b.newly_registered) for b in done] == [(i, True) for i in range(1, 6)]
+    assert all(b.info is not None and b.info.author == "pat" for b in done)
+    assert [v.parent_digest for v in pat.history("chat")][1:] == [b.digest for b in bundles[:4]]
+
+
+def test_the_batch_route_bounds_and_checks_its_items(server: Server) -> None:
+    from tests.conftest import minimal
+
+    item = {"manifest": minimal(), "provenance": {}}
+    too_many = server.http.post("/v1/names/chat/version-batches", headers=server.headers("pat"),
+                                json={"items": [item] * 501, "message": "m"})
+    assert too_many.status_code in (400, 422)
+    bad = server.http.post("/v1/names/chat/version-batches", headers=server.headers("pat"),
+                           json={"items": [item, {"manifest": {"model": 1}}], "message": "m"})
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["message"].startswith("items[1]: ")
+    denied = server.http.post("/v1/names/chat/version-batches",
+                              headers=server.headers("rita"),
+                              json={"items": [item], "message": "m"})
+    assert denied.status_code == 403

@@ -149,3 +149,13 @@ def test_payload_formats() -> None:
     bare = OutboxEvent(event_id="1", type="test", name=None, data={}, at=at)
     assert slack_message(bare) == {"text": ":bell: test"}
     assert "subject" not in cloudevent(bare)
+
+
+def test_a_batch_registration_is_one_event_naming_its_versions(svc: RegistryService) -> None:
+    bundles = [Bundle.from_dict(minimal(system_prompt=f"v{i}")) for i in range(3)]
+    svc.versions.register_many(bundles, name="batch", message="import", author="ana")
+    with svc.db.read() as s:
+        rows = s.exec(select(OutboxEvent).where(OutboxEvent.name == "batch")).all()
+    assert [(r.type, r.data["count"], r.data["first_version"], r.data["version"])
+            for r in rows] == [("registration", 3, 1, 3)]
+    assert rows[0].data["digest"] == bundles[-1].digest

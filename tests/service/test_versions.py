@@ -143,8 +143,8 @@ def test_the_changelog_is_against_the_real_parent_when_a_guess_went_stale(
     svc.versions.register(variant(1), name="chat", message="one", author="ana")
     svc.versions.register(variant(2), name="chat", message="two", author="ana")
     # Another writer registered v2 between our guess and our lock: the guess is v1.
-    monkeypatch.setattr(svc.versions, "_latest_digest",
-                        lambda name: svc.versions.resolve("chat@1").digest)
+    monkeypatch.setattr(svc.versions, "_state",
+                        lambda name, digests: (svc.versions.resolve("chat@1").digest, {}))
     three = svc.versions.register(variant(2, template={"source": "A: {{ q }}",
                                                        "variables": ["q"]}),
                                   name="chat", message="three", author="ana").version
@@ -175,9 +175,10 @@ def test_the_latest_guess_is_per_name(svc: RegistryService) -> None:
     svc.versions.register(variant(1), name="chat", message="m", author="ana")
     other = svc.versions.register(variant(2), name="other", message="m", author="ana").version
     svc.versions.register(variant(3), name="other", message="m", author="ana")
-    assert svc.versions._latest_digest("chat") == svc.versions.resolve("chat").digest
-    assert svc.versions._latest_digest("other") != other.digest
-    assert svc.versions._latest_digest("nobody") is None
+    assert svc.versions._state("chat", [])[0] == svc.versions.resolve("chat").digest
+    assert svc.versions._state("other", [other.digest]) == (
+        svc.versions.resolve("other").digest, {other.digest: 1})
+    assert svc.versions._state("nobody", [other.digest]) == (None, {})
 
 
 def test_load_refuses_bytes_this_llmreg_cannot_reproduce(svc: RegistryService) -> None:

@@ -163,7 +163,47 @@ def test_a_write_failure_through_put_stream_stores_nothing(tmp_path: Path,
 
     monkeypatch.setattr(local, "_hash_and_write", failing)
     with pytest.raises(OSError, match="disk full"):
-        store.put_bytes(b"payload")
+        store.put_stream(io.BytesIO(b"payload"))
+    assert list(store.dir.iterdir()) == []
+
+
+def test_put_many_syncs_each_blob_and_the_folder_once(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    blobs = [f"blob {i}".encode() for i in range(40)] + [b"blob 0"]
+    out = store.put_many(blobs)
+    assert [d.digest for d in out] == [digest_bytes(b) for b in blobs]
+    assert [store.get_bytes(d.digest) for d in out] == blobs
+    assert sorted(synced) == ["dir"] + ["file"] * 40  # the duplicate is written once
+    synced.clear()
+    assert store.put_many(blobs[:3]) == out[:3] and synced == []  # already there: no I/O
+    damaged = store.path(out[0].digest)
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"blob X")
+    store.put_many(blobs[:3])
+    assert store.get_bytes(out[0].digest) == b"blob 0" and synced == ["file", "dir"]
+    assert store.put_many([]) == []
+    assert not list(store.dir.glob(".*.incomplete"))
+
+
+def test_a_failed_put_many_leaves_no_temp_file(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path)
+
+    def fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="disk full"):
+        store.put_many([b"a", b"b"])
     assert list(store.dir.iterdir()) == []
 
 

@@ -25,12 +25,14 @@ from llmreg.contract import (
     PromotionBody,
     PromotionResult,
     RegisterBody,
+    RegisterManyBody,
+    RegistrationBatch,
     RetireBody,
     RollbackBody,
     TokenBody,
 )
 from llmreg.digest import check_digest
-from llmreg.errors import IntegrityError, PayloadTooLargeError
+from llmreg.errors import IntegrityError, InvalidBundleError, PayloadTooLargeError
 from llmreg.server.deps import Service, State, require
 from llmreg.server.errors import error_response
 from llmreg.server.guard import MAX_BLOB, body_chunks
@@ -92,6 +94,24 @@ def register(s: Service, name: str, body: RegisterBody, actor: Publisher) -> Reg
                               allow_floating_model_ids=s.policy.models.allow_floating)
     return s.versions.register(bundle, name=name, message=body.message, author=actor.name,
                                provenance=dict(body.provenance))
+
+
+@endpoint(router, "POST", "/v1/names/{name}/version-batches", "publisher", status_code=201,
+          response_model=RegistrationBatch, errors=[409])
+def register_many(s: Service, name: str, body: RegisterManyBody,
+                  actor: Publisher) -> RegistrationBatch:
+    """Register several manifests as consecutive versions of ``name``, in one
+    transaction (at most 500 a request; artifacts must be uploaded first)."""
+    allow = s.policy.models.allow_floating
+    bundles = []
+    for i, item in enumerate(body.items):
+        try:
+            bundles.append(Bundle.from_dict(item.manifest, allow_floating_model_ids=allow))
+        except InvalidBundleError as exc:
+            raise type(exc)(f"items[{i}]: {exc}") from None
+    return RegistrationBatch(items=s.versions.register_many(
+        bundles, name=name, message=body.message, author=actor.name,
+        provenance=[dict(item.provenance) for item in body.items]))
 
 
 @endpoint(router, "POST", "/v1/evidence", "publisher", status_code=201)
