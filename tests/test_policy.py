@@ -39,9 +39,11 @@ def test_unknown_environment_lists_the_real_ones() -> None:
 def test_digest_ignores_comments_and_layout() -> None:
     reformatted = "\n".join(line for line in DEFAULT_POLICY_YAML.splitlines()
                             if not line.lstrip().startswith("#"))
-    assert parse_policy(reformatted, source="x").digest == Policy.default().digest
+    assert parse_policy(reformatted, source="x").digest == Policy.written_by_init().digest
     stricter = DEFAULT_POLICY_YAML.replace("min: 0.9", "min: 0.95")
-    assert parse_policy(stricter, source="x").digest != Policy.default().digest
+    assert parse_policy(stricter, source="x").digest != Policy.written_by_init().digest
+    # Without a policy file, the same policy minus require_owner is in force.
+    assert Policy.written_by_init().require_owner and not Policy.default().require_owner
 
 
 @pytest.mark.parametrize(
@@ -144,7 +146,7 @@ def test_the_default_policys_digest_is_pinned() -> None:
     # Every promotion records this digest: a change to the default policy or to the
     # canonical form must be deliberate.
     p = Policy.default()
-    assert p.digest == "sha256:c9dbabf543784ff781a24a88c754b58de72d383e3d7494bbc311fcf79964a145"
+    assert p.digest == "sha256:fe75a455c033bc82d6fc1b08b55273ff5639c0d492291f50db98888734d2f4a9"
     assert p.canonical_dict()["transitions"][1] == {
         "from": "staging", "to": "shadow",
         "gates": {"evals": [], "shadow_metrics": {}, "approvals": {
