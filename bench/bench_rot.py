@@ -34,10 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlmodel import select
 
 from bench.common import machine, write_section
 from llmreg.bundle import Bundle
-from llmreg.db.models import set_clock
+from llmreg.db.models import Evidence, SlotEvent, set_clock
 from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
 from llmreg.service import RegistryService
 from llmreg.types import Actor
@@ -233,22 +234,18 @@ def _figures(svc: RegistryService, abandoned: dict[str, int], last_beat: dict[st
              months: list[tuple[int, float, bool]]) -> dict[str, str]:
     envs = set(svc.policy.environments)
     with svc.db.read() as s:
-        moves = s.execute(text(
-            "SELECT e.to_digest, e.at FROM slot_events e WHERE e.env = 'production'")).all()
-        evals = defaultdict(list)
-        for digest, at in s.execute(text("SELECT digest, created_at FROM evidence "
-                                         "WHERE type = 'eval'")).all():
-            evals[digest].append(at)
-        used = set()
+        moves = s.exec(select(SlotEvent.to_digest).where(SlotEvent.env == "production")).all()
+        evals = {d for d in s.exec(select(Evidence.digest).where(Evidence.type == "eval"))}
+        used: set[str | None] = set()
         for table, column in (("slots", "env"), ("slot_events", "env"), ("audit_log", "env"),
                               ("heartbeats", "env"), ("approvals", "env")):
             used |= {r[0] for r in s.execute(text(f"SELECT DISTINCT {column} FROM {table}"))}
-        alerts = s.execute(text("SELECT name, opened_at FROM alerts")).all()
-    with_eval = sum(1 for digest, _ in moves if evals.get(digest))
+    alerts = [(a.name, a.opened_at) for a in svc.alerts.list(include_closed=True)]
+    with_eval = sum(1 for digest in moves if digest in evals)
     unknown = sorted(e for e in used if e is not None and e not in envs)
     by_name = defaultdict(list)
     for name, opened in alerts:
-        by_name[name].append(opened if opened.tzinfo else opened.replace(tzinfo=UTC))
+        by_name[name].append(opened)
     good = 0
     for name in abandoned:
         opened = by_name.get(name, [])

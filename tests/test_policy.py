@@ -39,9 +39,11 @@ def test_unknown_environment_lists_the_real_ones() -> None:
 def test_digest_ignores_comments_and_layout() -> None:
     reformatted = "\n".join(line for line in DEFAULT_POLICY_YAML.splitlines()
                             if not line.lstrip().startswith("#"))
-    assert parse_policy(reformatted, source="x").digest == Policy.default().digest
+    assert parse_policy(reformatted, source="x").digest == Policy.written_by_init().digest
     stricter = DEFAULT_POLICY_YAML.replace("min: 0.9", "min: 0.95")
-    assert parse_policy(stricter, source="x").digest != Policy.default().digest
+    assert parse_policy(stricter, source="x").digest != Policy.written_by_init().digest
+    # Without a policy file, the same policy minus require_owner is in force.
+    assert Policy.written_by_init().require_owner and not Policy.default().require_owner
 
 
 @pytest.mark.parametrize(
@@ -144,7 +146,7 @@ def test_the_default_policys_digest_is_pinned() -> None:
     # Every promotion records this digest: a change to the default policy or to the
     # canonical form must be deliberate.
     p = Policy.default()
-    assert p.digest == "sha256:b39357c271e838fe70088768a874825380431ea63a67be22c8757d33803b02a5"
+    assert p.digest == "sha256:36707a0c13fd7de56d4a9b173cde6b011906d6923b40710147586d318cf94dd0"
     assert p.canonical_dict()["transitions"][1] == {
         "from": "staging", "to": "shadow",
         "gates": {"evals": [], "shadow_metrics": {}, "approvals": {

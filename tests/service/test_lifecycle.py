@@ -19,10 +19,14 @@ from llmreg.errors import (
     TransitionError,
     UnknownEnvironmentError,
 )
-from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
+from llmreg.policy import DEFAULT_POLICY_YAML as INIT_POLICY_YAML
+from llmreg.policy import parse_policy
 from llmreg.service import RegistryService
 from llmreg.types import Actor
 from tests.conftest import minimal
+
+# These tests are about gates, not owners: the init policy without require_owner.
+DEFAULT_POLICY_YAML = INIT_POLICY_YAML.replace("require_owner: true", "require_owner: false")
 
 ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
 

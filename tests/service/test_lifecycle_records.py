@@ -4,6 +4,7 @@ slot status and the status a version takes when it leaves a slot."""
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -53,13 +54,13 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
         ("ana", "policy", None, policy, None, {"from": None, "to": policy}),
         ("ana", "promote", "chat", "chat@1", "staging",
          {"from_version": None, "digest": digest, "reason": "try it", "policy": policy,
-          "gates": ["transition"]}),
+          "gates": ["transition"], "event_id": ANY}),
         ("bo", "approval", "chat", "chat@1", "production",
          {"digest": digest, "comment": "read the evals"}),
         ("cy", "approval", "chat", "chat@1", "production", {"digest": digest, "comment": ""}),
         ("ana", "promote", "chat", "chat@1", "production",
          {"from_version": None, "digest": digest, "reason": "passes", "policy": policy,
-          "gates": ["transition", "eval:regression", "approvals"]}),
+          "gates": ["transition", "eval:regression", "approvals"], "event_id": ANY}),
     ]
     ref2, digest2 = register(svc, "chat", 2)
     svc.lifecycle.promote(ref2, "staging", actor=ANA, reason="next")
@@ -70,11 +71,13 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
     assert entries(svc, mark) == [
         ("bo", "rollback", "chat", "chat@1", "staging",
          {"from_version": 2, "digest": digest, "reason": "worse", "policy": policy,
-          "gates": ["rollback"]}),
+          "gates": ["rollback"], "event_id": ANY}),
         ("cy", "deprecate", "chat", "chat@2", None,
-         {"digest": digest2, "from": "staging", "reason": "superseded"}),
+         {"digest": digest2, "from": "staging", "reason": "superseded", "rule": "manual",
+          "policy": policy}),
         ("cy", "archive", "chat", "chat@2", None,
-         {"digest": digest2, "from": "deprecated", "reason": "cleanup"}),
+         {"digest": digest2, "from": "deprecated", "reason": "cleanup", "rule": "manual",
+          "policy": policy}),
     ]
     [event] = [e for e in svc.lifecycle.slot_history("chat", "staging")
                if e.action == "rollback"]

@@ -11,11 +11,15 @@ from sqlalchemy import text
 
 from llmreg.bundle import Bundle
 from llmreg.errors import ServerError
-from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
+from llmreg.policy import DEFAULT_POLICY_YAML as INIT_POLICY_YAML
+from llmreg.policy import parse_policy
 from llmreg.service import RegistryService
 from llmreg.store import LocalStore, MemoryStore
 from llmreg.types import Actor
 from tests.conftest import minimal
+
+# These tests are about gates, not owners: the init policy without require_owner.
+DEFAULT_POLICY_YAML = INIT_POLICY_YAML.replace("require_owner: true", "require_owner: false")
 
 
 def test_open_home_makes_the_folder_and_reopens_it(tmp_path: Path) -> None:
@@ -78,7 +82,7 @@ def test_ready_when_the_schema_is_current_and_the_store_answers(tmp_path: Path) 
     svc.check_ready()
     with svc.db.write_engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    with pytest.raises(ServerError, match="^the database schema is at 0001, not 0005; "
+    with pytest.raises(ServerError, match="^the database schema is at 0001, not 0006; "
                                           "restart the server"):
         svc.check_ready()
     svc.close()
