@@ -209,7 +209,7 @@ renders them (p50/p99 of the rounds), and asks `status()` (every slot). Database
 the SQLite file with its WAL, or `pg_database_size`. Blob store: bytes of the blob files
 (each version is a manifest and a stored diff). Growth: bundles/s while reaching that size.
 
-| db | versions | resolve p50 ms | resolve p99 ms | status p50 ms | db MiB | blobs MiB | grew at /s |
+| db | versions | resolve p50 ms | p99 ms | status p50 ms | db MiB | blobs MiB | grew at /s |
 |---|---|---|---|---|---|---|---|
 {table}
 
