@@ -198,8 +198,10 @@ def report() -> None:
     body = f"""
 Command: `python -m bench.bench_scale` (both databases; `--max N` to stop earlier;
 `--report` rewrites this section from the checkpoints in `bench/.work/`). Machine:
-{machine()}, shared with other jobs while it ran (load average above 10 at times), so
-absolute times are pessimistic; the shape of the curve is the point.
+{machine()}, shared with other jobs while it ran (load average 20 to 30 on the 2 cores for
+this session's run: `python -c pass` took over 0.4 s), so absolute times are pessimistic;
+the shape of the curve is the point. Sizes not listed were not reached in the time the
+run had (it appends each checkpoint as it reaches it).
 
 One registry grown with `Client.log_bundles` (batches of {BATCH} versions, over {NAMES}
 names), the embedded client on SQLite (WAL) and the same client over PostgreSQL 127.0.0.1
@@ -209,7 +211,7 @@ renders them (p50/p99 of the rounds), and asks `status()` (every slot). Database
 the SQLite file with its WAL, or `pg_database_size`. Blob store: bytes of the blob files
 (each version is a manifest and a stored diff). Growth: bundles/s while reaching that size.
 
-| db | versions | resolve p50 ms | resolve p99 ms | status p50 ms | db MiB | blobs MiB | grew at /s |
+| db | versions | resolve p50 ms | p99 ms | status p50 ms | db MiB | blobs MiB | grew at /s |
 |---|---|---|---|---|---|---|---|
 {table}
 

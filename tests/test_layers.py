@@ -90,6 +90,14 @@ def test_the_service_is_only_reached_through_the_embedded_backend_and_the_server
     assert users == ["llmreg._embedded"]
 
 
+def test_the_client_reaches_the_stores_only_for_its_cache_and_the_read_only_path() -> None:
+    used = sorted({d for m, deps in GRAPH.items() if layer_of(m) == "client"
+                   for d in deps if layer_of(d) == "stores"})
+    assert used == ["llmreg.db.readonly", "llmreg.store.cache"]
+    # The read-only path itself stays on the standard library: no engine, no models.
+    assert GRAPH["llmreg.db.readonly"] <= {"llmreg.errors", "llmreg.store.local"}
+
+
 def test_no_import_cycles() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -100,14 +100,15 @@ class Versions:
         if len(records) != len(bundles):
             raise InvalidBundleError(f"{len(records)} provenance records for {len(bundles)} "
                                      "bundles; give one per bundle (or none)")
-        checked: set[str] = set()  # a batch's records are often the same: check each once
+        checked: set[str | None] = set()  # a batch's records are often the same: check each once
         for i, (bundle, record) in enumerate(zip(bundles, records, strict=True)):
             try:
                 bundle.check_pins(allow_floating=self.policy.models.allow_floating)
-                key = json.dumps(record, sort_keys=True, default=repr)
+                key = _record_key(record)
                 if key not in checked:
                     _check_provenance(record)
-                    checked.add(key)
+                    if key is not None:
+                        checked.add(key)
                 self._check_weights_reference(bundle)
             except InvalidBundleError as exc:
                 if len(bundles) == 1:
@@ -295,6 +296,14 @@ class Versions:
                                  latest_version=v.number, latest_digest=v.digest,
                                  updated_at=v.created_at) for n, v in rows]
             return Page.of(items, offset=offset, limit=limit, total=int(total))
+
+
+def _record_key(record: dict[str, Any] | None) -> str | None:
+    """A cheap identity for a provenance record (None: check it whatever)."""
+    try:
+        return json.dumps(record, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_message(message: str) -> str:

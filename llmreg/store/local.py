@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
 from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import BlobStore, Descriptor, VerifyingReader
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+# queue, uuid and concurrent.futures are imported where a write needs them: an
+# application reading a manifest at startup (read_blob) pays for none of them.
 
 
 class LocalStore(BlobStore):
@@ -49,7 +52,7 @@ class LocalStore(BlobStore):
         if expected_digest is not None and self.intact(expected_digest):
             return Descriptor(expected_digest, self.size(expected_digest))
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{uuid.uuid4().hex}.incomplete"
+        tmp = self.dir / f".{_tmp_name()}.incomplete"
         try:
             with open(tmp, "wb") as out:
                 hasher, size = _hash_and_write(stream, out)
@@ -105,7 +108,7 @@ class LocalStore(BlobStore):
             return False
 
     def _write_one(self, digest: str, data: bytes) -> None:
-        tmp = self.dir / f".{uuid.uuid4().hex}.incomplete"
+        tmp = self.dir / f".{_tmp_name()}.incomplete"
         try:
             with open(tmp, "wb") as out:
                 out.write(data)
@@ -201,11 +204,19 @@ _pool_lock = threading.Lock()
 def _sync_pool() -> ThreadPoolExecutor:
     """The threads that write and fsync blobs for :meth:`LocalStore.put_many`, made once
     per process (starting threads per call costs more than the writes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(PARALLEL_SYNCS, thread_name_prefix="llmreg-blob-sync")
         return _pool
+
+
+def _tmp_name() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def _hashed(data: bytes) -> Any:
@@ -219,6 +230,8 @@ def _hash_and_write(stream: BinaryIO, out: BinaryIO) -> tuple[Any, int]:
     machine with two cores the copy costs little more than the hash alone. At most
     eight chunks (32 MiB) are in flight: memory stays flat whatever the size."""
     hasher = new_hasher()
+    import queue
+
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
     failure: list[BaseException] = []
 

@@ -80,3 +80,13 @@ def test_a_stale_plan_is_redone_under_the_lock(svc: RegistryService,
     assert [(r.version.version, r.created) for r in done] == [(2, False), (3, True)]
     assert done[1].version.parent_digest == svc.versions.resolve("chat@2").digest
     assert svc.integrity.fsck()[1] == []
+
+
+def test_each_distinct_provenance_record_is_checked(svc: RegistryService) -> None:
+    odd = {1: "int key", "b": 2}  # no cheap identity: checked, and refused
+    with pytest.raises(InvalidBundleError, match=r"bundles\[1\]: provenance"):
+        svc.versions.register_many([variant(1), variant(2)], name="chat", message="m",
+                                   author="ana", provenance=[{"same": 1}, odd])
+    with pytest.raises(InvalidBundleError, match=r"bundles\[1\]: provenance"):
+        svc.versions.register_many([variant(3), variant(4)], name="chat", message="m",
+                                   author="ana", provenance=[{"x": 1.0}, {"x": float("inf")}])
