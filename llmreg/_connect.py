@@ -15,7 +15,7 @@ from llmreg.settings import Settings
 if TYPE_CHECKING:
     from llmreg.client import Client
 
-MIRROR_SCHEMES = ("http://", "https://", "file://", "s3://")
+URL_SCHEMES = ("http://", "https://", "file://", "s3://")
 
 
 def connect(home: str | Path | None = None, *, settings: Settings | None = None,
@@ -42,7 +42,7 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
         >>> reg = llmreg.connect("s3://mirror/llmreg", trusted_root="root.json")  # doctest: +SKIP
     """
     settings = settings or Settings.from_env()
-    is_url = home is not None and str(home).startswith(MIRROR_SCHEMES)
+    is_url = home is not None and str(home).startswith(URL_SCHEMES)
     url = str(home) if is_url else (settings.url if home is None else None)
     root = trusted_root if trusted_root is not None else settings.trusted_root
     if url is not None and (root is not None or not url.startswith(("http://", "https://"))):

@@ -208,6 +208,15 @@ class EmbeddedBackend(Backend):
     def revoke_token(self, token_id: str) -> TokenInfo:
         return self.service.access.revoke_token(token_id, actor=self.actor().name)
 
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from llmreg.service.mirror import publish
+
+        expiry = timedelta(seconds=timestamp_expiry) if timestamp_expiry else None
+        return dict(publish(self.service, dest, keys, timestamp_expiry=expiry).__dict__)
+
 
 class _Progress:
     """A file wrapper that reports bytes read (for upload progress bars)."""

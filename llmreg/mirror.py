@@ -131,7 +131,7 @@ class MirrorBackend(Backend):
 
     def __init__(self, url: str, *, trusted_root: Path, settings: Settings | None = None,
                  cache: Path | None = None) -> None:
-        self.url = url.rstrip("/")
+        self.url = self._base = url.rstrip("/")
         self.settings = settings or Settings.from_env()
         try:
             self._root = Path(trusted_root).read_bytes()
@@ -157,7 +157,7 @@ class MirrorBackend(Backend):
         """A refreshed TUF client (one per resolve: python-tuf refreshes once each)."""
         ngclient = _import_tuf()
         if self._fetcher is None:
-            self._fetcher = make_fetcher(self.url, ngclient)
+            self._fetcher = make_fetcher(self._base, ngclient)
         meta = self._dir / "metadata"
         meta.mkdir(parents=True, exist_ok=True)
         # The newest root this machine verified, else the pinned one.
@@ -409,6 +409,10 @@ class MirrorBackend(Backend):
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         self._refuse("tokens")
+
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        self._refuse("publishing")
 
 
 def _tuf_exceptions() -> Any:

@@ -485,3 +485,10 @@ class HTTPBackend(Backend):
         from llmreg.types import TokenInfo
 
         return self._as(TokenInfo, "DELETE", f"/v1/tokens/{quote_path(token_id)}")
+
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        raise errors.ConfigError(
+            f"publishing runs beside the registry, not through {self.url}: run `llmreg "
+            "publish` on the registry folder, or start the server with `llmreg serve "
+            "--publish DEST`")

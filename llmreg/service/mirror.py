@@ -39,7 +39,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from llmreg.service.registry import RegistryService
 
+log = logging.getLogger("llmreg")
 MANIFESTS = "manifests"  # the delegated role listing every manifest
 EXPIRY = {"targets": timedelta(days=90), MANIFESTS: timedelta(days=90),
           "snapshot": timedelta(days=90), "timestamp": timedelta(days=1)}
@@ -139,7 +141,7 @@ class _Publisher:
         self._names: dict[str, dict[int, str]] | None = None
 
     @staticmethod
-    def _check_keys(root: Root, signers: dict[str, Signer]) -> None:
+    def _check_keys(root: Root, signers: Mapping[str, Signer]) -> None:
         from llmreg.errors import ConfigError
 
         for role, signer in signers.items():
@@ -310,3 +312,32 @@ class _Publisher:
         stored = target_file_path(path, info.hashes["sha256"])
         if not self.dest.exists(stored):
             self._write(stored, data)
+
+
+class AutoPublisher:
+    """Publishes after every move, for ``llmreg serve --publish DEST``.
+
+    A failed publish never fails the move that triggered it (the slot has moved in the
+    registry): it is logged as an error, and the next move or ``llmreg publish``
+    catches the mirror up.
+
+    Example:
+        >>> AutoPublisher(svc, "mirror/", Path("mirror-keys")).after_move()  # doctest: +SKIP
+    """
+
+    def __init__(self, svc: RegistryService, dest: str, keys: Path) -> None:
+        self.svc = svc
+        self.dest = open_destination(dest)
+        self.keys = keys
+        self.last: PublishReport | None = None
+        self.failures = 0
+
+    def after_move(self) -> PublishReport | None:
+        try:
+            self.last = publish(self.svc, self.dest, self.keys)
+        except Exception:  # logged loudly; the move itself stands
+            self.failures += 1
+            log.exception("llmreg: publishing the mirror to %s failed; it still shows the "
+                          "previous state (run `llmreg publish` to retry)", self.dest.url)
+            return None
+        return self.last

@@ -40,6 +40,7 @@ from llmreg.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from securesystemslib.signer import CryptoSigner
     from tuf.api.metadata import Metadata, Root
+    from tuf.api.serialization.json import JSONSerializer
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 ROLES = ("root", *ONLINE_ROLES)
@@ -181,7 +182,7 @@ def _save_root(keys: Path, md: Metadata[Root]) -> None:
     _write_public(keys / "root.json", data)
 
 
-def _pretty() -> object:
+def _pretty() -> JSONSerializer:
     from tuf.api.serialization.json import JSONSerializer
 
     return JSONSerializer(compact=False)
