@@ -431,7 +431,8 @@ def explain(exc: Exception) -> str:
     """
     x = _tuf_exceptions()
     kinds = [(x.UnsignedMetadataError, "signature not made by a trusted key"),
-             (x.BadVersionNumberError, "rollback to older metadata"),
+             (x.BadVersionNumberError, "rollback or mix-and-match (metadata of another "
+                                       "version than the one trusted or signed for)"),
              (x.ExpiredMetadataError, "frozen metadata"),
              (x.LengthOrHashMismatchError, "tampered content (length or hash differs from "
                                            "the signed metadata)")]
