@@ -25,6 +25,7 @@ signed by a key since rotated) are written. One publisher at a time per keys fol
 Example:
     >>> import tempfile
     >>> from llmreg.service.mirror_keys import keygen
+    >>> from llmreg.service.registry import RegistryService
     >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
     >>> keys = keygen(Path(tempfile.mkdtemp()) / "keys")
     >>> report = publish(svc, Path(tempfile.mkdtemp()) / "mirror", keys)
@@ -32,6 +33,7 @@ Example:
     (1, True)
     >>> publish(svc, report.dest, keys).written
     []
+    >>> svc.close()
 """
 
 from __future__ import annotations
