@@ -460,7 +460,7 @@ def make_fetcher(url: str, ngclient: Any) -> Any:
     """python-tuf's fetcher for the mirror's scheme: the standard library's HTTP (no
     urllib3 pool per call), a local folder, or boto3 for ``s3://``."""
     base = ngclient.FetcherInterface
-    from tuf.api.exceptions import DownloadHTTPError
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
 
     class Fetcher(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
@@ -490,7 +490,7 @@ def make_fetcher(url: str, ngclient: Any) -> Any:
             try:
                 status, _, body = self._http.get(path, {})
             except (OSError, http.client.HTTPException) as exc:
-                raise ConnectionError(f"{target}: {exc}") from None
+                raise DownloadError(f"{target}: {exc}") from None
             if status != 200:
                 raise DownloadHTTPError(f"{target} answered {status}", status)
             yield body
@@ -504,10 +504,10 @@ def make_fetcher(url: str, ngclient: Any) -> Any:
                 data: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             except self._s3.exceptions.NoSuchKey:
                 raise DownloadHTTPError(f"{url}{path} not found", 404) from None
-            except Exception as exc:
+            except Exception as exc:  # botocore's errors: no credentials, endpoint down, …
                 if "AccessDenied" in str(exc) or "403" in str(exc):
                     raise DownloadHTTPError(f"{url}{path}: {exc}", 403) from None
-                raise
+                raise DownloadError(f"{url}{path}: {exc}") from None
             return data
 
     return Fetcher()

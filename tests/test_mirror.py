@@ -256,3 +256,27 @@ def test_metadata_mixed_from_two_publishes_is_refused(
     # the new snapshot names targets v2; the mirror serves v1's content under that name
     shutil.copy(mirror.tmp / "t1", mirror.path / "metadata" / "2.targets.json")
     assert_falls_back(reg, caplog, "mix-and-match")
+
+
+def test_a_mirror_served_over_http(mirror: Mirror) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(mirror.path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        reg = llmreg.connect(url, trusted_root=mirror.keys / "root.json",
+                             settings=Settings(cache=mirror.tmp / "http-cache"))
+        assert reg.resolve("chat", env="production").version == 1
+        next_version_in_production(mirror)
+        assert reg.resolve("chat", env="prod").version == 2
+        httpd.shutdown()
+    reg.close()
+    with pytest.raises(RegistryUnavailableError, match="cannot read the mirror"):
+        reg.resolve("chat", env="production", strict=True)  # the server is gone
