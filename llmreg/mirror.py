@@ -100,7 +100,7 @@ def _import_tuf() -> Any:
         sys.modules[module] = None  # type: ignore[assignment]  # "not installed"
     try:
         import tuf.ngclient
-    except ImportError:
+    except ImportError:  # pragma: no cover - depends on the install
         from llmreg.errors import MissingDependencyError
 
         raise MissingDependencyError("a signed mirror needs python-tuf: pip install "

@@ -280,3 +280,62 @@ def test_a_mirror_served_over_http(mirror: Mirror) -> None:
     reg.close()
     with pytest.raises(RegistryUnavailableError, match="cannot read the mirror"):
         reg.resolve("chat", env="production", strict=True)  # the server is gone
+
+
+def test_every_other_primitive_refuses(mirror: Mirror) -> None:
+    from llmreg.mirror import MirrorBackend
+
+    backend = MirrorBackend(f"file://{mirror.path}", trusted_root=mirror.keys / "root.json",
+                            settings=Settings(cache=mirror.tmp / "c"))
+    calls = {
+        "changelog": ("chat",), "stored_diff": (None,), "diff_refs": ("a", "b"),
+        "slot_history": ("chat", "production"), "evidence": ("chat@1",),
+        "check_gates": ("chat@1", "production"), "audit": (None, None),
+        "verify_audit": (None,), "put_file": (Path("x"), None), "put_bytes": (b"x",),
+        "blob_chunks": ("sha256:00", 0), "approve": ("chat@1", "production", ""),
+        "rollback": ("chat", "production", "r"), "retire": ("chat@1", "archived", "r"),
+        "verify": ("chat@1",), "fsck": (), "gc": (True, 0.0), "create_token": ("a", "reader"),
+        "list_tokens": (), "revoke_token": ("t",)}
+    for name, args in calls.items():
+        with pytest.raises(ReadOnlyError, match="read-only mirror"):
+            getattr(backend, name)(*args)
+    with pytest.raises(ReadOnlyError):
+        backend.register(None, "chat", "m", {}, author="a")  # type: ignore[arg-type]
+    with pytest.raises(ReadOnlyError):
+        backend.attach_evidence("chat@1", type="eval", suite="s", metrics={},
+                                report_digest=None, links=[], passed=None)
+
+
+def test_a_damaged_cache_is_refetched_or_refused(mirror: Mirror) -> None:
+    reg = cached_then(mirror)
+    digest = mirror.svc.versions.slot("chat", "production").digest.removeprefix("sha256:")
+    cached = next((mirror.tmp / "cache").rglob(digest))
+    cached.chmod(0o644)
+    cached.write_bytes(b"damaged")
+    assert reg.resolve("chat", env="production").version == 1  # fetched again, verified
+    assert cached.read_bytes() != b"damaged"
+    cached.write_bytes(b"damaged")
+    mirror.path.rename(mirror.tmp / "gone")
+    with pytest.raises(RegistryUnavailableError, match="cached manifest .* cannot be used"):
+        reg.resolve("chat", env="production")
+    with pytest.raises(RegistryUnavailableError, match="cannot read the mirror"):
+        reg.get("chat@1")
+
+
+def test_get_refuses_what_does_not_verify(mirror: Mirror) -> None:
+    reg = mirror.client()
+    evil = RegistryService.open_home(mirror.tmp / "evil")
+    register(evil, 666)
+    publish(evil, mirror.path, keygen(mirror.tmp / "evil-keys"))
+    with pytest.raises(MirrorVerificationError, match="signature not made by a trusted key"):
+        reg.get("chat@1")
+    evil.close()
+
+
+def test_explain_names_other_verification_failures() -> None:
+    from tuf.api.exceptions import RepositoryError
+
+    from llmreg.mirror import explain
+
+    assert explain(RepositoryError("odd")) == \
+        "metadata that does not verify (RepositoryError): odd"
