@@ -225,7 +225,9 @@ class _Publisher:
         #    timestamp — the order in which readers follow them, reversed.
         key = self.signers["targets"].public_key
         snap_changed = False
-        versions = {}
+        # The snapshot names each targets role's version and length (a client then reads
+        # no more than that many bytes, whatever its default limits).
+        meta: dict[str, MetaFile] = {}
         for role, wanted, current in ((MANIFESTS, want_manifests, manifests),
                                       ("targets", want_top, top)):
             if role == "targets":
@@ -236,27 +238,31 @@ class _Publisher:
             same = current is not None and current.signed.targets == wanted \
                 and current.signed.delegations == delegations
             if same and current is not None and not self._stale(current, role, key.keyid):
-                versions[role] = current.signed.version
+                known = snapshot.signed.meta.get(f"{role}.json") if snapshot else None
+                meta[f"{role}.json"] = known or MetaFile(version=current.signed.version)
                 continue
             version = current.signed.version + 1 if current is not None else 1
-            md = Metadata(Targets(version=version, targets=wanted, delegations=delegations))
-            self._write(f"metadata/{version}.{role}.json", self._sign(md, role))
-            versions[role] = version
+            data = self._sign(Metadata(Targets(version=version, targets=wanted,
+                                               delegations=delegations)), role)
+            self._write(f"metadata/{version}.{role}.json", data)
+            meta[f"{role}.json"] = MetaFile(version=version, length=len(data))
             snap_changed = True
         snap_key = self.signers["snapshot"].public_key.keyid
+        snapshot_meta = timestamp.signed.snapshot_meta if timestamp is not None else None
         if snap_changed or self._stale(snapshot, "snapshot", snap_key):
             version = snapshot.signed.version + 1 if snapshot is not None else 1
-            meta = {f"{role}.json": MetaFile(version=v) for role, v in versions.items()}
             snapshot = Metadata(Snapshot(version=version, meta=meta))
-            self._write(f"metadata/{version}.snapshot.json", self._sign(snapshot, "snapshot"))
-        assert snapshot is not None
+            data = self._sign(snapshot, "snapshot")
+            self._write(f"metadata/{version}.snapshot.json", data)
+            snapshot_meta = MetaFile(version=version, length=len(data))
+        assert snapshot is not None and snapshot_meta is not None
         ts_key = self.signers["timestamp"].public_key.keyid
         if timestamp is None or timestamp.signed.snapshot_meta.version != snapshot.signed.version \
                 or self._stale(timestamp, "timestamp", ts_key):
             version = timestamp.signed.version + 1 if timestamp is not None else 1
-            timestamp = Metadata(Timestamp(
-                version=version, snapshot_meta=MetaFile(version=snapshot.signed.version)))
+            timestamp = Metadata(Timestamp(version=version, snapshot_meta=snapshot_meta))
             self._write("metadata/timestamp.json", self._sign(timestamp, "timestamp"))
+        versions = {role.removesuffix(".json"): m.version for role, m in meta.items()}
         self.report.targets_version = versions["targets"]
         self.report.snapshot_version = snapshot.signed.version
         self.report.timestamp_version = timestamp.signed.version
