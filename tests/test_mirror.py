@@ -339,3 +339,12 @@ def test_explain_names_other_verification_failures() -> None:
 
     assert explain(RepositoryError("odd")) == \
         "metadata that does not verify (RepositoryError): odd"
+
+
+def test_the_mirror_settings() -> None:
+    s = Settings.from_env({"LLMREG_URL": "s3://bucket/m", "LLMREG_TRUSTED_ROOT": "root.json",
+                           "LLMREG_PUBLISH": "s3://bucket/m", "LLMREG_MIRROR_KEYS": "keys"})
+    assert (s.url, s.trusted_root, s.publish, s.mirror_keys) == (
+        "s3://bucket/m", Path("root.json"), "s3://bucket/m", Path("keys"))
+    with pytest.raises(ConfigError, match="is not an http"):
+        Settings.from_env({"LLMREG_URL": "ftp://x", "LLMREG_TRUSTED_ROOT": "root.json"})
