@@ -8,7 +8,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs, hygiene, integrity, lifecycle, models, server, webhooks
+from . import bundles, diffs, hygiene, integrity, lifecycle, mirror, models, server, webhooks
 from ._common import STATE
 from ._output import Output
 
@@ -49,7 +49,8 @@ def root(
     STATE.traceback = traceback
 
 
-for module in (bundles, diffs, lifecycle, server, integrity, models, webhooks, hygiene):
+for module in (bundles, diffs, lifecycle, server, integrity, models, webhooks, hygiene,
+               mirror):
     module.register_commands(app)
 
 

@@ -39,6 +39,12 @@ def serve(
         "--jobs/--no-jobs", help="Run the scheduled jobs (deprecation, alerts, webhook "
                                  "deliveries) in the background, once per period across "
                                  "replicas.")] = True,
+    publish: Annotated[str | None, typer.Option(
+        "--publish", help="Publish the signed mirror to this folder or s3://BUCKET/PREFIX "
+                          "at start and after every promotion or rollback.")] = None,
+    mirror_keys: Annotated[Path | None, typer.Option(
+        "--mirror-keys", help="The mirror's keys folder (default LLMREG_MIRROR_KEYS, else "
+                              "mirror-keys).")] = None,
 ) -> None:
     """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /docs."""
     try:
@@ -56,8 +62,13 @@ def serve(
     os.environ["LLMREG_HOME"] = str(home.resolve())
     os.environ["LLMREG_READ_AUTH"] = read_auth
     os.environ["LLMREG_JOBS"] = "1" if jobs else "0"
-    with llmreg.connect(home):  # migrate once, before the workers start
-        pass
+    if publish:
+        os.environ["LLMREG_PUBLISH"] = publish
+    if mirror_keys is not None:
+        os.environ["LLMREG_MIRROR_KEYS"] = str(mirror_keys.resolve())
+    with llmreg.connect(home) as reg:  # migrate once, before the workers start
+        if publish:  # and check the keys: a server that cannot publish does not start
+            reg.publish(publish, keys=mirror_keys)
     if host not in ("127.0.0.1", "localhost", "::1") and read_auth == "open":
         Output().warning(f"anyone who can reach {host}:{port} can read every bundle "
                          "(--read-auth open)")

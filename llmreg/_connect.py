@@ -9,15 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmreg.errors import ConfigError
 from llmreg.settings import Settings
 
 if TYPE_CHECKING:
     from llmreg.client import Client
 
+URL_SCHEMES = ("http://", "https://", "file://", "s3://")
+
 
 def connect(home: str | Path | None = None, *, settings: Settings | None = None,
             create: bool = False, token: str | None = None,
-            http: Any = None) -> Client:
+            http: Any = None, trusted_root: str | Path | None = None) -> Client:
     """Connect to a registry: a server URL, or the embedded registry folder.
 
     Args:
@@ -27,16 +30,28 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
         create: create the registry folder if it does not exist (``llmreg init`` does).
         token: the server's API token (default ``LLMREG_TOKEN``).
         http: an ``httpx.Client`` to use for a server (tests, custom transports).
+        trusted_root: the root metadata of a signed static mirror (default
+            ``LLMREG_TRUSTED_ROOT``): with it, the URL (``https://``, ``file://`` or
+            ``s3://``) is read as a mirror (docs/mirror.md), verified against this root.
 
     Example:
         >>> with llmreg.connect("demo/.llmreg", create=True) as reg:  # a folder: embedded
         ...     type(reg).__name__, reg.list()
         ('Client', [])
         >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
+        >>> reg = llmreg.connect("s3://mirror/llmreg", trusted_root="root.json")  # doctest: +SKIP
     """
     settings = settings or Settings.from_env()
-    is_url = home is not None and str(home).startswith(("http://", "https://"))
+    is_url = home is not None and str(home).startswith(URL_SCHEMES)
     url = str(home) if is_url else (settings.url if home is None else None)
+    root = trusted_root if trusted_root is not None else settings.trusted_root
+    if url is not None and (root is not None or not url.startswith(("http://", "https://"))):
+        if root is None:
+            raise ConfigError(f"{url} is a static mirror; give the root it is signed with: "
+                              "connect(url, trusted_root=PATH) or LLMREG_TRUSTED_ROOT")
+        from llmreg.mirror import MirrorClient
+
+        return MirrorClient(url, trusted_root=Path(root), settings=settings)
     if url is not None:
         from llmreg.remote import RemoteClient
 

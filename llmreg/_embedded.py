@@ -382,6 +382,14 @@ class EmbeddedBackend(Backend):
 
     def redeliver(self, delivery_id: int) -> DeliveryInfo:
         return self.service.notify.redeliver(delivery_id, actor=self.actor())
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from llmreg.service.mirror import publish
+
+        expiry = timedelta(seconds=timestamp_expiry) if timestamp_expiry else None
+        return dict(publish(self.service, dest, keys, timestamp_expiry=expiry).__dict__)
 
 
 class _Progress:

@@ -751,6 +751,27 @@ class Client:
         """For every name: what ``a`` and ``b`` hold and a one-line summary of the
         difference (read from ``b`` to ``a``)."""
         return self._backend.drift(a, b)
+    def publish(self, dest: str | Path, *, keys: str | Path | None = None,
+                timestamp_expiry: float | None = None) -> dict[str, Any]:
+        """Publish the signed static mirror to a folder or ``s3://bucket/prefix``
+        (docs/mirror.md): only what changed since the last publish is written.
+
+        Args:
+            dest: a folder, ``file://PATH`` or ``s3://BUCKET/PREFIX``.
+            keys: the keys folder (default ``LLMREG_MIRROR_KEYS``, else ``mirror-keys``).
+            timestamp_expiry: seconds the signed timestamp stays valid (default a day).
+
+        Returns:
+            ``{"dest", "written": [paths], "targets_version", "snapshot_version",
+            "timestamp_version"}``.
+
+        Example:
+            >>> reg.publish("s3://mirror/llmreg", keys="mirror-keys")["written"]  # doctest: +SKIP
+            ['targets/pointers/chat/3f…production.json', 'metadata/4.targets.json', …]
+        """
+        folder = Path(keys) if keys is not None else (self.settings.mirror_keys
+                                                      or Path("mirror-keys"))
+        return self._backend.publish(str(dest), folder, timestamp_expiry)
 
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""

@@ -16,7 +16,8 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── AmbiguousRefError (LookupError)        a short digest matches several bundles
     ├── BlobNotFoundError (FileNotFoundError)  a blob is missing from the store
     ├── IntegrityError                         stored bytes do not match their digest
-    │   └── DigestInvalidError (ValueError)    uploaded bytes do not hash to the digest given
+    │   ├── DigestInvalidError (ValueError)    uploaded bytes do not hash to the digest given
+    │   └── MirrorVerificationError            a signed mirror's files fail TUF verification
     ├── RegistryNotFoundError (FileNotFoundError)  no ``.llmreg/`` folder was found
     ├── ConfigError (ValueError)               an ``LLMREG_*`` variable has a bad value
     ├── InvalidEvidenceError (ValueError)      metrics, suite or links are malformed
@@ -36,6 +37,7 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
     ├── ServerError                            the server failed (HTTP 5xx)
     ├── InvalidWebhookError (ValueError)       a webhook URL, event name or format is refused
+    ├── ReadOnlyError                          a write (or a query) a static mirror cannot do
     └── MissingDependencyError (ImportError)   an optional extra is not installed
 
 Every message names the object at fault and, where there is one, the next step.
@@ -133,6 +135,14 @@ class DigestInvalidError(IntegrityError, ValueError):
     """
 
     code = "DIGEST_INVALID"
+
+
+class MirrorVerificationError(IntegrityError):
+    """A signed mirror's metadata or files do not verify against the trusted root:
+    tampered content, a rollback, expired (frozen) metadata, an untrusted signature, or
+    metadata mixed from different publishes. The message names what failed."""
+
+    code = "MIRROR_UNTRUSTED"
 
 
 class RegistryNotFoundError(LLMRegError, FileNotFoundError):
@@ -239,6 +249,13 @@ class ServerError(LLMRegError):
     """The registry server answered with an internal error."""
 
     code = "SERVER_ERROR"
+
+
+class ReadOnlyError(LLMRegError):
+    """A static mirror serves ``resolve`` and ``get`` only; writes and queries go to the
+    registry itself."""
+
+    code = "READ_ONLY"
 
 
 class MissingDependencyError(LLMRegError, ImportError):

@@ -619,3 +619,9 @@ class HTTPBackend(Backend):
 
         return self._as(DeliveryInfo, "POST",
                         f"/v1/webhook-deliveries/{int(delivery_id)}/redeliver")
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        raise errors.ConfigError(
+            f"publishing runs beside the registry, not through {self.url}: run `llmreg "
+            "publish` on the registry folder, or start the server with `llmreg serve "
+            "--publish DEST`")

@@ -12,7 +12,13 @@ server — never at import time.
 ``LLMREG_POLICY``        the policy file (default ``llmreg-policy.yaml`` beside the
                          registry folder, else the built-in default policy)
 ``LLMREG_OFFLINE``       ``1`` to never touch the network
-``LLMREG_URL``           a registry server; the client and CLI then use HTTP
+``LLMREG_URL``           a registry server; the client and CLI then use HTTP (or a
+                         signed mirror: ``https://``, ``file://``, ``s3://`` with
+                         ``LLMREG_TRUSTED_ROOT``)
+``LLMREG_TRUSTED_ROOT``  the mirror's root metadata file the client trusts
+                         (docs/mirror.md)
+``LLMREG_PUBLISH``       server: publish the signed mirror there after every move
+``LLMREG_MIRROR_KEYS``   the mirror's keys folder (default ``mirror-keys``)
 ``LLMREG_TOKEN``         the API token for that server
 ``LLMREG_CACHE``         the client's on-disk cache (default: the user cache folder)
 ``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
@@ -87,6 +93,9 @@ class Settings:
     url: str | None = None
     token: Secret | None = None
     cache: Path | None = None
+    trusted_root: Path | None = None
+    publish: str | None = None
+    mirror_keys: Path | None = None
     read_auth: str = "token"
     resolve_ttl: float = 1.0
     # Request bodies on the server (llmreg.server.guard): size, stall and pace.
@@ -118,9 +127,13 @@ class Settings:
             raise ConfigError(f"LLMREG_STORE={store!r} names no bucket; use s3://BUCKET/PREFIX")
         home = env.get("LLMREG_HOME") or None
         url = env.get("LLMREG_URL") or None
-        if url is not None and not url.startswith(("http://", "https://")):
+        trusted_root = env.get("LLMREG_TRUSTED_ROOT") or None
+        mirror_schemes = ("file://", "s3://") if trusted_root else ()
+        if url is not None and not url.startswith(("http://", "https://", *mirror_schemes)):
+            hint = (" (file:// and s3:// are signed mirrors: set LLMREG_TRUSTED_ROOT too)"
+                    if url.startswith(("file://", "s3://")) else "")
             raise ConfigError(f"LLMREG_URL={url!r} is not an http(s) URL, e.g. "
-                              "http://127.0.0.1:8700")
+                              f"http://127.0.0.1:8700{hint}")
         read_auth = env.get("LLMREG_READ_AUTH", "token") or "token"
         if read_auth not in ("token", "open"):
             raise ConfigError(f"LLMREG_READ_AUTH={read_auth!r} must be 'token' or 'open'")
@@ -152,6 +165,10 @@ class Settings:
             cache=Path(env["LLMREG_CACHE"]).expanduser() if env.get("LLMREG_CACHE") else None,
             read_auth=read_auth,
             resolve_ttl=ttl,
+            trusted_root=Path(trusted_root).expanduser() if trusted_root else None,
+            publish=env.get("LLMREG_PUBLISH") or None,
+            mirror_keys=(Path(env["LLMREG_MIRROR_KEYS"]).expanduser()
+                         if env.get("LLMREG_MIRROR_KEYS") else None),
         )
 
     def identity(self) -> str:

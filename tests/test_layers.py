@@ -25,7 +25,7 @@ LAYERS: dict[str, list[str]] = {
     "stores": ["store", "db"],
     "service": ["service"],
     "client": ["_background", "_backend", "_transport", "_embedded", "remote", "client",
-               "_connect"],
+               "_connect", "mirror"],
     "server": ["server"],
     "api": ["__init__"],  # the public names, re-exported lazily
 }

@@ -15,9 +15,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmreg.errors import AuthError, PermissionDeniedError
+from llmreg.service.mirror import AutoPublisher
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
 from llmreg.types import Actor, roles_of
@@ -142,12 +144,24 @@ class ServerState:
     service: RegistryService
     tokens: TokenCache
     resolve_cache: ResolveCache
+    publisher: AutoPublisher | None = None  # `llmreg serve --publish DEST`
     _refreshing: set[object] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings, service: RegistryService) -> ServerState:
+        publisher = None
+        if settings.publish:
+            publisher = AutoPublisher(service, settings.publish,
+                                      settings.mirror_keys or Path("mirror-keys"))
         return cls(settings, service, TokenCache(service.access.authenticate),
-                   ResolveCache(service, settings.resolve_ttl))
+                   ResolveCache(service, settings.resolve_ttl), publisher)
+
+    def moved(self, name: str) -> None:
+        """After a promotion or rollback: this replica answers the new slot now, and the
+        signed mirror (if the server publishes one) follows."""
+        self.resolve_cache.invalidate(name)
+        if self.publisher is not None:
+            self.publisher.after_move()
 
     def authenticate(self, authorization: str | None, role: str, *, cached_only: bool = False
                      ) -> Actor | None:

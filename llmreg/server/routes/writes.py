@@ -139,7 +139,7 @@ def promote(s: Service, state: State, body: PromotionBody, actor: Publisher,
         expect = if_match.strip().strip('"')
     event, report = s.lifecycle.promote(body.ref, body.env, actor=actor, reason=body.reason,
                                         expect_current=expect)
-    state.resolve_cache.invalidate(event.name)  # this replica answers the new slot now
+    state.moved(event.name)  # this replica answers the new slot now; the mirror follows
     return PromotionResult(event=event, report=GateVerdict(**dict(report)))
 
 
@@ -147,7 +147,7 @@ def promote(s: Service, state: State, body: PromotionBody, actor: Publisher,
 def rollback(s: Service, state: State, body: RollbackBody, actor: Publisher) -> SlotEventInfo:
     """Return a slot to the version it held before the current one."""
     event = s.lifecycle.rollback(body.name, body.env, actor=actor, reason=body.reason)
-    state.resolve_cache.invalidate(event.name)
+    state.moved(event.name)
     return event
 
 

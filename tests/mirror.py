@@ -1,0 +1,33 @@
+"""Helpers for the signed-mirror tests: a registry with slots, keys and a published mirror."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmreg.bundle import Bundle
+from llmreg.service import RegistryService
+from llmreg.service.mirror_keys import keygen
+from llmreg.types import Actor
+from tests.conftest import minimal
+
+ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
+
+
+def register(svc: RegistryService, i: int, name: str = "chat") -> str:
+    """Register variant ``i`` of ``name``; its ref."""
+    bundle = Bundle.from_dict(minimal(system_prompt=f"variant {i}"))
+    return svc.versions.register(bundle, name=name, message=f"v{i}", author="ana").version.ref
+
+
+def to_production(svc: RegistryService, ref: str) -> None:
+    """Through staging, with the default policy's gates met."""
+    svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try it")
+    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
+                                  metrics={"accuracy": 0.95}, actor=ANA)
+    svc.lifecycle.approve(ref, "production", actor=BO)
+    svc.lifecycle.approve(ref, "production", actor=CY)
+    svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
+
+
+def make_keys(tmp: Path) -> Path:
+    return keygen(tmp / "keys")
