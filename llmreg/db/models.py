@@ -234,3 +234,21 @@ class Heartbeat(SQLModel, table=True):
     count: int = Field(default=0, nullable=False)
     first_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     last_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class WebSession(SQLModel, table=True):
+    """A browser's sign-in: a session opened with a token, ended by sign-out or expiry.
+
+    Only the SHA-256 of the cookie's secret is stored. The session acts as its token, so
+    revoking the token ends every session opened with it.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    token_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))

@@ -10,7 +10,8 @@ registry state:
 - ``lifecycle`` (:class:`~llmreg.service.lifecycle.Lifecycle`): evidence, approvals,
   gates, promotion, rollback, retirement, status, the audit log;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
-- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc.
+- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
+- ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from llmreg.service.access import Access
 from llmreg.service.blobs import Blobs
 from llmreg.service.integrity import Integrity
 from llmreg.service.lifecycle import Lifecycle
+from llmreg.service.overview import Overview
+from llmreg.service.sessions import Sessions
 from llmreg.service.versions import Versions
 from llmreg.store import open_store
 from llmreg.store.base import BlobStore
@@ -51,6 +54,8 @@ class RegistryService:
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
+        self.overview = Overview(db, self.policy)  # the web pages' reads
+        self.sessions = Sessions(db, self.access)  # the web pages' sign-ins
 
     @classmethod
     def open(cls, database_url: str, store: BlobStore,

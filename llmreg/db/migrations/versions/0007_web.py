@@ -1,0 +1,35 @@
+"""Web sessions (sign-in with a token, sign-out ends the session server-side).
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from llmreg.db.models import UTCDateTime
+
+revision = "0007"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("session_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("secret_hash", sa.String(71), nullable=False),
+        sa.Column("token_id", sa.String(32), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("ended_at", UTCDateTime(), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("web_sessions")
