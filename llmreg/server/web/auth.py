@@ -102,12 +102,15 @@ def check_csrf(sent: str, expected: str) -> None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """The urlencoded form of a POST (its size is capped by the body guard)."""
+    body = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if not body:
+        return {}  # no fields at all: refused later for its missing CSRF token
     if kind != "application/x-www-form-urlencoded":
         raise InvalidRefError(f"Content-Type {kind!r}: a web form must be sent as "
                               "application/x-www-form-urlencoded")
     try:
-        fields = parse_qs((await request.body()).decode(), keep_blank_values=True,
+        fields = parse_qs(body.decode(), keep_blank_values=True,
                           max_num_fields=MAX_FIELDS, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRefError(f"the form is not UTF-8 urlencoded text with at most "
