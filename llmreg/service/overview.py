@@ -28,13 +28,21 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
 from llmreg.db.engine import Database
-from llmreg.db.models import AuditEntry, BundleName, Heartbeat, Slot, SlotEvent, Version
+from llmreg.db.models import (
+    Approval,
+    AuditEntry,
+    BundleName,
+    Heartbeat,
+    Slot,
+    SlotEvent,
+    Version,
+)
 from llmreg.names import check_name
 from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.refs import name_row
-from llmreg.service.rows import event_info, version_info
-from llmreg.types import AuditInfo, Page, SlotEventInfo, VersionInfo
+from llmreg.service.rows import approval_info, event_info, version_info
+from llmreg.types import ApprovalInfo, AuditInfo, Page, SlotEventInfo, VersionInfo
 
 
 class BoardCell(BaseModel):
@@ -84,44 +92,50 @@ class Overview:
         with self.db.read() as s:
             total = s.exec(select(func.count()).select_from(BundleName)
                            .where(col(BundleName.latest_version) > 0)).one()
-            names = s.exec(
-                select(BundleName, Version)
+            # Columns, not ORM objects: no JSON column is read or parsed.
+            names = s.execute(
+                sa.select(col(BundleName.id), col(BundleName.name), col(Version.number),
+                          col(Version.created_at))
                 .join(Version, sa.and_(col(Version.name_id) == col(BundleName.id),
                                        col(Version.number) == col(BundleName.latest_version)))
                 .order_by(col(BundleName.name)).offset(offset).limit(limit)).all()
-            ids = [n.id for n, _ in names]
-            slots = s.exec(select(Slot).where(col(Slot.name_id).in_(ids))).all()
+            ids = [n[0] for n in names]
+            slots = s.execute(sa.select(col(Slot.name_id), col(Slot.env), col(Slot.version),
+                                        col(Slot.digest), col(Slot.updated_at),
+                                        col(Slot.updated_by))
+                              .where(col(Slot.name_id).in_(ids))).all()
             last_ids = select(func.max(SlotEvent.id)).where(
                 col(SlotEvent.name_id).in_(ids)).group_by(
                 col(SlotEvent.name_id), col(SlotEvent.env))
-            events = {(e.name_id, e.env): e for e in s.exec(
-                select(SlotEvent).where(col(SlotEvent.id).in_(last_ids))).all()}
-            beats = s.exec(select(Heartbeat.name, Heartbeat.env, Heartbeat.digest,
-                                  Heartbeat.last_at)
-                           .where(col(Heartbeat.name).in_([n.name for n, _ in names]))).all()
+            events = {(i, e): (a, r) for i, e, a, r in s.execute(
+                sa.select(col(SlotEvent.name_id), col(SlotEvent.env), col(SlotEvent.action),
+                          col(SlotEvent.reason))
+                .where(col(SlotEvent.id).in_(last_ids))).all()}
+            beats = s.execute(sa.select(col(Heartbeat.name), col(Heartbeat.env),
+                                        col(Heartbeat.digest), col(Heartbeat.last_at))
+                              .where(col(Heartbeat.name).in_([n[1] for n in names]))).all()
         served: dict[tuple[str, str], tuple[datetime, str]] = {}
         for bname, env, digest, last_at in beats:
             seen = served.get((bname, env))
             if seen is None or last_at > seen[0]:
                 served[(bname, env)] = (last_at, digest)
         by_name: dict[int | None, dict[str, BoardCell]] = {}
-        names_of = {n.id: n.name for n, _ in names}
-        for slot in slots:
-            ev = events.get((slot.name_id, slot.env))
-            seen = served.get((names_of[slot.name_id], slot.env))
-            by_name.setdefault(slot.name_id, {})[slot.env] = BoardCell(
-                version=slot.version, digest=slot.digest, since=slot.updated_at,
-                by=slot.updated_by, action=ev.action if ev else "promote",
-                reason=ev.reason if ev else "",
+        names_of = {n[0]: n[1] for n in names}
+        for name_id, env, version, digest, since, by in slots:
+            ev = events.get((name_id, env))
+            seen = served.get((names_of[name_id], env))
+            by_name.setdefault(name_id, {})[env] = BoardCell(
+                version=version, digest=digest, since=since, by=by,
+                action=ev[0] if ev else "promote", reason=ev[1] if ev else "",
                 last_served=seen[0] if seen else None,
-                served_current=seen is not None and seen[1] == slot.digest)
+                served_current=seen is not None and seen[1] == digest)
         first, last = self.drift_pair()
         rows = []
-        for n, v in names:
-            cells = by_name.get(n.id, {})
+        for name_id, name, number, created_at in names:
+            cells = by_name.get(name_id, {})
             drift = (first in cells and last in cells
                      and cells[first].digest != cells[last].digest)
-            rows.append(BoardRow(name=n.name, latest_version=v.number, updated_at=v.created_at,
+            rows.append(BoardRow(name=name, latest_version=number, updated_at=created_at,
                                  cells=cells, drift=drift))
         return Page.of(rows, offset=offset, limit=limit, total=int(total))
 
@@ -158,6 +172,19 @@ class Overview:
             return {e: v for e, v in s.exec(select(Slot.env, Slot.version)
                                             .where(Slot.name_id == row.id)).all()}
 
+    def approvals_of(self, name: str, digest: str) -> dict[str, list[ApprovalInfo]]:
+        """Environment -> the approvals of ``name``'s ``digest`` for it, oldest first (one
+        query for every environment)."""
+        check_name(name)
+        with self.db.read() as s:
+            row = name_row(s, name)
+            out: dict[str, list[ApprovalInfo]] = {}
+            for a in s.exec(select(Approval).where(Approval.name_id == row.id,
+                                                   Approval.digest == digest)
+                            .order_by(col(Approval.id))).all():
+                out.setdefault(a.env, []).append(approval_info(name, a))
+            return out
+
     def versions_with_digest(self, digest: str, *, limit: int = 10) -> list[VersionInfo]:
         """The versions (of any name) registered with ``digest``, oldest first."""
         with self.db.read() as s:
@@ -167,10 +194,16 @@ class Overview:
             return [version_info(n, v) for v, n in rows]
 
     def audit_page(self, *, name: str | None = None, env: str | None = None,
-                   actor: str | None = None, offset: int = 0, limit: int = 50
+                   actor: str | None = None, before: int | None = None, limit: int = 50
                    ) -> Page[AuditInfo]:
         """One page of audit entries, newest first, filtered by name, environment and
-        actor (an environment alias is accepted; an unknown one is refused)."""
+        actor (an environment alias is accepted; an unknown one is refused).
+
+        Pages are cut by key, not offset: ``before`` is the ``seq`` the page starts below
+        (None: the newest), so page 200 costs what page 1 does. ``total`` counts every
+        entry that matches; ``offset`` is how many newer entries match; ``next`` is the
+        ``before`` of the following page (None on the last page).
+        """
         where = []
         if name:
             where.append(col(AuditEntry.name) == name)
@@ -179,9 +212,16 @@ class Overview:
         if actor:
             where.append(col(AuditEntry.actor) == actor)
         with self.db.read() as s:
-            total = s.exec(select(func.count()).select_from(AuditEntry).where(*where)).one()
-            rows = s.exec(select(AuditEntry).where(*where)
-                          .order_by(col(AuditEntry.seq).desc()).offset(offset).limit(limit)
-                          ).all()
-            return Page.of([audit.to_info(e) for e in rows], offset=offset, limit=limit,
-                           total=int(total))
+            total = int(s.exec(select(func.count()).select_from(AuditEntry).where(*where)
+                               ).one())
+            newer = 0
+            query = select(AuditEntry).where(*where)
+            if before is not None:
+                query = query.where(col(AuditEntry.seq) < before)
+                newer = int(s.exec(select(func.count()).select_from(AuditEntry)
+                                   .where(*where, col(AuditEntry.seq) >= before)).one())
+            rows = s.exec(query.order_by(col(AuditEntry.seq).desc()).limit(limit)).all()
+            items = [audit.to_info(e) for e in rows]
+            more = newer + len(items) < total
+            return Page(items=items, total=total, offset=newer,
+                        next=items[-1].seq if more and items else None)

@@ -9,7 +9,7 @@ Each has a stable URL a chat message can carry::
     /audit?name=&env=&actor=           the audit timeline and the chain's status
 
 They read through the service's parts exactly as the JSON routes do; lists are pages
-cut by the database (``?offset=``).
+cut by the database (``?offset=``; the audit timeline by key, ``?before=SEQ``).
 
 Example:
     >>> from llmreg.policy import Policy
@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50  # rows per page of every list
 MAX_OFFSET = 10**9
 VERIFY_TTL = 60.0  # seconds an audit-chain verification is shown before it is redone
+BUNDLE_CACHE = 256  # parsed bundles kept by digest
+_BUNDLES: OrderedDict[str, Bundle] = OrderedDict()
 _DIFF_RE = re.compile(r"^([1-9][0-9]{0,8})\.\.([1-9][0-9]{0,8})$")
 
 
@@ -135,7 +138,7 @@ def version_context(svc: RegistryService, who: Viewer, name: str, number: str, *
         raise InvalidRefError(f"version {number[:20]!r} must be a version number, e.g. "
                               f"/names/{name}/versions/1")
     info = svc.versions.resolve(f"{name}@{number}")
-    bundle = svc.versions.load(info.digest)
+    bundle = load(svc, info.digest)
     evidence = svc.lifecycle.evidence_for(info.digest)
     slots = svc.overview.slots_of(name)
     checks: list[tuple[str, GateReport | None, str]] = []
@@ -144,8 +147,7 @@ def version_context(svc: RegistryService, who: Viewer, name: str, number: str, *
             checks.append((env, svc.lifecycle.check_gates(info.ref, env), ""))
         except (TransitionError, LLMRegError) as exc:
             checks.append((env, None, str(exc)))
-    approvals = {env: svc.lifecycle.approvals_for(info.ref, env)
-                 for env in svc.policy.environments}
+    approvals = svc.overview.approvals_of(name, info.digest)
     weights: list[VersionInfo] = []
     if bundle.model is not None and bundle.model.weights:
         weights = svc.overview.versions_with_digest(bundle.model.weights)
@@ -155,6 +157,20 @@ def version_context(svc: RegistryService, who: Viewer, name: str, number: str, *
                 approvals=approvals, weights=weights, slots=slots, held=held,
                 envs=list(svc.policy.environments), done=done, error=error,
                 sections=sections_of(bundle), provenance=info.provenance)
+
+
+def load(svc: RegistryService, digest: str) -> Bundle:
+    """The bundle stored under ``digest``, parsed once per process: content never changes
+    under its digest, and it was verified when first read."""
+    bundle = _BUNDLES.get(digest)
+    if bundle is None:
+        bundle = svc.versions.load(digest)
+        _BUNDLES[digest] = bundle
+        if len(_BUNDLES) > BUNDLE_CACHE:
+            _BUNDLES.popitem(last=False)
+    else:
+        _BUNDLES.move_to_end(digest)
+    return bundle
 
 
 def next_envs(policy: Policy, status: str) -> list[tuple[str, Any]]:
@@ -223,7 +239,7 @@ def diff_page(request: Request, name: str, span: str) -> Response:
     svc = state_of(request).service
     old_info = svc.versions.resolve(f"{name}@{a}")
     new_info = svc.versions.resolve(f"{name}@{b}")
-    old, new = svc.versions.load(old_info.digest), svc.versions.load(new_info.digest)
+    old, new = load(svc, old_info.digest), load(svc, new_info.digest)
     d = svc.versions.diff(old, new)
     prompt = side_by_side(old.system_prompt, new.system_prompt) if d.system_prompt else []
     template = side_by_side(old.template.source if old.template else "",
@@ -247,10 +263,11 @@ def audit_page(request: Request) -> Response:
     svc = state.service
     q = request.query_params
     filters = {k: (q.get(k) or "").strip()[:255] for k in ("name", "env", "actor")}
+    before = q.get("before")
     entries = svc.overview.audit_page(name=filters["name"] or None,
                                       env=filters["env"] or None,
                                       actor=filters["actor"] or None,
-                                      offset=_offset(q.get("offset")), limit=PAGE)
+                                      before=_offset(before) if before else None, limit=PAGE)
     chain = verified_chain(state.service, state.chain)
     return page("audit.html", title="Audit log", viewer=who, entries=entries, filters=filters,
                 envs=list(svc.policy.environments), chain=chain, page_size=PAGE)

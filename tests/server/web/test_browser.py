@@ -29,6 +29,8 @@ from tests.e2e.test_serve import LLMREG, free_port, local_cli
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path(os.environ.get("LLMREG_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = ROOT / "docs" / "img"
+# Read at import: the autouse fixture clears LLMREG_* before each test.
+UPDATE_SCREENSHOTS = os.environ.get("LLMREG_UPDATE_SCREENSHOTS") == "1"
 
 # Each payload must show as literal text wherever the registry shows user text.
 XSS = [
@@ -214,8 +216,7 @@ def test_every_page_screenshot_accessibility_keyboard(
         tmp_path: Path) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
-    update = os.environ.get("LLMREG_UPDATE_SCREENSHOTS") == "1"
-    folder = SCREENSHOTS if update else tmp_path
+    folder = SCREENSHOTS if UPDATE_SCREENSHOTS else tmp_path
     page = watched.page
     page.goto("/signin")
     check_page(page, Axe())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from llmreg.types import Actor
 from tests.server.web.conftest import Web, csrf_of
 
@@ -235,8 +237,12 @@ def test_lists_are_paginated(open_web: Web) -> None:
     assert "1–50 of 56" in first and 'href="?offset=50"' in first
     second = c.get("/?offset=50").text
     assert "51–56 of 56" in second and "n54" in second and "n00" not in second
-    audit = c.get("/audit?offset=50").text
-    assert "Previous" in audit
+    audit = c.get("/audit").text
+    older = re.search(r'href="\?name=&amp;env=&amp;actor=&amp;before=(\d+)">Older',
+                      audit.replace("&before", "&amp;before"))
+    assert older is not None and "Newest" not in audit
+    second_page = c.get(f"/audit?before={older.group(1)}").text
+    assert "51–" in second_page and "Newest" in second_page
 
 
 def test_board_shows_drift_and_last_served(open_web: Web) -> None:

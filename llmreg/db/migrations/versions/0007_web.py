@@ -1,4 +1,5 @@
-"""Web sessions (sign-in with a token, sign-out ends the session server-side).
+"""Web sessions (sign-in with a token, sign-out ends the session server-side), and
+indexes for the web audit timeline's actor and environment filters.
 
 Revision ID: 0007
 Revises: 0004
@@ -29,7 +30,11 @@ def upgrade() -> None:
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("ended_at", UTCDateTime(), nullable=True),
     )
+    op.create_index("ix_audit_log_actor", "audit_log", ["actor"])
+    op.create_index("ix_audit_log_env", "audit_log", ["env"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_env", "audit_log")
+    op.drop_index("ix_audit_log_actor", "audit_log")
     op.drop_table("web_sessions")
