@@ -11,8 +11,9 @@ promotion, heartbeats) go on top.
 
 Each page is requested through the ASGI app in-process (Starlette's TestClient, with an
 admin's session cookie, so the version page renders its forms too): 5 warm-ups, then
-``N`` timed requests; p50 and p95 in milliseconds. The audit page's chain verification is
-cached per head (``VERIFY_TTL``); its cold figure is given separately.
+``N`` timed requests; p50 and p95 in milliseconds, wall and CPU. The audit page's chain
+verification runs on the first audit page, then in the background (``VERIFY_TTL``); its
+cold figure is given separately.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def fill(home: Path) -> object:
     return svc
 
 
-def run(n: int) -> dict[str, tuple[float, float]]:
+def run(n: int) -> dict[str, tuple[float, float, float, float]]:
     from fastapi.testclient import TestClient
 
     from llmreg.server.app import create_app
@@ -151,27 +152,29 @@ def run(n: int) -> dict[str, tuple[float, float]]:
         "diff page": f"/names/app-007/diff/{VERSIONS - 1}..{VERSIONS}",
         "audit timeline (all)": "/audit",
         "audit timeline (name + env)": "/audit?name=app-123&env=production",
-        "audit timeline (actor, page 100)": "/audit?actor=ana&offset=5000",
+        "audit timeline (actor, deep page)": "/audit?actor=ana&before=5000",
     }
     cold_started = time.perf_counter()
     assert client.get("/audit").status_code == 200
     cold_ms = (time.perf_counter() - cold_started) * 1000
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, tuple[float, float, float, float]] = {}
     for label, url in pages.items():
         for _ in range(5):
             assert client.get(url).status_code == 200, url
-        times = []
+        wall, cpu = [], []
         for _ in range(n):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             resp = client.get(url)
-            times.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+            wall.append((time.perf_counter() - t) * 1000)
             assert resp.status_code == 200
-        out[label] = (pct(times, 50), pct(times, 95))
-        print(f"{label:42s} p50 {out[label][0]:6.1f} ms  p95 {out[label][1]:6.1f} ms")
+        out[label] = (pct(wall, 50), pct(wall, 95), pct(cpu, 50), pct(cpu, 95))
+        print(f"{label:42s} wall p50 {out[label][0]:6.1f} p95 {out[label][1]:6.1f} ms; "
+              f"cpu p50 {out[label][2]:6.1f} p95 {out[label][3]:6.1f} ms")
     print(f"fill {fill_s:.1f} s; audit entries verified {verified}; cold audit page "
           f"(verifies the chain) {cold_ms:.0f} ms")
-    out["_cold_audit"] = (cold_ms, cold_ms)
-    out["_fill"] = (fill_s, float(verified))
+    out["_cold_audit"] = (cold_ms, cold_ms, 0.0, 0.0)
+    out["_fill"] = (fill_s, float(verified), 0.0, 0.0)
     svc.close()  # type: ignore[attr-defined]
     return out
 
@@ -187,10 +190,11 @@ def main() -> None:
     with open("/proc/loadavg") as fh:
         load_after = fh.read().split()[0]
     cold_ms = results.pop("_cold_audit")[0]
-    fill_s, verified = results.pop("_fill")
-    worst = max(p95 for _, p95 in results.values())
-    rows = "\n".join(f"| {label} | {p50:.1f} | {p95:.1f} |"
-                     for label, (p50, p95) in results.items())
+    fill_s, verified = results.pop("_fill")[:2]
+    worst = max(r[1] for r in results.values())
+    worst_cpu = max(r[3] for r in results.values())
+    rows = "\n".join(f"| {label} | {w50:.1f} | {w95:.1f} | {c50:.1f} | {c95:.1f} |"
+                     for label, (w50, w95, c50, c95) in results.items())
     body = f"""
 `python -m bench.bench_web` (n={args.n} requests per page after 5 warm-ups). Machine:
 {machine()} — shared with four other engineers' builds and tests while it ran (load
@@ -201,17 +205,22 @@ name with a staging and a production slot and their audit entries ({int(verified
 entries; the chain verifies), filled in bulk in {fill_s:.0f} s. Each page is requested
 through the ASGI app in-process with an admin's session (so the session lookup and the
 version page's forms are included); times are the whole request, Starlette's TestClient
-included, so they bound the server-side render from above.
+included, so they bound the server-side render from above. *Wall* is elapsed time, which
+on this shared machine includes waiting for a core; *CPU* is the process's CPU time per
+request (client and server threads together), the work a request costs whatever the load.
 
-| page | p50 ms | p95 ms |
-|---|---|---|
+| page | wall p50 ms | wall p95 ms | CPU p50 ms | CPU p95 ms |
+|---|---|---|---|---|
 {rows}
 
-Target: every page under {TARGET_MS:.0f} ms p95 — {'met' if worst < TARGET_MS else 'NOT met'}
-(worst p95 {worst:.1f} ms). Lists are pages cut by the database (50 rows); the board is
-four queries whatever the registry's size. The audit page verifies the hash chain once per
-head and then shows that answer for up to a minute: the first audit page after a change
-took {cold_ms:.0f} ms here (it re-hashes all {int(verified):,} entries).
+Target: every page under {TARGET_MS:.0f} ms p95. In CPU time: {'met' if worst_cpu < TARGET_MS
+else 'NOT met'} (worst p95 {worst_cpu:.1f} ms). In wall time: {'met' if worst < TARGET_MS
+else 'NOT met'} (worst p95 {worst:.1f} ms) at this load — rerun on a quiet machine for
+wall-clock figures that mean something. Lists are pages cut by the database (50 rows); the board is
+four queries whatever the registry's size. The audit page verifies the hash chain when it
+is first shown (that request took {cold_ms:.0f} ms here: it re-hashes all
+{int(verified):,} entries) and then re-checks it in the background at most once a minute,
+showing the last answer and its time.
 """
     print(body)
     if not args.no_write:

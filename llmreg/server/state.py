@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from llmreg.errors import AuthError, PermissionDeniedError
@@ -140,8 +141,10 @@ class ChainCheck:
 
     head: str | None = None
     at: float = float("-inf")  # time.monotonic() of the check
+    checked_at: datetime | None = None  # the same moment, for people
     count: int | None = None  # entries verified (None: not checked yet)
     problem: str | None = None  # the break found, if any
+    running: bool = False  # a re-check is under way in the background
 
 
 @dataclass

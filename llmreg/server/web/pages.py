@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -274,18 +276,28 @@ def audit_page(request: Request) -> Response:
 
 
 def verified_chain(svc: RegistryService, memo: ChainCheck) -> ChainCheck:
-    """The chain's status: recomputed when the head moved or after :data:`VERIFY_TTL`
-    seconds, else the last answer (verifying re-hashes every entry)."""
+    """The chain's status as last checked. The first audit page checks it there and
+    then; after that it is re-checked in the background at most every
+    :data:`VERIFY_TTL` seconds (verifying re-hashes every entry, seconds at 10,000s)."""
+    if memo.count is None:
+        check_chain(svc, memo)
+    elif time.monotonic() - memo.at >= VERIFY_TTL and not memo.running:
+        memo.running = True
+        threading.Thread(target=check_chain, args=(svc, memo), daemon=True).start()
+    return memo
+
+
+def check_chain(svc: RegistryService, memo: ChainCheck) -> None:
+    """Verify the audit chain now and record the answer in ``memo``."""
     head = svc.lifecycle.audit_head()
-    now = time.monotonic()
-    if memo.head == head and memo.count is not None and now - memo.at < VERIFY_TTL:
-        return memo
     try:
-        fresh = ChainCheck(head=head, at=now, count=svc.lifecycle.verify_audit())
+        count, problem = svc.lifecycle.verify_audit(), None
     except LLMRegError as exc:
-        fresh = ChainCheck(head=head, at=now, count=0, problem=str(exc))
-    memo.__dict__.update(fresh.__dict__)
-    return fresh
+        count, problem = 0, str(exc)
+    finally:
+        memo.running = False
+    memo.head, memo.count, memo.problem = head, count, problem
+    memo.at, memo.checked_at = time.monotonic(), datetime.now(UTC)
 
 
 @router.get("/signin")

@@ -263,3 +263,23 @@ def test_board_shows_drift_and_last_served(open_web: Web) -> None:
     assert "last served" in page and "(an older digest)" not in page
     version = open_web.client().get("/names/chat/versions/2").text
     assert "staging → production: accuracy &gt;= 0.9" in version and "✓ pass" in version
+
+
+def test_audit_page_shows_a_broken_chain_after_its_background_recheck(open_web: Web) -> None:
+    import time
+
+    import sqlalchemy as sa
+
+    c = open_web.client()
+    assert "entries chain correctly" in c.get("/audit").text
+    with open_web.service.db.write() as s:
+        s.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1"))
+    state = open_web.app.state.llmreg  # type: ignore[attr-defined]
+    assert "entries chain correctly" in c.get("/audit").text  # the last answer, < 1 min old
+    state.chain.at = float("-inf")  # a minute later
+    c.get("/audit")
+    deadline = time.monotonic() + 30
+    while state.chain.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page = c.get("/audit").text
+    assert "Chain broken" in page and "audit entry #1" in page and "was altered" in page
