@@ -1,18 +1,29 @@
-"""svc.sessions and svc.overview: sign-ins that end, and the people's views."""
+"""svc.sessions and svc.overview: sign-ins that end, and the people's views (on SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from llmreg.bundle import Bundle
+from llmreg.db.models import WebSession
 from llmreg.errors import AuthError, RefNotFoundError, UnknownEnvironmentError
 from llmreg.service import RegistryService
 from llmreg.service.sessions import SESSION_TTL, csrf_of
 from llmreg.types import Actor
 from tests.conftest import minimal
+
+
+@pytest.fixture
+def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
+    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
+    yield service
+    service.close()
 
 
 def test_a_session_acts_as_its_token_until_it_ends(svc: RegistryService) -> None:
@@ -39,13 +50,13 @@ def test_sessions_refuse_bad_tokens_and_expire(svc: RegistryService) -> None:
     token, _ = svc.access.create_token("ana", "reader", created_by="setup")
     cookie, _ = svc.sessions.start(token)
     with svc.db.write() as s:
-        s.execute(sa.text("UPDATE web_sessions SET expires_at = :t"),
-                  {"t": "2000-01-01 00:00:00"})
+        s.execute(sa.update(WebSession).values(
+            expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
     assert svc.sessions.lookup(cookie) is None
     # an expired session older than a day is purged when the next one starts
     svc.sessions.start(token)
     with svc.db.read() as s:
-        assert s.execute(sa.text("SELECT COUNT(*) FROM web_sessions")).scalar_one() == 1
+        assert s.execute(sa.select(sa.func.count()).select_from(WebSession)).scalar_one() == 1
     assert SESSION_TTL > timedelta(hours=1)
 
 
