@@ -283,3 +283,28 @@ def test_audit_page_shows_a_broken_chain_after_its_background_recheck(open_web: 
         time.sleep(0.05)
     page = c.get("/audit").text
     assert "Chain broken" in page and "audit entry #1" in page and "was altered" in page
+
+
+def test_metric_rows_put_each_metric_beside_its_gates() -> None:
+    from datetime import UTC, datetime
+
+    from llmreg.policy import Policy
+    from llmreg.server.web.pages import metric_rows
+    from llmreg.server.web.render import as_json, when
+    from llmreg.server.web.sidebyside import side_by_side
+    from llmreg.types import EvidenceInfo
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    shadow = EvidenceInfo(id=1, digest="sha256:" + "0" * 64, type="shadow-metrics",
+                          suite="shadow", metrics={"error_rate": 0.02, "p50": 1.0},
+                          created_by="ci", created_at=at)
+    rows = metric_rows([shadow], Policy.default())[1]
+    assert rows[0] == ("error_rate", 0.02,
+                       [("shadow → production", "error_rate <= 0.01", False)])
+    assert rows[1] == ("p50", 1.0, [])
+    low = EvidenceInfo(id=2, digest=shadow.digest, type="eval", suite="regression",
+                       metrics={"accuracy": 0.5}, created_by="ci", created_at=at)
+    assert metric_rows([low], Policy.default())[2][0][2][0][2] is False
+    assert when(None) == "" and as_json({"b": 1, "a": [2]}).startswith('{\n  "a"')
+    assert [r.kind for r in side_by_side("a\nb", "a\nb\nc")] == ["fold", "added"]
+    assert [r.kind for r in side_by_side("a\nb\nc", "a\nc")][-2:] == ["removed", "same"]
