@@ -199,11 +199,12 @@ class AuditEntry(SQLModel, table=True):
 
     seq: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    actor: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    # actor and env are indexed for the web audit timeline's filters (0007_web)
+    actor: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, index=True))
     action: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     name: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), index=True))
     target: str | None = Field(default=None, sa_column=sa.Column(sa.String(160)))
-    env: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    env: str | None = Field(default=None, sa_column=sa.Column(sa.String(32), index=True))
     detail: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     prev_hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
     hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False, unique=True))
@@ -383,3 +384,19 @@ class Delivery(SQLModel, table=True):
     last_status: int | None = Field(default=None)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
     delivered_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+class WebSession(SQLModel, table=True):
+    """A browser's sign-in: a session opened with a token, ended by sign-out or expiry.
+
+    Only the SHA-256 of the cookie's secret is stored. The session acts as its token, so
+    revoking the token ends every session opened with it.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
+    token_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))

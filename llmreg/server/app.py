@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from llmreg._version import __version__
 from llmreg.contract import Health
 from llmreg.policy import find_policy
-from llmreg.server import errors
+from llmreg.server import errors, web
 from llmreg.server.delivery import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None,
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
     for module in (resolve, reads, writes, webhooks, hygiene):
         app.include_router(module.router)
+
+    web.install(app)  # the pages for people, at / (after the API: /v1 wins)
 
     @app.get("/healthz")
     async def healthz() -> Health:

@@ -6,7 +6,9 @@ route or framework code:
 
 1. **Authentication first.** Without a usable bearer token the answer is 401 before a
    byte of the body is read (only heartbeats may come without one, when reads are
-   open). The role is still checked by the route.
+   open). The role is still checked by the route. Web forms (paths outside ``/v1``)
+   carry a session cookie instead, checked by their route; their bodies are capped at
+   :data:`MAX_FORM` bytes.
 2. **Size while streaming.** A JSON body is read into memory only up to
    ``LLMREG_MAX_BODY`` bytes (16 MiB), whatever ``Content-Length`` says or omits
    (chunked bodies included); one byte more is 413. Blob uploads stream to the route,
@@ -47,6 +49,7 @@ from llmreg.settings import Settings
 
 MAX_BLOB = 64 * 1024**3  # bytes of one blob upload: weights are large, not unbounded
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_FORM = 64 * 1024  # bytes of a web form (sign-in, approve, promote, rollback)
 
 
 class Pace:
@@ -123,6 +126,8 @@ class BodyGuard:
             raise InvalidRefError(f"Content-Length {length.decode('latin-1')!r} is not a "
                                   "number of bytes")
         header = headers.get(b"authorization")
+        if not scope["path"].startswith("/v1/"):
+            return  # a web form: its route checks the session cookie and the CSRF token
         if header is None:
             if scope["path"] == "/v1/heartbeats" and self.state.settings.read_auth == "open":
                 return
@@ -132,6 +137,8 @@ class BodyGuard:
 
     def _limit(self, scope: Scope) -> int:
         limit = self.state.settings.max_body
+        if not scope["path"].startswith("/v1/"):
+            limit = min(limit, MAX_FORM)  # read before the session is checked: keep it small
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and int(length) > limit:
             raise PayloadTooLargeError(f"the request body is {int(length)} bytes; the limit "

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,18 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 @dataclass
+class ChainCheck:
+    """The last verification of the audit chain, as the audit page shows it."""
+
+    head: str | None = None
+    at: float = float("-inf")  # time.monotonic() of the check
+    checked_at: datetime | None = None  # the same moment, for people
+    count: int | None = None  # entries verified (None: not checked yet)
+    problem: str | None = None  # the break found, if any
+    running: bool = False  # a re-check is under way in the background
+
+
+@dataclass
 class ServerState:
     """The typed state of one server process (``app.state.llmreg``)."""
 
@@ -145,6 +158,7 @@ class ServerState:
     tokens: TokenCache
     resolve_cache: ResolveCache
     publisher: AutoPublisher | None = None  # `llmreg serve --publish DEST`
+    chain: ChainCheck = field(default_factory=ChainCheck)  # for the audit page
     _refreshing: set[object] = field(default_factory=set)
 
     @classmethod
@@ -192,6 +206,16 @@ class ServerState:
         if actor is None:
             raise AuthError("the token is unknown or revoked; create one with "
                             "`llmreg token create --subject NAME --role ROLE`")
+        return self.authorize(actor, role)
+
+    def authorize(self, actor: Actor, role: str) -> Actor:
+        """``actor`` if they hold ``role``, else :class:`PermissionDeniedError` (the one
+        role check, for bearer tokens and web sessions alike).
+
+        Example:
+            >>> state.authorize(Actor("ana", roles_of("reader")), "reader").name  # doctest: +SKIP
+            'ana'
+        """
         if actor.roles is not None and role not in actor.roles:
             raise PermissionDeniedError(
                 f"{actor.name}'s token has roles {sorted(actor.roles)}; this needs {role}")

@@ -16,6 +16,7 @@ registry state:
 - ``jobs`` (:class:`~llmreg.service.jobs.Jobs`): those that run on a schedule;
 - ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
   worker over the outbox (:mod:`llmreg.service.outbox`).
+- ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from llmreg.service.environments import Environments
 from llmreg.service.integrity import Integrity
 from llmreg.service.jobs import Jobs
 from llmreg.service.lifecycle import Lifecycle
+from llmreg.service.overview import Overview
 from llmreg.service.owners import Owners
+from llmreg.service.sessions import Sessions
 from llmreg.service.traffic import Traffic
 from llmreg.service.versions import Versions
 from llmreg.service.webhooks import Notify
@@ -65,6 +68,8 @@ class RegistryService:
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
+        self.overview = Overview(db, self.policy)  # the web pages' reads
+        self.sessions = Sessions(db, self.access)  # the web pages' sign-ins
         self.notify = Notify(db, self.policy)
         self.owners = Owners(db)
         self.traffic = Traffic(db, self.policy)
