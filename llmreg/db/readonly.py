@@ -34,7 +34,15 @@ from urllib.parse import quote
 from llmreg.errors import ConfigError
 from llmreg.store.local import read_blob
 
-HEAD_REVISION = "0007"  # the migrations' head; a test checks they agree
+
+def _head_revision() -> str:
+    """The newest migration's number, read from the file names (``0004_….py``) without
+    importing Alembic; tests/db/test_migrations.py checks it is Alembic's head."""
+    folder = Path(__file__).parent / "migrations" / "versions"
+    return max(f.name[:4] for f in folder.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+HEAD_REVISION = _head_revision()
 DB_FILENAME = "registry.db"
 
 _VERSION_COLUMNS = ("v.number, v.digest, v.author, v.created_at, v.message, v.parent_digest, "
