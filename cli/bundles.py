@@ -36,7 +36,9 @@ def init(
     if STATE.registry is not None and "://" in STATE.registry:
         raise InvalidRefError("init creates a local registry folder; run it on the server's "
                               "machine, not against a URL")
-    home = Path(STATE.registry) if STATE.registry else directory / HOME_DIRNAME
+    env_home = llmreg.Settings.from_env().home if directory == Path(".") else None
+    home = (Path(STATE.registry) if STATE.registry
+            else env_home if env_home is not None else directory / HOME_DIRNAME)
     existed = home.is_dir()
     policy = home.parent / POLICY_FILENAME
     wrote_policy = not policy.exists()

@@ -53,19 +53,32 @@ def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client
         []
         >>> reg.close()
     """
-    if home is not None:
-        path = Path(home)
-    elif settings.home is not None:
-        path = settings.home
-        create = True  # an explicit LLMREG_HOME is an instruction to use that folder
-    else:
-        path = settings.resolve_home()
-    if not create and not path.is_dir():
-        raise RegistryNotFoundError(f"{str(path)!r} is not a registry; run `llmreg init`")
+    path = Path(home) if home is not None else settings.resolve_home()
+    if not create and not is_registry(path, settings):
+        # Only `llmreg init` (or create=True) makes a registry: a mistyped --registry,
+        # connect(path) or LLMREG_HOME must not silently answer "nothing here".
+        raise RegistryNotFoundError(
+            f"{str(path)!r} is not a registry; run `llmreg init` to create one there")
     service = RegistryService.open_home(path, database_url=settings.database_url,
                                         store=settings.store,
                                         policy=find_policy(settings.policy, path))
     return Client(EmbeddedBackend(service, settings=settings, home=path))
+
+
+def is_registry(path: Path, settings: Settings) -> bool:
+    """Whether ``path`` holds a registry ``llmreg init`` made.
+
+    With the default SQLite database that is its ``registry.db``; with an external
+    database (``LLMREG_DATABASE_URL``) the database itself is the registry.
+
+    Example:
+        >>> import tempfile
+        >>> is_registry(Path(tempfile.mkdtemp()), Settings())
+        False
+    """
+    if settings.database_url is not None:
+        return True
+    return (path / "registry.db").is_file()
 
 
 class EmbeddedBackend(Backend):

@@ -1,0 +1,33 @@
+"""The stumbles a newcomer hit on the CLI (issue 12), each pinned by a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmreg_cli.main import app
+
+runner = CliRunner()
+
+
+def test_registry_option_on_a_plain_folder_is_one_line_error(tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-registry"
+    folder.mkdir()
+    result = runner.invoke(app, ["--registry", str(folder), "list"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {str(folder)!r} is not a registry; run `llmreg init` to create one there"]
+    assert list(folder.iterdir()) == []
+    assert runner.invoke(app, ["--registry", str(folder), "init"]).exit_code == 0
+    assert runner.invoke(app, ["--registry", str(folder), "list"]).exit_code == 0
+
+
+def test_llmreg_home_is_where_init_creates_the_registry(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMREG_HOME", str(tmp_path / "elsewhere" / ".llmreg"))
+    assert runner.invoke(app, ["list"]).exit_code == 1
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert (tmp_path / "elsewhere" / ".llmreg" / "registry.db").is_file()
+    assert runner.invoke(app, ["list"]).exit_code == 0
