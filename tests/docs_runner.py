@@ -4,7 +4,9 @@ The convention (docs/testing.md, "Docs that run"):
 
 - ```` ```bash ```` blocks run with ``bash -euo pipefail``, the project's venv first on
   PATH, in the doc's own fresh temporary folder (shared by all blocks of that doc, in
-  order), with ``LLMREG_HOME=./.llmreg``.
+  order), with ``LLMREG_HOME=./.llmreg``. As in the reader's terminal, a variable a
+  block exports (``export LLMREG_USER=ana``) is still set in the blocks after it; each
+  block starts in the doc's folder again.
 - ```` ```python ```` blocks run with the venv's python, each as its own process, in the
   same folder, in order.
 - Every other block (```` ```yaml ````, ```` ```json ````, ```` ```text ````, untagged …)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -187,6 +190,19 @@ def environment(folder: Path) -> dict[str, str]:
     return env
 
 
+_SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_", "__rc"}
+
+
+def _exported(raw: bytes) -> dict[str, str]:
+    """The environment a bash block left (``env -0``), minus the shell's own."""
+    env: dict[str, str] = {}
+    for item in raw.decode("utf-8", "replace").split("\0"):
+        key, sep, value = item.partition("=")
+        if sep and key not in _SHELL_OWN:
+            env[key] = value
+    return env
+
+
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -241,7 +257,12 @@ def run_doc(doc: Path, folder: Path | None = None) -> Result:
             if not block.runs:
                 continue
             script = scripts / f"block{n}.{'sh' if block.lang == 'bash' else 'py'}"
-            script.write_text(block.code, encoding="utf-8")
+            env_out = scripts / f"block{n}.env"
+            code = block.code
+            if block.lang == "bash":  # keep what the block exports for the next blocks
+                code = (f"trap '__rc=$?; env -0 > {shlex.quote(str(env_out))}; "
+                        "exit $__rc' EXIT\n" + code)
+            script.write_text(code, encoding="utf-8")
             argv = (["bash", "-euo", "pipefail", str(script)] if block.lang == "bash"
                     else [sys.executable, str(script)])
             out_path, err_path = scripts / f"block{n}.out", scripts / f"block{n}.err"
@@ -265,6 +286,8 @@ def run_doc(doc: Path, folder: Path | None = None) -> Result:
                     f"{name}:{block.line}: ```{block.lang} block {why}\n--- block:\n"
                     f"{block.code}--- stdout:\n{_tail(stdout)}\n--- stderr:\n"
                     f"{_tail(stderr)}\n--- folder: {work}")
+            if env_out.exists():
+                env = _exported(env_out.read_bytes())
             last = (block, stdout)
             result.ran.append(last)
     finally:

@@ -122,3 +122,13 @@ def test_a_background_server_does_not_hang_the_runner(tmp_path: Path) -> None:
 ])
 def test_output_wildcards(expected: str, actual: str, ok: bool) -> None:
     assert output_matches(expected, actual) is ok
+
+
+def test_exports_carry_to_later_blocks_but_the_folder_resets(tmp_path: Path) -> None:
+    doc = _doc(tmp_path, "```bash\nexport WHO=ana\nmkdir sub && cd sub\n```\n"
+                         "```bash\necho \"$WHO $(basename \"$PWD\")\"; ls -d sub\n```\n"
+                         "```python\nimport os; print(os.environ['WHO'])\n```\n")
+    result = run_doc(doc)
+    assert result.ran[1][1].split()[0] == "ana"
+    assert result.ran[1][1].split()[2] == "sub"
+    assert result.ran[2][1].strip() == "ana"
