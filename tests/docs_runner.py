@@ -183,7 +183,6 @@ def environment(folder: Path) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(Path(sys.executable).parent.parent)
     env["LLMREG_HOME"] = "./.llmreg"
     env["LLMREG_SRC"] = str(ROOT)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "100"
     env["TERM"] = "dumb"

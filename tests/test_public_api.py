@@ -53,3 +53,22 @@ def test_remote_resolve_path_imports_no_pydantic_or_httpx() -> None:
                          check=True, env={"LLMREG_CACHE": "/nonexistent/llmreg-test-cache",
                                           "PATH": "/usr/bin"})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_every_error_class_the_docs_name_is_importable_from_llmreg() -> None:
+    import re
+
+    import llmreg
+    from llmreg import errors
+    from tests.docs_runner import docs
+
+    named = {m for doc in docs() for m in re.findall(r"\b([A-Z]\w*Error)\b", doc.read_text())}
+    defined = {n for n, v in vars(errors).items()
+               if isinstance(v, type) and issubclass(v, errors.LLMRegError)}
+    assert "RefNotFoundError" in named
+    for name in sorted((named & defined) | defined):
+        assert getattr(llmreg, name) is getattr(errors, name), name
+    unknown = named - defined - {"ValueError", "LookupError", "TimeoutError",
+                                 "PermissionError", "FileNotFoundError", "ConnectionError",
+                                 "ImportError", "AttributeError", "KeyError", "TypeError"}
+    assert not unknown, f"docs name error classes llmreg does not have: {unknown}"
