@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 import llmreg
 
@@ -12,7 +13,22 @@ from . import bundles, diffs, integrity, lifecycle, models, server
 from ._common import STATE
 from ._output import Output
 
+GLOBAL_FLAGS = ("--traceback",)
+
+
+class _Root(TyperGroup):
+    """The root group: global flags are accepted after the subcommand too
+    (``llmreg show x --traceback`` as well as ``llmreg --traceback show x``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, flags + rest)
+
+
 app = typer.Typer(
+    cls=_Root,
     name="llmreg",
     help="llmreg: register, inspect and render content-addressed LLM bundles.",
     no_args_is_help=True,

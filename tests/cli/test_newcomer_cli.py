@@ -31,3 +31,23 @@ def test_llmreg_home_is_where_init_creates_the_registry(tmp_path: Path,
     assert runner.invoke(app, ["init"]).exit_code == 0
     assert (tmp_path / "elsewhere" / ".llmreg" / "registry.db").is_file()
     assert runner.invoke(app, ["list"]).exit_code == 0
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "fastapi"])
+def test_serve_without_the_server_extra_prints_the_install_hint_whole(
+        missing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    monkeypatch.setitem(sys.modules, missing, None)   # as if not installed
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "pip install 'llmreg[server]'" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_traceback_is_accepted_before_and_after_the_subcommand(where: str) -> None:
+    from llmreg.errors import RegistryNotFoundError
+    args = ["--registry", "nowhere", "show", "x@1"]
+    args = ["--traceback", *args] if where == "before" else [*args, "--traceback"]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, RegistryNotFoundError)   # re-raised, not a usage error
+    assert result.exit_code == 1
