@@ -218,6 +218,21 @@ class Bundle(_Section):
         """Registration details (name, version, author, …) when this came from a registry."""
         return self._info
 
+    def __repr__(self) -> str:
+        """``Bundle(name@version, digest, model)``: what the bundle is, at a glance.
+
+        Example:
+            >>> Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+            ...                   "template": {"source": "{{ q }}", "variables": ["q"]}})
+            Bundle(unregistered, sha256:..., openai/gpt-4o-2024-08-06)
+        """
+        ref = (f"{self.name}@{self.version}" if self.name is not None
+               else "unregistered")
+        model = (f", {self.model.provider}/{self.model.id}" if self.model is not None
+                 else f", {self.kind}")
+        return f"Bundle({ref}, {self.digest[:19]}...{model})"
+
+
     @property
     def name(self) -> str | None:
         """The registered name, or ``None`` for a bundle that is not registered."""

@@ -1,0 +1,37 @@
+"""Stumbles a newcomer hit in the library (issue 12), each pinned by a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import llmreg
+from llmreg.errors import IntegrityError
+from tests.conftest import minimal
+
+
+def test_bundle_repr_shows_name_version_digest_and_model(reg: llmreg.Client,
+                                                         examples: Path) -> None:
+    bundle = reg.log_bundle(examples / "ticket-classifier", message="first")
+    text = repr(bundle)
+    assert text.startswith("Bundle(ticket-classifier@1, sha256:")
+    assert bundle.digest[:19] in text and "mistral/mistral-small-2409" in text
+    assert "unregistered" in repr(llmreg.Bundle.from_dict(minimal()))
+
+
+def test_corrupt_blob_message_names_expected_and_found_digests(reg: llmreg.Client,
+                                                               examples: Path,
+                                                               tmp_path: Path) -> None:
+    bundle = reg.log_bundle(examples / "ticket-classifier", message="first")
+    artifact = bundle.artifacts[0]
+    path = reg._backend.service.blobs.store.path(artifact.digest)  # type: ignore[attr-defined]
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF                               # same size, different bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError) as err:
+        reg.pull("ticket-classifier@1", tmp_path / "out")
+    message = str(err.value)
+    assert f"expected digest {artifact.digest}, found sha256:" in message
+    assert "bytes, expected" not in message     # not "(721 bytes, expected 721)"
