@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 import llmreg
 
@@ -16,9 +17,27 @@ from ._output import Output
 GLOBAL_FLAGS = ("--traceback",)
 
 
+def _plain_metavars(command: Any) -> None:
+    """Help shows ``--weights <Path>`` and ``directories...``, never a Python type such
+    as ``<list[Path]>``."""
+    for param in getattr(command, "params", []):
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+            label = param.display_type(None)  # type: ignore[arg-type]
+            if "list[" in label:
+                param.metavar = re.sub(r"list\[(.*)\]", r"\1", label)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 class _Root(TyperGroup):
     """The root group: global flags are accepted after the subcommand too
     (``llmreg show x --traceback`` as well as ``llmreg --traceback show x``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)

@@ -51,3 +51,19 @@ def test_traceback_is_accepted_before_and_after_the_subcommand(where: str) -> No
     result = runner.invoke(app, args)
     assert isinstance(result.exception, RegistryNotFoundError)   # re-raised, not a usage error
     assert result.exit_code == 1
+
+
+def test_tables_and_help_have_no_trailing_spaces_or_python_types(examples: Path) -> None:
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert runner.invoke(app, ["register", str(examples / "support-rag"), "-m", "x"]
+                         ).exit_code == 0
+    assert runner.invoke(app, ["promote", "support-rag@1", "--to", "staging",
+                               "--reason", "r"]).exit_code == 0
+    for args in (["list"], ["status"], ["history", "support-rag"], ["show", "support-rag@1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert [ln for ln in result.stdout.splitlines() if ln != ln.rstrip()] == [], args
+    for args in (["register", "--help"], ["log-model", "--help"],
+                 ["reproduce-check", "--help"]):
+        text = runner.invoke(app, args).stdout
+        assert "list[" not in text and "<Path>" in text or "directories..." in text, args
