@@ -35,3 +35,18 @@ def test_corrupt_blob_message_names_expected_and_found_digests(reg: llmreg.Clien
     message = str(err.value)
     assert f"expected digest {artifact.digest}, found sha256:" in message
     assert "bytes, expected" not in message     # not "(721 bytes, expected 721)"
+
+
+def test_a_misspelled_name_or_environment_gets_did_you_mean(reg: llmreg.Client,
+                                                            examples: Path) -> None:
+    from llmreg.errors import RefNotFoundError, UnknownEnvironmentError
+    reg.log_bundle(examples / "support-rag", message="first")
+    with pytest.raises(RefNotFoundError, match="did you mean 'support-rag'"):
+        reg.get("suport-rag@1")
+    with pytest.raises(RefNotFoundError, match="did you mean 'support-rag'"):
+        reg.history("support-rga")
+    with pytest.raises(RefNotFoundError) as far:
+        reg.get("billing")
+    assert "did you mean" not in str(far.value)
+    with pytest.raises(UnknownEnvironmentError, match="did you mean 'production'"):
+        reg.promote("support-rag@1", to="prodution", reason="typo")
