@@ -27,6 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     PrivateAttr,
     ValidationError,
@@ -362,21 +363,73 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+MAX_REPORTED = 20  # validation errors listed in one message
+
+
 def as_bundle_error(exc: ValidationError) -> LLMRegError:
-    """Turn a pydantic error into one llmreg error naming the field, value and fix."""
-    err = exc.errors()[0]
+    """Turn a pydantic error into one llmreg error naming every bad field, its value and
+    the fix (all of them, ``; ``-separated, not only the first).
+
+    Example:
+        >>> try:
+        ...     Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06",
+        ...                       "parameters": {"temprature": 0.2, "top_p": 7}}})
+        ... except LLMRegError as e:
+        ...     print(e)
+        model.parameters.top_p: Input should be less than or equal to 1 (got 7); \
+model.parameters.temprature: unknown field (did you mean 'temperature'?)
+    """
+    errors = exc.errors()
+    seen: list[str] = []
+    cls: type[LLMRegError] = InvalidBundleError
+    for n, err in enumerate(errors):
+        text, err_cls = _one_error(err)
+        if n == 0:
+            cls = err_cls
+        if text not in seen:
+            seen.append(text)
+    shown = seen[:MAX_REPORTED]
+    more = f"; and {len(seen) - MAX_REPORTED} more" if len(seen) > MAX_REPORTED else ""
+    return cls("; ".join(shown) + more)
+
+
+def _one_error(err: Any) -> tuple[str, type[LLMRegError]]:
     loc = format_loc(tuple(err["loc"]))
     original = (err.get("ctx") or {}).get("error")
     if isinstance(original, LLMRegError):
-        cls: type[LLMRegError] = type(original)
-        message = f"{loc}: {original}" if loc else str(original)
-        return cls(message)
+        return (f"{loc}: {original}" if loc else str(original)), type(original)
     msg = err["msg"].removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if err["type"] == "extra_forbidden":
-        return InvalidBundleError(f"{loc}: unknown field; remove it or check its spelling{more}")
+        close = _close_field(tuple(err["loc"]))
+        hint = f"did you mean {close!r}?" if close else "remove it or check its spelling"
+        return f"{loc}: unknown field ({hint})", InvalidBundleError
     if err["type"] == "missing":
-        return InvalidBundleError(f"{loc}: required field is missing{more}")
+        return f"{loc}: required field is missing", InvalidBundleError
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return InvalidBundleError(f"{loc or 'bundle'}: {msg}{shown}{more}")
+    return f"{loc or 'bundle'}: {msg}{shown}", InvalidBundleError
+
+
+def _close_field(loc: tuple[int | str, ...]) -> str | None:
+    """The known field closest to the unknown last part of ``loc``, if one is close."""
+    import difflib
+    import typing
+
+    model: Any = Bundle
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        stack, model = [field.annotation], None
+        while stack:  # the first pydantic model inside the annotation (lists, unions)
+            t = stack.pop(0)
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                model = t
+                break
+            stack.extend(typing.get_args(t))
+    if model is None or not isinstance(loc[-1], str):
+        return None
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -50,3 +50,28 @@ def test_a_misspelled_name_or_environment_gets_did_you_mean(reg: llmreg.Client,
     assert "did you mean" not in str(far.value)
     with pytest.raises(UnknownEnvironmentError, match="did you mean 'production'"):
         reg.promote("support-rag@1", to="prodution", reason="typo")
+
+
+def test_every_validation_error_at_once_with_file_line_and_did_you_mean(
+        examples: Path) -> None:
+    from llmreg.errors import InvalidBundleError
+    manifest = examples / "ticket-classifier" / "llmreg.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace("temperature:", "temprature:")
+                        .replace("max_tokens:", "max_tokens: -3 #"))
+    with pytest.raises(InvalidBundleError) as err:
+        llmreg.load_bundle_dir(examples / "ticket-classifier")
+    message = str(err.value)
+    lines = manifest.read_text().splitlines()
+    temp_line = next(i for i, ln in enumerate(lines, 1) if "temprature" in ln)
+    max_line = next(i for i, ln in enumerate(lines, 1) if "max_tokens" in ln)
+    assert (f"llmreg.yaml line {temp_line}: model.parameters.temprature: unknown field "
+            "(did you mean 'temperature'?)") in message
+    assert f"llmreg.yaml line {max_line}: model.parameters.max_tokens:" in message
+    assert "\n" not in message
+
+
+def test_yaml_exponent_numbers_are_numbers() -> None:
+    from llmreg.parse import load_yaml
+    assert load_yaml("a: 8e2\nb: 1e0\nc: -1.5E-3\nd: '8e2'\n", "x.yaml") == {
+        "a": 800.0, "b": 1.0, "c": -0.0015, "d": "8e2"}
