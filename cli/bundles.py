@@ -18,6 +18,7 @@ from llmreg.settings import HOME_DIRNAME
 from ._common import STATE, connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
 from ._views import bundle_json, print_bundle
+from .inspect import print_registry_sections, registry_sections
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -94,8 +95,13 @@ def show(
     """Show one bundle: registration details, provenance and every section."""
     out = Output(as_json)
     bundle = _load(ref)
-    out.json(bundle_json(bundle))
+    sections: dict[str, Any] = {}
+    if bundle.name is not None:  # registered: where it runs, its evidence and approvals
+        with connect() as reg:
+            sections = registry_sections(reg, bundle)
+    out.json({**bundle_json(bundle), **sections})
     out.view(_show, bundle)
+    out.view(print_registry_sections, sections)
 
 
 def _show(out: Output, bundle: llmreg.Bundle) -> None:
@@ -135,9 +141,15 @@ def history(
                                  f"@{e.to_version}", e.actor, e.reason))
             return
         versions = reg.history(name)
-    out.table(versions, ("version", "digest", "status", "author", "registered", "message"),
-              lambda v: (v.version, short(v.digest), v.status, v.author, v.created_at,
-                         v.message.splitlines()[0]))
+        running: dict[int, list[str]] = {}
+        for slot in reg.status(name):
+            running.setdefault(slot.version, []).append(slot.env)
+    # "runs in" is where each version runs now; status is its lifecycle state, which a
+    # version keeps after it leaves a slot (so the two can differ).
+    out.table(versions,
+              ("version", "digest", "runs in", "status", "author", "registered", "message"),
+              lambda v: (v.version, short(v.digest), ", ".join(running.get(v.version, [])) or "-",
+                         v.status, v.author, v.created_at, v.message.splitlines()[0]))
 
 
 def render(

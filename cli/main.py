@@ -10,7 +10,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 import llmreg
 
-from . import bundles, diffs, integrity, lifecycle, models, server
+from . import bundles, diffs, inspect, integrity, lifecycle, models, server
 from ._common import STATE
 from ._output import Output
 
@@ -84,7 +84,7 @@ def root(
     STATE.traceback = traceback
 
 
-for module in (bundles, diffs, lifecycle, server, integrity, models):
+for module in (bundles, diffs, lifecycle, server, integrity, models, inspect):
     module.register_commands(app)
 
 

@@ -130,7 +130,7 @@ def with_lines(message: str, manifest: Path) -> str:
     Example:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "llmreg.yaml"
-        >>> _ = p.write_text("model:\n  provider: openai\n  temprature: 2\n")
+        >>> _ = p.write_text("model:\\n  provider: openai\\n  temprature: 2\\n")
         >>> with_lines("model.temprature: unknown field", p)
         'llmreg.yaml line 3: model.temprature: unknown field'
     """

@@ -215,7 +215,9 @@ def test_show_a_model_lists_its_provenance(run, lora: str) -> None:
     assert text[0] == f"lora@1  {lora}"
     assert re.fullmatch(r"registered \d{4}-\d\d-\d\d \d\d:\d\d UTC by tester: first run",
                         text[1])
-    rows = [" ".join(line.split()) for line in text[2:]]
+    assert text[2].startswith("git ")
+    assert text[3].startswith("provenance: user tester, llmreg ")
+    rows = [" ".join(line.split()) for line in text[4:]]
     assert rows[:2] == ["kind weights (pytorch)", "base model llama-3-8b"]
     assert re.fullmatch(r"dataset sha256:[0-9a-f]{64} \(folder, 2 file\(s\)\)", rows[2])
     assert rows[3:5] == ["config lr=0.001, epochs=3", "metrics loss=0.25"]
