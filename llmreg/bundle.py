@@ -302,9 +302,15 @@ openai; pin a dated snapshot '<model>-YYYY-MM-DD', for example 'gpt-4o-2024-08-0
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k != "schema"}
         try:
-            return cls.model_validate(data, context={ALLOW_FLOATING: allow_floating_model_ids})
+            bundle = cls.model_validate(data, context={ALLOW_FLOATING: allow_floating_model_ids})
         except ValidationError as exc:
             raise as_bundle_error(exc) from None
+        from llmreg.providers import provider_problems
+
+        problems = provider_problems(bundle.model_dump(mode="json", exclude_none=True))
+        if problems:  # a field the provider's request cannot carry is refused, not dropped
+            raise InvalidBundleError("; ".join(problems))
+        return bundle
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Bundle:
@@ -335,7 +341,8 @@ openai; pin a dated snapshot '<model>-YYYY-MM-DD', for example 'gpt-4o-2024-08-0
 
         Example:
             >>> b = Bundle.from_dict({"model": {"provider": "anthropic",
-            ...     "id": "claude-3-5-haiku-20241022"}, "system_prompt": "Be brief.",
+            ...     "id": "claude-3-5-haiku-20241022", "parameters": {"max_tokens": 100}},
+            ...     "system_prompt": "Be brief.",
             ...     "template": {"source": "{{ q }}", "variables": ["q"]}})
             >>> b.render(q="Hi?").to_anthropic()
             {'system': 'Be brief.', 'messages': [{'role': 'user', 'content': 'Hi?'}]}

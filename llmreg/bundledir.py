@@ -140,9 +140,12 @@ def with_lines(message: str, manifest: Path) -> str:
         root = yaml.compose(manifest.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (yaml.YAMLError, OSError, ValueError):
         root = None
-    parts = []
+    parts: list[str] = []
     for part in message.split("; "):
         m = _LOC.match(part)
+        if m is None and parts:  # the rest of the previous problem ("…; add max_tokens")
+            parts[-1] += f"; {part}"
+            continue
         line = _line_of(root, m.group(1)) if m and root is not None else None
         where = f"{manifest.name} line {line}" if line else manifest.name
         parts.append(f"{where}: {part}")
