@@ -77,7 +77,10 @@ class Output:
     def line(self, text: RenderableType, *, markup: bool = True) -> None:
         """For people: print ``text`` (Rich markup unless ``markup=False``): ``out.line(t)``."""
         if not self.json_mode:
-            _STDOUT.print(text, markup=markup)
+            if isinstance(text, Table):
+                self.print_trimmed(text)
+            else:
+                _STDOUT.print(text, markup=markup)
 
     def raw(self, text: str) -> None:
         """For people: write ``text`` as it is: ``out.raw(markdown)``."""
@@ -105,7 +108,16 @@ class Output:
             table = Table(*columns, box=None)
             for item in items:
                 table.add_row(*map(_cell, row(item)))
-            _STDOUT.print(table)
+            self.print_trimmed(table)
+
+    @staticmethod
+    def print_trimmed(renderable: RenderableType) -> None:
+        """Print for people with no trailing spaces on any line (Rich pads the last
+        column of a table to its width): ``Output.print_trimmed(table)``."""
+        with _STDOUT.capture() as captured:
+            _STDOUT.print(renderable)
+        sys.stdout.write("".join(line.rstrip() + "\n"
+                                 for line in captured.get().splitlines()))
 
     def view(self, show: Callable[Concatenate[Output, P], None],
              *args: P.args, **kwargs: P.kwargs) -> None:

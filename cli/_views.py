@@ -48,11 +48,13 @@ def print_bundle(out: Output, bundle: llmreg.Bundle, weights_label: str | None =
     out.line(f"[bold]{title}[/]  {bundle.digest}")
     if info:
         out.line(f"registered {when(info.created_at)} by {info.author}: {info.message}")
-        git = info.provenance.get("git") or {}
-        if git:
-            dirty = " (dirty)" if git.get("dirty") else ""
-            host = info.provenance.get("host")
-            out.line(f"git {git.get('commit', '')[:12]}{dirty}  host {host}")
+        prov = info.provenance
+        git = prov.get("git") or {}
+        commit = (f"{git.get('commit', '')[:12]}" + (" (dirty)" if git.get("dirty") else "")
+                  if git else "- (not a git working tree)")
+        out.line(f"git {commit}  host {prov.get('host')}", markup=False)
+        out.line(f"provenance: user {prov.get('user')}, llmreg {prov.get('llmreg_version')}, "
+                 f"Python {prov.get('python_version')}, {prov.get('platform')}", markup=False)
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()

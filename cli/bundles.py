@@ -16,8 +16,9 @@ from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
 from ._common import STATE, connect, handle_errors, note_audit_head
-from ._output import JSON_OPTION, Output, when
+from ._output import JSON_OPTION, Output
 from ._views import bundle_json, print_bundle
+from .inspect import print_registry_sections, registry_sections
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -36,7 +37,9 @@ def init(
     if STATE.registry is not None and "://" in STATE.registry:
         raise InvalidRefError("init creates a local registry folder; run it on the server's "
                               "machine, not against a URL")
-    home = Path(STATE.registry) if STATE.registry else directory / HOME_DIRNAME
+    env_home = llmreg.Settings.from_env().home if directory == Path(".") else None
+    home = (Path(STATE.registry) if STATE.registry
+            else env_home if env_home is not None else directory / HOME_DIRNAME)
     existed = home.is_dir()
     policy = home.parent / POLICY_FILENAME
     wrote_policy = not policy.exists()
@@ -95,26 +98,13 @@ def show(
     """Show one bundle: registration details, provenance and every section."""
     out = Output(as_json)
     bundle = _load(ref)
-    owner = None
-    if bundle.info is not None and bundle.name is not None:
+    sections: dict[str, Any] = {}
+    if bundle.name is not None:  # registered: where it runs, its evidence and approvals
         with connect() as reg:
-            owner = reg.owner(bundle.name)
-    data = bundle_json(bundle)
-    if bundle.info is not None:
-        info = bundle.info
-        data.update(status=info.status, owner=owner.model_dump(mode="json") if owner else None,
-                    retired={"at": info.retired_at.isoformat(), "rule": info.retire_rule,
-                             "policy": info.retire_policy} if info.retired_at else None)
-    out.json(data)
+            sections = registry_sections(reg, bundle)
+    out.json({**bundle_json(bundle), **sections})
     out.view(_show, bundle)
-    if bundle.info is not None:
-        out.line(f"owner: {owner.team} ({', '.join(owner.contacts)})" if owner
-                 else "owner: none; set one with `llmreg owner set NAME --team … --contact …`",
-                 markup=False)
-        info = bundle.info
-        tag = (f" by {info.retire_rule} on {when(info.retired_at)} under policy "
-               f"{short(info.retire_policy or '')}" if info.retired_at else "")
-        out.line(f"status: {info.status}{tag}", markup=False)
+    out.view(print_registry_sections, sections)
 
 
 def _show(out: Output, bundle: llmreg.Bundle) -> None:
@@ -154,9 +144,15 @@ def history(
                                  f"@{e.to_version}", e.actor, e.reason))
             return
         versions = reg.history(name)
-    out.table(versions, ("version", "digest", "status", "author", "registered", "message"),
-              lambda v: (v.version, short(v.digest), v.status, v.author, v.created_at,
-                         v.message.splitlines()[0]))
+        running: dict[int, list[str]] = {}
+        for slot in reg.status(name):
+            running.setdefault(slot.version, []).append(slot.env)
+    # "runs in" is where each version runs now; status is its lifecycle state, which a
+    # version keeps after it leaves a slot (so the two can differ).
+    out.table(versions,
+              ("version", "digest", "runs in", "status", "author", "registered", "message"),
+              lambda v: (v.version, short(v.digest), ", ".join(running.get(v.version, [])) or "-",
+                         v.status, v.author, v.created_at, v.message.splitlines()[0]))
 
 
 def render(

@@ -2,17 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 import llmreg
 
-from . import bundles, diffs, hygiene, integrity, lifecycle, mirror, models, server, webhooks
+from . import (
+    bundles,
+    diffs,
+    hygiene,
+    inspect,
+    integrity,
+    lifecycle,
+    mirror,
+    models,
+    server,
+    webhooks,
+)
 from ._common import STATE
 from ._output import Output
 
+GLOBAL_FLAGS = ("--traceback",)
+
+
+def _plain_metavars(command: Any) -> None:
+    """Help shows ``--weights <Path>`` and ``directories...``, never a Python type such
+    as ``<list[Path]>``."""
+    for param in getattr(command, "params", []):
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+            label = param.display_type(None)  # type: ignore[arg-type]
+            if "list[" in label:
+                param.metavar = re.sub(r"list\[(.*)\]", r"\1", label)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+class _Root(TyperGroup):
+    """The root group: global flags are accepted after the subcommand too
+    (``llmreg show x --traceback`` as well as ``llmreg --traceback show x``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, flags + rest)
+
+
 app = typer.Typer(
+    cls=_Root,
     name="llmreg",
     help="llmreg: register, inspect and render content-addressed LLM bundles.",
     no_args_is_help=True,
@@ -49,8 +95,8 @@ def root(
     STATE.traceback = traceback
 
 
-for module in (bundles, diffs, lifecycle, server, integrity, models, webhooks, hygiene,
-               mirror):
+for module in (bundles, diffs, lifecycle, server, integrity, models, inspect, webhooks,
+               hygiene, mirror):
     module.register_commands(app)
 
 

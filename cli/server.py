@@ -48,6 +48,7 @@ def serve(
 ) -> None:
     """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /docs."""
     try:
+        import fastapi  # noqa: F401  (the workers import it; say so here, not in a traceback)
         import uvicorn
     except ImportError:
         raise MissingDependencyError("`llmreg serve` needs the server extra: "

@@ -28,7 +28,37 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.digest import canonical_json as canonical_json
     from llmreg.digest import digest_bytes as digest_bytes
     from llmreg.digest import short as short_digest
+    from llmreg.errors import AmbiguousRefError as AmbiguousRefError
+    from llmreg.errors import ApprovalError as ApprovalError
+    from llmreg.errors import AuditChainError as AuditChainError
+    from llmreg.errors import AuthError as AuthError
+    from llmreg.errors import BlobNotFoundError as BlobNotFoundError
+    from llmreg.errors import ConfigError as ConfigError
+    from llmreg.errors import DigestInvalidError as DigestInvalidError
+    from llmreg.errors import EmptySlotError as EmptySlotError
+    from llmreg.errors import FloatingModelIdError as FloatingModelIdError
+    from llmreg.errors import GateFailedError as GateFailedError
+    from llmreg.errors import IntegrityError as IntegrityError
+    from llmreg.errors import InvalidBundleError as InvalidBundleError
+    from llmreg.errors import InvalidEvidenceError as InvalidEvidenceError
+    from llmreg.errors import InvalidNameError as InvalidNameError
+    from llmreg.errors import InvalidRefError as InvalidRefError
     from llmreg.errors import LLMRegError as LLMRegError
+    from llmreg.errors import MissingDependencyError as MissingDependencyError
+    from llmreg.errors import PayloadTooLargeError as PayloadTooLargeError
+    from llmreg.errors import PermissionDeniedError as PermissionDeniedError
+    from llmreg.errors import PolicyError as PolicyError
+    from llmreg.errors import PostprocessError as PostprocessError
+    from llmreg.errors import RefNotFoundError as RefNotFoundError
+    from llmreg.errors import RegistryNotFoundError as RegistryNotFoundError
+    from llmreg.errors import RegistryUnavailableError as RegistryUnavailableError
+    from llmreg.errors import RenderError as RenderError
+    from llmreg.errors import RequestTimeoutError as RequestTimeoutError
+    from llmreg.errors import ServerError as ServerError
+    from llmreg.errors import SlotConflictError as SlotConflictError
+    from llmreg.errors import TemplateSyntaxError as TemplateSyntaxError
+    from llmreg.errors import TransitionError as TransitionError
+    from llmreg.errors import UnknownEnvironmentError as UnknownEnvironmentError
     from llmreg.messages import Messages as Messages
     from llmreg.names import parse_ref as parse_ref
     from llmreg.policy import Policy as Policy
@@ -48,6 +78,40 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.types import SlotEventInfo as SlotEventInfo
     from llmreg.types import SlotStatus as SlotStatus
     from llmreg.types import VersionInfo as VersionInfo
+
+# Every error class, so that `except llmreg.RefNotFoundError` works as the docs show.
+_ERRORS = (
+    "InvalidBundleError",
+    "FloatingModelIdError",
+    "TemplateSyntaxError",
+    "RenderError",
+    "PostprocessError",
+    "InvalidRefError",
+    "InvalidNameError",
+    "RefNotFoundError",
+    "AmbiguousRefError",
+    "BlobNotFoundError",
+    "IntegrityError",
+    "DigestInvalidError",
+    "RegistryNotFoundError",
+    "ConfigError",
+    "InvalidEvidenceError",
+    "PolicyError",
+    "UnknownEnvironmentError",
+    "EmptySlotError",
+    "TransitionError",
+    "GateFailedError",
+    "ApprovalError",
+    "SlotConflictError",
+    "AuditChainError",
+    "AuthError",
+    "PermissionDeniedError",
+    "PayloadTooLargeError",
+    "RequestTimeoutError",
+    "RegistryUnavailableError",
+    "ServerError",
+    "MissingDependencyError",
+)
 
 _LAZY: dict[str, tuple[str, str | None]] = {
     "errors": ("llmreg.errors", None),
@@ -72,6 +136,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
         "Actor", "ApprovalInfo", "AuditInfo", "ChangelogEntry", "EvidenceInfo", "GateReport",
         "GateResult", "NameSummary", "Registration", "SlotEventInfo", "SlotStatus",
         "VersionInfo")},
+    **{name: ("llmreg.errors", name) for name in _ERRORS},
 }
 
 __all__ = [
@@ -106,6 +171,7 @@ __all__ = [
     "load_policy",
     "parse_ref",
     "short_digest",
+    *_ERRORS,
 ]
 assert set(__all__) == {*_LAZY, "__version__"}  # one list, kept in step by this line
 
@@ -114,6 +180,9 @@ def __getattr__(name: str) -> Any:
     try:
         module_name, attr = _LAZY[name]
     except KeyError:
+        errors = import_module("llmreg.errors")
+        if name.endswith("Error") and isinstance(getattr(errors, name, None), type):
+            return getattr(errors, name)  # an error class added after this list
         raise AttributeError(f"module 'llmreg' has no attribute {name!r}") from None
     module = import_module(module_name)
     value = module if attr is None else getattr(module, attr)

@@ -71,15 +71,12 @@ def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client
         []
         >>> reg.close()
     """
-    if home is not None:
-        path = Path(home)
-    elif settings.home is not None:
-        path = settings.home
-        create = True  # an explicit LLMREG_HOME is an instruction to use that folder
-    else:
-        path = settings.resolve_home()
-    if not create and not path.is_dir():
-        raise RegistryNotFoundError(f"{str(path)!r} is not a registry; run `llmreg init`")
+    path = Path(home) if home is not None else settings.resolve_home()
+    if not create and not is_registry(path, settings):
+        # Only `llmreg init` (or create=True) makes a registry: a mistyped --registry,
+        # connect(path) or LLMREG_HOME must not silently answer "nothing here".
+        raise RegistryNotFoundError(
+            f"{str(path)!r} is not a registry; run `llmreg init` to create one there")
     reader = None
     store = settings.store
     if settings.database_url is None and not (store or "").startswith("s3://"):
@@ -88,6 +85,22 @@ def open_embedded(home: Path | None, settings: Settings, create: bool) -> Client
     if reader is None:
         backend.service  # noqa: B018 - create or migrate the registry now, as connect did
     return Client(backend)
+
+
+def is_registry(path: Path, settings: Settings) -> bool:
+    """Whether ``path`` holds a registry ``llmreg init`` made.
+
+    With the default SQLite database that is its ``registry.db``; with an external
+    database (``LLMREG_DATABASE_URL``) the database itself is the registry.
+
+    Example:
+        >>> import tempfile
+        >>> is_registry(Path(tempfile.mkdtemp()), Settings())
+        False
+    """
+    if settings.database_url is not None:
+        return True
+    return (path / "registry.db").is_file()
 
 
 class EmbeddedBackend(Backend):

@@ -27,6 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     PrivateAttr,
     ValidationError,
@@ -221,6 +222,21 @@ class Bundle(_Section):
         """Registration details (name, version, author, …) when this came from a registry."""
         return self._info
 
+    def __repr__(self) -> str:
+        """``Bundle(name@version, digest, model)``: what the bundle is, at a glance.
+
+        Example:
+            >>> Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+            ...                   "template": {"source": "{{ q }}", "variables": ["q"]}})
+            Bundle(unregistered, sha256:..., openai/gpt-4o-2024-08-06)
+        """
+        ref = (f"{self.name}@{self.version}" if self.name is not None
+               else "unregistered")
+        model = (f", {self.model.provider}/{self.model.id}" if self.model is not None
+                 else f", {self.kind}")
+        return f"Bundle({ref}, {self.digest[:19]}...{model})"
+
+
     @property
     def name(self) -> str | None:
         """The registered name, or ``None`` for a bundle that is not registered."""
@@ -289,9 +305,15 @@ openai; pin a dated snapshot '<model>-YYYY-MM-DD', for example 'gpt-4o-2024-08-0
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k != "schema"}
         try:
-            return cls.model_validate(data, context={ALLOW_FLOATING: allow_floating_model_ids})
+            bundle = cls.model_validate(data, context={ALLOW_FLOATING: allow_floating_model_ids})
         except ValidationError as exc:
             raise as_bundle_error(exc) from None
+        from llmreg.providers import provider_problems
+
+        problems = provider_problems(bundle.model_dump(mode="json", exclude_none=True))
+        if problems:  # a field the provider's request cannot carry is refused, not dropped
+            raise InvalidBundleError("; ".join(problems))
+        return bundle
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Bundle:
@@ -322,7 +344,8 @@ openai; pin a dated snapshot '<model>-YYYY-MM-DD', for example 'gpt-4o-2024-08-0
 
         Example:
             >>> b = Bundle.from_dict({"model": {"provider": "anthropic",
-            ...     "id": "claude-3-5-haiku-20241022"}, "system_prompt": "Be brief.",
+            ...     "id": "claude-3-5-haiku-20241022", "parameters": {"max_tokens": 100}},
+            ...     "system_prompt": "Be brief.",
             ...     "template": {"source": "{{ q }}", "variables": ["q"]}})
             >>> b.render(q="Hi?").to_anthropic()
             {'system': 'Be brief.', 'messages': [{'role': 'user', 'content': 'Hi?'}]}
@@ -350,21 +373,73 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+MAX_REPORTED = 20  # validation errors listed in one message
+
+
 def as_bundle_error(exc: ValidationError) -> LLMRegError:
-    """Turn a pydantic error into one llmreg error naming the field, value and fix."""
-    err = exc.errors()[0]
+    """Turn a pydantic error into one llmreg error naming every bad field, its value and
+    the fix (all of them, ``; ``-separated, not only the first).
+
+    Example:
+        >>> try:
+        ...     Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06",
+        ...                       "parameters": {"temprature": 0.2, "top_p": 7}}})
+        ... except LLMRegError as e:
+        ...     print(e)
+        model.parameters.top_p: Input should be less than or equal to 1 (got 7); \
+model.parameters.temprature: unknown field (did you mean 'temperature'?)
+    """
+    errors = exc.errors()
+    seen: list[str] = []
+    cls: type[LLMRegError] = InvalidBundleError
+    for n, err in enumerate(errors):
+        text, err_cls = _one_error(err)
+        if n == 0:
+            cls = err_cls
+        if text not in seen:
+            seen.append(text)
+    shown = seen[:MAX_REPORTED]
+    more = f"; and {len(seen) - MAX_REPORTED} more" if len(seen) > MAX_REPORTED else ""
+    return cls("; ".join(shown) + more)
+
+
+def _one_error(err: Any) -> tuple[str, type[LLMRegError]]:
     loc = format_loc(tuple(err["loc"]))
     original = (err.get("ctx") or {}).get("error")
     if isinstance(original, LLMRegError):
-        cls: type[LLMRegError] = type(original)
-        message = f"{loc}: {original}" if loc else str(original)
-        return cls(message)
+        return (f"{loc}: {original}" if loc else str(original)), type(original)
     msg = err["msg"].removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if err["type"] == "extra_forbidden":
-        return InvalidBundleError(f"{loc}: unknown field; remove it or check its spelling{more}")
+        close = _close_field(tuple(err["loc"]))
+        hint = f"did you mean {close!r}?" if close else "remove it or check its spelling"
+        return f"{loc}: unknown field ({hint})", InvalidBundleError
     if err["type"] == "missing":
-        return InvalidBundleError(f"{loc}: required field is missing{more}")
+        return f"{loc}: required field is missing", InvalidBundleError
     value = err.get("input")
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return InvalidBundleError(f"{loc or 'bundle'}: {msg}{shown}{more}")
+    return f"{loc or 'bundle'}: {msg}{shown}", InvalidBundleError
+
+
+def _close_field(loc: tuple[int | str, ...]) -> str | None:
+    """The known field closest to the unknown last part of ``loc``, if one is close."""
+    import difflib
+    import typing
+
+    model: Any = Bundle
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        stack, model = [field.annotation], None
+        while stack:  # the first pydantic model inside the annotation (lists, unions)
+            t = stack.pop(0)
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                model = t
+                break
+            stack.extend(typing.get_args(t))
+    if model is None or not isinstance(loc[-1], str):
+        return None
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None

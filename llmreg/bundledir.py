@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def load_bundle_dir(
 ) -> tuple[Bundle, str | None]:
     """Load a bundle directory; return the bundle and the manifest's ``name`` (if any)."""
     root = Path(folder)
-    data, _ = read_manifest(root)
+    data, manifest = read_manifest(root)
     name = data.pop("name", None)
     if name is not None and not isinstance(name, str):
         raise InvalidBundleError(f"name {name!r} must be a string")
@@ -111,9 +112,63 @@ def load_bundle_dir(
             art.setdefault("media_type", _guess_media_type(path))
             art.update(digest=digest, size=size)
             sources[digest] = path
-    bundle = Bundle.from_dict(data, allow_floating_model_ids=allow_floating_model_ids)
+    try:
+        bundle = Bundle.from_dict(data, allow_floating_model_ids=allow_floating_model_ids)
+    except InvalidBundleError as exc:
+        raise type(exc)(with_lines(str(exc), manifest)) from None
     bundle._sources = sources
     return bundle, name
+
+
+_LOC = re.compile(r"^([A-Za-z_][\w.\[\]-]*): ")
+
+
+def with_lines(message: str, manifest: Path) -> str:
+    """Prefix each ``field: problem`` of a validation message with the manifest's file
+    name and the line of that field (the nearest line that exists for a missing one).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "llmreg.yaml"
+        >>> _ = p.write_text("model:\\n  provider: openai\\n  temprature: 2\\n")
+        >>> with_lines("model.temprature: unknown field", p)
+        'llmreg.yaml line 3: model.temprature: unknown field'
+    """
+    import yaml
+
+    try:
+        root = yaml.compose(manifest.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, OSError, ValueError):
+        root = None
+    parts: list[str] = []
+    for part in message.split("; "):
+        m = _LOC.match(part)
+        if m is None and parts:  # the rest of the previous problem ("…; add max_tokens")
+            parts[-1] += f"; {part}"
+            continue
+        line = _line_of(root, m.group(1)) if m and root is not None else None
+        where = f"{manifest.name} line {line}" if line else manifest.name
+        parts.append(f"{where}: {part}")
+    return "; ".join(parts)
+
+
+def _line_of(node: Any, loc: str) -> int | None:
+    import yaml
+
+    line: int = node.start_mark.line + 1
+    for key in re.findall(r"[^.\[\]]+", loc):
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == key), None)
+            if child is not None:
+                line = next(k for k, v in node.value if v is child).start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            child = node.value[int(key)]
+            line = child.start_mark.line + 1
+        if child is None:
+            return line
+        node = child
+    return line
 
 
 def _resolve(root: Path, ref: Any, field: str) -> Path:

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -76,6 +77,9 @@ def load_yaml(text: str, label: str, error: type[LLMRegError] = InvalidBundleErr
         raise exc if error is InvalidBundleError else error(str(exc)) from None
 
 
+_FLOAT_12 = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+
+
 def _load_yaml(text: str, label: str) -> Any:
     import yaml  # only files need YAML: keeps `import llmreg` light
 
@@ -93,6 +97,8 @@ def _load_yaml(text: str, label: str) -> Any:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.2 numbers: `8e2` and `1e0` are floats (YAML 1.1 reads them as strings).
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
     _check_yaml_depth(text, label)
     loader: Loader | None = None
     try:

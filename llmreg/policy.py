@@ -332,8 +332,13 @@ class Policy(_P):
         for env, spec in self.environments.items():
             if name in spec.aliases:
                 return env
+        import difflib
+
+        known = [*self.environments, *(a for s in self.environments.values() for a in s.aliases)]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UnknownEnvironmentError(
-            f"environment {name!r} is not in the policy; use one of "
+            f"environment {name!r} is not in the policy; {hint}use one of "
             f"{self.environment_names()}")
 
     def is_environment(self, name: str) -> bool:

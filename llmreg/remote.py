@@ -198,7 +198,7 @@ class HTTPBackend(Backend):
                 body = self._cache.read(digest)
             except IntegrityError:
                 # Our copy was damaged on disk: drop it and ask again, unconditionally.
-                log.warning("llmreg: the cached manifest %s was corrupt; fetching it again",
+                log.warning("the cached manifest %s was corrupt; fetching it again",
                             short(digest))
                 self._cache.drop(digest)
                 return self.resolve_slot(name, env, strict=strict, max_stale=max_stale)
@@ -237,7 +237,7 @@ class HTTPBackend(Backend):
             raise RegistryUnavailableError(
                 f"{why}, and the cached manifest for {name}@{env} cannot be used: {exc}"
             ) from None
-        log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
+        log.warning("%s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
                     why, name, env, record.version, short(record.digest), age)
         return ResolvedBundle(body, name=name, version=record.version,
                               env=record.canonical_env, digest=record.digest, cache_age=age)

@@ -345,7 +345,8 @@ def render_manifest(manifest: dict[str, Any], variables: dict[str, Any]) -> Mess
     params = {k: v for k, v in model.get("parameters", {}).items() if v is not None}
     if manifest.get("response_schema") is not None:
         params["response_schema"] = manifest["response_schema"]
-    return Messages(manifest.get("system_prompt", ""), turns, model["id"], params)
+    return Messages(manifest.get("system_prompt", ""), turns, model["id"], params,
+                    list(manifest.get("tools", [])))
 
 
 def _run(template: jinja2.Template, variables: dict[str, Any], where: str) -> str:

@@ -8,14 +8,63 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bundle_schema() -> str:
-    from llmreg.bundle import Bundle
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-    return json.dumps(Bundle.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+def canonical_bundle_schema() -> dict[str, Any]:
+    """The JSON Schema of a bundle's canonical form: what is stored and hashed (the
+    manifest blob, the HTTP resolve body), with its ``schema`` and ``kind`` fields."""
+    from llmreg.bundle import Bundle
+    from llmreg.sections import SCHEMA_ID
+
+    schema = Bundle.model_json_schema(mode="serialization")
+    schema["properties"]["schema"] = {
+        "const": SCHEMA_ID, "description": "The canonical form's version.", "title": "Schema"}
+    schema["required"] = sorted({*schema.get("required", []), "kind", "schema"})
+    return {"$schema": DRAFT, "$id": "https://llmreg.dev/schemas/bundle.schema.json",
+            "title": "llmreg bundle (canonical form)", **schema}
+
+
+def bundle_schema() -> str:
+    return json.dumps(canonical_bundle_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def show_schema() -> str:
+    """The JSON Schema of ``llmreg show REF --json``: the bundle's sections (with their
+    defaults filled in), its registration record, and for a registered version where it
+    runs, its evidence and approvals."""
+    from llmreg.bundle import Bundle
+    from llmreg.types import EvidenceInfo
+
+    bundle = Bundle.model_json_schema(mode="serialization")
+    evidence = EvidenceInfo.model_json_schema(mode="serialization")
+    defs = {**bundle.pop("$defs", {}), **evidence.pop("$defs", {}), "EvidenceInfo": evidence}
+    nullable_str = {"type": ["string", "null"]}
+    props = {
+        **bundle["properties"],
+        "name": nullable_str, "version": {"type": ["integer", "null"]},
+        "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        "author": nullable_str, "created_at": nullable_str, "message": nullable_str,
+        "parent_digest": nullable_str, "provenance": {"type": ["object", "null"]},
+        "status": nullable_str,
+        "environments": {"type": "array", "items": {"type": "string"}},
+        "evidence": {"type": "array", "items": {"$ref": "#/$defs/EvidenceInfo"}},
+        "approvals": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["env", "approver", "comment", "at"],
+            "properties": {"env": {"type": "string"}, "approver": {"type": "string"},
+                           "comment": {"type": "string"}, "at": {"type": "string"}}}},
+    }
+    schema = {"$schema": DRAFT, "$id": "https://llmreg.dev/schemas/show.schema.json",
+              "title": "llmreg show --json", "type": "object", "additionalProperties": False,
+              "required": ["name", "version", "digest", "kind"],
+              "properties": props, "$defs": defs}
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def command_paths() -> list[list[str]]:
@@ -63,6 +112,7 @@ def diff_schema() -> str:
 OUTPUTS = {
     "docs/bundle.schema.json": bundle_schema,
     "docs/diff.schema.json": diff_schema,
+    "docs/show.schema.json": show_schema,
     "docs/cli.md": cli_reference,
 }
 

@@ -57,8 +57,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture
 def reg() -> Iterator[llmreg.Client]:
-    """A client on the embedded registry at LLMREG_HOME."""
-    with llmreg.connect() as client:
+    """A client on the embedded registry at LLMREG_HOME (created)."""
+    with llmreg.connect(create=True) as client:
         yield client
 
 

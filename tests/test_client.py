@@ -93,3 +93,19 @@ def test_log_bundles_registers_folders_and_objects_as_one_batch(reg: llmreg.Clie
                for b in done)
     assert [v.version for v in reg.history("mixed")] == [1, 2, 3, 4]
     assert reg.fsck()[1] == []
+
+
+@pytest.mark.parametrize("how", ["path", "env"])
+def test_a_folder_that_is_not_a_registry_is_an_error_not_an_empty_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    folder = tmp_path / "typo"
+    folder.mkdir()
+    if how == "env":
+        monkeypatch.setenv("LLMREG_HOME", str(folder))
+    with pytest.raises(RegistryNotFoundError, match=r"typo' is not a registry; run `llmreg init`"):
+        llmreg.connect(folder if how == "path" else None)
+    assert list(folder.iterdir()) == []          # nothing was created there
+    with llmreg.connect(folder, create=True) as reg:   # only an explicit create makes one
+        assert reg.list() == []
+    with llmreg.connect(folder if how == "path" else None) as reg:
+        assert reg.list() == []

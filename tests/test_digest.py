@@ -67,11 +67,12 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             "provider": "anthropic",
             "id": draw(st.sampled_from(["claude-3-5-sonnet-20241022",
                                         "claude-sonnet-4-5-20250929"])),
-            "parameters": draw(st.fixed_dictionaries({}, optional={
-                "temperature": st.floats(0, 2, allow_nan=False),
-                "max_tokens": st.integers(1, 100_000),
+            "parameters": draw(st.fixed_dictionaries({
+                "max_tokens": st.integers(1, 100_000),  # anthropic requires it
+            }, optional={
+                "temperature": st.floats(0, 1, allow_nan=False),
                 "stop": st.lists(text, max_size=3),
-                "seed": st.integers(-(2**31), 2**31),
+                "top_k": st.integers(1, 500),
             })),
         },
         "system_prompt": "\n".join(draw(lines)),

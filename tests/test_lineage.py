@@ -83,6 +83,7 @@ def test_a_training_script_logs_1gib_weights_and_a_dataset(tmp_path: Path,
         fh.write(b"trained")
     (tmp_path / "train.yaml").write_text("lr: 0.0002\nepochs: 3\n")
     (tmp_path / "train.py").write_text(TRAIN.format())
+    llmreg.connect(create=True).close()  # `llmreg init`: the training job finds it
     env = dict(os.environ, LLMREG_USER="trainer")
     subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, check=True)
 
@@ -162,6 +163,7 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_reference(tmp_path: Path) 
         for _ in range(1024):  # 1 GiB of real bytes: the upload takes a while
             fh.write(block)
     (tmp_path / "killed.py").write_text(KILLED)
+    llmreg.connect(create=True).close()
     home = Path(os.environ["LLMREG_HOME"])
     proc = subprocess.Popen([sys.executable, "killed.py"], cwd=tmp_path)
     blobs = home / "blobs" / "sha256"

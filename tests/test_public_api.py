@@ -80,3 +80,20 @@ def test_embedded_read_path_imports_no_orm_or_pydantic(tmp_path: Path) -> None:
                          env={"PATH": "/usr/bin", "LLMREG_USER": "app"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["[]", "['pydantic']"], out.stderr
+def test_every_error_class_the_docs_name_is_importable_from_llmreg() -> None:
+    import re
+
+    import llmreg
+    from llmreg import errors
+    from tests.docs_runner import docs
+
+    named = {m for doc in docs() for m in re.findall(r"\b([A-Z]\w*Error)\b", doc.read_text())}
+    defined = {n for n, v in vars(errors).items()
+               if isinstance(v, type) and issubclass(v, errors.LLMRegError)}
+    assert "RefNotFoundError" in named
+    for name in sorted((named & defined) | defined):
+        assert getattr(llmreg, name) is getattr(errors, name), name
+    unknown = named - defined - {"ValueError", "LookupError", "TimeoutError",
+                                 "PermissionError", "FileNotFoundError", "ConnectionError",
+                                 "ImportError", "AttributeError", "KeyError", "TypeError"}
+    assert not unknown, f"docs name error classes llmreg does not have: {unknown}"

@@ -29,6 +29,8 @@ from llmreg.errors import AmbiguousRefError, EmptySlotError, InvalidRefError, Re
 from llmreg.names import Ref, parse_ref
 from llmreg.policy import Policy
 
+NAMES_SCANNED = 10_000  # names compared for a "did you mean" (bounded work per miss)
+
 
 def resolve_in(session: Session, ref: str | Ref, policy: Policy) -> tuple[BundleName, Version]:
     """The name row and version ``ref`` points to (``name@production`` reads the slot)."""
@@ -71,9 +73,20 @@ def name_row(session: Session, name: str) -> BundleName:
     """The row of a registered name, or ``RefNotFoundError`` saying where to look."""
     row = session.exec(select(BundleName).where(BundleName.name == name)).first()
     if row is None or row.latest_version == 0:
-        raise RefNotFoundError(
-            f"{name!r} is not registered; see `llmreg list` for the names there are")
+        raise not_registered(session, name)
     return row
+
+
+def not_registered(session: Session, name: str) -> RefNotFoundError:
+    """The error for a name nobody registered, suggesting the closest registered name."""
+    import difflib
+
+    names = session.exec(select(BundleName.name).where(BundleName.latest_version > 0)
+                         .limit(NAMES_SCANNED)).all()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return RefNotFoundError(
+        f"{name!r} is not registered; {hint}see `llmreg list` for the names there are")
 
 
 def prefix_filter(query: Any, prefix: str) -> Any:

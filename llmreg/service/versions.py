@@ -20,12 +20,12 @@ from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Manifest, Version, utcnow
 from llmreg.diff import BundleDiff, diff_bundles
 from llmreg.digest import canonical_json, digest_bytes
-from llmreg.errors import BlobNotFoundError, InvalidBundleError, RefNotFoundError
+from llmreg.errors import BlobNotFoundError, InvalidBundleError
 from llmreg.names import Ref, check_name
 from llmreg.policy import REGISTERED, Policy
 from llmreg.service import audit, outbox
 from llmreg.service.blobs import Blobs
-from llmreg.service.refs import name_row, resolve_in, slot_in
+from llmreg.service.refs import name_row, not_registered, resolve_in, slot_in
 from llmreg.service.rows import version_info
 from llmreg.types import ChangelogEntry, NameSummary, Page, Registration, VersionInfo
 
@@ -269,8 +269,7 @@ class Versions:
         with self.db.read() as session:
             row = session.exec(select(BundleName).where(BundleName.name == name)).first()
             if row is None:
-                raise RefNotFoundError(
-                    f"{name!r} is not registered; see `llmreg list` for the names there are")
+                raise not_registered(session, name)
             rows = session.exec(
                 select(Version).where(Version.name_id == row.id).order_by(col(Version.number))
                 .offset(offset).limit(limit)).all()

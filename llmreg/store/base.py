@@ -174,10 +174,11 @@ class VerifyingReader(io.RawIOBase):
         self._checked = True
         actual = format_digest(self._hasher)
         if self._seen != self._size or actual != self._digest:
+            size = ("" if self._seen == self._size
+                    else f"; {self._seen} bytes where {self._size} were expected")
             raise IntegrityError(
-                f"blob {self._digest} is corrupt: stored bytes hash to {actual} "
-                f"({self._seen} bytes, expected {self._size}); restore it from a backup "
-                "or register the content again"
+                f"blob {self._digest} is corrupt: expected digest {self._digest}, found "
+                f"{actual}{size}; restore it from a backup or register the content again"
             )
 
     def close(self) -> None:

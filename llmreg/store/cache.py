@@ -96,7 +96,7 @@ class ClientCache:
         if (record.name, record.env) != (name, env) \
                 or not hmac.compare_digest(mac, self._mac(record)) \
                 or record.resolved_at > time.time() + CLOCK_SKEW:
-            log.warning("llmreg: the cached answer for %s@%s at %s was edited; ignoring it",
+            log.warning("the cached answer for %s@%s at %s was edited; ignoring it",
                         name, env, path)
             return None
         return record

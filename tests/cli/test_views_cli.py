@@ -60,7 +60,7 @@ OLD = {
 }
 NEW = {
     "model": {"provider": "anthropic", "id": "claude-sonnet-4-5-20250929",
-              "parameters": {"temperature": 0.7, "top_p": 0.9}},
+              "parameters": {"temperature": 0.7, "max_tokens": 100, "top_p": 0.9}},
     "system_prompt": "Be brief.\nBe nice.\n",
     "template": {"source": "Question: {{ q }} {{ ctx }}", "variables": ["q", "ctx"]},
     "few_shot": [{"input": "c", "output": "C"}, {"input": "a", "output": "A!"},
@@ -96,7 +96,6 @@ def test_human_diff_shows_every_section(run, old_new: tuple[Path, Path]) -> None
 model
   ! provider changed openai → anthropic
   ! model pin changed gpt-4o-2024-08-06 → claude-sonnet-4-5-20250929
-  - max_tokens: 100
   temperature: 0.2 → 0.7
   + top_p: 0.9
 
@@ -156,7 +155,7 @@ def test_show_lists_tools_retrieval_schema_postprocess_and_artifacts(
     rows = [" ".join(line.split()) for line in lines(result.stdout)[1:]]
     assert rows == [
         "model anthropic claude-sonnet-4-5-20250929",
-        "parameters temperature=0.7, top_p=0.9",
+        "parameters temperature=0.7, max_tokens=100, top_p=0.9",
         "system prompt 2 lines",
         "template variables: q, ctx",
         "few-shot 3 examples",
@@ -215,7 +214,9 @@ def test_show_a_model_lists_its_provenance(run, lora: str) -> None:
     assert text[0] == f"lora@1  {lora}"
     assert re.fullmatch(r"registered \d{4}-\d\d-\d\d \d\d:\d\d UTC by tester: first run",
                         text[1])
-    rows = [" ".join(line.split()) for line in text[2:]]
+    assert text[2].startswith("git ")
+    assert text[3].startswith("provenance: user tester, llmreg ")
+    rows = [" ".join(line.split()) for line in text[4:]]
     assert rows[:2] == ["kind weights (pytorch)", "base model llama-3-8b"]
     assert re.fullmatch(r"dataset sha256:[0-9a-f]{64} \(folder, 2 file\(s\)\)", rows[2])
     assert rows[3:5] == ["config lr=0.001, epochs=3", "metrics loss=0.25"]

@@ -161,6 +161,7 @@ def test_cli_flow_kill_fallback_restart(served: tuple[Served, dict[str, str]]) -
     assert cached.returncode == 0, cached.stderr
     assert cached.stdout.split() == [prod["digest"], "1", "True"]
     assert "serving the cached support-rag@production" in cached.stderr
+    assert "llmreg: llmreg:" not in cached.stderr and "llmreg:llmreg:" not in cached.stderr
     assert "resolved" in cached.stderr and "s ago" in cached.stderr
     strict = resolve_in_fresh_process(s, t["app"], strict=True)
     assert strict.returncode == 3 and "RegistryUnavailableError" in strict.stdout

@@ -46,6 +46,7 @@ def test_a_record_pointed_at_another_names_manifest_is_ignored(
     path.write_text(json.dumps({**data, "digest": theirs}))
     assert cache.last("chat", "production") is None
     assert "was edited" in caplog.text
+    assert not any(r.getMessage().startswith("llmreg:") for r in caplog.records)  # no double prefix
     # Copying another slot's whole record (with its valid MAC) does not work either.
     path.write_text(slot_file(cache, "billing").read_text())
     assert cache.last("chat", "production") is None

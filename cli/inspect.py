@@ -1,0 +1,115 @@
+"""``llmreg whoami``, ``llmreg evidence REF``, and the registry's side of ``show``: where a
+version runs now, its evidence and its approvals."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+import llmreg
+from llmreg.digest import short
+
+from ._common import STATE, connect, handle_errors
+from ._output import JSON_OPTION, Output
+
+APPROVALS_SCANNED = 1000  # audit entries of one name read to list a version's approvals
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app."""
+    for command in (whoami, evidence):
+        app.command(command.__name__)(handle_errors(command))
+
+
+def whoami(as_json: bool = JSON_OPTION) -> None:
+    """Show who you are to the registry (the identity on every write) and your roles."""
+    with connect() as reg:
+        actor = reg.actor
+        where = STATE.registry or _where(reg)
+    roles = sorted(actor.roles) if actor.roles is not None else None
+    Output(as_json).result(
+        {"name": actor.name, "roles": roles, "registry": where},
+        f"{actor.name}  roles: {', '.join(roles) if roles is not None else 'all (embedded)'}"
+        f"  registry: {where}")
+
+
+def _where(reg: Any) -> str:
+    backend = getattr(reg, "_backend", None)
+    home = getattr(backend, "home", None)
+    return str(home) if home is not None else str(getattr(reg, "url", "?"))
+
+
+def evidence(
+    ref: Annotated[str, typer.Argument(help="name@version, name@env or a digest.")],
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the evals and shadow metrics attached to a version's digest."""
+    with connect() as reg:
+        items = reg.evidence(ref)
+    Output(as_json).table(
+        items, ("id", "type", "suite", "metrics", "passed", "report", "by", "at"),
+        lambda e: (e.id, e.type, e.suite,
+                   ", ".join(f"{k}={v:g}" for k, v in sorted(e.metrics.items())),
+                   "-" if e.passed is None else "yes" if e.passed else "no",
+                   short(e.report_digest) if e.report_digest else "-", e.created_by,
+                   e.created_at),
+        empty=f"no evidence is attached to {ref}; see `llmreg eval attach --help`")
+
+
+def registry_sections(reg: Any, bundle: llmreg.Bundle) -> dict[str, Any]:
+    """For ``show``: where the version runs now, its evidence and approvals.
+
+    >>> registry_sections(None, llmreg.Bundle.from_dict({"model": {"provider": "openai",
+    ...     "id": "gpt-4o-2024-08-06"}, "template": {"source": "{{ q }}", "variables": ["q"]}}))
+    {}
+    """
+    if bundle.name is None or bundle.version is None or reg is None:
+        return {}
+    info = bundle.info
+    envs = [s.env for s in reg.status(bundle.name) if s.version == bundle.version]
+    label = f"{bundle.name}@{bundle.version}"
+    approvals = [
+        {"env": a.env, "approver": a.actor, "comment": a.detail.get("comment", ""),
+         "at": a.at.isoformat()}
+        for a in reg.audit(bundle.name, limit=APPROVALS_SCANNED)
+        if a.action == "approval" and a.detail.get("digest") == bundle.digest]
+    owner = reg.owner(bundle.name)
+    return {
+        "status": info.status if info is not None else None,
+        "retired": ({"at": info.retired_at.isoformat(), "rule": info.retire_rule,
+                     "policy": info.retire_policy}
+                    if info is not None and info.retired_at else None),
+        "owner": owner.model_dump(mode="json") if owner is not None else None,
+        "environments": envs,
+        "evidence": [e.model_dump(mode="json") for e in reg.evidence(label)],
+        "approvals": approvals,
+    }
+
+
+def print_registry_sections(out: Output, sections: dict[str, Any]) -> None:
+    """The lines ``show`` prints after the bundle's own sections."""
+    if not sections:
+        return
+    owner, retired = sections["owner"], sections["retired"]
+    out.line(f"{'owner':<15}{owner['team']} ({', '.join(owner['contacts'])})" if owner
+             else f"{'owner':<15}none; set one with `llmreg owner set NAME --team … --contact …`",
+             markup=False)
+    tag = (f" by {retired['rule']} on {retired['at'][:16].replace('T', ' ')} UTC under policy "
+           f"{retired['policy'][:19]}" if retired else "")
+    out.line(f"{'status':<15}{sections['status']}{tag}", markup=False)
+    envs = sections["environments"]
+    out.line(f"{'runs in':<15}" + (", ".join(envs) if envs
+                                   else f"nowhere now (status {sections['status']})"))
+    for e in sections["evidence"]:
+        metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(e["metrics"].items()))
+        out.line(f"{'evidence':<15}#{e['id']} {e['type']} {e['suite']}: {metrics}"
+                 f"  by {e['created_by']}", markup=False)
+    if not sections["evidence"]:
+        out.line(f"{'evidence':<15}none")
+    for a in sections["approvals"]:
+        out.line(f"{'approval':<15}{a['env']} by {a['approver']}"
+                 + (f": {a['comment']}" if a["comment"] else ""), markup=False)
+    if not sections["approvals"]:
+        out.line(f"{'approvals':<15}none")
+
