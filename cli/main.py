@@ -8,7 +8,7 @@ import typer
 
 import llmreg
 
-from . import bundles, diffs, integrity, lifecycle, models, server
+from . import bundles, diffs, imports, integrity, lifecycle, models, server
 from ._common import STATE
 from ._output import Output
 
@@ -49,7 +49,7 @@ def root(
     STATE.traceback = traceback
 
 
-for module in (bundles, diffs, lifecycle, server, integrity, models):
+for module in (bundles, diffs, lifecycle, server, integrity, models, imports):
     module.register_commands(app)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ChangelogEntry,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         NameSummary,
         Problem,
         Registration,
@@ -94,3 +95,6 @@ class Backend(Protocol):
     def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]: ...
     def list_tokens(self) -> list[TokenInfo]: ...
     def revoke_token(self, token_id: str) -> TokenInfo: ...
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport: ...

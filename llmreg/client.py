@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ChangelogEntry,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         NameSummary,
         Problem,
         SlotEventInfo,
@@ -573,6 +574,38 @@ class Client:
     def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
         """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
         return self._backend.gc(dry_run, grace)
+
+    # -- imports -----------------------------------------------------------------------
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: Mapping[str, str] | None = None,
+                      model_map: Mapping[str, str] | None = None,
+                      default_model: str | None = None,
+                      dry_run: bool = False) -> ImportReport:
+        """Import every prompt, registered model and mapped alias from an MLflow server.
+
+        Reads MLflow's REST API (no ``mlflow`` package needed), checks everything, then
+        writes it in one transaction: nothing is half-imported. Versions already here
+        are recognised by digest, so running it again adds nothing. Each alias move is
+        audited as an ``import`` with the policy's gates recorded as bypassed-by-import.
+        Runs on a registry folder or database (embedded), not through a server.
+
+        Args:
+            tracking_uri: the MLflow tracking server, e.g. ``http://127.0.0.1:5000``.
+            map_aliases: MLflow alias -> llmreg environment; unmapped aliases are skipped.
+            model_map: floating model id -> date-pinned id (``gpt-4o`` ->
+                ``gpt-4o-2024-08-06``).
+            default_model: ``provider:id`` for prompts with no model_config.
+            dry_run: read and check everything, write nothing.
+
+        Example:
+            >>> report = reg.import_mlflow("http://127.0.0.1:5000",  # doctest: +SKIP
+            ...                            map_aliases={"production": "production"})
+            >>> report.created  # doctest: +SKIP
+            17
+        """
+        return self._backend.import_mlflow(tracking_uri, map_aliases=dict(map_aliases or {}),
+                                           model_map=dict(model_map or {}),
+                                           default_model=default_model, dry_run=dry_run)
 
     # -- tokens ------------------------------------------------------------------------
 

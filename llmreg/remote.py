@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         ChangelogEntry,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         NameSummary,
         Problem,
         Registration,
@@ -485,3 +486,13 @@ class HTTPBackend(Backend):
         from llmreg.types import TokenInfo
 
         return self._as(TokenInfo, "DELETE", f"/v1/tokens/{quote_path(token_id)}")
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport:
+        from llmreg.errors import ConfigError
+
+        raise ConfigError(
+            f"an import writes to the registry itself, not through the server at {self.url}; "
+            "run it where the registry is: --registry FOLDER (or LLMREG_HOME, "
+            "LLMREG_DATABASE_URL and LLMREG_STORE as the server has them)")

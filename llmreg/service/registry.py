@@ -10,7 +10,9 @@ registry state:
 - ``lifecycle`` (:class:`~llmreg.service.lifecycle.Lifecycle`): evidence, approvals,
   gates, promotion, rollback, retirement, status, the audit log;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
-- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc.
+- ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
+- ``imports`` (:class:`~llmreg.service.imports.Imports`): imports from MLflow, in one
+  transaction each.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from llmreg.errors import ServerError
 from llmreg.policy import Policy
 from llmreg.service.access import Access
 from llmreg.service.blobs import Blobs
+from llmreg.service.imports import Imports
 from llmreg.service.integrity import Integrity
 from llmreg.service.lifecycle import Lifecycle
 from llmreg.service.versions import Versions
@@ -51,6 +54,7 @@ class RegistryService:
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
+        self.imports = Imports(db, self.versions, self.lifecycle)
 
     @classmethod
     def open(cls, database_url: str, store: BlobStore,

@@ -63,6 +63,24 @@ class Versions:
         Version numbers are allocated inside the write transaction from the name's
         counter, so concurrent registrations get consecutive numbers, no gaps.
         """
+        message = self.prepare(bundle, name=name, message=message, provenance=provenance)
+        canonical = bundle.canonical_bytes()
+        digest = bundle.digest
+        guess = self._latest_digest(name)
+        changelog = self._changelog_for(guess, bundle) if guess and guess != digest else None
+        with self.db.write() as session:
+            return self.register_in(session, bundle, name=name, message=message,
+                                    author=author, provenance=provenance,
+                                    size=len(canonical), guess=(guess, changelog))
+
+    def prepare(self, bundle: Bundle, *, name: str, message: str,
+                provenance: dict[str, Any] | None) -> str:
+        """Check ``bundle`` for registration under ``name`` and store its blobs (the
+        manifest and the artifacts given as files); return the cleaned message.
+
+        The first half of :meth:`register`, for callers (an import) that then register
+        many bundles in one transaction with :meth:`register_in`.
+        """
         check_name(name)
         message = (message or "").strip()
         if not message:
@@ -75,44 +93,52 @@ class Versions:
         _check_provenance(provenance)
         self._check_weights_reference(bundle)
         self._store_artifacts(bundle)
-        canonical = bundle.canonical_bytes()
+        self.blobs.put_bytes(bundle.canonical_bytes())
+        return message
+
+    def register_in(self, session: Session, bundle: Bundle, *, name: str, message: str,
+                    author: str, provenance: dict[str, Any] | None = None,
+                    size: int | None = None,
+                    guess: tuple[str | None, tuple[list[str], str] | None] = (None, None),
+                    ) -> Registration:
+        """Register a :meth:`prepare`-d bundle inside the caller's write transaction.
+
+        ``guess`` is a parent digest and its changelog computed before the lock; it is
+        used only if the parent found under the lock is that one.
+        """
         digest = bundle.digest
-        self.blobs.put_bytes(canonical)
-        # Diff against the current latest outside the write lock; re-done inside only
-        # if another writer registered a version in between.
-        guess = self._latest_digest(name)
-        changelog = self._changelog_for(guess, bundle) if guess and guess != digest else None
-        with self.db.write() as session:
-            row = _lock_name(session, name)
-            assert row.id is not None
-            existing = session.exec(
-                select(Version).where(Version.name_id == row.id, Version.digest == digest)
-            ).first()
-            if existing is not None:
-                return Registration(version=version_info(name, existing), created=False)
-            session.execute(insert_ignore(session, Manifest, digest=digest,
-                                          size=len(canonical), kind=bundle.kind,
-                                          created_at=utcnow()))
-            parent = None
-            if row.latest_version:
-                parent = session.exec(
-                    select(Version.digest).where(Version.name_id == row.id,
-                                                 Version.number == row.latest_version)
-                ).one()
-            if parent is not None and parent != guess:
-                changelog = self._changelog_for(parent, bundle)
-            changes, diff_digest = changelog if parent is not None and changelog else ([], None)
-            number = _next_number(session, row)
-            version = Version(name_id=row.id, number=number, digest=digest, author=author,
-                              created_at=utcnow(), message=message, parent_digest=parent,
-                              provenance=provenance or {}, changes=changes,
-                              diff_digest=diff_digest)
-            session.add(version)
-            session.flush()
-            audit.append(session, actor=author, action="register", name=name,
-                         target=f"{name}@{number}",
-                         detail={"digest": digest, "message": message, "changes": changes})
-            return Registration(version=version_info(name, version), created=True)
+        row = _lock_name(session, name)
+        assert row.id is not None
+        existing = session.exec(
+            select(Version).where(Version.name_id == row.id, Version.digest == digest)
+        ).first()
+        if existing is not None:
+            return Registration(version=version_info(name, existing), created=False)
+        session.execute(insert_ignore(session, Manifest, digest=digest,
+                                      size=size if size is not None
+                                      else len(bundle.canonical_bytes()),
+                                      kind=bundle.kind, created_at=utcnow()))
+        parent = None
+        if row.latest_version:
+            parent = session.exec(
+                select(Version.digest).where(Version.name_id == row.id,
+                                             Version.number == row.latest_version)
+            ).one()
+        changelog = guess[1]
+        if parent is not None and (parent != guess[0] or changelog is None):
+            changelog = self._changelog_for(parent, bundle)
+        changes, diff_digest = changelog if parent is not None and changelog else ([], None)
+        number = _next_number(session, row)
+        version = Version(name_id=row.id, number=number, digest=digest, author=author,
+                          created_at=utcnow(), message=message, parent_digest=parent,
+                          provenance=provenance or {}, changes=changes,
+                          diff_digest=diff_digest)
+        session.add(version)
+        session.flush()
+        audit.append(session, actor=author, action="register", name=name,
+                     target=f"{name}@{number}",
+                     detail={"digest": digest, "message": message, "changes": changes})
+        return Registration(version=version_info(name, version), created=True)
 
     def _check_weights_reference(self, bundle: Bundle) -> None:
         """A self-hosted model must name a weights bundle this registry holds."""
@@ -265,8 +291,11 @@ def _lock_name(session: Session, name: str) -> BundleName:
     """
     session.execute(insert_ignore(session, BundleName, name=name, created_at=utcnow(),
                                   latest_version=0))
+    # populate_existing: an import registers many versions of one name in one session,
+    # and the row's counter must be read afresh each time.
     row: BundleName = session.exec(select(BundleName).where(BundleName.name == name)
-                                   .with_for_update()).one()
+                                   .with_for_update()
+                                   .execution_options(populate_existing=True)).one()
     return row
 
 
