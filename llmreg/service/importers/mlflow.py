@@ -76,7 +76,10 @@ def to_jinja(text: str) -> tuple[str, list[str]]:
         ('Hi {{ name }}, {{ name }} has {x} and {% raw %} and {{ 1 }}{% endraw %}', ['name'])
     """
     if "{%" in text and "%}" in text:
-        return text, sorted(referenced_variables(text))
+        # MLflow's Jinja2 drops one trailing newline (keep_trailing_newline=False); llmreg
+        # keeps them, so the source loses it here and both render the same text.
+        source = text[:-1] if text.endswith("\n") else text
+        return source, sorted(referenced_variables(source))
     parts: list[str] = []
     names: list[str] = []
     pos = 0
