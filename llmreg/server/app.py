@@ -6,8 +6,8 @@ database and the blob store hold everything, so replicas can run side by side.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from llmreg._version import __version__
 from llmreg.contract import Health
@@ -15,6 +15,7 @@ from llmreg.policy import find_policy
 from llmreg.server import errors
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
+from llmreg.server.metrics import exposition
 from llmreg.server.routes import reads, resolve, writes
 from llmreg.server.routes.resolve import FastResolve
 from llmreg.server.state import ServerState
@@ -43,6 +44,21 @@ def create_app(settings: Settings | None = None,
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
     for module in (resolve, reads, writes):
         app.include_router(module.router)
+
+    if state.metrics is not None:
+        metrics_mode = settings.metrics
+
+        @app.get("/metrics", response_class=Response,
+                 responses={200: {"content": {"text/plain": {}},
+                                  "description": "Prometheus text format."}})
+        def metrics(request: Request) -> Response:
+            """Prometheus metrics (every worker's, summed). ``LLMREG_METRICS=token`` needs
+            what a read needs; ``public`` needs nothing."""
+            if metrics_mode == "token":
+                state.authenticate(request.headers.get("authorization"), "reader")
+            body, content_type = exposition()
+            return Response(body, media_type=content_type,
+                            headers={"cache-control": "no-store"})
 
     @app.get("/healthz")
     async def healthz() -> Health:

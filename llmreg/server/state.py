@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmreg.errors import AuthError, PermissionDeniedError
+from llmreg.server.metrics import ServerMetrics
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
 from llmreg.types import Actor, roles_of
@@ -142,12 +143,18 @@ class ServerState:
     service: RegistryService
     tokens: TokenCache
     resolve_cache: ResolveCache
+    metrics: ServerMetrics | None = None  # None: LLMREG_METRICS=off
     _refreshing: set[object] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings, service: RegistryService) -> ServerState:
+        metrics = None
+        if settings.metrics != "off":
+            envs = {alias: env for env, spec in service.policy.environments.items()
+                    for alias in (env, *spec.aliases)}
+            metrics = ServerMetrics(envs)
         return cls(settings, service, TokenCache(service.access.authenticate),
-                   ResolveCache(service, settings.resolve_ttl))
+                   ResolveCache(service, settings.resolve_ttl), metrics)
 
     def authenticate(self, authorization: str | None, role: str, *, cached_only: bool = False
                      ) -> Actor | None:
