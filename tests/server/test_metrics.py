@@ -96,7 +96,7 @@ def test_promotions_gate_failures_and_write_latency(svc: RegistryService) -> Non
 
 
 def test_a_promotion_is_counted_by_environment(svc: RegistryService) -> None:
-    svc.policy  # the default policy lets registered -> staging through without gates
+    # The default policy lets registered -> staging through without gates.
     bundle, _ = load_bundle_dir(EXAMPLES / "meeting-summariser")
     svc.versions.register(bundle, name="ms", message="m", author="ana")
     publisher, _ = svc.access.create_token("pat", "publisher", created_by="t")
