@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from llmreg._version import __version__
 from llmreg.contract import Health
@@ -51,11 +52,14 @@ def create_app(settings: Settings | None = None,
         @app.get("/metrics", response_class=Response,
                  responses={200: {"content": {"text/plain": {}},
                                   "description": "Prometheus text format."}})
-        def metrics(request: Request) -> Response:
+        async def metrics(request: Request) -> Response:
             """Prometheus metrics (every worker's, summed). ``LLMREG_METRICS=token`` needs
             what a read needs; ``public`` needs nothing."""
             if metrics_mode == "token":
-                state.authenticate(request.headers.get("authorization"), "reader")
+                await run_in_threadpool(state.authenticate,
+                                        request.headers.get("authorization"), "reader")
+            if state.metrics is not None:
+                state.metrics.flush()  # on the event loop, where the tallies are kept
             body, content_type = exposition()
             return Response(body, media_type=content_type,
                             headers={"cache-control": "no-store"})

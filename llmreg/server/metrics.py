@@ -32,8 +32,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,7 @@ UNKNOWN = "_unknown"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0)
 MODES = ("off", "public", "token")
+FLUSH_AFTER = 0.5  # seconds a resolve tally waits, at most, before it is written
 
 _metrics: dict[str, Any] = {}
 _collectors: list[Callable[[], Iterable[Metric]]] = []
@@ -158,11 +161,15 @@ def exposition() -> tuple[bytes, str]:
 
 
 class ServerMetrics:
-    """The server's own metrics, with label children cached for the hot path.
+    """The server's own metrics. Resolves are tallied in plain dictionaries on the hot
+    path and written to the Prometheus metrics in batches — at most
+    :data:`FLUSH_AFTER` seconds later, and before every scrape of this process — so a
+    resolve costs a few dictionary updates, not several locked writes to shared files.
 
     Example:
         >>> m = ServerMetrics(environments={"production": "production"})
         >>> m.resolved("chat", "production", 200, 0.0002, hit=True)
+        >>> m.flush()
     """
 
     def __init__(self, environments: dict[str, str]) -> None:
@@ -186,26 +193,52 @@ class ServerMetrics:
         self.gate_failures = counter(
             "llmreg_gate_failures_total", "Promotions refused by the policy's gates.",
             ["env"])
-        self._children: dict[tuple[str, str, int], Any] = {}
-        self._hit = (self.cache.labels("hit"), self.resolve_seconds.labels("hit"))
-        self._miss = (self.cache.labels("miss"), self.resolve_seconds.labels("miss"))
+        self._bounds = list(LATENCY_BUCKETS)
+        self._pending: dict[tuple[str, str, int, bool], int] = {}
+        self._latency = {True: [0] * (len(self._bounds) + 1),
+                         False: [0] * (len(self._bounds) + 1)}
+        self._seconds = {True: 0.0, False: 0.0}
+        self._scheduled = False
 
     def resolved(self, name: str, env: str, status: int, seconds: float, *,
                  hit: bool) -> None:
-        """Count one resolve answer (``name``/``env`` as the caller sent them)."""
-        if status not in (200, 304):
-            name = UNKNOWN  # only answered slots name their name: bounded by the registry
-        key = (name, env, status)
-        child = self._children.get(key)
-        if child is None:
-            if len(self._children) > 10_000:  # raw env spellings of errors: keep it bounded
-                self._children.clear()
-            child = self._children[key] = self.resolves.labels(
-                name, self.environments.get(env, UNKNOWN), str(status))
-        child.inc()
-        cache, latency = self._hit if hit else self._miss
-        cache.inc()
-        latency.observe(seconds)
+        """Tally one resolve answer (``name``/``env`` as the caller sent them).
+
+        Only answered slots (200/304) name their name: bounded by the registry. Other
+        answers count under ``_unknown``, and so do environments the policy lacks.
+        """
+        key = (name if status in (200, 304) else UNKNOWN,
+               self.environments.get(env, UNKNOWN), status, hit)
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        self._latency[hit][bisect_left(self._bounds, seconds)] += 1
+        self._seconds[hit] += seconds
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_AFTER, self.flush)
+            except RuntimeError:  # no event loop (a direct call): write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the tallies to the Prometheus metrics (on the event loop's thread)."""
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for (name, env, status, hit), n in pending.items():
+            self.resolves.labels(name, env, str(status)).inc(n)
+            self.cache.labels("hit" if hit else "miss").inc(n)
+        for hit, counts in self._latency.items():
+            if not any(counts):
+                continue
+            child = self.resolve_seconds.labels("hit" if hit else "miss")
+            # prometheus-client has no batch observe: add to the buckets it keeps (its
+            # layout since 0.4: one value per bucket, non-cumulative, and the sum).
+            for i, n in enumerate(counts):
+                if n:
+                    child._buckets[i].inc(n)
+                    counts[i] = 0
+            child._sum.inc(self._seconds[hit])
+            self._seconds[hit] = 0.0
 
     def wrote(self, method: str, route: str, status: int, seconds: float) -> None:
         """Time one write request."""

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,7 @@ def test_the_resolve_counter_equals_wrks_request_count_across_two_workers(
         m = re.search(r"(\d+) requests in", run.stdout)
         assert m and "Non-2xx" not in run.stdout, run.stdout
         sent = int(m.group(1))
+        time.sleep(1.5)  # each worker writes its tallies within FLUSH_AFTER (0.5 s)
         text = httpx.get(f"{s.url}/metrics", headers=auth, timeout=10).text
         counted = sum(float(v) for v in re.findall(
             r'^llmreg_resolves_total\{[^}]*status="200"[^}]*\} (\S+)$', text, re.M))
