@@ -196,9 +196,15 @@ class Client:
         Example:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
+        from llmreg.tracing import record_resolve
+
         if env is None:
-            return ResolvedBundle.from_bundle(self.get(name))
-        return self._backend.resolve_slot(name, env, strict=strict, max_stale=max_stale)
+            resolved = ResolvedBundle.from_bundle(self.get(name))
+        else:
+            resolved = self._backend.resolve_slot(name, env, strict=strict,
+                                                  max_stale=max_stale)
+        record_resolve(resolved)  # OpenTelemetry: only if the application traces
+        return resolved
 
     def bundle(self, source: str | Path | Bundle | ResolvedBundle) -> Bundle:
         """A Bundle from a ref, a bundle directory, or a (resolved) Bundle.

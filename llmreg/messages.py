@@ -51,7 +51,7 @@ class Messages:
             }
         elif fmt:
             params["response_format"] = {"type": fmt}
-        return {"model": self.model, "messages": self.to_openai(), **params}
+        return _traced("openai", {"model": self.model, "messages": self.to_openai(), **params})
 
     def anthropic_request(self) -> dict[str, Any]:
         """Keyword arguments for ``client.messages.create(**...)``."""
@@ -64,4 +64,11 @@ class Messages:
         body = self.to_anthropic()
         if not body["system"]:
             del body["system"]
-        return {"model": self.model, **body, **params}
+        return _traced("anthropic", {"model": self.model, **body, **params})
+
+
+def _traced(system: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The OpenTelemetry hook: GenAI attributes on the current span, if the app traces."""
+    from llmreg.tracing import record_request
+
+    return record_request(system, request)
