@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from bisect import bisect_left
@@ -125,15 +126,26 @@ def add_collector(collect: Callable[[], Iterable[Metric]]) -> None:
 
     Example:
         >>> from prometheus_client.core import GaugeMetricFamily
-        >>> add_collector(lambda: [GaugeMetricFamily("llmreg_doc_alerts", "Open.", value=0)])
+        >>> family = GaugeMetricFamily("llmreg_doc_alerts", "Open alerts.", value=0)
+        >>> add_collector(lambda: [family])
     """
     if collect not in _collectors:
         _collectors.append(collect)
 
 
 class _Collector:
+    """One source of a scrape; a source that fails is logged and left out, so one broken
+    collector never takes the others' metrics down."""
+
     def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
-        self.collect = collect
+        self.source = collect
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            return list(self.source())
+        except Exception:  # a scrape reports what it can
+            logging.getLogger("llmreg").exception("a metrics collector failed")
+            return []
 
 
 def exposition() -> tuple[bytes, str]:

@@ -131,6 +131,11 @@ def test_other_parts_can_add_their_metrics(svc: RegistryService) -> None:
     lag.labels("cloudevents").observe(0.2)
     metrics.gauge("llmreg_test_open", "Open.").set(2)
     metrics.add_collector(lambda: [GaugeMetricFamily("llmreg_test_alerts", "A.", value=4)])
+
+    def broken() -> list[GaugeMetricFamily]:
+        raise RuntimeError("database down")
+
+    metrics.add_collector(broken)  # left out of the scrape, logged; the rest still served
     with app_with(svc, "public") as http:
         text = http.get("/metrics").text
     assert value(text, "llmreg_test_lag_seconds_count", format="cloudevents") >= 1

@@ -73,7 +73,7 @@ def to_jinja(text: str) -> tuple[str, list[str]]:
 
     Example:
         >>> to_jinja("Hi {{name}}, {{ name }} has {x} and {{ 1 }}")
-        ('Hi {{ name }}, {{ name }} has {x} and {% raw %} and {{ 1 }}{% endraw %}', ['name'])
+        ('Hi {{ name }}, {{ name }}{% raw %} has {x} and {{ 1 }}{% endraw %}', ['name'])
     """
     if "{%" in text and "%}" in text:
         # MLflow's Jinja2 drops one trailing newline (keep_trailing_newline=False); llmreg
