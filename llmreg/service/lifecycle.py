@@ -251,6 +251,9 @@ class Lifecycle:
         slot = _slot(s, row, env, lock=True)
         if slot is not None and slot.version == version.number:
             return None
+        if version.status == ARCHIVED:
+            raise TransitionError(f"{name}@{number} is archived (frozen); the import cannot "
+                                  f"point {env} at it; nothing was imported")
         transition = self.policy.transition(version.status, env)
         names = ["transition"] if transition is None else (
             [f"eval:{g.suite}" for g in transition.gates.evals]
