@@ -191,7 +191,10 @@ class Client:
         cannot be reached or answers 5xx, the last answer cached on disk is served with
         a warning saying how stale it is — unless ``strict=True``, or it is older than
         ``max_stale`` seconds, when :class:`~llmreg.errors.RegistryUnavailableError` is
-        raised. (The embedded registry is never unreachable.)
+        raised. (The embedded registry is never unreachable.) When the application
+        traces with OpenTelemetry, the bundle's name, version, digest and environment,
+        and whether it came from the cache, go on the current span
+        (:mod:`llmreg.tracing`).
 
         Example:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
