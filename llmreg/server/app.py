@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None,
         metrics_mode = settings.metrics
 
         @app.get("/metrics", response_class=Response,
-                 responses={200: {"content": {"text/plain": {}},
+                 responses={**(errors.responses({401}) if metrics_mode == "token" else {}),
+                            200: {"content": {"text/plain": {}},
                                   "description": "Prometheus text format."}})
         async def metrics(request: Request) -> Response:
             """Prometheus metrics (every worker's, summed). ``LLMREG_METRICS=token`` needs
