@@ -14,6 +14,7 @@ from . import (
     bundles,
     diffs,
     hygiene,
+    imports,
     inspect,
     integrity,
     lifecycle,
@@ -96,7 +97,7 @@ def root(
 
 
 for module in (bundles, diffs, lifecycle, server, integrity, models, inspect, webhooks,
-               hygiene, mirror):
+               hygiene, mirror, imports):
     module.register_commands(app)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -73,9 +75,33 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and read_auth == "open":
         Output().warning(f"anyone who can reach {host}:{port} can read every bundle "
                          "(--read-auth open)")
-    uvicorn.run("llmreg.server.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, access_log=access_log, log_level="info",
-                loop="auto", http="auto")
+    made = _metrics_folder(settings.metrics, workers)
+    try:
+        uvicorn.run("llmreg.server.app:create_app_from_env", factory=True, host=host,
+                    port=port, workers=workers, access_log=access_log, log_level="info",
+                    loop="auto", http="auto")
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _metrics_folder(mode: str, workers: int) -> str | None:
+    """With several workers, metrics go through files in PROMETHEUS_MULTIPROC_DIR so a
+    scrape of any worker counts them all. Use the folder given (emptied: values of an
+    earlier run must not count), else a fresh one, removed at exit (returned)."""
+    if mode == "off" or workers < 2:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):
+            old.unlink()
+        return None
+    made = tempfile.mkdtemp(prefix="llmreg-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def token_create(

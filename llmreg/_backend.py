@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         JobRunInfo,
         NameSummary,
         OwnerInfo,
@@ -126,3 +127,6 @@ class Backend(Protocol):
     def redeliver(self, delivery_id: int) -> DeliveryInfo: ...
     def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
                 ) -> dict[str, Any]: ...
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport: ...

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         JobRunInfo,
         NameSummary,
         OwnerInfo,
@@ -403,6 +404,27 @@ class EmbeddedBackend(Backend):
 
         expiry = timedelta(seconds=timestamp_expiry) if timestamp_expiry else None
         return dict(publish(self.service, dest, keys, timestamp_expiry=expiry).__dict__)
+
+    # -- imports -----------------------------------------------------------------------
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport:
+        from llmreg.service.importers.mlflow import (
+            MlflowSource,
+            blob_sink,
+            hash_only,
+            plan_mlflow,
+        )
+
+        source = MlflowSource(tracking_uri)
+        try:
+            plan = plan_mlflow(source, self.service.policy, map_aliases=map_aliases,
+                               model_map=model_map, default_model=default_model,
+                               sink=hash_only if dry_run else blob_sink(self.service.blobs))
+        finally:
+            source.close()
+        return self.service.imports.apply(plan, actor=self.actor(), dry_run=dry_run)
 
 
 class _Progress:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         JobRunInfo,
         NameSummary,
         OwnerInfo,
@@ -254,14 +255,23 @@ class Client:
         cannot be reached or answers 5xx, the last answer cached on disk is served with
         a warning saying how stale it is — unless ``strict=True``, or it is older than
         ``max_stale`` seconds, when :class:`~llmreg.errors.RegistryUnavailableError` is
-        raised. (The embedded registry is never unreachable.)
+        raised. (The embedded registry is never unreachable.) When the application
+        traces with OpenTelemetry, the bundle's name, version, digest and environment,
+        and whether it came from the cache, go on the current span
+        (:mod:`llmreg.tracing`).
 
         Example:
             >>> bundle = reg.resolve("support-rag", env="production")  # doctest: +SKIP
         """
+        from llmreg.tracing import record_resolve
+
         if env is None:
-            return self._backend.resolve_ref(name)
-        return self._backend.resolve_slot(name, env, strict=strict, max_stale=max_stale)
+            resolved = self._backend.resolve_ref(name)
+        else:
+            resolved = self._backend.resolve_slot(name, env, strict=strict,
+                                                  max_stale=max_stale)
+        record_resolve(resolved)  # OpenTelemetry: only if the application traces
+        return resolved
 
     def bundle(self, source: str | Path | Bundle | ResolvedBundle) -> Bundle:
         """A Bundle from a ref, a bundle directory, or a (resolved) Bundle.
@@ -639,6 +649,38 @@ class Client:
     def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
         """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
         return self._backend.gc(dry_run, grace)
+
+    # -- imports -----------------------------------------------------------------------
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: Mapping[str, str] | None = None,
+                      model_map: Mapping[str, str] | None = None,
+                      default_model: str | None = None,
+                      dry_run: bool = False) -> ImportReport:
+        """Import every prompt, registered model and mapped alias from an MLflow server.
+
+        Reads MLflow's REST API (no ``mlflow`` package needed), checks everything, then
+        writes it in one transaction: nothing is half-imported. Versions already here
+        are recognised by digest, so running it again adds nothing. Each alias move is
+        audited as an ``import`` with the policy's gates recorded as bypassed-by-import.
+        Runs on a registry folder or database (embedded), not through a server.
+
+        Args:
+            tracking_uri: the MLflow tracking server, e.g. ``http://127.0.0.1:5000``.
+            map_aliases: MLflow alias -> llmreg environment; unmapped aliases are skipped.
+            model_map: floating model id -> date-pinned id (``gpt-4o`` ->
+                ``gpt-4o-2024-08-06``).
+            default_model: ``provider:id`` for prompts with no model_config.
+            dry_run: read and check everything, write nothing.
+
+        Example:
+            >>> report = reg.import_mlflow("http://127.0.0.1:5000",  # doctest: +SKIP
+            ...                            map_aliases={"production": "production"})
+            >>> report.created  # doctest: +SKIP
+            17
+        """
+        return self._backend.import_mlflow(tracking_uri, map_aliases=dict(map_aliases or {}),
+                                           model_map=dict(model_map or {}),
+                                           default_model=default_model, dry_run=dry_run)
 
     # -- tokens ------------------------------------------------------------------------
 

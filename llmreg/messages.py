@@ -65,7 +65,7 @@ class Messages:
                     "name": t["name"], "description": t.get("description", ""),
                     "parameters": t.get("parameters", {"type": "object", "properties": {}})}}
                 for t in self.tools]
-        return {"model": self.model, "messages": self.to_openai(), **params}
+        return _traced("openai", {"model": self.model, "messages": self.to_openai(), **params})
 
     def anthropic_request(self) -> dict[str, Any]:
         """Keyword arguments for ``client.messages.create(**...)`` (the ``anthropic`` SDK
@@ -101,7 +101,7 @@ class Messages:
         request = {"model": self.model, **body, **params}
         if sampling:
             request["extra_body"] = sampling
-        return request
+        return _traced("anthropic", request)
 
 
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -117,3 +117,10 @@ def is_reasoning_model(model_id: str) -> bool:
     """
     base = model_id.removeprefix("ft:")
     return any(base == p or base.startswith(p + "-") for p in REASONING_PREFIXES)
+
+
+def _traced(system: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The OpenTelemetry hook: GenAI attributes on the current span, if the app traces."""
+    from llmreg.tracing import record_request
+
+    return record_request(system, request)

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         JobRunInfo,
         NameSummary,
         OwnerInfo,
@@ -475,6 +476,11 @@ class MirrorBackend(Backend):
 
     def redeliver(self, delivery_id: int) -> DeliveryInfo:
         self._refuse("webhook deliveries")
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport:
+        self._refuse("importing")
 
     def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
                 ) -> dict[str, Any]:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         EnvironmentInfo,
         EvidenceInfo,
         GateReport,
+        ImportReport,
         JobRunInfo,
         NameSummary,
         OwnerInfo,
@@ -625,3 +626,12 @@ class HTTPBackend(Backend):
             f"publishing runs beside the registry, not through {self.url}: run `llmreg "
             "publish` on the registry folder, or start the server with `llmreg serve "
             "--publish DEST`")
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport:
+        from llmreg.errors import ConfigError
+
+        raise ConfigError(
+            f"an import writes to the registry itself, not through the server at {self.url}; "
+            "run it where the registry is: --registry FOLDER (or LLMREG_HOME, "
+            "LLMREG_DATABASE_URL and LLMREG_STORE as the server has them)")

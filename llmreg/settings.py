@@ -98,6 +98,7 @@ class Settings:
     mirror_keys: Path | None = None
     read_auth: str = "token"
     resolve_ttl: float = 1.0
+    metrics: str = "token"  # /metrics: off, public, or token (the same rule as reads)
     # Request bodies on the server (llmreg.server.guard): size, stall and pace.
     max_body: int = 16 * 1024 * 1024
     body_idle_timeout: float = 30.0
@@ -137,6 +138,9 @@ class Settings:
         read_auth = env.get("LLMREG_READ_AUTH", "token") or "token"
         if read_auth not in ("token", "open"):
             raise ConfigError(f"LLMREG_READ_AUTH={read_auth!r} must be 'token' or 'open'")
+        metrics = env.get("LLMREG_METRICS", "token") or "token"
+        if metrics not in ("off", "public", "token"):
+            raise ConfigError(f"LLMREG_METRICS={metrics!r} must be 'off', 'public' or 'token'")
         ttl_raw = env.get("LLMREG_RESOLVE_TTL", "1") or "1"
         try:
             ttl = float(ttl_raw)
@@ -169,6 +173,7 @@ class Settings:
             publish=env.get("LLMREG_PUBLISH") or None,
             mirror_keys=(Path(env["LLMREG_MIRROR_KEYS"]).expanduser()
                          if env.get("LLMREG_MIRROR_KEYS") else None),
+            metrics=metrics,
         )
 
     def identity(self) -> str:

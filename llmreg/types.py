@@ -423,3 +423,63 @@ class DeliveryInfo(BaseModel):
     last_status: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+
+
+class ImportedVersion(BaseModel):
+    """One version brought in by an import: where it came from and what it became.
+
+    Example:
+        >>> ImportedVersion(name="qa", source="prompts:/qa/2", kind="llm",
+        ...                 digest="sha256:" + "0" * 64).created
+        False
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    source: str  # e.g. prompts:/qa/2 or models:/clf/1
+    kind: str  # "llm" or "weights"
+    digest: str
+    version: int | None = None  # None in a dry run
+    created: bool = False  # False: already there (recognised by digest), or a dry run
+
+
+class ImportedSlot(BaseModel):
+    """One alias carried over as an environment slot.
+
+    Example:
+        >>> ImportedSlot(name="qa", alias="champion", env="production",
+        ...              digest="sha256:" + "0" * 64).moved
+        False
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    alias: str
+    env: str
+    digest: str
+    version: int | None = None
+    moved: bool = False  # False: the slot already held it, or a dry run
+
+
+class ImportReport(BaseModel):
+    """What an import found and did (or, in a dry run, would do).
+
+    Example:
+        >>> ImportReport(source="mlflow http://127.0.0.1:5000", dry_run=True).created
+        0
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    dry_run: bool
+    versions: list[ImportedVersion] = []
+    slots: list[ImportedSlot] = []
+    skipped_aliases: list[str] = []  # "name@alias", aliases with no mapping
+
+    @property
+    def created(self) -> int:
+        """How many versions this run added."""
+        return sum(v.created for v in self.versions)

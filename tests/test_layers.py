@@ -22,7 +22,7 @@ LAYERS: dict[str, list[str]] = {
     "bundle": ["_version", "errors", "digest", "names", "pinning", "types", "settings",
                "sections", "messages", "render", "postprocess", "bundle", "bundledir",
                "resolved", "diff", "policy", "lineage", "provenance", "parse", "contract",
-               "providers"],
+               "providers", "tracing"],
     "stores": ["store", "db"],
     "service": ["service"],
     "client": ["_background", "_backend", "_transport", "_embedded", "remote", "client",

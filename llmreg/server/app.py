@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from llmreg._version import __version__
 from llmreg.contract import Health
@@ -19,6 +20,7 @@ from llmreg.server import errors, web
 from llmreg.server.delivery import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
+from llmreg.server.metrics import exposition
 from llmreg.server.routes import hygiene, reads, resolve, webhooks, writes
 from llmreg.server.routes.resolve import FastResolve
 from llmreg.server.scheduler import Scheduler
@@ -67,6 +69,24 @@ def create_app(settings: Settings | None = None,
     for module in (resolve, reads, writes, webhooks, hygiene):
         app.include_router(module.router)
 
+    if state.metrics is not None:
+        metrics_mode = settings.metrics
+
+        @app.get("/metrics", response_class=Response,
+                 responses={**(errors.responses({401}) if metrics_mode == "token" else {}),
+                            200: {"content": {"text/plain": {}},
+                                  "description": "Prometheus text format."}})
+        async def metrics(request: Request) -> Response:
+            """Prometheus metrics (every worker's, summed). ``LLMREG_METRICS=token`` needs
+            what a read needs; ``public`` needs nothing."""
+            if metrics_mode == "token":
+                await run_in_threadpool(state.authenticate,
+                                        request.headers.get("authorization"), "reader")
+            if state.metrics is not None:
+                state.metrics.flush()  # on the event loop, where the tallies are kept
+            body, content_type = exposition()
+            return Response(body, media_type=content_type,
+                            headers={"cache-control": "no-store"})
     web.install(app)  # the pages for people, at / (after the API: /v1 wins)
 
     @app.get("/healthz")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmreg.errors import AuthError, PermissionDeniedError
+from llmreg.server.metrics import ServerMetrics
 from llmreg.service.mirror import AutoPublisher
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
@@ -159,6 +160,7 @@ class ServerState:
     resolve_cache: ResolveCache
     publisher: AutoPublisher | None = None  # `llmreg serve --publish DEST`
     chain: ChainCheck = field(default_factory=ChainCheck)  # for the audit page
+    metrics: ServerMetrics | None = None  # None: LLMREG_METRICS=off
     _refreshing: set[object] = field(default_factory=set)
 
     @classmethod
@@ -167,8 +169,14 @@ class ServerState:
         if settings.publish:
             publisher = AutoPublisher(service, settings.publish,
                                       settings.mirror_keys or Path("mirror-keys"))
+        metrics = None
+        if settings.metrics != "off":
+            envs = {alias: env for env, spec in service.policy.environments.items()
+                    for alias in (env, *spec.aliases)}
+            metrics = ServerMetrics(envs)
         return cls(settings, service, TokenCache(service.access.authenticate),
-                   ResolveCache(service, settings.resolve_ttl), publisher)
+                   ResolveCache(service, settings.resolve_ttl), publisher=publisher,
+                   metrics=metrics)
 
     def moved(self, name: str) -> None:
         """After a promotion or rollback: this replica answers the new slot now, and the

@@ -199,7 +199,7 @@ def _check_counts(session: Session, actions: dict[str, int]) -> None:
         (("register",), Version, "versions"),
         (("evidence",), Evidence, "pieces of evidence"),
         (("approval",), Approval, "approvals"),
-        (("promote", "rollback"), SlotEvent, "slot moves"),
+        (("promote", "rollback", "import"), SlotEvent, "slot moves"),
         (("token-create",), Token, "tokens"),
         (("policy",), PolicyRecord, "enforced policies"),
     ]

@@ -273,6 +273,36 @@ class Lifecycle:
             return self._move(s, row, target, env, slot, actor=actor, reason=reason,
                               action="rollback", gates=[gate])
 
+    def import_move_in(self, s: Session, name: str, number: int, env: str, *, actor: Actor,
+                       reason: str) -> SlotEventInfo | None:
+        """Point ``env``'s slot of ``name`` at version ``number`` inside the caller's write
+        transaction, as an import: the policy's gates are not judged but recorded, each
+        as bypassed-by-import, in the slot event and the audit entry (action ``import``).
+
+        None when the slot already holds that version (a re-run moves nothing).
+        """
+        env = self.policy.canonical_env(env)
+        self._note_policy(s, actor)
+        row, version = self._resolve_in(s, Ref(name=name, version=number))
+        slot = _slot(s, row, env, lock=True)
+        if slot is not None and slot.version == version.number:
+            return None
+        if version.status == ARCHIVED:
+            raise TransitionError(f"{name}@{number} is archived (frozen); the import cannot "
+                                  f"point {env} at it; nothing was imported")
+        transition = self.policy.transition(version.status, env)
+        names = ["transition"] if transition is None else (
+            [f"eval:{g.suite}" for g in transition.gates.evals]
+            + (["shadow-metrics"] if transition.gates.shadow_metrics else [])
+            + (["approvals"] if transition.gates.approvals is not None else []))
+        # Bypassed gates are recorded as not passed: nobody judged them.
+        gates = [GateResult(gate="bypassed-by-import", passed=True, detail=reason)]
+        gates += [GateResult(gate=f"{g} (bypassed-by-import)", passed=False,
+                             detail=f"not judged: {version.status} -> {env} was an import")
+                  for g in names]
+        return self._move(s, row, version, env, slot, actor=actor, reason=reason,
+                          action="import", gates=gates)
+
     def _judge(self, s: Session, row: BundleName, version: Version, env: str, *,
                slot: Slot | None = None) -> GateReport:
         label = f"{row.name}@{version.number}"

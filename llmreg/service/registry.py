@@ -17,6 +17,8 @@ registry state:
 - ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
   worker over the outbox (:mod:`llmreg.service.outbox`).
 - ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
+- ``imports`` (:class:`~llmreg.service.imports.Imports`): imports from MLflow, in one
+  transaction each.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from llmreg.service.alerts import Alerts
 from llmreg.service.blobs import Blobs
 from llmreg.service.deprecation import Deprecation
 from llmreg.service.environments import Environments
+from llmreg.service.imports import Imports
 from llmreg.service.integrity import Integrity
 from llmreg.service.jobs import Jobs
 from llmreg.service.lifecycle import Lifecycle
@@ -70,6 +73,7 @@ class RegistryService:
         self.integrity = Integrity(db, self.blobs, self.versions)
         self.overview = Overview(db, self.policy)  # the web pages' reads
         self.sessions = Sessions(db, self.access)  # the web pages' sign-ins
+        self.imports = Imports(db, self.versions, self.lifecycle)
         self.notify = Notify(db, self.policy)
         self.owners = Owners(db)
         self.traffic = Traffic(db, self.policy)

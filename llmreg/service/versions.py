@@ -181,6 +181,43 @@ class Versions:
             self._remember(bundle)
         return bundle
 
+    def prepare(self, bundle: Bundle, *, name: str, message: str,
+                provenance: dict[str, Any] | None) -> str:
+        """Check ``bundle`` for registration under ``name`` and store its blobs (the
+        manifest and the artifacts given as files); return the cleaned message.
+
+        The first half of :meth:`register`, for callers (an import) that then register
+        many bundles of many names in one transaction with :meth:`register_in`.
+
+        Example:
+            >>> b = Bundle.from_dict({"model": {"provider": "openai",
+            ...     "id": "gpt-4o-2024-08-06"}, "template": {"source": "hi"}})
+            >>> svc.versions.prepare(b, name="chat", message=" first ",
+            ...                      provenance=None)  # doctest: +SKIP
+            'first'
+        """
+        check_name(name)
+        message = _check_message(message)
+        bundle.check_pins(allow_floating=self.policy.models.allow_floating)
+        _check_provenance(provenance)
+        self._check_weights_reference(bundle)
+        self._store_artifacts(bundle)
+        self.blobs.put_bytes(bundle.canonical_bytes())
+        return message
+
+    def register_in(self, session: Session, bundle: Bundle, *, name: str, message: str,
+                    author: str, provenance: dict[str, Any] | None = None) -> Registration:
+        """Register a :meth:`prepare`-d bundle inside the caller's write transaction:
+        the same version, stored diff, audit entry and event as :meth:`register`."""
+        row = _lock_name(session, name)
+        assert row.id is not None
+        state = _name_state(session, row, [bundle.digest])
+        plan = self._plan([bundle], *state)
+        self.blobs.put_many([p.diff for p in plan if p.diff is not None])
+        return _commit_plan(session, row, name, plan, [bundle], [bundle.canonical_bytes()],
+                            [provenance], message=message, author=author,
+                            existing=state[1])[0]
+
     def _check_weights_reference(self, bundle: Bundle) -> None:
         """A self-hosted model must name a weights bundle this registry holds."""
         weights = bundle.model.weights if bundle.model is not None else None
@@ -432,6 +469,9 @@ def _lock_name(session: Session, name: str) -> BundleName:
     """
     session.execute(insert_ignore(session, BundleName, name=name, created_at=utcnow(),
                                   latest_version=0))
+    # populate_existing: an import registers many versions of one name in one session,
+    # and the row's counter must be read afresh each time.
     row: BundleName = session.exec(select(BundleName).where(BundleName.name == name)
-                                   .with_for_update()).one()
+                                   .with_for_update()
+                                   .execution_options(populate_existing=True)).one()
     return row

@@ -322,8 +322,8 @@ def test_concurrent_appenders_on_postgresql_queue_instead_of_forking(tmp_path: P
     ("register", "register", "versions"),
     ("evidence", "evidence", "pieces of evidence"),
     ("approval", "approval", "approvals"),
-    ("promote", "promote/rollback", "slot moves"),
-    ("rollback", "promote/rollback", "slot moves"),
+    ("promote", "promote/rollback/import", "slot moves"),
+    ("rollback", "promote/rollback/import", "slot moves"),
     ("token-create", "token-create", "tokens"),
     ("policy", "policy", "enforced policies"),
 ])

@@ -10,12 +10,13 @@ manifests by digest (immutable, so a cached one is never stale): see
 from __future__ import annotations
 
 import time
+from time import perf_counter
 from typing import Annotated
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmreg.errors import LLMRegError
 from llmreg.server.deps import State
@@ -71,19 +72,48 @@ class FastResolve:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" \
-                and scope["path"].startswith(self.PREFIX) and await self._answer(scope, send):
+        metrics = self.state.metrics
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        method = scope["method"]
+        if method == "GET" and scope["path"].startswith(self.PREFIX):
+            start = perf_counter()
+            status = await self._answer(scope, send)
+            if status:
+                if metrics is not None:
+                    name, _, env = scope["path"][len(self.PREFIX):].partition("/")
+                    metrics.resolved(name, env, status, perf_counter() - start, hit=True)
+                return
+            if metrics is None:
+                await self.app(scope, receive, send)
+                return
+            sent = _Status(send)
+            try:
+                await self.app(scope, receive, sent)
+            finally:
+                name, _, env = scope["path"][len(self.PREFIX):].partition("/")
+                metrics.resolved(name, env, sent.status, perf_counter() - start, hit=False)
+        elif metrics is not None and method not in ("GET", "HEAD", "OPTIONS"):
+            start = perf_counter()
+            sent = _Status(send)
+            try:
+                await self.app(scope, receive, sent)
+            finally:
+                route = getattr(scope.get("route"), "path", "_other")
+                metrics.wrote(method, route, sent.status, perf_counter() - start)
+        else:
+            await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, send: Send) -> bool:
+    async def _answer(self, scope: Scope, send: Send) -> int:
+        """Answer a cache hit: its status (200 or 304), or 0 to let the route answer."""
         name, _, env = scope["path"][len(self.PREFIX):].partition("/")
         state = self.state
         cache = state.resolve_cache
         now = time.monotonic()
         hit = cache.fresh(name, env, now)
         if hit is None:
-            return False
+            return 0
         entry, body = hit
         auth = inm = None
         for key, value in scope["headers"]:
@@ -93,9 +123,9 @@ class FastResolve:
                 inm = value.decode("latin-1")
         try:
             if state.authenticate(auth, "reader", cached_only=True) is None:
-                return False
+                return 0
         except LLMRegError:  # the route answers with the error
-            return False
+            return 0
         # Refresh ahead, once, off the event loop: under load an entry is renewed before
         # it expires, so no burst of requests ever queues behind the database.
         if entry.expires - now < cache.ttl * REFRESH_AHEAD:
@@ -105,9 +135,24 @@ class FastResolve:
         if etag_matches(fields["etag"], inm):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
-            return True
+            return 304
         headers += [(b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return True
+        return 200
+
+
+class _Status:
+    """A ``send`` that remembers the response status (500 if none was sent)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)

@@ -32,7 +32,12 @@ from llmreg.contract import (
     TokenBody,
 )
 from llmreg.digest import check_digest
-from llmreg.errors import IntegrityError, InvalidBundleError, PayloadTooLargeError
+from llmreg.errors import (
+    GateFailedError,
+    IntegrityError,
+    InvalidBundleError,
+    PayloadTooLargeError,
+)
 from llmreg.server.deps import Service, State, require
 from llmreg.server.errors import error_response
 from llmreg.server.guard import MAX_BLOB, body_chunks
@@ -137,9 +142,16 @@ def promote(s: Service, state: State, body: PromotionBody, actor: Publisher,
     expect = body.expect_current
     if if_match is not None:
         expect = if_match.strip().strip('"')
-    event, report = s.lifecycle.promote(body.ref, body.env, actor=actor, reason=body.reason,
-                                        expect_current=expect)
+    try:
+        event, report = s.lifecycle.promote(body.ref, body.env, actor=actor,
+                                            reason=body.reason, expect_current=expect)
+    except GateFailedError as exc:
+        if state.metrics is not None:
+            state.metrics.refused(str(getattr(exc.report, "to_env", "_unknown")))
+        raise
     state.moved(event.name)  # this replica answers the new slot now; the mirror follows
+    if state.metrics is not None:
+        state.metrics.moved(event.env, "promote")
     return PromotionResult(event=event, report=GateVerdict(**dict(report)))
 
 
@@ -148,6 +160,8 @@ def rollback(s: Service, state: State, body: RollbackBody, actor: Publisher) -> 
     """Return a slot to the version it held before the current one."""
     event = s.lifecycle.rollback(body.name, body.env, actor=actor, reason=body.reason)
     state.moved(event.name)
+    if state.metrics is not None:
+        state.metrics.moved(event.env, "rollback")
     return event
 
 

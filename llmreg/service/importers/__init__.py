@@ -1,0 +1,10 @@
+"""Importers: each reads another registry and builds an
+:class:`~llmreg.service.imports.ImportPlan` that
+:meth:`~llmreg.service.imports.Imports.apply` writes in one transaction
+(see :mod:`llmreg.service.importers.mlflow`).
+
+Example:
+    >>> from llmreg.service.importers.mlflow import to_jinja
+    >>> to_jinja("Summarise {{text}}")
+    ('Summarise {{ text }}', ['text'])
+"""

@@ -1,0 +1,54 @@
+"""`llmreg serve --workers 2` under wrk: /metrics counts every resolve, whichever worker
+answered it (prometheus-client's multiprocess mode)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.e2e.test_serve import Served, local_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_resolve_counter_equals_wrks_request_count_across_two_workers(
+        tmp_path: Path) -> None:
+    wrk = shutil.which("wrk")
+    assert wrk, "wrk is needed (apt-get install wrk)"
+    home = tmp_path / "srv" / ".llmreg"
+    s = Served(home, tmp_path)
+    local_cli(home, "init")
+    token = json.loads(local_cli(home, "token", "create", "--subject", "app", "--role",
+                                 "reader", "--json"))["token"]
+    local_cli(home, "register", str(EXAMPLES / "ticket-classifier"), "-m", "first")
+    local_cli(home, "promote", "ticket-classifier@1", "--to", "staging", "--reason", "r")
+    folder = tmp_path / "prom"
+    s.env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    s.start(workers=2)
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        run = subprocess.run(
+            [wrk, "-t2", "-c8", "-d3s", "-H", f"Authorization: Bearer {token}",
+             f"{s.url}/v1/resolve/ticket-classifier/staging"],
+            capture_output=True, text=True, timeout=60, check=True)
+        m = re.search(r"(\d+) requests in", run.stdout)
+        assert m and "Non-2xx" not in run.stdout, run.stdout
+        sent = int(m.group(1))
+        time.sleep(1.5)  # each worker writes its tallies within FLUSH_AFTER (0.5 s)
+        text = httpx.get(f"{s.url}/metrics", headers=auth, timeout=10).text
+        counted = sum(float(v) for v in re.findall(
+            r'^llmreg_resolves_total\{[^}]*status="200"[^}]*\} (\S+)$', text, re.M))
+        assert sent > 1000
+        assert abs(counted - sent) <= 0.01 * sent, (counted, sent)
+        # Both workers wrote their own values.
+        assert len(list(folder.glob("counter_*.db"))) >= 2
+    finally:
+        s.stop()
