@@ -20,8 +20,12 @@ class Scheduler:
     """Runs the due jobs every ``tick`` seconds until stopped.
 
     Example:
-        >>> scheduler = Scheduler(svc, tick=1.0)  # doctest: +SKIP
-        >>> scheduler.start(); scheduler.stop()  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
+        >>> scheduler = Scheduler(svc, tick=0.05)
+        >>> scheduler.start(); scheduler.stop()
     """
 
     def __init__(self, service: RegistryService, *, tick: float = 1.0) -> None:

@@ -38,8 +38,13 @@ class Deprecation:
     """Plan and run the deprecation rules of one registry.
 
     Example:
-        >>> [a.version for a in svc.deprecation.plan().actions]  # doctest: +SKIP
-        [1, 3, 4, 5, 6, 7]
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
+        >>> report = svc.deprecation.plan()  # an empty registry: nothing to archive
+        >>> report.applied, report.actions, report.policy_digest == svc.policy.digest
+        (False, [], True)
     """
 
     def __init__(self, db: Database, policy: Policy) -> None:

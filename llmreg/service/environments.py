@@ -19,8 +19,14 @@ class Environments:
     """``env list`` and ``drift`` over every name.
 
     Example:
-        >>> [e.env for e in svc.environments.list()]  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
+        >>> [e.env for e in svc.environments.list()]
         ['staging', 'shadow', 'production']
+        >>> svc.environments.drift("staging", "production")  # nothing registered yet
+        []
     """
 
     def __init__(self, db: Database, policy: Policy, versions: Versions) -> None:

@@ -1,5 +1,10 @@
 """Routes of registry hygiene: owners, served traffic, alerts, the deprecation policy,
-scheduled jobs, environments and drift."""
+scheduled jobs, environments and drift.
+
+Example:
+    >>> sorted(r.path for r in router.routes if r.path.startswith("/v1/owner"))
+    ['/v1/owners']
+"""
 
 from __future__ import annotations
 
