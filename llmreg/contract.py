@@ -140,8 +140,8 @@ class WebhookBody(_Body):
     """``POST /v1/webhooks``: where to send which events, in which format."""
 
     url: str = Field(max_length=2048)
-    events: list[str] = Field(min_length=1, max_length=32)
-    format: Literal["cloudevents", "slack"] = "cloudevents"
+    events: list[str] = Field(max_length=32)
+    format: str = Field("cloudevents", max_length=32)  # cloudevents or slack
 
 
 # -- responses ---------------------------------------------------------------------------

@@ -112,7 +112,7 @@ jobs:
 # your own network (a relay, 127.0.0.1 in a test) that may receive them anyway.
 webhooks:
   allow_hosts: []
-  max_attempts: 12
+  max_attempts: 16
 """
 
 
@@ -254,7 +254,7 @@ class Webhooks(_P):
     # Hosts (as written in a webhook URL: a name or an address literal) that may resolve
     # to loopback, private or link-local addresses; every other host must be public.
     allow_hosts: list[str] = Field(default_factory=list, max_length=100)
-    max_attempts: int = Field(12, ge=1, le=50)
+    max_attempts: int = Field(16, ge=1, le=50)
 
 
 class Policy(_P):

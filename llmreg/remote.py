@@ -565,7 +565,7 @@ class HTTPBackend(Backend):
 
         new = self._as(NewWebhook, "POST", "/v1/webhooks",
                        WebhookBody.model_construct(url=url, events=events,
-                                                   format=format))  # type: ignore[arg-type]
+                                                   format=format))
         return WebhookInfo.model_validate(new.model_dump())
 
     def list_webhooks(self) -> list[WebhookInfo]:

@@ -6,8 +6,13 @@ from sending the same delivery twice at once. A scheduler that runs jobs (deprec
 alerts) can call ``svc.notify.deliver_due()`` itself instead and not start this.
 
 Example:
-    >>> loop = DeliveryLoop(svc, interval=0.5)  # doctest: +SKIP
-    >>> loop.start(); loop.stop()  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> loop = DeliveryLoop(svc, interval=0.05)
+    >>> loop.start()
+    >>> loop.stop()
+    >>> svc.close()
 """
 
 from __future__ import annotations

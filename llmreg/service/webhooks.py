@@ -21,21 +21,35 @@ change they report, with one ``pending`` delivery per subscribed webhook. The wo
 Delivery is at least once: a receiver drops repeats by ``webhook-id``.
 
 Example:
-    >>> hook = svc.notify.add("https://hooks.example.com/x", ["promotion"],
-    ...                       actor=Actor("ana"))  # doctest: +SKIP
-    >>> hook.secret[:6]  # doctest: +SKIP
-    'whsec_'
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from llmreg.service import RegistryService
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> hook = svc.notify.add("https://93.184.215.14/llmreg", ["promotion"],
+    ...                       actor=Actor("ana"))
+    >>> hook.secret[:6], hook.events
+    ('whsec_', ['promotion'])
+    >>> svc.notify.add("http://10.0.0.1/x", ["promotion"], actor=Actor("ana"))
+    Traceback (most recent call last):
+    ...
+    llmreg.errors.InvalidWebhookError: url 'http://10.0.0.1/x': host 10.0.0.1 is a private ...
+    >>> svc.notify.deliver_due()
+    0
+    >>> svc.close()
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
+import ssl
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 
 from llmreg.db.engine import Database
@@ -52,6 +66,10 @@ FORMATS = ("cloudevents", "slack")
 LEASE = timedelta(seconds=60)  # longer than one send can take (see delivery.TIMEOUT)
 MAX_WEBHOOKS = 100
 MAX_LIST = 1000
+KEEP = timedelta(days=30)  # delivered and dead deliveries, and their events, are kept this long
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_BATCH = 1000
+log = logging.getLogger("llmreg")
 
 
 class Notify:
@@ -63,10 +81,13 @@ class Notify:
     """
 
     def __init__(self, db: Database, policy: Policy, *,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.db = db
         self.policy = policy
-        self.resolver = resolver
+        self.resolver = resolver  # host names to addresses (tests inject a fake)
+        self.verify = verify  # TLS trust for https receivers (default: the system's CAs)
+        self._pruned_at: datetime | None = None
 
     # -- endpoints ---------------------------------------------------------------
 
@@ -153,7 +174,8 @@ class Notify:
         """One delivery by id."""
         with self.db.read() as s:
             found = s.exec(select(Delivery, OutboxEvent).join(OutboxEvent)
-                           .where(Delivery.id == delivery_id)).first()
+                           .where(Delivery.id == delivery_id)).first() \
+                if _known_id(delivery_id) else None
             if found is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -164,7 +186,7 @@ class Notify:
         ``webhook-id`` (a receiver that got it already can tell)."""
         now = utcnow()
         with self.db.write() as s:
-            row = s.get(Delivery, delivery_id)
+            row = s.get(Delivery, delivery_id) if _known_id(delivery_id) else None
             if row is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -182,6 +204,10 @@ class Notify:
         """Deliver what is due at ``now`` (default: the clock); return how many attempts
         were made. At most ``limit`` per call, claimed in small batches."""
         now = now or utcnow()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY \
+                or now < self._pruned_at:
+            self._pruned_at = now
+            self.prune(now)
         made = 0
         while made < limit:
             batch = self._deliver(now, limit=min(16, limit - made))
@@ -190,12 +216,29 @@ class Notify:
             made += batch
         return made
 
+    def prune(self, now: datetime | None = None, *, keep: timedelta = KEEP) -> int:
+        """Delete events older than ``keep`` that have nothing left to deliver, with their
+        finished deliveries (at most a batch per call, so the table stays bounded without a
+        long transaction); return how many events went. Pending deliveries are never
+        deleted. :meth:`deliver_due` calls this at most once an hour."""
+        cutoff = (now or utcnow()) - keep
+        with self.db.write() as s:
+            busy = select(Delivery.event_id).where(Delivery.status == "pending")
+            old = s.exec(select(OutboxEvent.id).where(
+                col(OutboxEvent.at) < cutoff, col(OutboxEvent.id).not_in(busy))
+                .order_by(col(OutboxEvent.id)).limit(PRUNE_BATCH)).all()
+            if not old:
+                return 0
+            s.execute(delete(Delivery).where(col(Delivery.event_id).in_(old)))
+            s.execute(delete(OutboxEvent).where(col(OutboxEvent.id).in_(old)))
+            return len(old)
+
     def _deliver(self, now: datetime, *, limit: int = 16, ids: list[int] | None = None) -> int:
         jobs = self._claim(now, limit, ids)
         if not jobs:
             return 0
         outcomes = send_all(jobs, allow_hosts=self.policy.webhooks.allow_hosts,
-                            resolver=self.resolver)
+                            resolver=self.resolver, verify=self.verify)
         self._record(now, jobs, outcomes)
         return len(jobs)
 
@@ -261,7 +304,9 @@ class Notify:
         while not stop.is_set():
             try:
                 made = self.deliver_due()
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad round
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad round
+                log.warning("webhook delivery round failed (retried in %.1f s): %s",
+                            interval, exc)
                 made = 0
             if made == 0:
                 stop.wait(interval)
@@ -270,9 +315,10 @@ class Notify:
 def _events(events: Iterable[str]) -> list[str]:
     wanted = []
     for raw in events:
-        event = raw.strip()
+        event = str(raw).strip()
         if event not in EVENTS:
-            raise InvalidWebhookError(f"--events: {event!r} is not an event; use one or more "
+            shown = event if len(event) <= 40 else event[:39] + "…"
+            raise InvalidWebhookError(f"--events: {shown!r} is not an event; use one or more "
                                       f"of {','.join(EVENTS)}")
         if event not in wanted:
             wanted.append(event)
@@ -281,8 +327,14 @@ def _events(events: Iterable[str]) -> list[str]:
     return wanted
 
 
+def _known_id(value: int) -> bool:
+    """Ids are positive 63-bit integers; anything else names nothing (and must not reach
+    the database driver, which cannot bind it)."""
+    return isinstance(value, int) and 0 < value < 2**63
+
+
 def _hook(s: Any, webhook_id: int) -> Webhook:
-    row = s.get(Webhook, webhook_id)
+    row = s.get(Webhook, webhook_id) if _known_id(webhook_id) else None
     if row is None or row.removed_at is not None:
         raise RefNotFoundError(f"no webhook {webhook_id}; see `llmreg webhook list`")
     assert isinstance(row, Webhook)

@@ -2,13 +2,29 @@
 
 The secret of a new webhook is in the creation answer only. Bodies are
 :mod:`llmreg.contract`; the work is :class:`~llmreg.service.webhooks.Notify`'s.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from fastapi.testclient import TestClient
+    >>> from llmreg.server.app import create_app
+    >>> from llmreg.service import RegistryService
+    >>> from llmreg.settings import Settings
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> admin, _ = svc.access.create_token("ada", "admin", created_by="setup")
+    >>> http = TestClient(create_app(Settings(), service=svc))
+    >>> http.get("/v1/webhooks").status_code
+    401
+    >>> http.get("/v1/webhooks", headers={"Authorization": f"Bearer {admin}"}).json()
+    []
+    >>> svc.close()
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from llmreg.contract import NewWebhook, WebhookBody
 from llmreg.server.deps import Service, require
@@ -17,6 +33,7 @@ from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
 router = APIRouter()
 Admin = Annotated[Actor, require("admin")]
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @endpoint(router, "POST", "/v1/webhooks", "admin", status_code=201)
@@ -36,13 +53,13 @@ def list_webhooks(s: Service) -> list[WebhookInfo]:
 
 
 @endpoint(router, "DELETE", "/v1/webhooks/{webhook_id}", "admin", errors=[404])
-def remove_webhook(s: Service, webhook_id: int, actor: Admin) -> WebhookInfo:
+def remove_webhook(s: Service, webhook_id: Id, actor: Admin) -> WebhookInfo:
     """Remove a webhook; its pending deliveries are dropped."""
     return s.notify.remove(webhook_id, actor=actor)
 
 
 @endpoint(router, "POST", "/v1/webhooks/{webhook_id}/test", "admin", errors=[404])
-def test_webhook(s: Service, webhook_id: int, actor: Admin) -> DeliveryInfo:
+def test_webhook(s: Service, webhook_id: Id, actor: Admin) -> DeliveryInfo:
     """Send a `test` event to the webhook now (one attempt) and answer its outcome."""
     return s.notify.test(webhook_id, actor=actor)
 
@@ -56,6 +73,6 @@ def deliveries(s: Service, failed: bool = False,
 
 @endpoint(router, "POST", "/v1/webhook-deliveries/{delivery_id}/redeliver", "admin",
           errors=[404])
-def redeliver(s: Service, delivery_id: int, actor: Admin) -> DeliveryInfo:
+def redeliver(s: Service, delivery_id: Id, actor: Admin) -> DeliveryInfo:
     """Queue a delivery again, due now, with the same `webhook-id`."""
     return s.notify.redeliver(delivery_id, actor=actor)
