@@ -20,8 +20,14 @@ class Scheduler:
     """Runs the due jobs every ``tick`` seconds until stopped.
 
     Example:
-        >>> scheduler = Scheduler(svc, tick=1.0)  # doctest: +SKIP
-        >>> scheduler.start(); scheduler.stop()  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> scheduler = Scheduler(svc, tick=0.05)
+        >>> scheduler.start(); scheduler.stop()
+        >>> sorted(run.job for run in svc.jobs.recent())
+        ['alerts', 'deprecation']
+        >>> svc.close()
     """
 
     def __init__(self, service: RegistryService, *, tick: float = 1.0) -> None:

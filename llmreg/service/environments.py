@@ -19,8 +19,15 @@ class Environments:
     """``env list`` and ``drift`` over every name.
 
     Example:
-        >>> [e.env for e in svc.environments.list()]  # doctest: +SKIP
-        ['staging', 'shadow', 'production']
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> [(e.env, e.names) for e in svc.environments.list()]
+        [('staging', 0), ('shadow', 0), ('production', 0)]
+        >>> svc.environments.drift("staging", "prod")
+        []
+        >>> svc.close()
     """
 
     def __init__(self, db: Database, policy: Policy, versions: Versions) -> None:
