@@ -329,6 +329,8 @@ def test_init_list_history_and_render_edges(run, old_new: tuple[Path, Path],
     assert two.exit_code == 1
     assert "--name applies to one directory; register the others separately" in two.stderr
     assert run("register", str(old), "--name", "qa-bot", "-m", "first").exit_code == 0
+    assert run("owner", "set", "qa-bot", "--team", "qa", "--contact", "qa@example.com"
+               ).exit_code == 0  # init's policy has require_owner: true
     assert run("promote", "qa-bot@1", "--to", "staging", "--reason", "try").exit_code == 0
     listed = json.loads(run("list", "--json").stdout)
     assert [(n["name"], n["latest_version"]) for n in listed] == [("qa-bot", 1)]
