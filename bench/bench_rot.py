@@ -256,7 +256,7 @@ def _figures(svc: RegistryService, abandoned: dict[str, int], last_beat: dict[st
     false_alerts = sum(1 for n in by_name if n not in abandoned)
     truth_ok = all(m[1] == 100.0 for m in months)
     return {
-        "truth": f"**{'100' if truth_ok else min(m[1] for m in months):.0f}%** "
+        "truth": f"**{100.0 if truth_ok else min(m[1] for m in months):.0f}%** "
                  f"({len(months)} months checked)" if months else "n/a",
         "evidence": f"**{with_eval / max(1, len(moves)) * 100:.0f}%** ({len(moves):,} moves)",
         "unknown": f"**{len(unknown)}**" + (f" ({', '.join(unknown)})" if unknown else ""),

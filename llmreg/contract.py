@@ -288,7 +288,7 @@ class Health(BaseModel):
 
 
 class OwnerBody(_Body):
-    """``PUT /v1/names/{name}/owner``: the owning team and one or more contacts."""
+    """``POST /v1/names/{name}/owner``: the owning team and one or more contacts."""
 
     team: str = Field(max_length=128)
     contacts: list[str] = Field(min_length=1, max_length=10)

@@ -529,7 +529,7 @@ class HTTPBackend(Backend):
         from llmreg.contract import OwnerBody
         from llmreg.types import OwnerInfo
 
-        return self._as(OwnerInfo, "PUT", f"/v1/names/{quote_path(name)}/owner",
+        return self._as(OwnerInfo, "POST", f"/v1/names/{quote_path(name)}/owner",
                         OwnerBody.model_construct(team=team, contacts=contacts))
 
     def owner(self, name: str) -> OwnerInfo | None:

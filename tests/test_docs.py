@@ -75,7 +75,8 @@ def test_every_command_has_help_and_a_docs_page_mentions_it() -> None:
     runner = CliRunner()
     walkthrough = "".join((ROOT / "docs" / page).read_text()
                           for page in ("walkthrough.md", "promotion.md", "server.md",
-                                       "integrity.md", "models.md", "hygiene.md"))
+                                       "integrity.md", "models.md", "hygiene.md",
+                                       "notifications.md"))
     for path in gen_docs.command_paths()[1:]:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0

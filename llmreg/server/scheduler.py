@@ -22,10 +22,12 @@ class Scheduler:
     Example:
         >>> import tempfile
         >>> from pathlib import Path
-        >>> from llmreg.service import RegistryService
-        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
         >>> scheduler = Scheduler(svc, tick=0.05)
         >>> scheduler.start(); scheduler.stop()
+        >>> sorted(run.job for run in svc.jobs.recent())
+        ['alerts', 'deprecation']
+        >>> svc.close()
     """
 
     def __init__(self, service: RegistryService, *, tick: float = 1.0) -> None:

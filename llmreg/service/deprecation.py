@@ -40,11 +40,18 @@ class Deprecation:
     Example:
         >>> import tempfile
         >>> from pathlib import Path
+        >>> from llmreg.bundle import Bundle
         >>> from llmreg.service import RegistryService
-        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
-        >>> report = svc.deprecation.plan()  # an empty registry: nothing to archive
-        >>> report.applied, report.actions, report.policy_digest == svc.policy.digest
-        (False, [], True)
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> for i in range(12):
+        ...     _ = svc.versions.register(Bundle.from_dict({"model": {"provider": "openai",
+        ...         "id": "gpt-4o-2024-08-06"}, "template": {"source": f"Hi {i}"}}),
+        ...         name="chat", message=f"v{i}", author="ana")
+        >>> [(a.version, a.rule) for a in svc.deprecation.plan().actions]
+        [(1, 'keep_last'), (2, 'keep_last')]
+        >>> len(svc.deprecation.run().actions), len(svc.deprecation.run().actions)
+        (2, 0)
+        >>> svc.close()
     """
 
     def __init__(self, db: Database, policy: Policy) -> None:

@@ -22,11 +22,12 @@ class Environments:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from llmreg.service import RegistryService
-        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()) / ".llmreg")
-        >>> [e.env for e in svc.environments.list()]
-        ['staging', 'shadow', 'production']
-        >>> svc.environments.drift("staging", "production")  # nothing registered yet
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> [(e.env, e.names) for e in svc.environments.list()]
+        [('staging', 0), ('shadow', 0), ('production', 0)]
+        >>> svc.environments.drift("staging", "prod")
         []
+        >>> svc.close()
     """
 
     def __init__(self, db: Database, policy: Policy, versions: Versions) -> None:

@@ -123,7 +123,7 @@ def test_rollback_history_deprecate_archive(run, project: Path, examples: Path) 
     frozen = run("promote", "support-rag@2", "--to", "staging", "--reason", "x")
     assert frozen.exit_code == 1 and "archived" in frozen.stderr
     actions = [e["action"] for e in json.loads(run("audit", "support-rag", "--json").stdout)]
-    assert actions == ["register", "register", "promote", "promote", "rollback",
+    assert actions == ["register", "owner", "register", "promote", "promote", "rollback",
                        "deprecate", "archive"]
 
 
@@ -146,7 +146,7 @@ def test_bad_evidence_input(run, project: Path) -> None:
     missing = run("eval", "attach", "support-rag@1", "--suite", "regression", "--metrics",
                   "nope.json")
     assert missing.exit_code == 1 and "cannot be read" in missing.stderr
-    assert json.loads(run("audit", "--json").stdout)[-1]["action"] == "register"
+    assert json.loads(run("audit", "--json").stdout)[-1]["action"] == "owner"  # the fixture's
 
 
 def test_audit_verify_names_an_edited_row(run, project: Path) -> None:
@@ -155,10 +155,10 @@ def test_audit_verify_names_an_edited_row(run, project: Path) -> None:
     run("promote", "support-rag@1", "--to", "staging", "--reason", "x")
     assert run("audit", "verify").exit_code == 0
     with sqlite3.connect(project / ".llmreg" / "registry.db") as conn:
-        conn.execute("UPDATE audit_log SET detail = '{\"reason\": \"edited\"}' WHERE seq = 3")
+        conn.execute("UPDATE audit_log SET detail = '{\"reason\": \"edited\"}' WHERE seq = 4")
     broken = run("audit", "verify")
     assert broken.exit_code == 1
-    assert "audit entry #3 (promote support-rag@1 by ana) was altered" in broken.stderr
+    assert "audit entry #4 (promote support-rag@1 by ana) was altered" in broken.stderr
 
 
 def test_every_write_prints_the_audit_head_and_verify_holds_it(run, project: Path) -> None:

@@ -331,6 +331,8 @@ def test_init_list_history_and_render_edges(run, old_new: tuple[Path, Path],
     assert [line.split()[:2] for line in lines(two.stdout)] == [
         ["registered", "x@1"], ["registered", "x@2"]]
     assert run("register", str(old), "--name", "qa-bot", "-m", "first").exit_code == 0
+    assert run("owner", "set", "qa-bot", "--team", "qa", "--contact", "qa@example.com"
+               ).exit_code == 0  # init's policy has require_owner: true
     assert run("promote", "qa-bot@1", "--to", "staging", "--reason", "try").exit_code == 0
     listed = json.loads(run("list", "--json").stdout)
     assert [(n["name"], n["latest_version"]) for n in listed] == [("qa-bot", 1), ("x", 2)]

@@ -94,11 +94,18 @@ def local_cli(home: Path, *args: str) -> str:
     return result.stdout
 
 
+def no_owner_rule(home: Path) -> None:
+    """These tests are about serving, not owners: drop init's ``require_owner``."""
+    policy = home.parent / "llmreg-policy.yaml"
+    policy.write_text(policy.read_text().replace("require_owner: true", "require_owner: false"))
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Served, dict[str, str]]]:
     home = tmp_path / "srv" / ".llmreg"
     s = Served(home, tmp_path)
     local_cli(home, "init")
+    no_owner_rule(home)
     tokens = {}
     for subject, role in [("app", "reader"), ("ci", "publisher"), ("ann", "approver"),
                           ("abe", "approver")]:
@@ -265,6 +272,7 @@ def test_two_servers_over_postgres_and_s3(tmp_path: Path, weed: object,
                          if s is a else a.env["LLMREG_STORE"],
                          **{k: v for k, v in os.environ.items() if k.startswith("AWS_")})
         a.cli("init", str(home.parent), local=True)
+        no_owner_rule(home)
         ci = json.loads(a.cli("token", "create", "--subject", "ci", "--role", "publisher",
                               "--json", local=True).stdout)["token"]
         a.start()

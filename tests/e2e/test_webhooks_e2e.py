@@ -28,8 +28,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[Served, dict[str, str], Receiver, st
     s = Served(home, tmp_path)
     local_cli(home, "init")
     policy = home.parent / "llmreg-policy.yaml"
-    policy.write_text(policy.read_text().replace("allow_hosts: []",
-                                                 "allow_hosts: [127.0.0.1]"))
+    policy.write_text(policy.read_text().replace("allow_hosts: []", "allow_hosts: [127.0.0.1]")
+                      .replace("require_owner: true", "require_owner: false"))
     tokens = {}
     for subject, role in [("ci", "publisher"), ("ada", "admin")]:
         out = local_cli(home, "token", "create", "--subject", subject, "--role", role, "--json")

@@ -21,7 +21,8 @@ from tests.server.test_routes import WHO, routes
 ERROR_SCHEMA = "#/components/schemas/ErrorBody"
 UNKNOWN = {"ref": "nope@1", "name": "nope", "env": "staging", "digest": "sha256:" + "0" * 64,
            "token_id": "000000000000", "old": "nope@1", "new": "nope@2", "to": "production",
-           "webhook_id": "999", "delivery_id": "999"}
+           "webhook_id": "999", "delivery_id": "999", "alert_id": "999", "a": "staging",
+           "b": "production"}
 
 
 def manifest_with_a_missing_artifact() -> dict[str, Any]:
@@ -47,6 +48,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                             "digest": UNKNOWN["digest"]}]},
     ("POST", "/v1/gc"): {"dry_run": True},
     ("POST", "/v1/tokens"): {"subject": "s", "role": "reader"},
+    ("POST", "/v1/names/{name}/owner"): {"team": "t", "contacts": ["t@example.com"]},
+    ("POST", "/v1/alerts/{alert_id}/ack"): {"reason": "r"},
+    ("POST", "/v1/jobs/run"): {"jobs": ["alerts"]},
     ("POST", "/v1/webhooks"): {"url": "http://10.0.0.1/hook", "events": ["promotion"]},
 }
 

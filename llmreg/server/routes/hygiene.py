@@ -2,8 +2,8 @@
 scheduled jobs, environments and drift.
 
 Example:
-    >>> sorted(r.path for r in router.routes if r.path.startswith("/v1/owner"))
-    ['/v1/owners']
+    >>> sorted(r.path for r in router.routes)[:3]
+    ['/v1/alerts', '/v1/alerts/{alert_id}/ack', '/v1/deprecation/plan']
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def owner(s: Service, name: str) -> OwnerResponse:
     return OwnerResponse(owner=s.owners.get(name))
 
 
-@endpoint(router, "PUT", "/v1/names/{name}/owner", "publisher", errors=[404])
+@endpoint(router, "POST", "/v1/names/{name}/owner", "publisher")
 def set_owner(s: Service, name: str, body: OwnerBody, actor: Publisher) -> OwnerInfo:
     """Set the owning team and contacts of a registered name (audited)."""
     return s.owners.set(name, team=body.team, contacts=body.contacts, actor=actor)
