@@ -193,6 +193,9 @@ def report() -> None:
                         f"({last['resolve_p50_ms'] / first['resolve_p50_ms']:.2f}x)")
         elif not points:
             flat.append(f"{db}: not run")
+        if points and points[-1]["versions"] < SIZES[-1]:
+            flat.append(f"{db} stopped at {points[-1]['versions']:,} versions: "
+                        f"{SIZES[-1]:,} was not reached in the time the run had")
     table = "\n".join(rows)
     summary = "; ".join(flat)
     body = f"""
