@@ -66,7 +66,8 @@ def registry_sections(reg: Any, bundle: llmreg.Bundle) -> dict[str, Any]:
     """
     if bundle.name is None or bundle.version is None or reg is None:
         return {}
-    info = bundle.info
+    # The registry's record (the read-only path's Bundle.info may lack the archive tag).
+    info = reg.info(f"{bundle.name}@{bundle.version}")
     envs = [s.env for s in reg.status(bundle.name) if s.version == bundle.version]
     label = f"{bundle.name}@{bundle.version}"
     approvals = [

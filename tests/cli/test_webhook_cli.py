@@ -12,6 +12,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 from typer.testing import CliRunner
 
+import llmreg
 from llmreg.policy import DEFAULT_POLICY_YAML
 from llmreg_cli.main import app
 from tests.receiver import Receiver
@@ -34,6 +35,8 @@ def home() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.parent / "llmreg-policy.yaml").write_text(
         DEFAULT_POLICY_YAML.replace("allow_hosts: []", "allow_hosts: [127.0.0.1]"))
+    with llmreg.connect(path, create=True):  # only init (or create=True) makes a registry
+        pass
     return path
 
 
