@@ -29,10 +29,12 @@ from sqlmodel import col, func, select
 
 from llmreg.db.engine import Database
 from llmreg.db.models import (
+    Alert,
     Approval,
     AuditEntry,
     BundleName,
     Heartbeat,
+    Owner,
     Slot,
     SlotEvent,
     Version,
@@ -40,6 +42,7 @@ from llmreg.db.models import (
 from llmreg.names import check_name
 from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.alerts import ACTIVE
 from llmreg.service.refs import name_row
 from llmreg.service.rows import approval_info, event_info, version_info
 from llmreg.types import ApprovalInfo, AuditInfo, Page, SlotEventInfo, VersionInfo
@@ -70,6 +73,8 @@ class BoardRow(BaseModel):
     updated_at: datetime
     cells: dict[str, BoardCell]
     drift: bool  # staging and production hold different digests
+    owner: str | None = None  # the owning team
+    alerts: int = 0  # open or acknowledged alerts addressed to the owner
 
 
 class Overview:
@@ -88,7 +93,8 @@ class Overview:
         return first, last
 
     def board(self, *, offset: int = 0, limit: int = 50) -> Page[BoardRow]:
-        """One page of names (sorted) with every slot they hold: four queries."""
+        """One page of names (sorted) with every slot they hold, owner and open alerts:
+        six queries."""
         with self.db.read() as s:
             total = s.exec(select(func.count()).select_from(BundleName)
                            .where(col(BundleName.latest_version) > 0)).one()
@@ -114,6 +120,13 @@ class Overview:
             beats = s.execute(sa.select(col(Heartbeat.name), col(Heartbeat.env),
                                         col(Heartbeat.digest), col(Heartbeat.last_at))
                               .where(col(Heartbeat.name).in_([n[1] for n in names]))).all()
+            owners = {i: t for i, t in s.execute(
+                sa.select(col(Owner.name_id), col(Owner.team))
+                .where(col(Owner.name_id).in_(ids))).all()}
+            alerts = {n: int(c) for n, c in s.execute(
+                sa.select(col(Alert.name), func.count()).where(
+                    col(Alert.name).in_([n[1] for n in names]),
+                    col(Alert.state).in_(ACTIVE)).group_by(col(Alert.name))).all()}
         served: dict[tuple[str, str], tuple[datetime, str]] = {}
         for bname, env, digest, last_at in beats:
             seen = served.get((bname, env))
@@ -136,7 +149,8 @@ class Overview:
             drift = (first in cells and last in cells
                      and cells[first].digest != cells[last].digest)
             rows.append(BoardRow(name=name, latest_version=number, updated_at=created_at,
-                                 cells=cells, drift=drift))
+                                 cells=cells, drift=drift, owner=owners.get(name_id),
+                                 alerts=alerts.get(name, 0)))
         return Page.of(rows, offset=offset, limit=limit, total=int(total))
 
     def versions_page(self, name: str, *, offset: int = 0, limit: int = 50

@@ -116,6 +116,7 @@ def name_page(request: Request, name: str) -> Response:
     slots = svc.overview.slots_of(name)
     return page("name.html", title=name, viewer=who, name=name, versions=versions,
                 events=events, slots=slots, envs=list(svc.policy.environments),
+                owner=svc.owners.get(name), alerts=svc.alerts.list(name=name),
                 page_size=PAGE)
 
 

@@ -308,3 +308,24 @@ def test_metric_rows_put_each_metric_beside_its_gates() -> None:
     assert when(None) == "" and as_json({"b": 1, "a": [2]}).startswith('{\n  "a"')
     assert [r.kind for r in side_by_side("a\nb", "a\nb\nc")] == ["fold", "added"]
     assert [r.kind for r in side_by_side("a\nb\nc", "a\nc")][-2:] == ["removed", "same"]
+
+
+def test_board_and_name_page_show_the_owner_and_open_alerts(open_web: Web) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    svc = open_web.service
+    page = open_web.client().get("/").text
+    assert "no owner" in page and "open alert" not in page
+    svc.owners.set("chat", team="search", contacts=["search@example.com"], actor=Actor("pat"))
+    svc.lifecycle.promote("chat@2", "staging", actor=Actor("pat"), reason="next")
+    svc.lifecycle.attach_evidence("chat@2", type="eval", suite="regression",
+                                  metrics={"accuracy": 0.95}, actor=Actor("pat"))
+    for who in ("ann", "abe"):
+        svc.lifecycle.approve("chat@2", "production", actor=Actor(who, None))
+    svc.lifecycle.promote("chat@2", "production", actor=Actor("pat"), reason="ship")
+    svc.alerts.check(now=datetime.now(UTC) + timedelta(days=31))  # production fell silent
+    page = open_web.client().get("/").text
+    assert "owner search" in page and "1 open alert" in page
+    name = open_web.client().get("/names/chat").text
+    assert "<strong>search</strong> (search@example.com)" in name
+    assert 'id="alerts"' in name and "production @2" in name
