@@ -53,11 +53,14 @@ def test_traceback_is_accepted_before_and_after_the_subcommand(where: str) -> No
     assert result.exit_code == 1
 
 
+OWNER = ["owner", "set", "support-rag", "--team", "search", "--contact", "search@example.com"]
+
+
 def test_tables_and_help_have_no_trailing_spaces_or_python_types(examples: Path) -> None:
     assert runner.invoke(app, ["init"]).exit_code == 0
     assert runner.invoke(app, ["register", str(examples / "support-rag"), "-m", "x"]
                          ).exit_code == 0
-    assert runner.invoke(app, ["owner", "set", "support-rag", "--team", "search", "--contact", "search@example.com"]).exit_code == 0
+    assert runner.invoke(app, OWNER).exit_code == 0
     assert runner.invoke(app, ["promote", "support-rag@1", "--to", "staging",
                                "--reason", "r"]).exit_code == 0
     for args in (["list"], ["status"], ["history", "support-rag"], ["show", "support-rag@1"]):
@@ -73,7 +76,7 @@ def test_tables_and_help_have_no_trailing_spaces_or_python_types(examples: Path)
 def _flow(examples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREG_USER", "ana")
     for args in (["init"], ["register", str(examples / "support-rag"), "-m", "first"],
-                 ["owner", "set", "support-rag", "--team", "search", "--contact", "search@example.com"],
+                 OWNER,
                  ["promote", "support-rag@1", "--to", "staging", "--reason", "r"]):
         assert runner.invoke(app, args).exit_code == 0
     (examples / "support-rag" / "llmreg.yaml").write_text(
