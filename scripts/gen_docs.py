@@ -37,13 +37,15 @@ def bundle_schema() -> str:
 def show_schema() -> str:
     """The JSON Schema of ``llmreg show REF --json``: the bundle's sections (with their
     defaults filled in), its registration record, and for a registered version where it
-    runs, its evidence and approvals."""
+    runs, its owner, archive tag, evidence and approvals."""
     from llmreg.bundle import Bundle
-    from llmreg.types import EvidenceInfo
+    from llmreg.types import EvidenceInfo, OwnerInfo
 
     bundle = Bundle.model_json_schema(mode="serialization")
     evidence = EvidenceInfo.model_json_schema(mode="serialization")
-    defs = {**bundle.pop("$defs", {}), **evidence.pop("$defs", {}), "EvidenceInfo": evidence}
+    owner = OwnerInfo.model_json_schema(mode="serialization")
+    defs = {**bundle.pop("$defs", {}), **evidence.pop("$defs", {}), **owner.pop("$defs", {}),
+            "EvidenceInfo": evidence, "OwnerInfo": owner}
     nullable_str = {"type": ["string", "null"]}
     props = {
         **bundle["properties"],
@@ -52,6 +54,11 @@ def show_schema() -> str:
         "author": nullable_str, "created_at": nullable_str, "message": nullable_str,
         "parent_digest": nullable_str, "provenance": {"type": ["object", "null"]},
         "status": nullable_str,
+        "owner": {"anyOf": [{"$ref": "#/$defs/OwnerInfo"}, {"type": "null"}]},
+        "retired": {"anyOf": [{"type": "null"}, {
+            "type": "object", "additionalProperties": False, "required": ["at", "rule", "policy"],
+            "properties": {"at": {"type": "string"}, "rule": nullable_str,
+                           "policy": nullable_str}}]},
         "environments": {"type": "array", "items": {"type": "string"}},
         "evidence": {"type": "array", "items": {"$ref": "#/$defs/EvidenceInfo"}},
         "approvals": {"type": "array", "items": {

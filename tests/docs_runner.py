@@ -262,8 +262,11 @@ def run_doc(doc: Path, folder: Path | None = None) -> Result:
                 code = (f"trap '__rc=$?; env -0 > {shlex.quote(str(env_out))}; "
                         "exit $__rc' EXIT\n" + code)
             script.write_text(code, encoding="utf-8")
+            # Python runs with -c, as a reader's `python` in that folder would: the
+            # folder (not this script's) is first on sys.path, so a file an earlier
+            # block wrote there can be imported.
             argv = (["bash", "-euo", "pipefail", str(script)] if block.lang == "bash"
-                    else [sys.executable, str(script)])
+                    else [sys.executable, "-c", code])
             out_path, err_path = scripts / f"block{n}.out", scripts / f"block{n}.err"
             # Files, not pipes: a server a block starts in the background keeps the
             # pipe open, and the block must still count as finished.

@@ -93,7 +93,13 @@ class LocalStore(BlobStore):
             for digest, data in todo.items():
                 self._write_one(digest, data)
         elif todo:
-            list(_sync_pool().map(self._write_one, todo, todo.values()))
+            # Wait for every write before raising: a failed one must not leave another's
+            # temp file behind, still being written, when the caller sees the error.
+            futures = [_sync_pool().submit(self._write_one, d, b) for d, b in todo.items()]
+            for future in futures:
+                future.exception()
+            for future in futures:
+                future.result()
         if todo:
             _fsync_dir(self.dir)
         return out

@@ -29,6 +29,8 @@ def test_the_resolve_counter_equals_wrks_request_count_across_two_workers(
     token = json.loads(local_cli(home, "token", "create", "--subject", "app", "--role",
                                  "reader", "--json"))["token"]
     local_cli(home, "register", str(EXAMPLES / "ticket-classifier"), "-m", "first")
+    local_cli(home, "owner", "set", "ticket-classifier", "--team", "support", "--contact",
+              "support@example.com")
     local_cli(home, "promote", "ticket-classifier@1", "--to", "staging", "--reason", "r")
     folder = tmp_path / "prom"
     s.env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from llmreg.bundle import Bundle
+from llmreg.db.engine import HEAD_REVISION
 from llmreg.errors import ServerError
 from llmreg.policy import DEFAULT_POLICY_YAML as INIT_POLICY_YAML
 from llmreg.policy import parse_policy
@@ -82,7 +83,7 @@ def test_ready_when_the_schema_is_current_and_the_store_answers(tmp_path: Path) 
     svc.check_ready()
     with svc.db.write_engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    with pytest.raises(ServerError, match="^the database schema is at 0001, not 0006; "
+    with pytest.raises(ServerError, match=f"^the database schema is at 0001, not {HEAD_REVISION}; "
                                           "restart the server"):
         svc.check_ready()
     svc.close()
