@@ -135,7 +135,7 @@ def verify(db: Database, head: str | None = None) -> int:
             prev = e.hash
             seen_head = seen_head or e.hash == head
             actions[e.action] = actions.get(e.action, 0) + 1
-            if e.action in ("promote", "rollback"):
+            if e.action in ("promote", "rollback", "import"):  # every slot move
                 moves.setdefault((e.name, e.env), []).append(e)
             expected_seq += 1
             count += 1
