@@ -90,10 +90,7 @@ class RegistryService:
         return {**self.alerts.check(now=now), "pruned": self.traffic.prune(now=now)}
 
     def _deliveries_job(self, now: datetime) -> dict[str, Any]:
-        notify = getattr(self, "notify", None)  # the outbox's delivery worker, when present
-        if notify is None:
-            return {"delivered": 0}
-        return {"delivered": notify.deliver_due(now=now)}
+        return {"delivered": self.notify.deliver_due(now=now)}
 
     @classmethod
     def open(cls, database_url: str, store: BlobStore,
