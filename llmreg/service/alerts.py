@@ -24,6 +24,7 @@ from llmreg.errors import InvalidRefError, RefNotFoundError
 from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.events import emit
+from llmreg.service.rows import is_row_id
 from llmreg.service.traffic import slot_rows
 from llmreg.types import Actor, AlertInfo
 
@@ -165,7 +166,7 @@ class Alerts:
                                   "paused until Q3'")
         now = now or utcnow()
         with self.db.write() as s:
-            alert = s.get(Alert, alert_id)
+            alert = s.get(Alert, alert_id) if is_row_id(alert_id) else None
             if alert is None:
                 raise RefNotFoundError(f"no alert #{alert_id}; see `llmreg alerts`")
             if alert.state != "open":

@@ -23,6 +23,21 @@ from llmreg.types import (
     VersionInfo,
 )
 
+MAX_ROW_ID = 2**63 - 1  # the widest integer SQLite and PostgreSQL's bigint can bind
+
+
+def is_row_id(value: object) -> bool:
+    """Whether ``value`` can be a row id: a positive integer the database driver can bind.
+
+    Anything else names nothing, and must not reach the driver (which raises on an
+    integer wider than 64 bits instead of finding no row).
+
+    Example:
+        >>> is_row_id(7), is_row_id(0), is_row_id(2**63), is_row_id(True)
+        (True, False, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
 
 def version_info(name: str, v: Version) -> VersionInfo:
     """The record of one version of ``name``."""

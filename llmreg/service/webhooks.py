@@ -60,6 +60,7 @@ from llmreg.service import audit
 from llmreg.service.delivery import Job, Outcome, backoff, send_all
 from llmreg.service.netguard import Resolver, check_url, system_resolver
 from llmreg.service.outbox import EVENTS, TEST_EVENT, _write
+from llmreg.service.rows import is_row_id
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
 FORMATS = ("cloudevents", "slack")
@@ -175,7 +176,7 @@ class Notify:
         with self.db.read() as s:
             found = s.exec(select(Delivery, OutboxEvent).join(OutboxEvent)
                            .where(Delivery.id == delivery_id)).first() \
-                if _known_id(delivery_id) else None
+                if is_row_id(delivery_id) else None
             if found is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -186,7 +187,7 @@ class Notify:
         ``webhook-id`` (a receiver that got it already can tell)."""
         now = utcnow()
         with self.db.write() as s:
-            row = s.get(Delivery, delivery_id) if _known_id(delivery_id) else None
+            row = s.get(Delivery, delivery_id) if is_row_id(delivery_id) else None
             if row is None:
                 raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
                                        "deliveries`")
@@ -327,14 +328,8 @@ def _events(events: Iterable[str]) -> list[str]:
     return wanted
 
 
-def _known_id(value: int) -> bool:
-    """Ids are positive 63-bit integers; anything else names nothing (and must not reach
-    the database driver, which cannot bind it)."""
-    return isinstance(value, int) and 0 < value < 2**63
-
-
 def _hook(s: Any, webhook_id: int) -> Webhook:
-    row = s.get(Webhook, webhook_id) if _known_id(webhook_id) else None
+    row = s.get(Webhook, webhook_id) if is_row_id(webhook_id) else None
     if row is None or row.removed_at is not None:
         raise RefNotFoundError(f"no webhook {webhook_id}; see `llmreg webhook list`")
     assert isinstance(row, Webhook)

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 
 from llmreg.contract import AckBody, JobsBody, OwnerBody, OwnerResponse
 from llmreg.server.deps import Service, require
-from llmreg.server.routes import endpoint
+from llmreg.server.routes import RowId, endpoint
 from llmreg.types import (
     Actor,
     AlertInfo,
@@ -62,7 +62,7 @@ def alerts(s: Service, all: bool = False) -> list[AlertInfo]:
 
 
 @endpoint(router, "POST", "/v1/alerts/{alert_id}/ack", "publisher", errors=[404])
-def ack_alert(s: Service, alert_id: int, body: AckBody, actor: Publisher) -> AlertInfo:
+def ack_alert(s: Service, alert_id: RowId, body: AckBody, actor: Publisher) -> AlertInfo:
     """Acknowledge an open alert with a reason (audited): it is not reminded again."""
     return s.alerts.ack(alert_id, reason=body.reason, actor=actor)
 

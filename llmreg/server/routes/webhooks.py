@@ -24,16 +24,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from llmreg.contract import NewWebhook, WebhookBody
 from llmreg.server.deps import Service, require
-from llmreg.server.routes import endpoint
+from llmreg.server.routes import RowId, endpoint
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
 router = APIRouter()
 Admin = Annotated[Actor, require("admin")]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @endpoint(router, "POST", "/v1/webhooks", "admin", status_code=201)
@@ -53,13 +52,13 @@ def list_webhooks(s: Service) -> list[WebhookInfo]:
 
 
 @endpoint(router, "DELETE", "/v1/webhooks/{webhook_id}", "admin", errors=[404])
-def remove_webhook(s: Service, webhook_id: Id, actor: Admin) -> WebhookInfo:
+def remove_webhook(s: Service, webhook_id: RowId, actor: Admin) -> WebhookInfo:
     """Remove a webhook; its pending deliveries are dropped."""
     return s.notify.remove(webhook_id, actor=actor)
 
 
 @endpoint(router, "POST", "/v1/webhooks/{webhook_id}/test", "admin", errors=[404])
-def test_webhook(s: Service, webhook_id: Id, actor: Admin) -> DeliveryInfo:
+def test_webhook(s: Service, webhook_id: RowId, actor: Admin) -> DeliveryInfo:
     """Send a `test` event to the webhook now (one attempt) and answer its outcome."""
     return s.notify.test(webhook_id, actor=actor)
 
@@ -73,6 +72,6 @@ def deliveries(s: Service, failed: bool = False,
 
 @endpoint(router, "POST", "/v1/webhook-deliveries/{delivery_id}/redeliver", "admin",
           errors=[404])
-def redeliver(s: Service, delivery_id: Id, actor: Admin) -> DeliveryInfo:
+def redeliver(s: Service, delivery_id: RowId, actor: Admin) -> DeliveryInfo:
     """Queue a delivery again, due now, with the same `webhook-id`."""
     return s.notify.redeliver(delivery_id, actor=actor)
