@@ -56,3 +56,50 @@ def test_the_remote_is_read_from_a_worktree_and_asked_again_when_config_changes(
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / ".git").write_text("not a gitdir line\n")
     assert _git_config_file(tmp_path / "odd") is None
+
+
+def test_a_registration_loop_asks_git_once_while_nothing_changes(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import time
+
+    import llmreg.provenance as prov
+
+    git(tmp_path, "init", "-q", "-b", "main")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "prompt.txt").write_text("one\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    old = time.time() - 10  # files older than the racy window, as in a real loop
+    refs = [tmp_path / ".git" / "HEAD", tmp_path / ".git" / "refs" / "heads" / "main"]
+    for path in (bundle / "prompt.txt", *refs):
+        os.utime(path, (old, old))
+    asked = []
+    real = prov._ask_git
+    monkeypatch.setattr(prov, "_ask_git", lambda folder: asked.append(folder) or real(folder))
+    first = git_info(bundle)
+    assert [git_info(bundle) for _ in range(20)] == [first] * 20
+    assert len(asked) == 1 and first is not None and first["dirty"] is False
+    # An edit of the same size, at once: the file is too new to trust its timestamp.
+    (bundle / "prompt.txt").write_text("two\n")
+    assert git_info(bundle)["dirty"] is True  # type: ignore[index]
+    assert git_info(bundle)["dirty"] is True  # type: ignore[index]
+    assert len(asked) == 3
+    # A commit moves the branch ref: the new commit is seen.
+    git(tmp_path, "commit", "-q", "-am", "second")
+    now = git_info(bundle)
+    assert now is not None and now["commit"] == git(tmp_path, "rev-parse", "HEAD")
+    assert now["dirty"] is False
+    # Another tracked file changed out of sight: seen once the answer is FRESH_FOR old.
+    for path in (bundle / "prompt.txt", *refs):
+        os.utime(path, (old, old))
+    git_info(bundle)
+    count = len(asked)
+    (tmp_path / "train.py").write_text("edited\n")
+    git(tmp_path, "add", "train.py")  # staged: the index changed
+    assert git_info(bundle)["dirty"] is True  # type: ignore[index]
+    assert len(asked) == count + 1
+    monkeypatch.setattr(prov, "FRESH_FOR", 0.0)
+    git_info(bundle)
+    assert len(asked) == count + 2

@@ -8,6 +8,7 @@ them, in one transaction. A crash between the two leaves an unreferenced blob (w
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,9 @@ class Versions:
         self.db = db
         self.blobs = blobs
         self.policy = policy
-        self._recent: dict[str, Bundle] = {}
+        self._recent: dict[str, Bundle] = {}  # digest → bundle: the next version's parent
+        self._latest: dict[str, str] = {}  # name → its latest digest, as this service left it
+        self._lock = threading.Lock()  # the two caches are shared by a server's threads
 
     # -- writes ------------------------------------------------------------------
 
@@ -125,7 +128,6 @@ class Versions:
         self.blobs.put_many(canonical + [p.diff for p in plan if p.diff is not None])
         with self.db.write() as session:
             row = _lock_name(session, name)
-            assert row.id is not None
             state = _name_state(session, row, digests)
             if state != guess:
                 plan = self._plan(bundles, *state)
@@ -134,20 +136,37 @@ class Versions:
                                 message=message, author=author, existing=state[1])
         created = [b for b, r in zip(bundles, done, strict=True) if r.created]
         if created:  # the next registration's parent
-            self._remember(created[-1])
+            self._remember(created[-1], name=name)
         return done
 
-    def _remember(self, bundle: Bundle) -> None:
-        if len(self._recent) >= 32:
-            self._recent.pop(next(iter(self._recent)))
-        self._recent[bundle.digest] = bundle
+    def _remember(self, bundle: Bundle, *, name: str | None = None) -> None:
+        """Keep ``bundle`` for a while (a parent to diff against); with ``name``, it was
+        just committed as that name's latest version."""
+        with self._lock:
+            if len(self._recent) >= 32:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[bundle.digest] = bundle
+            if name is not None:
+                self._latest.pop(name, None)
+                if len(self._latest) >= 1024:
+                    self._latest.pop(next(iter(self._latest)))
+                self._latest[name] = bundle.digest
 
     def _state(self, name: str, digests: list[str]) -> tuple[str | None, dict[str, int]]:
+        """What :func:`_name_state` would say now, read without the write lock. A name
+        this service registered last needs no read: its latest digest is remembered,
+        and a bundle with a new digest is the common case (under the lock, the real
+        state is read anyway, and a wrong guess only means planning again)."""
+        with self._lock:
+            latest = self._latest.get(name)
+        if latest is not None and len(digests) == 1 and digests[0] != latest:
+            return latest, {}
         with self.db.read() as session:
-            row = session.exec(select(BundleName).where(BundleName.name == name)).first()
-            if row is None:
+            found = session.execute(sa.select(col(BundleName.id), col(BundleName.latest_version))
+                                    .where(col(BundleName.name) == name)).first()
+            if found is None:
                 return None, {}
-            return _name_state(session, row, digests)
+            return _name_state(session, _NameRow(int(found[0]), int(found[1])), digests)
 
     def _plan(self, bundles: Sequence[Bundle], parent: str | None,
               existing: dict[str, int]) -> list[_Planned]:
@@ -175,7 +194,8 @@ class Versions:
     def load_cached(self, digest: str) -> Bundle:
         """:meth:`load`, remembering the last few bundles (content never changes): the
         next registration's parent is usually the one just registered."""
-        bundle = self._recent.get(digest)
+        with self._lock:
+            bundle = self._recent.get(digest)
         if bundle is None:
             bundle = self.load(digest)
             self._remember(bundle)
@@ -210,7 +230,6 @@ class Versions:
         """Register a :meth:`prepare`-d bundle inside the caller's write transaction:
         the same version, stored diff, audit entry and event as :meth:`register`."""
         row = _lock_name(session, name)
-        assert row.id is not None
         state = _name_state(session, row, [bundle.digest])
         plan = self._plan([bundle], *state)
         self.blobs.put_many([p.diff for p in plan if p.diff is not None])
@@ -370,30 +389,40 @@ class _Planned:
         return self.number is None and self.same_as is None
 
 
-def _name_state(session: Session, row: BundleName,
+@dataclass(frozen=True)
+class _NameRow:
+    """A name's id and version counter, as read under its lock."""
+
+    id: int
+    latest_version: int
+
+
+def _name_state(session: Session, row: _NameRow,
                 digests: list[str]) -> tuple[str | None, dict[str, int]]:
-    """The name's latest digest, and which of ``digests`` it already holds (by number)."""
+    """The name's latest digest, and which of ``digests`` it already holds (by number):
+    one query per 500 digests (bounded IN lists), the first also reading the latest."""
+    wanted = sorted(set(digests))
     latest = None
-    if row.latest_version:
-        latest = session.execute(sa.select(col(Version.digest)).where(
-            col(Version.name_id) == row.id,
-            col(Version.number) == row.latest_version)).scalar_one()
     existing: dict[str, int] = {}
-    unique = sorted(set(digests))
-    for start in range(0, len(unique), 500):  # bounded IN lists
-        existing.update(session.execute(sa.select(col(Version.digest), col(Version.number))
-                                        .where(col(Version.name_id) == row.id,
-                                               col(Version.digest).in_(
-                                                   unique[start:start + 500]))).all())
+    for start in range(0, max(len(wanted), 1), 500):
+        match: sa.ColumnElement[bool] = col(Version.digest).in_(wanted[start:start + 500])
+        if start == 0 and row.latest_version:
+            match = sa.or_(match, col(Version.number) == row.latest_version)
+        found = session.execute(sa.select(col(Version.digest), col(Version.number))
+                                .where(col(Version.name_id) == row.id, match))
+        for digest, number in found:
+            if number == row.latest_version:
+                latest = digest
+            if digest in wanted:
+                existing[digest] = number
     return latest, existing
 
 
-def _commit_plan(session: Session, row: BundleName, name: str, plan: list[_Planned],
+def _commit_plan(session: Session, row: _NameRow, name: str, plan: list[_Planned],
                  bundles: Sequence[Bundle], canonical: list[bytes],
                  records: list[dict[str, Any] | None], *, message: str, author: str,
                  existing: dict[str, int]) -> list[Registration]:
     """Write the plan's new versions, their manifests and audit entries."""
-    assert row.id is not None
     new = [i for i, p in enumerate(plan) if p.new]
     now = utcnow()
     first = 0
@@ -460,18 +489,19 @@ def _check_provenance(provenance: dict[str, Any] | None) -> None:
                                  f"{MAX_PROVENANCE}: link large records instead")
 
 
-def _lock_name(session: Session, name: str) -> BundleName:
+def _lock_name(session: Session, name: str) -> _NameRow:
     """Get-or-create the name's row and lock it until commit.
 
     The lock (``SELECT … FOR UPDATE`` on PostgreSQL; the whole database on SQLite, via
     ``BEGIN IMMEDIATE``) serialises registrations of one name: the duplicate check, the
-    parent and the new number are all read under it.
+    parent and the new number are all read under it. The counter is read afresh each
+    time (an import registers many versions of one name in one session).
     """
-    session.execute(insert_ignore(session, BundleName, name=name, created_at=utcnow(),
-                                  latest_version=0))
-    # populate_existing: an import registers many versions of one name in one session,
-    # and the row's counter must be read afresh each time.
-    row: BundleName = session.exec(select(BundleName).where(BundleName.name == name)
-                                   .with_for_update()
-                                   .execution_options(populate_existing=True)).one()
-    return row
+    query = (sa.select(col(BundleName.id), col(BundleName.latest_version))
+             .where(col(BundleName.name) == name).with_for_update())
+    found = session.execute(query).first()
+    if found is None:
+        session.execute(insert_ignore(session, BundleName, name=name, created_at=utcnow(),
+                                      latest_version=0))
+        found = session.execute(query).one()
+    return _NameRow(int(found[0]), int(found[1]))

@@ -146,9 +146,9 @@ class Notify:
         now = utcnow()
         with self.db.write() as s:
             hook = _hook(s, webhook_id)
-            event = _write(s, event=TEST_EVENT, name=None, at=now, only=hook.id,
-                           data={"message": "a test event from llmreg", "by": actor.name})
-            delivery = s.exec(select(Delivery).where(Delivery.event_id == event.id)).one()
+            event_id = _write(s, event=TEST_EVENT, name=None, at=now, only=hook.id,
+                              data={"message": "a test event from llmreg", "by": actor.name})
+            delivery = s.exec(select(Delivery).where(Delivery.event_id == event_id)).one()
             delivery_id = delivery.id
         assert delivery_id is not None
         self._deliver(now, ids=[delivery_id])

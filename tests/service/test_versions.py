@@ -175,10 +175,17 @@ def test_the_latest_guess_is_per_name(svc: RegistryService) -> None:
     svc.versions.register(variant(1), name="chat", message="m", author="ana")
     other = svc.versions.register(variant(2), name="other", message="m", author="ana").version
     svc.versions.register(variant(3), name="other", message="m", author="ana")
+    latest = svc.versions.resolve("other").digest
     assert svc.versions._state("chat", [])[0] == svc.versions.resolve("chat").digest
-    assert svc.versions._state("other", [other.digest]) == (
-        svc.versions.resolve("other").digest, {other.digest: 1})
+    assert svc.versions._state("other", [other.digest, latest]) == (
+        latest, {other.digest: 1, latest: 2})
     assert svc.versions._state("nobody", [other.digest]) == (None, {})
+    # One new-looking digest of a name this service just registered: no read, a guess.
+    assert svc.versions._state("other", [other.digest]) == (latest, {})
+    # The guess is checked under the lock: old content keeps its version, no new one.
+    again = svc.versions.register(variant(2), name="other", message="m", author="ana")
+    assert (again.created, again.version.version) == (False, 1)
+    assert svc.versions.resolve("other").version == 2
 
 
 def test_load_refuses_bytes_this_llmreg_cannot_reproduce(svc: RegistryService) -> None:
