@@ -8,6 +8,7 @@ Reads use a second engine whose transactions are plain ``BEGIN``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -130,11 +131,27 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
 
 
 def insert_ignore(session: Session, model: Any, **values: Any) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
-    if session.get_bind().dialect.name == "postgresql":
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike. Without
+    ``values`` (rows given to ``execute``), the statement is built once per dialect and
+    table.
+
+    Example:
+        >>> from llmreg.db.models import Manifest, table
+        >>> str(_ignoring("sqlite", table(Manifest))).startswith("INSERT INTO manifests")
+        True
+    """
+    dialect = session.get_bind().dialect.name
+    if values:
+        return _ignoring.__wrapped__(dialect, model).values(**values)
+    return _ignoring(dialect, model)
+
+
+@functools.cache
+def _ignoring(dialect: str, model: Any) -> Any:
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(model).values(**values).on_conflict_do_nothing()
+        return pg_insert(model).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(model).on_conflict_do_nothing()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from llmreg.db.engine import Database
-from llmreg.db.models import AuditEntry, utcnow
+from llmreg.db.models import AuditEntry, table, utcnow
 from llmreg.digest import canonical_json, digest_bytes
 from llmreg.errors import AuditChainError
 from llmreg.types import AuditInfo
@@ -41,8 +41,7 @@ def append(session: Session, *, actor: str, action: str, name: str | None = None
     """Append an entry inside the caller's write transaction (``at``: the time of the
     state change it records, when the caller stamped one)."""
     if session.get_bind().dialect.name == "postgresql":
-        # Serialise appenders so two transactions never chain onto the same tail.
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(7226312)"))
+        session.execute(_SERIALISE)
     last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
     seq = (last.seq or 0) + 1 if last else 1
     prev = last.hash if last else GENESIS
@@ -56,6 +55,14 @@ def append(session: Session, *, actor: str, action: str, name: str | None = None
     return entry
 
 
+# Appenders serialise on PostgreSQL (an advisory lock held to commit), so two
+# transactions never chain onto the same tail; SQLite's write lock does that already.
+_SERIALISE = sa.text("SELECT pg_advisory_xact_lock(7226312)")
+_LOG = table(AuditEntry)
+_TAIL = sa.select(_LOG.c.seq, _LOG.c.hash).order_by(_LOG.c.seq.desc()).limit(1)
+_APPEND = sa.insert(_LOG)
+
+
 def append_many(session: Session, *, actor: str, action: str,
                 entries: list[dict[str, Any]]) -> str | None:
     """Append one entry per item of ``entries`` (each with ``name``, ``target`` and
@@ -63,9 +70,8 @@ def append_many(session: Session, *, actor: str, action: str,
     if not entries:
         return None
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(7226312)"))
-    last = session.execute(sa.select(col(AuditEntry.seq), col(AuditEntry.hash))
-                           .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+        session.execute(_SERIALISE)
+    last = session.execute(_TAIL).first()
     seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
     at = utcnow()
     rows = []
@@ -77,7 +83,7 @@ def append_many(session: Session, *, actor: str, action: str,
                      "target": target, "env": None, "detail": detail, "prev_hash": prev,
                      "hash": digest})
         prev = digest
-    session.execute(sa.insert(AuditEntry), rows)
+    session.execute(_APPEND, rows)
     return prev
 
 
@@ -203,8 +209,8 @@ def _check_counts(session: Session, actions: dict[str, int]) -> None:
         (("token-create",), Token, "tokens"),
         (("policy",), PolicyRecord, "enforced policies"),
     ]
-    for names, table, what in expected:
-        rows = session.exec(select(sa.func.count()).select_from(table)).one()
+    for names, model, what in expected:
+        rows = session.exec(select(sa.func.count()).select_from(model)).one()
         logged = sum(actions.get(n, 0) for n in names)
         if logged != rows:
             raise AuditChainError(

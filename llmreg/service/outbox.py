@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from llmreg.db.models import Delivery, OutboxEvent, Webhook
+from llmreg.db.models import Delivery, OutboxEvent, Webhook, table
 
 EVENTS: tuple[str, ...] = ("registration", "promotion", "rollback", "gate_failed", "approval",
                            "archive", "owner_change", "stale_production")
@@ -65,6 +65,13 @@ def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any]
     _write(session, event=event, name=name, data=data, at=at, only=None)
 
 
+_EVENTS, _WEBHOOKS = table(OutboxEvent), table(Webhook)
+_ADD_EVENT = sa.insert(_EVENTS).returning(_EVENTS.c.id)
+_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(_WEBHOOKS.c.removed_at.is_(None))
+          .order_by(_WEBHOOKS.c.id))
+_ADD_DELIVERIES = sa.insert(table(Delivery))
+
+
 def _write(session: Session, *, event: str, name: str | None, data: dict[str, Any],
            at: datetime, only: int | None) -> int:
     """The event row and its deliveries (``only``: to that one webhook, subscribed or not);
@@ -74,21 +81,17 @@ def _write(session: Session, *, event: str, name: str | None, data: dict[str, An
     if len(text) > MAX_DATA_BYTES:
         raise ValueError(f"event data is {len(text)} bytes; the limit is {MAX_DATA_BYTES}")
     event_id = uuid.uuid4().hex
-    row_id = int(session.execute(
-        sa.insert(OutboxEvent).values(event_id=event_id, type=event, name=name,
-                                      data=json.loads(text), at=at)
-        .returning(col(OutboxEvent.id))).scalar_one())
-    query = sa.select(col(Webhook.id), col(Webhook.events)).where(
-        col(Webhook.removed_at).is_(None))
-    if only is not None:
-        query = query.where(col(Webhook.id) == only)
+    row_id = int(session.execute(_ADD_EVENT, {
+        "event_id": event_id, "type": event, "name": name, "data": json.loads(text),
+        "at": at}).scalar_one())
+    query = _HOOKS if only is None else _HOOKS.where(_WEBHOOKS.c.id == only)
     deliveries = [{"event_id": row_id, "webhook_id": hook_id,
                    "message_id": message_id(event_id, hook_id), "status": "pending",
                    "attempts": 0, "next_at": at, "created_at": at}
-                  for hook_id, events in session.execute(query.order_by(col(Webhook.id)))
-                  if only is not None or event in events]
+                  for hook_id, subscribed in session.execute(query)
+                  if only is not None or event in subscribed]
     if deliveries:
-        session.execute(sa.insert(Delivery), deliveries)
+        session.execute(_ADD_DELIVERIES, deliveries)
     return row_id
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from llmreg.bundle import Bundle
 from llmreg.db.engine import Database, insert_ignore
-from llmreg.db.models import BundleName, Manifest, Version, utcnow
+from llmreg.db.models import BundleName, Manifest, Version, table, utcnow
 from llmreg.diff import BundleDiff, diff_bundles
 from llmreg.digest import canonical_json, digest_bytes
 from llmreg.errors import BlobNotFoundError, InvalidBundleError
@@ -162,8 +162,8 @@ class Versions:
         if latest is not None and len(digests) == 1 and digests[0] != latest:
             return latest, {}
         with self.db.read() as session:
-            found = session.execute(sa.select(col(BundleName.id), col(BundleName.latest_version))
-                                    .where(col(BundleName.name) == name)).first()
+            found = session.execute(sa.select(_NAMES.c.id, _NAMES.c.latest_version)
+                                    .where(_NAMES.c.name == name)).first()
             if found is None:
                 return None, {}
             return _name_state(session, _NameRow(int(found[0]), int(found[1])), digests)
@@ -389,6 +389,24 @@ class _Planned:
         return self.number is None and self.same_as is None
 
 
+# -- statements the registration path runs on every call, built once: on SQLite,
+# building a statement costs about as much as running it -----------------------------
+
+_NAMES, _VERSIONS, _MANIFESTS = table(BundleName), table(Version), table(Manifest)
+_LOCK_NAME = (sa.select(_NAMES.c.id, _NAMES.c.latest_version)
+              .where(_NAMES.c.name == sa.bindparam("name")).with_for_update())
+# Which of some digests a name holds, and (number = latest) its latest digest; no
+# version is number 0, so latest=0 asks for none.
+_HELD = sa.select(_VERSIONS.c.digest, _VERSIONS.c.number).where(
+    _VERSIONS.c.name_id == sa.bindparam("name_id"),
+    sa.or_(_VERSIONS.c.digest.in_(sa.bindparam("digests", expanding=True)),
+           _VERSIONS.c.number == sa.bindparam("latest")))
+_COUNT = (sa.update(_NAMES).where(_NAMES.c.id == sa.bindparam("name_id"))
+          .values(latest_version=_NAMES.c.latest_version + sa.bindparam("count"))
+          .returning(_NAMES.c.latest_version))
+_ADD_VERSIONS = sa.insert(_VERSIONS)
+
+
 @dataclass(frozen=True)
 class _NameRow:
     """A name's id and version counter, as read under its lock."""
@@ -405,11 +423,8 @@ def _name_state(session: Session, row: _NameRow,
     latest = None
     existing: dict[str, int] = {}
     for start in range(0, max(len(wanted), 1), 500):
-        match: sa.ColumnElement[bool] = col(Version.digest).in_(wanted[start:start + 500])
-        if start == 0 and row.latest_version:
-            match = sa.or_(match, col(Version.number) == row.latest_version)
-        found = session.execute(sa.select(col(Version.digest), col(Version.number))
-                                .where(col(Version.name_id) == row.id, match))
+        found = session.execute(_HELD, {"name_id": row.id, "digests": wanted[start:start + 500],
+                                        "latest": row.latest_version if start == 0 else 0})
         for digest, number in found:
             if number == row.latest_version:
                 latest = digest
@@ -429,12 +444,9 @@ def _commit_plan(session: Session, row: _NameRow, name: str, plan: list[_Planned
     if new:
         # One atomic increment for the whole batch: PostgreSQL holds the name's row lock
         # until commit; on SQLite the write transaction holds the database lock.
-        last = int(session.execute(
-            sa.update(BundleName).where(col(BundleName.id) == row.id)
-            .values(latest_version=BundleName.latest_version + len(new))
-            .returning(col(BundleName.latest_version))).scalar_one())
+        last = int(session.execute(_COUNT, {"name_id": row.id, "count": len(new)}).scalar_one())
         first = last - len(new) + 1
-        session.execute(insert_ignore(session, Manifest), [
+        session.execute(insert_ignore(session, _MANIFESTS), [
             {"digest": plan[i].digest, "size": len(canonical[i]), "kind": bundles[i].kind,
              "created_at": now} for i in new])
     infos: dict[int, VersionInfo] = {}
@@ -452,7 +464,7 @@ def _commit_plan(session: Session, row: _NameRow, name: str, plan: list[_Planned
                                provenance=records[i] or {}, changes=p.changes,
                                diff_digest=diff_digest, status=REGISTERED)
     if rows:
-        session.execute(sa.insert(Version), rows)
+        session.execute(_ADD_VERSIONS, rows)
         audit.append_many(session, actor=author, action="register", entries=[
             {"name": name, "target": f"{name}@{r['number']}",
              "detail": {"digest": r["digest"], "message": message, "changes": r["changes"]}}
@@ -497,11 +509,9 @@ def _lock_name(session: Session, name: str) -> _NameRow:
     parent and the new number are all read under it. The counter is read afresh each
     time (an import registers many versions of one name in one session).
     """
-    query = (sa.select(col(BundleName.id), col(BundleName.latest_version))
-             .where(col(BundleName.name) == name).with_for_update())
-    found = session.execute(query).first()
+    found = session.execute(_LOCK_NAME, {"name": name}).first()
     if found is None:
-        session.execute(insert_ignore(session, BundleName, name=name, created_at=utcnow(),
-                                      latest_version=0))
-        found = session.execute(query).one()
+        session.execute(insert_ignore(session, _NAMES),
+                        {"name": name, "created_at": utcnow(), "latest_version": 0})
+        found = session.execute(_LOCK_NAME, {"name": name}).one()
     return _NameRow(int(found[0]), int(found[1]))

@@ -78,9 +78,11 @@ class LocalStore(BlobStore):
 
     def put_many(self, blobs: Sequence[bytes]) -> list[Descriptor]:
         """Write each blob as :meth:`put_stream` does (temp file, fsync, rename), many at
-        once: the fsyncs run in parallel threads, so the file system commits them
-        together, and the folder is synced once, after the last rename and before this
-        returns. A blob already there and intact is not written again."""
+        once, :data:`SYNC_CHUNK` at a time: this thread writes every temp file, the pool
+        fsyncs them in parallel (the journal commits them together), and only then are
+        they renamed, so no blob name ever points at unsynced bytes. The folder is
+        synced once, after the last rename and before this returns. A blob already there
+        and intact is not written again."""
         if not blobs:
             return []
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -89,20 +91,40 @@ class LocalStore(BlobStore):
         for desc, data in zip(out, blobs, strict=True):
             if desc.digest not in todo and not self._same_bytes(desc, data):
                 todo[desc.digest] = data
-        if len(todo) == 1:
-            for digest, data in todo.items():
-                self._write_one(digest, data)
-        elif todo:
-            # Wait for every write before raising: a failed one must not leave another's
-            # temp file behind, still being written, when the caller sees the error.
-            futures = [_sync_pool().submit(self._write_one, d, b) for d, b in todo.items()]
-            for future in futures:
-                future.exception()
-            for future in futures:
-                future.result()
+        items = list(todo.items())
+        for start in range(0, len(items), SYNC_CHUNK):
+            self._write_synced(items[start:start + SYNC_CHUNK])
         if todo:
             _fsync_dir(self.dir)
         return out
+
+    def _write_synced(self, items: list[tuple[str, bytes]]) -> None:
+        """Write, fsync (in parallel), then rename each blob; on any failure, remove
+        every temp file not yet renamed and raise."""
+        temps: list[tuple[Path, int | None]] = []  # the fd is None once closed
+        try:
+            for _, data in items:
+                tmp = self.dir / f".{_tmp_name()}.incomplete"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                temps.append((tmp, fd))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            _fsync_all([fd for _, fd in temps if fd is not None])
+            for k, (digest, _) in enumerate(items):
+                tmp, open_fd = temps[k]
+                assert open_fd is not None
+                temps[k] = (tmp, None)
+                os.close(open_fd)
+                os.replace(tmp, self.path(digest))
+            temps = []
+        finally:
+            for tmp, left in temps:
+                if left is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(left)
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
 
     def _same_bytes(self, desc: Descriptor, data: bytes) -> bool:
         """Whether the blob is there with exactly these bytes (small blobs only: a
@@ -112,19 +134,6 @@ class LocalStore(BlobStore):
                 return fh.read(desc.size + 1) == data
         except FileNotFoundError:
             return False
-
-    def _write_one(self, digest: str, data: bytes) -> None:
-        tmp = self.dir / f".{_tmp_name()}.incomplete"
-        try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, self.path(digest))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
     def open(self, digest: str) -> BinaryIO:
         path = self.path(digest)
@@ -201,6 +210,7 @@ def read_blob(root: str | Path, digest: str) -> bytes:
 
 COPY_CHUNK = 4 * 1024 * 1024
 PARALLEL_SYNCS = 32  # fsyncs in flight at once: the journal commits them together
+SYNC_CHUNK = 256  # temp files open at once in put_many (file descriptors stay bounded)
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -208,7 +218,7 @@ _pool_lock = threading.Lock()
 
 
 def _sync_pool() -> ThreadPoolExecutor:
-    """The threads that write and fsync blobs for :meth:`LocalStore.put_many`, made once
+    """The threads that fsync blobs for :meth:`LocalStore.put_many`, made once
     per process (starting threads per call costs more than the writes)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -217,6 +227,19 @@ def _sync_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(PARALLEL_SYNCS, thread_name_prefix="llmreg-blob-sync")
         return _pool
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync every descriptor, in parallel when there are several; every fsync has
+    finished before this returns or raises (the caller then closes them)."""
+    if len(fds) == 1:
+        os.fsync(fds[0])
+        return
+    futures = [_sync_pool().submit(os.fsync, fd) for fd in fds]
+    for future in futures:
+        future.exception()
+    for future in futures:
+        future.result()
 
 
 def _tmp_name() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import threading
 import time
@@ -221,3 +222,37 @@ def test_at_most_eight_chunks_wait_for_a_slow_writer() -> None:
     release.set()
     worker.join(10)
     assert out.getvalue() == b"x" * 40
+
+
+def test_put_many_renames_only_synced_bytes_chunk_by_chunk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmreg.store.local as local
+
+    store = LocalStore(tmp_path)
+    monkeypatch.setattr(local, "SYNC_CHUNK", 4)
+    synced: set[int] = set()
+    renamed: list[bool] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    calls = itertools.count(1)  # next() on it is atomic: the pool's threads share it
+
+    def fsync(fd: int) -> None:
+        if next(calls) == 7:  # a file of the second chunk
+            raise OSError("disk full")
+        synced.add(os.stat(f"/proc/self/fd/{fd}").st_ino)
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        renamed.append(os.stat(src).st_ino in synced)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    blobs = [f"blob {i}".encode() for i in range(10)]
+    with pytest.raises(OSError, match="disk full"):
+        store.put_many(blobs)
+    assert renamed == [True] * 4  # the first chunk, each synced before its rename
+    assert sorted(p.name for p in store.dir.iterdir()) == sorted(
+        digest_bytes(b).removeprefix("sha256:") for b in blobs[:4])  # no temp file left
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert [d.digest for d in store.put_many(blobs)] == [digest_bytes(b) for b in blobs]
+    assert all(store.get_bytes(digest_bytes(b)) == b for b in blobs)
