@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -219,13 +220,18 @@ def capture(source: Path | None, *, user: str) -> dict[str, Any]:
 
 
 def _facts(user: str) -> dict[str, Any]:
+    return {"user": user, **_machine(),
+            "captured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+@functools.cache
+def _machine() -> dict[str, str]:
+    """What does not change while a process runs: asked once."""
     return {
-        "user": user,
         "host": socket.gethostname(),
         "llmreg_version": __version__,
         "python_version": platform.python_version(),
         "platform": f"{sys.platform}-{platform.machine()}",
-        "captured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
