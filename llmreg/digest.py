@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -42,6 +43,19 @@ def canonical_json(value: Any) -> bytes:
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise InvalidBundleError(f"content cannot be canonicalised as JSON: {exc}") from exc
+
+
+def compact_json(value: Any) -> bytes:
+    """Deterministic compact JSON (sorted keys, UTF-8), for derived records such as a
+    stored diff: the same value always gives the same bytes, but they name nothing, so
+    they need not be RFC 8785 (which costs ten times as much in pure Python).
+
+    Example:
+        >>> compact_json({"z": 0.5, "a": "é"})
+        b'{"a":"\xc3\xa9","z":0.5}'
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
 
 
 def digest_bytes(data: bytes) -> str:

@@ -20,7 +20,7 @@ from llmreg.bundle import Bundle
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Manifest, Version, table, utcnow
 from llmreg.diff import BundleDiff, diff_bundles
-from llmreg.digest import canonical_json, digest_bytes
+from llmreg.digest import canonical_json, compact_json, digest_bytes
 from llmreg.errors import BlobNotFoundError, InvalidBundleError
 from llmreg.names import Ref, check_name
 from llmreg.policy import REGISTERED, Policy
@@ -185,7 +185,7 @@ class Versions:
             if parent is not None:
                 old = previous if previous is not None else self.load_cached(parent)
                 result = diff_bundles(old, bundle, load=self.load_cached)
-                changes, diff = result.stat(), canonical_json(result.to_json())
+                changes, diff = result.stat(), compact_json(result.to_json())
             plan.append(_Planned(digest, None, None, parent, changes, diff))
             fresh[digest] = i
             parent, previous = digest, bundle

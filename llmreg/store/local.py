@@ -23,7 +23,7 @@ from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import BlobStore, Descriptor, VerifyingReader
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 # queue, uuid and concurrent.futures are imported where a write needs them: an
 # application reading a manifest at startup (read_blob) pays for none of them.
@@ -99,9 +99,12 @@ class LocalStore(BlobStore):
         return out
 
     def _write_synced(self, items: list[tuple[str, bytes]]) -> None:
-        """Write, fsync (in parallel), then rename each blob; on any failure, remove
-        every temp file not yet renamed and raise."""
+        """Write each blob to a temp file, its fsync started in the pool as soon as it is
+        written; once every fsync is done, rename each onto its name. On any failure,
+        remove every temp file not yet renamed and raise."""
         temps: list[tuple[Path, int | None]] = []  # the fd is None once closed
+        syncs: list[Future[None]] = []
+        pool = _sync_pool() if len(items) > 1 else None
         try:
             for _, data in items:
                 tmp = self.dir / f".{_tmp_name()}.incomplete"
@@ -110,7 +113,11 @@ class LocalStore(BlobStore):
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-            _fsync_all([fd for _, fd in temps if fd is not None])
+                if pool is None:
+                    os.fsync(fd)
+                else:
+                    syncs.append(pool.submit(os.fsync, fd))
+            _wait(syncs)
             for k, (digest, _) in enumerate(items):
                 tmp, open_fd = temps[k]
                 assert open_fd is not None
@@ -119,6 +126,7 @@ class LocalStore(BlobStore):
                 os.replace(tmp, self.path(digest))
             temps = []
         finally:
+            _wait(syncs, raise_=False)  # no fsync may still run on a descriptor closed here
             for tmp, left in temps:
                 if left is not None:
                     with contextlib.suppress(OSError):
@@ -229,17 +237,13 @@ def _sync_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _fsync_all(fds: list[int]) -> None:
-    """fsync every descriptor, in parallel when there are several; every fsync has
-    finished before this returns or raises (the caller then closes them)."""
-    if len(fds) == 1:
-        os.fsync(fds[0])
-        return
-    futures = [_sync_pool().submit(os.fsync, fd) for fd in fds]
+def _wait(futures: list[Future[None]], *, raise_: bool = True) -> None:
+    """Wait for every future; then (``raise_``) raise the first failure."""
     for future in futures:
         future.exception()
-    for future in futures:
-        future.result()
+    if raise_:
+        for future in futures:
+            future.result()
 
 
 def _tmp_name() -> str:
