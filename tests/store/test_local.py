@@ -256,3 +256,40 @@ def test_put_many_renames_only_synced_bytes_chunk_by_chunk(
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert [d.digest for d in store.put_many(blobs)] == [digest_bytes(b) for b in blobs]
     assert all(store.get_bytes(digest_bytes(b)) == b for b in blobs)
+
+
+def test_a_large_chunk_is_made_durable_by_one_syncfs_before_any_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmreg.store.local as local
+
+    if not local._syncfs_reports_errors():
+        pytest.skip("syncfs with error reporting needs Linux 5.8 or later")
+    store = LocalStore(tmp_path)
+    events: list[str] = []
+    real_syncfs, real_replace = local._syncfs, os.replace
+
+    def syncfs(fd: int) -> None:
+        events.append("syncfs")
+        real_syncfs(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(local, "_syncfs", syncfs)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync"))
+    blobs = [f"blob {i}".encode() for i in range(local.SYNCFS_MIN)]
+    store.put_many(blobs)
+    assert events == ["syncfs"] + ["rename"] * len(blobs) + ["fsync"]  # then the folder
+    assert all(store.get_bytes(digest_bytes(b)) == b for b in blobs)
+    # A failed syncfs (a write-back error) stores nothing and leaves nothing behind.
+    monkeypatch.setattr(local, "_syncfs", lambda fd: (_ for _ in ()).throw(OSError(5, "EIO")))
+    with pytest.raises(OSError, match="EIO"):
+        store.put_many([f"other {i}".encode() for i in range(local.SYNCFS_MIN)])
+    assert len(list(store.dir.iterdir())) == len(blobs)
+    # Fewer files, or a kernel whose syncfs hides write-back errors: one fsync each.
+    events.clear()
+    monkeypatch.setattr(local, "_syncfs_reports_errors", lambda: False)
+    store.put_many([f"third {i}".encode() for i in range(local.SYNCFS_MIN)])
+    assert events.count("fsync") == local.SYNCFS_MIN + 1 and "syncfs" not in events
