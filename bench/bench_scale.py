@@ -23,6 +23,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import llmreg
 from bench.common import ROOT, machine, pct, write_section
@@ -160,6 +161,7 @@ def run(db: str, top: int, rounds: int) -> None:
                     point["db_bytes"] = sum(p.stat().st_size for p in home.glob("registry.db*"))
                 point["blob_bytes"], point["blob_files"] = folder_size(blobs)
                 point["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                point["load"] = os.getloadavg()[0]
                 with out.open("a") as fh:
                     fh.write(json.dumps(point) + "\n")
                 print(json.dumps(point), flush=True)
@@ -173,13 +175,17 @@ def _mib(n: float) -> str:
     return f"{n / 1024 / 1024:,.1f}"
 
 
+def _points(db: str) -> list[dict[str, Any]]:
+    path = WORK / f"scale-{db}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] \
+        if path.exists() else []
+
+
 def report() -> None:
     rows = []
     flat = []
     for db in ("sqlite", "postgresql"):
-        path = WORK / f"scale-{db}.jsonl"
-        points = [json.loads(line) for line in path.read_text().splitlines()] \
-            if path.exists() else []
+        points = _points(db)
         for p in points:
             rows.append(f"| {db} | {p['versions']:,} | {p['resolve_p50_ms']:.2f} | "
                         f"{p['resolve_p99_ms']:.2f} | {p['status_p50_ms']:.2f} | "
@@ -198,13 +204,15 @@ def report() -> None:
                         f"{SIZES[-1]:,} was not reached in the time the run had")
     table = "\n".join(rows)
     summary = "; ".join(flat)
+    loads = [p["load"] for db in ("sqlite", "postgresql")
+             for p in _points(db) if "load" in p]
+    load = (f"load average {min(loads):.1f} to {max(loads):.1f} on the 2 cores at the "
+            "checkpoints" if loads else "load not recorded")
     body = f"""
 Command: `python -m bench.bench_scale` (both databases; `--max N` to stop earlier;
 `--report` rewrites this section from the checkpoints in `bench/.work/`). Machine:
-{machine()}, shared with other jobs while it ran (load average 20 to 30 on the 2 cores for
-this session's run: `python -c pass` took over 0.4 s), so absolute times are pessimistic;
-the shape of the curve is the point. Sizes not listed were not reached in the time the
-run had (it appends each checkpoint as it reaches it).
+{machine()}; {load}. Sizes not listed were not reached in the time the run had (it
+appends each checkpoint as it reaches it).
 
 One registry grown with `Client.log_bundles` (batches of {BATCH} versions, over {NAMES}
 names), the embedded client on SQLite (WAL) and the same client over PostgreSQL 127.0.0.1
