@@ -100,7 +100,8 @@ def _git_dir(folder: Path) -> tuple[Path, Path] | None:
 def git_info(path: Path, *, watch: bool = True) -> dict[str, Any] | None:
     """Commit SHA, dirty flag, branch and remote of the repository holding ``path``.
 
-    Returns None outside a git working tree (or without git installed). A registration
+    Returns None outside a git working tree (found without running git: no ``.git``
+    in the folder or above it) or without git installed. A registration
     loop does not pay a ``git status`` per version: the answer is reused for up to
     :data:`FRESH_FOR` seconds while nothing it depends on has changed — the repository's
     ``HEAD``, branch ref, packed refs and index, and (``path`` being a folder and
@@ -113,6 +114,8 @@ def git_info(path: Path, *, watch: bool = True) -> dict[str, Any] | None:
         True
     """
     folder = path if path.is_dir() else path.parent
+    if "GIT_DIR" not in os.environ and _git_dir(folder.resolve()) is None:
+        return None  # no .git above it: not a working tree, and no git process to ask
     watched = folder if watch and path.is_dir() else None
     key = (folder.resolve(), watched is not None)
     before = _fingerprint(folder, watched)

@@ -103,3 +103,16 @@ def test_a_registration_loop_asks_git_once_while_nothing_changes(
     monkeypatch.setattr(prov, "FRESH_FOR", 0.0)
     git_info(bundle)
     assert len(asked) == count + 2
+
+
+def test_outside_a_working_tree_git_is_not_run(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import llmreg.provenance as prov
+
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    asked = []
+    monkeypatch.setattr(prov, "_git", lambda *a: asked.append(a))
+    assert git_info(tmp_path) is None and git_info(tmp_path / "x.yaml") is None
+    assert asked == []  # an app outside a checkout registers without a git process each time
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere.git"))
+    git_info(tmp_path)
+    assert asked  # a GIT_DIR may point anywhere: git decides
