@@ -103,6 +103,7 @@ def main() -> None:
     leads = [Actor("lead-a"), Actor("lead-b")]
     truth: dict[str, int | None] = {n: None for n in names}
     staged: dict[str, int] = {}
+    shadowed: dict[str, int] = {}  # the version each name's shadow slot holds
     history: dict[str, list[int]] = defaultdict(list)  # production versions, in order
     latest: dict[str, int] = {}
     # A tenth of the features are abandoned on some day while holding production.
@@ -141,7 +142,10 @@ def main() -> None:
             # Weekly release of what is in staging, sometimes through shadow.
             if day % 7 == i % 7 and name in staged and staged[name] != truth[name]:
                 ref = f"{name}@{staged[name]}"
-                if rng.random() < 0.2:
+                # Through shadow now and then (not again for a version shadow holds: a
+                # release redone after a rollback).
+                if rng.random() < 0.2 and shadowed.get(name) != staged[name]:
+                    shadowed[name] = staged[name]
                     svc.lifecycle.approve(ref, "shadow", actor=leads[0])
                     svc.lifecycle.promote(ref, "shadow", actor=author, reason="shadow run")
                     svc.lifecycle.attach_evidence(ref, type="shadow-metrics", suite="shadow",

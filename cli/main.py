@@ -51,6 +51,16 @@ class _Root(TyperGroup):
         super().__init__(*args, **kwargs)
         _plain_metavars(self)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Every refusal of bad input exits 1: the parser's usage errors (a missing
+        option, a value out of range) too, which click would exit with 2."""
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code == 2:
+                raise SystemExit(1) from None
+            raise
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
         flags = [a for a in args[:end] if a in GLOBAL_FLAGS]

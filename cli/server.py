@@ -30,8 +30,10 @@ def register_commands(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8700,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535,
+                                      help="Port to listen on.")] = 8700,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Worker processes.")] = 1,
     read_auth: Annotated[str, typer.Option(
         "--read-auth", help="token: reads need a reader token; open: anyone may read.")
     ] = "token",

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 from llmreg.db.engine import Database
 from llmreg.db.models import AuditEntry, table, utcnow
 from llmreg.digest import canonical_json, digest_bytes
-from llmreg.errors import AuditChainError
+from llmreg.errors import AuditChainError, InvalidRefError
+from llmreg.service.rows import MAX_ROW_ID
 from llmreg.types import AuditInfo
 
 GENESIS = "sha256:" + "0" * 64
@@ -97,7 +98,12 @@ def to_info(e: AuditEntry) -> AuditInfo:
 def entries(db: Database, name: str | None = None, limit: int | None = None, *,
             env: str | None = None) -> list[AuditInfo]:
     """Entries in order (optionally for one name or one environment, optionally the last
-    ``limit``)."""
+    ``limit``: 1 or more; more than there are entries gives them all)."""
+    if limit is not None:
+        if limit < 1:
+            raise InvalidRefError(f"limit {limit} shows nothing; give 1 or more (or no "
+                                  "limit for the whole log)")
+        limit = min(limit, MAX_ROW_ID)  # no log is longer; the driver binds no more
     with db.read() as session:
         query = select(AuditEntry)
         if name is not None:

@@ -202,7 +202,7 @@ def test_no_registry_is_a_clear_error(run, tmp_path: Path, monkeypatch: pytest.M
 
 def test_message_is_required(run, registered: Path) -> None:
     result = run("register", str(registered / "support-rag"))
-    assert result.exit_code == 2  # a usage error, from the argument parser
+    assert result.exit_code == 1  # a usage error, from the argument parser: bad input too
     assert "--message" in result.output
 
 
@@ -210,3 +210,27 @@ def _sub(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("audit", "--limit", "0"), "limit 0 shows nothing"),
+    (("audit", "--limit", "ten"), "Invalid value for '--limit'"),
+    (("alerts", "ack", str(2**64), "--reason", "x"), f"no alert #{2**64}"),
+    (("webhook", "remove", str(10**30)), f"no webhook {10**30}"),
+    (("webhook", "redeliver", str(2**63)), f"no delivery {2**63}"),
+    (("serve", "--port", "99999"), "Invalid value for '--port'"),
+    (("serve", "--workers", "0"), "Invalid value for '--workers'"),
+])
+def test_an_integer_out_of_range_is_one_error_and_exit_1(run, registered: Path,
+                                                         args: tuple[str, ...],
+                                                         says: str) -> None:
+    before = snapshot(Path(".llmreg"))
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert snapshot(Path(".llmreg")) == before
+
+
+def test_a_limit_longer_than_the_log_shows_it_all(run, registered: Path) -> None:
+    whole = run("audit", "--json")
+    assert run("audit", "--limit", str(10**30), "--json").output == whole.output
