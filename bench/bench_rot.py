@@ -26,6 +26,7 @@ docs/benchmarks.md:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -202,8 +203,8 @@ def main() -> None:
         f"| {label} | {figures[key]} |" for label, key in ROWS)
     body = f"""
 Command: `python -m bench.bench_rot --scale {args.scale:g} --days {args.days}` (seed
-{args.seed}). Machine: {machine()}; shared with four other engineers' builds and tests
-while it ran. Embedded registry: SQLite (WAL) + local blob folder, in a RAM folder
+{args.seed}). Machine: {machine()}; load average {os.getloadavg()[0]:.1f} on 2 cores
+when it ended. Embedded registry: SQLite (WAL) + local blob folder, in a RAM folder
 (`/dev/shm`).
 
 {TEAMS} teams × {features} features = {len(names)} names over {args.days} simulated days:
