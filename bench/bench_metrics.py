@@ -98,8 +98,8 @@ def main() -> None:
         f"| {i + 1} | {a[0]:,.0f} | {b[0]:,.0f} | {b[0] / a[0]:.3f} |"
         for i, (a, b) in enumerate(zip(results["off"], results["token"], strict=True)))
     body = f"""
-Command: `python -m bench.bench_metrics`. Machine: {machine()}; shared with other work
-during the run (load average {load}). Two `llmreg serve --workers 2` over one registry,
+Command: `python -m bench.bench_metrics`. Machine: {machine()}; load average {load}
+during the run. Two `llmreg serve --workers 2` over one registry,
 one with `LLMREG_METRICS=off`, one with `LLMREG_METRICS=token` (prometheus-client in
 multiprocess mode: every resolve increments `llmreg_resolves_total`, the cache counter
 and the latency histogram in memory-mapped files). wrk (`{' '.join(WRK)}`) resolves
@@ -115,8 +115,8 @@ Median: **{off:,.0f} req/s off, {on:,.0f} req/s on: {on / off:.3f}** of the thro
 ratios (each "on" round against the "off" round just before it) is **{paired:.3f}**.
 p99 with metrics on: {median([r[2] for r in results['token']]):.2f} ms. The "off" rounds alone
 range from {min(r[0] for r in results['off']):,.0f} to {max(r[0] for r in results['off']):,.0f}
-req/s: when the shared machine is this loaded, the A/B cannot resolve a 5% difference,
-and the direct measurement below is the one to read.
+req/s: where that spread is wider than 5%, the A/B cannot resolve a 5% difference, and
+the direct measurement below is the one to read.
 
 The same cost measured without the noise of the machine: the metrics code of one
 resolve (tally, then its share of the batched write to the multiprocess files) takes

@@ -186,8 +186,8 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nport}; root {mirror};
     top_rows = "\n".join(f"    {m:<28} {t[1] / 1000:6.1f} ms cumulative" for m, t in top)
     ratio = load["mirror pointer"]["rps"] / load["static file, pointer size"]["rps"]
     body_md = f"""
-Command: `python -m bench.bench_mirror`. Machine: {machine()}; shared with other
-benchmarks and test runs during this session, so absolute figures move by ±20%.
+Command: `python -m bench.bench_mirror`. Machine: {machine()}; load average
+{os.getloadavg()[0]:.1f} on 2 cores when it ended.
 One nginx (`worker_processes 2`, access log off) serves the folder `llmreg publish`
 wrote (consistent-snapshot TUF layout) and, in the same folder, plain files of exactly
 the same sizes; wrk uses the resolve benchmark's settings (`{' '.join(WRK)}`),

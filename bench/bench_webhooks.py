@@ -147,8 +147,7 @@ def main() -> None:
     ]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     body = (f"`python -m bench.bench_webhooks --events {args.events} --moves {args.moves}` "
-            f"on {machine()} (2 cores shared with other engineers' test runs while it ran: "
-            f"load average {os.getloadavg()[0]:.0f} at the end, so figures are pessimistic). "
+            f"on {machine()} (load average {os.getloadavg()[0]:.1f} on 2 cores at the end). "
             "Embedded registry on SQLite, the server's "
             "delivery loop (0.5 s interval), a receiver on 127.0.0.1 verifying every "
             "signature with `standardwebhooks`.\n\n| measure | figure | target |\n"
