@@ -211,8 +211,8 @@ def status(
 def audit(
     name: Annotated[str | None, typer.Argument(
         help="Only entries about this name; 'verify' checks the hash chain instead.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the last N entries.")
-                     ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1,
+                                              help="Only the last N entries.")] = None,
     anchor: Annotated[str | None, typer.Option(
         "--head", help="With verify: a head printed earlier; the log must still hold it.")
                       ] = None,

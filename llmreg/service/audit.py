@@ -98,10 +98,10 @@ def to_info(e: AuditEntry) -> AuditInfo:
 def entries(db: Database, name: str | None = None, limit: int | None = None, *,
             env: str | None = None) -> list[AuditInfo]:
     """Entries in order (optionally for one name or one environment, optionally the last
-    ``limit``: 1 or more; more than there are entries gives them all)."""
+    ``limit``; more than there are entries gives them all)."""
     if limit is not None:
-        if limit < 1:
-            raise InvalidRefError(f"limit {limit} shows nothing; give 1 or more (or no "
+        if limit < 0:
+            raise InvalidRefError(f"limit {limit} is negative; give 0 or more (or no "
                                   "limit for the whole log)")
         limit = min(limit, MAX_ROW_ID)  # no log is longer; the driver binds no more
     with db.read() as session:

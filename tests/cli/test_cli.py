@@ -213,7 +213,7 @@ def _sub(path: Path, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (("audit", "--limit", "0"), "limit 0 shows nothing"),
+    (("audit", "--limit", "0"), "Invalid value for '--limit'"),
     (("audit", "--limit", "ten"), "Invalid value for '--limit'"),
     (("alerts", "ack", str(2**64), "--reason", "x"), f"no alert #{2**64}"),
     (("webhook", "remove", str(10**30)), f"no webhook {10**30}"),
