@@ -20,6 +20,7 @@ import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,7 +120,8 @@ def git_info(path: Path, *, watch: bool = True) -> dict[str, Any] | None:
     watched = folder if watch and path.is_dir() else None
     key = (folder.resolve(), watched is not None)
     before = _fingerprint(folder, watched)
-    hit = _answers.get(key)
+    with _answers_lock:
+        hit = _answers.get(key)
     now = time.monotonic()
     if (before is not None and hit is not None and hit.fingerprint == before
             and now - hit.asked < FRESH_FOR):
@@ -127,14 +129,16 @@ def git_info(path: Path, *, watch: bool = True) -> dict[str, Any] | None:
     asked_wall = time.time()
     info = _ask_git(folder)
     after = _fingerprint(folder, watched)
-    _answers.pop(key, None)
+    with _answers_lock:
+        _answers.pop(key, None)
     if (before is not None and after is not None and before[1:] == after[1:]
             and after[-1] < asked_wall - RACY_SECONDS):
         # Same refs and files before and after asking (git may rewrite its own index),
         # and no file so new that an edit within its timestamp's tick could hide.
-        if len(_answers) >= 64:
-            _answers.pop(next(iter(_answers)))
-        _answers[key] = _Answer(after, now, info)
+        with _answers_lock:
+            if len(_answers) >= 64:
+                _answers.pop(next(iter(_answers)))
+            _answers[key] = _Answer(after, now, info)
     return dict(info) if info is not None else None
 
 
@@ -151,6 +155,7 @@ class _Answer:
 
 
 _answers: dict[tuple[Path, bool], _Answer] = {}
+_answers_lock = threading.Lock()  # one process may register from several threads
 
 
 def _fingerprint(folder: Path, watched: Path | None) -> tuple[Any, ...] | None:
