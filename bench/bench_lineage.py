@@ -87,7 +87,7 @@ def bench_logging(work: Path) -> tuple[list[str], list[float]]:
 def bench_backends(work: Path) -> list[str]:
     import psycopg
 
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from llmreg.service.registry import RegistryService
 
     name = f"llmreg_bench_{os.getpid()}"

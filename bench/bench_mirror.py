@@ -61,8 +61,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mirror-", dir=base))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        from llmreg.service.mirror import publish
-        from llmreg.service.mirror_keys import keygen
+        from llmreg.service.mirror.keys import keygen
+        from llmreg.service.mirror.publisher import publish
         from llmreg.service.registry import RegistryService
 
         home = work / "llmreg" / ".llmreg"

@@ -38,7 +38,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from bench.common import machine, write_section
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.db.models import Evidence, SlotEvent, set_clock
 from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
 from llmreg.service import RegistryService

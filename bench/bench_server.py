@@ -71,7 +71,7 @@ def mlflow_python(work: Path) -> str:
 
 def setup_llmreg(home: Path) -> tuple[str, bytes, str]:
     """A registry with ticket-classifier@1 in production (gates met); a reader token."""
-    from llmreg.bundledir import load_bundle_dir
+    from llmreg.bundle.directory import load_bundle_dir
     from llmreg.service.registry import RegistryService
     from llmreg.types import Actor
 

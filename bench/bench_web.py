@@ -36,7 +36,7 @@ def fill(home: Path) -> object:
     """The registry: NAMES x VERSIONS versions, staging @last, production @last-2."""
     from sqlmodel import select
 
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from llmreg.db.models import (
         AuditEntry,
         BundleName,

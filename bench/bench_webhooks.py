@@ -22,11 +22,11 @@ from typing import Any
 from standardwebhooks import Webhook as Verifier
 
 from bench.common import machine, median, pct, write_section
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.policy import Policy, Webhooks
-from llmreg.server.delivery import DeliveryLoop
+from llmreg.server.delivery_loop import DeliveryLoop
 from llmreg.service import RegistryService
-from llmreg.service.outbox import emit
+from llmreg.service.notifications.outbox import emit
 from llmreg.types import Actor
 
 ANA = Actor("ana")

@@ -17,7 +17,7 @@ from llmreg.errors import LLMRegError, RegistryNotFoundError
 from ._output import Output
 
 if TYPE_CHECKING:
-    from llmreg.remote import RemoteClient
+    from llmreg.client.remote import RemoteClient
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 import llmreg
-from llmreg.diff import BundleDiff, FieldChange, TextDiff
-from llmreg.digest import short
+from llmreg.bundle.diff import BundleDiff, FieldChange, TextDiff
+from llmreg.bundle.digest import short
 
 from ._output import Output, when
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 import llmreg
-from llmreg.bundledir import load_bundle_dir, looks_like_path
-from llmreg.digest import short
+from llmreg.bundle.digest import short
+from llmreg.bundle.directory import load_bundle_dir, looks_like_path
 from llmreg.errors import InvalidRefError, RenderError
 from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME

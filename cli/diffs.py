@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from llmreg.bundledir import looks_like_path
-from llmreg.digest import short
+from llmreg.bundle.digest import short
+from llmreg.bundle.directory import looks_like_path
 from llmreg.errors import InvalidRefError
 
 from ._common import connect, handle_errors

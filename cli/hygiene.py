@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llmreg.digest import short
+from llmreg.bundle.digest import short
 
 from ._common import connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output

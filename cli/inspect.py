@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 import llmreg
-from llmreg.digest import short
+from llmreg.bundle.digest import short
 
 from ._common import STATE, connect, handle_errors
 from ._output import JSON_OPTION, Output

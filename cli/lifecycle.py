@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 import llmreg
-from llmreg.digest import short
+from llmreg.bundle.digest import short
 from llmreg.errors import GateFailedError, InvalidEvidenceError
 from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
 

@@ -1,7 +1,7 @@
 """Commands for the signed static mirror: ``publish``, and the ``mirror`` key group.
 
 Key management needs no registry: it creates and rotates the TUF keys in a folder
-(``llmreg.service.mirror_keys``). ``publish`` reads the registry through the client.
+(``llmreg.service.mirror.keys``). ``publish`` reads the registry through the client.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def keygen(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create the mirror's ed25519 keys (root, targets, snapshot, timestamp) and root v1."""
-    from llmreg.service.mirror_keys import keygen as make_keys
+    from llmreg.service.mirror.keys import keygen as make_keys
 
     make_keys(folder)
     out = Output(as_json)
@@ -70,7 +70,7 @@ def rotate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replace one role's key: writes root N+1, signed by the current root key."""
-    from llmreg.service.mirror_keys import rotate as rotate_key
+    from llmreg.service.mirror.keys import rotate as rotate_key
 
     root = rotate_key(folder, role)
     Output(as_json).result(

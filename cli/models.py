@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from llmreg.digest import short
+from llmreg.bundle.digest import short
 from llmreg.errors import InvalidEvidenceError
 
 from ._common import connect, handle_errors, note_audit_head

@@ -19,15 +19,19 @@ from llmreg._version import __version__ as __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg import errors as errors
-    from llmreg._connect import connect as connect
-    from llmreg.bundle import Bundle as Bundle
-    from llmreg.bundledir import load_bundle_dir as load_bundle_dir
-    from llmreg.client import Client as Client
-    from llmreg.diff import BundleDiff as BundleDiff
-    from llmreg.diff import diff_bundles as diff_bundles
-    from llmreg.digest import canonical_json as canonical_json
-    from llmreg.digest import digest_bytes as digest_bytes
-    from llmreg.digest import short as short_digest
+    from llmreg.bundle.diff import BundleDiff as BundleDiff
+    from llmreg.bundle.diff import diff_bundles as diff_bundles
+    from llmreg.bundle.digest import canonical_json as canonical_json
+    from llmreg.bundle.digest import digest_bytes as digest_bytes
+    from llmreg.bundle.digest import short as short_digest
+    from llmreg.bundle.directory import load_bundle_dir as load_bundle_dir
+    from llmreg.bundle.messages import Messages as Messages
+    from llmreg.bundle.names import parse_ref as parse_ref
+    from llmreg.bundle.resolved import ResolvedBundle as ResolvedBundle
+    from llmreg.bundle.schema import Bundle as Bundle
+    from llmreg.client.connect import connect as connect
+    from llmreg.client.core import Client as Client
+    from llmreg.client.remote import RemoteClient as RemoteClient
     from llmreg.errors import AmbiguousRefError as AmbiguousRefError
     from llmreg.errors import ApprovalError as ApprovalError
     from llmreg.errors import AuditChainError as AuditChainError
@@ -59,12 +63,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import TemplateSyntaxError as TemplateSyntaxError
     from llmreg.errors import TransitionError as TransitionError
     from llmreg.errors import UnknownEnvironmentError as UnknownEnvironmentError
-    from llmreg.messages import Messages as Messages
-    from llmreg.names import parse_ref as parse_ref
     from llmreg.policy import Policy as Policy
     from llmreg.policy import load_policy as load_policy
-    from llmreg.remote import RemoteClient as RemoteClient
-    from llmreg.resolved import ResolvedBundle as ResolvedBundle
     from llmreg.settings import Settings as Settings
     from llmreg.types import Actor as Actor
     from llmreg.types import ApprovalInfo as ApprovalInfo
@@ -115,22 +115,22 @@ _ERRORS = (
 
 _LAZY: dict[str, tuple[str, str | None]] = {
     "errors": ("llmreg.errors", None),
-    "connect": ("llmreg._connect", "connect"),
-    "Bundle": ("llmreg.bundle", "Bundle"),
-    "load_bundle_dir": ("llmreg.bundledir", "load_bundle_dir"),
-    "Client": ("llmreg.client", "Client"),
-    "BundleDiff": ("llmreg.diff", "BundleDiff"),
-    "diff_bundles": ("llmreg.diff", "diff_bundles"),
-    "canonical_json": ("llmreg.digest", "canonical_json"),
-    "digest_bytes": ("llmreg.digest", "digest_bytes"),
-    "short_digest": ("llmreg.digest", "short"),
+    "connect": ("llmreg.client.connect", "connect"),
+    "Bundle": ("llmreg.bundle.schema", "Bundle"),
+    "load_bundle_dir": ("llmreg.bundle.directory", "load_bundle_dir"),
+    "Client": ("llmreg.client.core", "Client"),
+    "BundleDiff": ("llmreg.bundle.diff", "BundleDiff"),
+    "diff_bundles": ("llmreg.bundle.diff", "diff_bundles"),
+    "canonical_json": ("llmreg.bundle.digest", "canonical_json"),
+    "digest_bytes": ("llmreg.bundle.digest", "digest_bytes"),
+    "short_digest": ("llmreg.bundle.digest", "short"),
     "LLMRegError": ("llmreg.errors", "LLMRegError"),
-    "Messages": ("llmreg.messages", "Messages"),
-    "parse_ref": ("llmreg.names", "parse_ref"),
+    "Messages": ("llmreg.bundle.messages", "Messages"),
+    "parse_ref": ("llmreg.bundle.names", "parse_ref"),
     "Policy": ("llmreg.policy", "Policy"),
     "load_policy": ("llmreg.policy", "load_policy"),
-    "RemoteClient": ("llmreg.remote", "RemoteClient"),
-    "ResolvedBundle": ("llmreg.resolved", "ResolvedBundle"),
+    "RemoteClient": ("llmreg.client.remote", "RemoteClient"),
+    "ResolvedBundle": ("llmreg.bundle.resolved", "ResolvedBundle"),
     "Settings": ("llmreg.settings", "Settings"),
     **{name: ("llmreg.types", name) for name in (
         "Actor", "ApprovalInfo", "AuditInfo", "ChangelogEntry", "EvidenceInfo", "GateReport",

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from llmreg.digest import canonical_json, digest_bytes
+from llmreg.bundle.digest import canonical_json, digest_bytes
 from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError
 
 POLICY_FILENAME = "llmreg-policy.yaml"
@@ -388,7 +388,7 @@ def parse_policy(text: str, *, source: str) -> Policy:
     """Validate policy YAML; errors name ``source``, the line and the field."""
     import yaml
 
-    from llmreg.parse import load_yaml
+    from llmreg.bundle.parse import load_yaml
 
     data = load_yaml(text, source, error=PolicyError)
     try:
@@ -401,7 +401,7 @@ def parse_policy(text: str, *, source: str) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        from llmreg.bundle import format_loc
+        from llmreg.bundle.schema import format_loc
 
         err = exc.errors()[0]
         original = (err.get("ctx") or {}).get("error")

@@ -27,7 +27,7 @@ server — never at import time.
 ``LLMREG_BODY_*``        server: ``IDLE_TIMEOUT`` (30 s), ``GRACE`` (10 s) and
                          ``MIN_RATE`` (8192 bytes/s) of request bodies (docs/security.md)
 ``LLMREG_RENDER_*``      ``MAX_CHARS``, ``MAX_STEPS``, ``TIMEOUT``: a render's budget,
-                         read by :mod:`llmreg.render`
+                         read by :mod:`llmreg.bundle.render`
 ``LLMREG_JOBS``          server: 1 runs the scheduled jobs in the background (``llmreg
                          serve`` sets it unless ``--no-jobs``); ``LLMREG_JOBS_TICK``: s
 =======================  ===============================================================

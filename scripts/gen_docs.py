@@ -19,8 +19,8 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 def canonical_bundle_schema() -> dict[str, Any]:
     """The JSON Schema of a bundle's canonical form: what is stored and hashed (the
     manifest blob, the HTTP resolve body), with its ``schema`` and ``kind`` fields."""
-    from llmreg.bundle import Bundle
-    from llmreg.sections import SCHEMA_ID
+    from llmreg.bundle.schema import Bundle
+    from llmreg.bundle.sections import SCHEMA_ID
 
     schema = Bundle.model_json_schema(mode="serialization")
     schema["properties"]["schema"] = {
@@ -38,7 +38,7 @@ def show_schema() -> str:
     """The JSON Schema of ``llmreg show REF --json``: the bundle's sections (with their
     defaults filled in), its registration record, and for a registered version where it
     runs, its owner, archive tag, evidence and approvals."""
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from llmreg.types import EvidenceInfo, OwnerInfo
 
     bundle = Bundle.model_json_schema(mode="serialization")
@@ -110,7 +110,7 @@ def cli_reference() -> str:
 
 
 def diff_schema() -> str:
-    from llmreg.diff import BundleDiff
+    from llmreg.bundle.diff import BundleDiff
 
     schema = BundleDiff.model_json_schema(by_alias=True)
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
-PRELOAD = ["llmreg", "llmreg.client", "llmreg.service.registry", "llmreg_cli.main",
+PRELOAD = ["llmreg", "llmreg.client.core", "llmreg.service.registry", "llmreg_cli.main",
            "typer.testing", "tests.conftest"]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.service import RegistryService
-from llmreg.service.mirror_keys import keygen
+from llmreg.service.mirror.keys import keygen
 from llmreg.types import Actor
 from tests.conftest import minimal
 

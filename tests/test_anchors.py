@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llmreg.digest import check_digest, is_digest, parse_prefix
+from llmreg.bundle.digest import check_digest, is_digest, parse_prefix
+from llmreg.bundle.names import check_name, parse_ref
 from llmreg.errors import InvalidEvidenceError, InvalidNameError, InvalidRefError, LLMRegError
-from llmreg.names import check_name, parse_ref
 from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
 from llmreg.service import RegistryService
 from llmreg.store import MemoryStore

@@ -79,7 +79,7 @@ def test_gc_lists_only_old_unreferenced_blobs(reg: llmreg.Client, registered: ll
 def test_pull_over_http(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from llmreg.remote import RemoteClient
+    from llmreg.client.remote import RemoteClient
     from llmreg.server.app import create_app
     from llmreg.service import RegistryService
     from llmreg.settings import Settings

@@ -72,6 +72,6 @@ def test_every_validation_error_at_once_with_file_line_and_did_you_mean(
 
 
 def test_yaml_exponent_numbers_are_numbers() -> None:
-    from llmreg.parse import load_yaml
+    from llmreg.bundle.parse import load_yaml
     assert load_yaml("a: 8e2\nb: 1e0\nc: -1.5E-3\nd: '8e2'\n", "x.yaml") == {
         "a": 800.0, "b": 1.0, "c": -0.0015, "d": "8e2"}

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from llmreg._version import __version__
-from llmreg.contract import Health
+from llmreg.contract.models import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors, web
-from llmreg.server.delivery import DeliveryLoop
+from llmreg.server.delivery_loop import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
 from llmreg.server.metrics import exposition

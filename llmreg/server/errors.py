@@ -3,7 +3,7 @@
 The codes are the ``code`` attributes of :mod:`llmreg.errors`; :data:`STATUS` maps them
 to HTTP once, and the remote client maps each code back to the same exception class.
 :func:`responses` turns the statuses a route can return into its OpenAPI ``responses``,
-all with the one :class:`~llmreg.contract.ErrorBody` schema.
+all with the one :class:`~llmreg.contract.models.ErrorBody` schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from llmreg import errors as e
-from llmreg.contract import ErrorBody
+from llmreg.contract.models import ErrorBody
 
 STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,

@@ -1,6 +1,6 @@
 """The server's background scheduler: the registry's jobs, run by ``llmreg serve``.
 
-One daemon thread per server process calls :meth:`llmreg.service.jobs.Jobs.run_due`
+One daemon thread per server process calls :meth:`llmreg.service.hygiene.jobs.Jobs.run_due`
 every tick (``LLMREG_JOBS_TICK``, default 1 s). Periodic jobs are claimed per period in
 the database, so any number of replicas (and ``llmreg jobs run`` from cron) run each
 period once in total; continuous jobs (webhook deliveries) run on every tick.

@@ -21,7 +21,7 @@ from typing import Any
 
 from llmreg.errors import AuthError, PermissionDeniedError
 from llmreg.server.metrics import ServerMetrics
-from llmreg.service.mirror import AutoPublisher
+from llmreg.service.mirror.publisher import AutoPublisher
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
 from llmreg.types import Actor, roles_of

@@ -99,13 +99,13 @@ class Access:
         return Actor(row.subject, roles_of(row.role))
 
     def record_heartbeats(self, beats: list[dict[str, Any]]) -> int:
-        """Add served-request counts (see :meth:`llmreg.service.traffic.Traffic.record`)."""
-        from llmreg.service.traffic import Traffic
+        """Add served-request counts (see :meth:`llmreg.service.hygiene.traffic.Traffic.record`)."""
+        from llmreg.service.hygiene.traffic import Traffic
 
         return Traffic(self.db, self.policy).record(beats)
 
     def heartbeats(self, name: str | None = None) -> list[dict[str, Any]]:
         """The served-traffic rollups, one per (name, env, digest)."""
-        from llmreg.service.traffic import Traffic
+        from llmreg.service.hygiene.traffic import Traffic
 
         return Traffic(self.db, self.policy).heartbeats(name)

@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from llmreg.bundle.digest import canonical_json, digest_bytes
 from llmreg.db.engine import Database
 from llmreg.db.models import AuditEntry, table, utcnow
-from llmreg.digest import canonical_json, digest_bytes
 from llmreg.errors import AuditChainError, InvalidRefError
 from llmreg.service.rows import MAX_ROW_ID
 from llmreg.types import AuditInfo

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from llmreg.digest import check_digest
+from llmreg.bundle.digest import check_digest
 from llmreg.store.base import BlobStore, Descriptor
 
 

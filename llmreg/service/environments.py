@@ -6,11 +6,11 @@ import builtins
 
 from sqlmodel import func, select
 
+from llmreg.bundle.diff import diff_bundles
 from llmreg.db.engine import Database
 from llmreg.db.models import Slot
-from llmreg.diff import diff_bundles
 from llmreg.policy import Policy
-from llmreg.service.traffic import slot_rows
+from llmreg.service.hygiene.traffic import slot_rows
 from llmreg.service.versions import Versions
 from llmreg.types import DriftItem, EnvironmentInfo
 

@@ -5,7 +5,7 @@ each page is a fixed, small number of queries whatever the registry's size.
 Example:
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from llmreg.bundle import Bundle
+    >>> from llmreg.bundle.schema import Bundle
     >>> from llmreg.service import RegistryService
     >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
     >>> b = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
+from llmreg.bundle.names import check_name
 from llmreg.db.engine import Database
 from llmreg.db.models import (
     Alert,
@@ -39,10 +40,9 @@ from llmreg.db.models import (
     SlotEvent,
     Version,
 )
-from llmreg.names import check_name
 from llmreg.policy import Policy
 from llmreg.service import audit
-from llmreg.service.alerts import ACTIVE
+from llmreg.service.hygiene.alerts import ACTIVE
 from llmreg.service.refs import name_row
 from llmreg.service.rows import approval_info, event_info, version_info
 from llmreg.types import ApprovalInfo, AuditInfo, Page, SlotEventInfo, VersionInfo

@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from llmreg.bundle.digest import short
+from llmreg.bundle.names import Ref, parse_ref
 from llmreg.db.models import BundleName, Slot, Version
-from llmreg.digest import short
 from llmreg.errors import AmbiguousRefError, EmptySlotError, InvalidRefError, RefNotFoundError
-from llmreg.names import Ref, parse_ref
 from llmreg.policy import Policy
 
 NAMES_SCANNED = 10_000  # names compared for a "did you mean" (bounded work per miss)

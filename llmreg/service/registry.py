@@ -7,17 +7,17 @@ registry state:
 - ``blobs`` (:class:`~llmreg.service.blobs.Blobs`): the one way to the blob store;
 - ``versions`` (:class:`~llmreg.service.versions.Versions`): register, refs, history,
   diffs;
-- ``lifecycle`` (:class:`~llmreg.service.lifecycle.Lifecycle`): evidence, approvals,
+- ``lifecycle`` (:class:`~llmreg.service.lifecycle.lifecycle.Lifecycle`): evidence, approvals,
   gates, promotion, rollback, retirement, status, the audit log;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
 - ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
 - ``owners``, ``traffic``, ``alerts``, ``deprecation``, ``environments``: owners, served
   traffic, stale-production alerts, the deprecation rules, env list and drift;
-- ``jobs`` (:class:`~llmreg.service.jobs.Jobs`): those that run on a schedule;
-- ``notify`` (:class:`~llmreg.service.webhooks.Notify`): webhooks and the delivery
-  worker over the outbox (:mod:`llmreg.service.outbox`).
+- ``jobs`` (:class:`~llmreg.service.hygiene.jobs.Jobs`): those that run on a schedule;
+- ``notify`` (:class:`~llmreg.service.notifications.webhooks.Notify`): webhooks and the delivery
+  worker over the outbox (:mod:`llmreg.service.notifications.outbox`).
 - ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
-- ``imports`` (:class:`~llmreg.service.imports.Imports`): imports from MLflow, in one
+- ``imports`` (:class:`~llmreg.service.importers.apply.Imports`): imports from MLflow, in one
   transaction each.
 """
 
@@ -33,20 +33,20 @@ from llmreg.db.engine import HEAD_REVISION, Database
 from llmreg.errors import ServerError
 from llmreg.policy import Policy
 from llmreg.service.access import Access
-from llmreg.service.alerts import Alerts
 from llmreg.service.blobs import Blobs
-from llmreg.service.deprecation import Deprecation
 from llmreg.service.environments import Environments
-from llmreg.service.imports import Imports
+from llmreg.service.hygiene.alerts import Alerts
+from llmreg.service.hygiene.deprecation import Deprecation
+from llmreg.service.hygiene.jobs import Jobs
+from llmreg.service.hygiene.owners import Owners
+from llmreg.service.hygiene.traffic import Traffic
+from llmreg.service.importers.apply import Imports
 from llmreg.service.integrity import Integrity
-from llmreg.service.jobs import Jobs
-from llmreg.service.lifecycle import Lifecycle
+from llmreg.service.lifecycle.lifecycle import Lifecycle
+from llmreg.service.notifications.webhooks import Notify
 from llmreg.service.overview import Overview
-from llmreg.service.owners import Owners
 from llmreg.service.sessions import Sessions
-from llmreg.service.traffic import Traffic
 from llmreg.service.versions import Versions
-from llmreg.service.webhooks import Notify
 from llmreg.store import open_store
 from llmreg.store.base import BlobStore
 

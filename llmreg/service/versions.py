@@ -16,16 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.diff import BundleDiff, diff_bundles
+from llmreg.bundle.digest import canonical_json, compact_json, digest_bytes
+from llmreg.bundle.names import Ref, check_name
+from llmreg.bundle.schema import Bundle
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Manifest, Version, table, utcnow
-from llmreg.diff import BundleDiff, diff_bundles
-from llmreg.digest import canonical_json, compact_json, digest_bytes
 from llmreg.errors import BlobNotFoundError, InvalidBundleError
-from llmreg.names import Ref, check_name
 from llmreg.policy import REGISTERED, Policy
-from llmreg.service import audit, outbox
+from llmreg.service import audit
 from llmreg.service.blobs import Blobs
+from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row, not_registered, resolve_in, slot_in
 from llmreg.service.rows import version_info
 from llmreg.types import ChangelogEntry, NameSummary, Page, Registration, VersionInfo
@@ -299,7 +300,7 @@ class Versions:
         return bundle
 
     def diff(self, old: Bundle, new: Bundle) -> BundleDiff:
-        """The semantic diff of two bundles (see :mod:`llmreg.diff`)."""
+        """The semantic diff of two bundles (see :mod:`llmreg.bundle.diff`)."""
         return diff_bundles(old, new, load=self.load)
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:

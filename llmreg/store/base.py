@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from llmreg.digest import format_digest, new_hasher
+from llmreg.bundle.digest import format_digest, new_hasher
 from llmreg.errors import BlobNotFoundError, IntegrityError
 
 CHUNK = 1024 * 1024

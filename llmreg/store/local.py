@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
+from llmreg.bundle.digest import DIGEST_RE, format_digest, hex_of, new_hasher
 from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import BlobStore, Descriptor, VerifyingReader
 

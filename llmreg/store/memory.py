@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from llmreg.digest import check_digest, format_digest, new_hasher
+from llmreg.bundle.digest import check_digest, format_digest, new_hasher
 from llmreg.errors import BlobNotFoundError, DigestInvalidError
 from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
 

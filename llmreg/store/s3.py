@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from llmreg.digest import DIGEST_RE, format_digest, hex_of, new_hasher
+from llmreg.bundle.digest import DIGEST_RE, format_digest, hex_of, new_hasher
 from llmreg.errors import (
     BlobNotFoundError,
     DigestInvalidError,

@@ -398,7 +398,7 @@ def test_show_prints_the_git_commit_and_host(run, old_new: tuple[Path, Path],
                                              tmp_path: Path) -> None:
     import socket
 
-    from tests.test_provenance import git
+    from tests.bundle.test_provenance import git
 
     old, _ = old_new
     git(tmp_path, "init", "-q")

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmreg.digest import digest_bytes
+from llmreg.bundle.digest import digest_bytes
 from tests.e2e.test_serve import Served, local_cli
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
 from llmreg.service import RegistryService
 from tests.conftest import minimal

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from llmreg.remote import RemoteClient
+from llmreg.client.remote import RemoteClient
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings

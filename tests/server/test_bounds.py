@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from llmreg.bundledir import load_bundle_dir
-from llmreg.digest import digest_bytes
+from llmreg.bundle.digest import digest_bytes
+from llmreg.bundle.directory import load_bundle_dir
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llmreg.bundledir import load_bundle_dir
-from llmreg.contract import ErrorBody
+from llmreg.bundle.directory import load_bundle_dir
+from llmreg.contract.models import ErrorBody
 from llmreg.server.app import create_app
 from llmreg.settings import Settings
 from llmreg.types import ROLES
@@ -168,7 +168,8 @@ def test_open_reads_need_no_token_but_refuse_a_bad_one(server: Server) -> None:
 
 def test_answers_parse_as_the_contract_models(server: Server) -> None:
     """What the remote client will do: validate each answer with the shared model."""
-    from llmreg.contract import (
+    from llmreg.bundle.diff import BundleDiff
+    from llmreg.contract.models import (
         ApprovalResult,
         BundleResponse,
         GateVerdict,
@@ -176,7 +177,6 @@ def test_answers_parse_as_the_contract_models(server: Server) -> None:
         PromotionResult,
         WhoAmI,
     )
-    from llmreg.diff import BundleDiff
     from llmreg.types import Page, VersionInfo
 
     pat = server.client("pat")
@@ -209,4 +209,4 @@ def test_answers_parse_as_the_contract_models(server: Server) -> None:
     token = NewToken.model_validate(post("/v1/tokens", {"subject": "s", "role": "reader"}, "ada"))
     assert token.token.startswith("llmreg_") and token.subject == "s"
     diff = BundleDiff.model_validate(get(f"/v1/diff?old={ref}&new={ref}"))
-    assert diff.identical and diff.to_json()["schema"] == "llmreg.diff/v1"
+    assert diff.identical and diff.to_json()["schema"] == "llmreg.bundle.diff/v1"

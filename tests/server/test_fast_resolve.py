@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from llmreg.bundledir import load_bundle_dir
+from llmreg.bundle.directory import load_bundle_dir
 from llmreg.server.app import create_app
 from llmreg.server.state import ResolveCache
 from llmreg.service import RegistryService
@@ -69,7 +69,7 @@ def test_a_promotion_through_this_replica_is_seen_at_once(warm: tuple[TestClient
     http, _ = warm
     first = http.get("/v1/resolve/tc/staging")
     svc: RegistryService = http.app.state.llmreg.service  # type: ignore[attr-defined]
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
 
     b2 = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
                            "template": {"source": "x"}})

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from llmreg.client.remote import RemoteClient
 from llmreg.errors import (
     ApprovalError,
     AuthError,
@@ -21,7 +22,6 @@ from llmreg.errors import (
     SlotConflictError,
     UnknownEnvironmentError,
 )
-from llmreg.remote import RemoteClient
 from tests.conftest import EXAMPLES
 from tests.server.conftest import Server
 
@@ -100,7 +100,7 @@ def test_errors_map_to_client_exceptions(server: Server) -> None:
         pat.resolve("support-rag", env="qa")
     with pytest.raises(EmptySlotError, match="nothing in 'shadow'"):
         pat.resolve("support-rag", env="shadow")
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
 
     v2 = pat.log_bundle(Bundle.from_dict({"model": {"provider": "openai",
                                                     "id": "gpt-4o-2024-08-06"},
@@ -137,7 +137,7 @@ def test_same_api_reads(server: Server) -> None:
 
 def test_blob_range_and_pagination(server: Server) -> None:
     data = bytes(range(256)) * 40
-    from llmreg.digest import digest_bytes
+    from llmreg.bundle.digest import digest_bytes
 
     d = digest_bytes(data)
     put = server.http.put(f"/v1/blobs/{d}", content=data, headers=server.headers("pat"))
@@ -164,7 +164,7 @@ def test_blob_range_and_pagination(server: Server) -> None:
     assert bad.status_code == 416
     pat = server.client("pat")
     for i in range(5):
-        from llmreg.bundle import Bundle
+        from llmreg.bundle.schema import Bundle
 
         pat.log_bundle(Bundle.from_dict({"model": {"provider": "openai",
                                                    "id": "gpt-4o-2024-08-06"},

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.db.models import utcnow
 from llmreg.errors import InvalidRefError, PermissionDeniedError, RefNotFoundError
 from llmreg.types import Actor

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from llmreg.bundledir import load_bundle_dir
+from llmreg.bundle.directory import load_bundle_dir
 from llmreg.server import metrics
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService

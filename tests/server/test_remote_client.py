@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmreg.digest import digest_bytes
+from llmreg.bundle.digest import digest_bytes
+from llmreg.client.remote import RemoteClient
 from llmreg.errors import (
     DigestInvalidError,
     IntegrityError,
@@ -17,7 +18,6 @@ from llmreg.errors import (
     LLMRegError,
     ServerError,
 )
-from llmreg.remote import RemoteClient
 from tests.conftest import EXAMPLES
 from tests.server.conftest import Server
 
@@ -111,8 +111,8 @@ def test_evidence_reports_as_bytes_or_files(server: Server, tmp_path: Path) -> N
 
 def test_log_bundles_goes_in_requests_of_bounded_size(server: Server, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmreg import contract
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
+    from llmreg.contract import models as contract
     from tests.conftest import minimal
 
     monkeypatch.setattr(contract, "MAX_BATCH_HTTP", 2)  # the client's chunk size

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook as Verifier
 
+from llmreg.client.remote import RemoteClient
 from llmreg.errors import InvalidWebhookError, PermissionDeniedError, RefNotFoundError
 from llmreg.policy import Policy, Webhooks
-from llmreg.remote import RemoteClient
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import (
     InvalidNameError,
     InvalidRefError,

@@ -70,7 +70,7 @@ def test_the_known_chain_produces_the_pinned_hashes() -> None:
 def test_one_entry_hash_is_the_digest_of_its_canonical_json() -> None:
     # The exact bytes hashed, spelled out: a change of field name, timestamp format or
     # canonicalisation shows up here first.
-    from llmreg.digest import digest_bytes
+    from llmreg.bundle.digest import digest_bytes
 
     payload = (b'{"action":"register","actor":"ana","at":"2026-01-02T03:04:06.000007Z",'
                b'"detail":{"digest":"' + DIGEST.encode() + b'","message":"first"},'

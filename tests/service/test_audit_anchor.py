@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from llmreg.errors import AuditChainError
 from llmreg.service import RegistryService
-from tests.service.test_lifecycle import ready_for_production, register, to_staging
+from tests.service.lifecycle.test_lifecycle import ready_for_production, register, to_staging
 
 
 @pytest.fixture

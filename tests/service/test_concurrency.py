@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import llmreg
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from tests._mp import worker_context
 from tests.conftest import minimal
 

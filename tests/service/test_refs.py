@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.names import parse_ref
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import AmbiguousRefError, EmptySlotError, InvalidRefError, RefNotFoundError
-from llmreg.names import parse_ref
 from llmreg.service import RegistryService
 from llmreg.service.refs import prefix_filter, resolve_in
 from llmreg.types import Actor

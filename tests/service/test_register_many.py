@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import FloatingModelIdError, InvalidBundleError
 from llmreg.service import RegistryService
 from llmreg.service import versions as versions_module

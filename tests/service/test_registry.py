@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmreg.bundle import Bundle
-from llmreg.bundledir import load_bundle_dir
+from llmreg.bundle.directory import load_bundle_dir
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import (
     AmbiguousRefError,
     BlobNotFoundError,
@@ -68,7 +68,7 @@ def test_resolve_by_every_ref_form(svc: RegistryService) -> None:
 
 
 def test_ambiguous_short_digest(svc: RegistryService) -> None:
-    from llmreg.names import Ref
+    from llmreg.bundle.names import Ref
 
     # Register variants until two digests share their first hex digit, then resolve
     # that one-digit prefix (below the CLI's 7-digit minimum, so built as a Ref).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.db.engine import HEAD_REVISION
 from llmreg.errors import ServerError
 from llmreg.policy import DEFAULT_POLICY_YAML as INIT_POLICY_YAML

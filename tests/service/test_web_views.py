@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.schema import Bundle
 from llmreg.db.models import WebSession
 from llmreg.errors import AuthError, RefNotFoundError, UnknownEnvironmentError
 from llmreg.service import RegistryService

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from llmreg.client.cache import ClientCache
 from llmreg.errors import IntegrityError
-from llmreg.store.cache import ClientCache
 
 SERVER = "http://registry.test"
 

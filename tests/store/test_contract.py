@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmreg.digest import digest_bytes
+from llmreg.bundle.digest import digest_bytes
 from llmreg.errors import BlobNotFoundError, DigestInvalidError, IntegrityError
 from llmreg.store import BlobStore, LocalStore, MemoryStore
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llmreg.digest import digest_bytes
+from llmreg.bundle.digest import digest_bytes
 from llmreg.errors import BlobNotFoundError
 from llmreg.store import local
 from llmreg.store.local import COPY_CHUNK, LocalStore, _hash_and_write

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from llmreg.contract import AckBody, JobsBody, OwnerBody, OwnerResponse
+from llmreg.contract.models import AckBody, JobsBody, OwnerBody, OwnerResponse
 from llmreg.server.deps import Service, require
 from llmreg.server.routes import RowId, endpoint
 from llmreg.types import (

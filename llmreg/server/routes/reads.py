@@ -10,7 +10,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from llmreg.contract import (
+from llmreg.bundle.diff import BundleDiff
+from llmreg.bundle.digest import check_digest
+from llmreg.contract.models import (
     AuditVerifyResult,
     BundleResponse,
     DeployedBundle,
@@ -20,8 +22,6 @@ from llmreg.contract import (
     PolicyResponse,
     WhoAmI,
 )
-from llmreg.diff import BundleDiff
-from llmreg.digest import check_digest
 from llmreg.errors import IntegrityError, InvalidRefError
 from llmreg.server.deps import Service, require
 from llmreg.server.routes import endpoint

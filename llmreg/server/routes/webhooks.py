@@ -1,7 +1,7 @@
 """Webhook routes (admin): endpoints, their deliveries, a test send and a redelivery.
 
 The secret of a new webhook is in the creation answer only. Bodies are
-:mod:`llmreg.contract`; the work is :class:`~llmreg.service.webhooks.Notify`'s.
+:mod:`llmreg.contract.models`; the work is :class:`~llmreg.service.notifications.webhooks.Notify`'s.
 
 Example:
     >>> import tempfile
@@ -26,7 +26,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from llmreg.contract import NewWebhook, WebhookBody
+from llmreg.contract.models import NewWebhook, WebhookBody
 from llmreg.server.deps import Service, require
 from llmreg.server.routes import RowId, endpoint
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo

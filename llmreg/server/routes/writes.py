@@ -1,5 +1,5 @@
 """Write routes. Every one needs a token; the token's subject is the actor recorded in
-the audit log and used for separation of duties. Bodies are :mod:`llmreg.contract`."""
+the audit log and used for separation of duties. Bodies are :mod:`llmreg.contract.models`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from llmreg.bundle import Bundle
-from llmreg.contract import (
+from llmreg.bundle.digest import check_digest
+from llmreg.bundle.schema import Bundle
+from llmreg.contract.models import (
     ApprovalBody,
     ApprovalResult,
     BlobPut,
@@ -31,7 +32,6 @@ from llmreg.contract import (
     RollbackBody,
     TokenBody,
 )
-from llmreg.digest import check_digest
 from llmreg.errors import (
     GateFailedError,
     IntegrityError,

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from llmreg.bundle.names import check_name
 from llmreg.errors import AuthError, InvalidRefError, LLMRegError, SlotConflictError
-from llmreg.names import check_name
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
 from llmreg.server.web.auth import (

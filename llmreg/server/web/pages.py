@@ -31,9 +31,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.names import check_name
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import InvalidRefError, LLMRegError, TransitionError
-from llmreg.names import check_name
 from llmreg.policy import Policy, Threshold
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for

@@ -1,6 +1,6 @@
 """Importers: each reads another registry and builds an
-:class:`~llmreg.service.imports.ImportPlan` that
-:meth:`~llmreg.service.imports.Imports.apply` writes in one transaction
+:class:`~llmreg.service.importers.apply.ImportPlan` that
+:meth:`~llmreg.service.importers.apply.Imports.apply` writes in one transaction
 (see :mod:`llmreg.service.importers.mlflow`).
 
 Example:

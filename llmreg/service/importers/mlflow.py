@@ -14,7 +14,7 @@ needed. What comes across (see docs/integrations.md):
   as provenance;
 - aliases become environment slots through the mapping given (``production=production``).
 
-Everything is read and checked first; :meth:`~llmreg.service.imports.Imports.apply` then
+Everything is read and checked first; :meth:`~llmreg.service.importers.apply.Imports.apply` then
 writes it in one transaction.
 """
 
@@ -30,7 +30,9 @@ from typing import Any, BinaryIO, cast
 
 import httpx
 
-from llmreg.bundle import Bundle
+from llmreg.bundle.pinning import check_model_id
+from llmreg.bundle.render import referenced_variables
+from llmreg.bundle.schema import Bundle
 from llmreg.errors import (
     ConfigError,
     FloatingModelIdError,
@@ -39,11 +41,9 @@ from llmreg.errors import (
     LLMRegError,
     RegistryUnavailableError,
 )
-from llmreg.pinning import check_model_id
 from llmreg.policy import Policy
-from llmreg.render import referenced_variables
 from llmreg.service.blobs import Blobs
-from llmreg.service.imports import ImportPlan, PlannedAlias, PlannedVersion
+from llmreg.service.importers.apply import ImportPlan, PlannedAlias, PlannedVersion
 
 IS_PROMPT = "mlflow.prompt.is_prompt"
 PROMPT_TEXT = "mlflow.prompt.text"

@@ -296,7 +296,7 @@ def test_self_approval_is_refused_with_the_cli_message(
 
 def test_stale_promote_form_is_a_conflict_and_no_csrf_is_403(
         browser: Any, acting: tuple[Served, dict[str, str], Path]) -> None:
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from llmreg.service import RegistryService
     from llmreg.types import Actor
 
@@ -349,7 +349,7 @@ def test_stale_promote_form_is_a_conflict_and_no_csrf_is_403(
 
 
 def test_xss_corpus_stays_text(browser: Any, tmp_path: Path) -> None:
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from llmreg.service import RegistryService
     from llmreg.types import Actor
 

@@ -135,7 +135,7 @@ def test_promote_moves_the_slot_and_a_stale_form_is_a_conflict(web: Web) -> None
 
 
 def register(web: Web, name: str, prompt: str) -> None:
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from tests.conftest import minimal
 
     web.service.versions.register(Bundle.from_dict(minimal(system_prompt=prompt)), name=name,
@@ -225,7 +225,7 @@ def test_forms_must_be_urlencoded_and_small(web: Web) -> None:
 
 
 def test_lists_are_paginated(open_web: Web) -> None:
-    from llmreg.bundle import Bundle
+    from llmreg.bundle.schema import Bundle
     from tests.conftest import minimal
 
     for i in range(55):

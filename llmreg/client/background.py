@@ -1,0 +1,121 @@
+"""What runs behind a client's back: watching a slot, and heartbeats that report served
+traffic. Both live in daemon threads and never raise into the application.
+
+Example:
+    >>> sent = []
+    >>> beats = HeartbeatBatcher(sent.extend, interval=3600)
+    >>> beats.add("chat", "production", "sha256:…", 2); beats.add("chat", "production", "sha256:…")
+    >>> beats.flush(); sent
+    [{'name': 'chat', 'env': 'production', 'digest': 'sha256:…', 'count': 3}]
+    >>> beats.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from llmreg.bundle.resolved import ResolvedBundle
+
+log = logging.getLogger("llmreg")
+
+
+class Watcher:
+    """Polls one slot in a daemon thread and calls ``on_change(bundle)`` when it moves.
+
+    Example:
+        >>> w = reg.watch("support-rag", env="production", interval=10,
+        ...               on_change=lambda b: print("now", b.version))  # doctest: +SKIP
+        >>> w.current.version  # doctest: +SKIP
+        3
+        >>> w.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, resolve: Callable[[], ResolvedBundle], interval: float,
+                 on_change: Callable[[ResolvedBundle], None] | None) -> None:
+        self._resolve = resolve
+        self._interval = interval
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self.current: ResolvedBundle = resolve()
+        self._thread = threading.Thread(target=self._run, name="llmreg-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                latest = self._resolve()
+            except Exception as exc:  # keep watching through registry outages
+                log.debug("llmreg watch: %s", exc)
+                continue
+            if latest.digest != self.current.digest:
+                self.current = latest
+                if self._on_change is not None:
+                    try:
+                        self._on_change(latest)
+                    except Exception:
+                        log.exception("llmreg watch: on_change failed")
+
+    def stop(self) -> None:
+        """Stop polling (waits up to 5 s for the thread)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class HeartbeatBatcher:
+    """Counts served requests per (name, env, digest) and flushes them in the background.
+
+    Never blocks or fails the caller: counting is a dict update under a lock; a failed
+    flush keeps the counts for the next one (bounded) and logs at debug level.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, flush: Callable[[list[dict[str, Any]]], None], interval: float) -> None:
+        self._flush_fn = flush
+        self._interval = interval
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.close)
+
+    def add(self, name: str, env: str, digest: str, count: int = 1) -> None:
+        """Count ``count`` served requests (starts the flushing thread on first use)."""
+        with self._lock:
+            key = (name, env, digest)
+            if key in self._counts or len(self._counts) < self.MAX_KEYS:
+                self._counts[key] = self._counts.get(key, 0) + count
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="llmreg-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what has been counted; on failure keep it for the next flush."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        if not counts:
+            return
+        beats = [{"name": n, "env": e, "digest": d, "count": c}
+                 for (n, e, d), c in counts.items()]
+        try:
+            self._flush_fn(beats)
+        except Exception as exc:  # heartbeats must never hurt the app
+            log.debug("llmreg heartbeat flush failed, will retry: %s", exc)
+            with self._lock:
+                for (n, e, d), c in counts.items():
+                    if len(self._counts) < self.MAX_KEYS:
+                        self._counts[(n, e, d)] = self._counts.get((n, e, d), 0) + c
+
+    def close(self) -> None:
+        """Stop the thread after a last flush (also run at interpreter exit)."""
+        self._stop.set()
+        self.flush()

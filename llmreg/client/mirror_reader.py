@@ -1,0 +1,586 @@
+"""The mirror backend: resolve from a signed static mirror, with no registry server.
+
+``llmreg.connect(url, trusted_root=PATH)`` (or ``LLMREG_URL`` + ``LLMREG_TRUSTED_ROOT``)
+reads a mirror written by ``llmreg publish`` — a repository of The Update Framework —
+from ``https://…`` (any web server, CDN or public bucket), ``file://…`` or
+``s3://bucket/prefix`` (boto3, with the standard AWS configuration). Each ``resolve``:
+
+1. refreshes the TUF metadata with python-tuf's client (root → timestamp → snapshot
+   → targets), verified against the pinned root and the copies kept from the last
+   refresh (so a rollback is seen), and fetches only what changed;
+2. reads the slot's pointer (``pointers/<name>/<env>.json``), verified against its
+   signed length and hash;
+3. reads the manifest the pointer names from the disk cache, or from the mirror
+   (``blobs/sha256/<hex>``, verified by TUF and against the digest), and keeps it.
+
+When the mirror cannot be reached, or what it serves does not verify (tampered,
+replayed, frozen, signed with an untrusted key, mixed from two publishes), ``resolve``
+serves the last verified answer from the same disk cache as the HTTP client, with a
+warning naming what failed — or raises with ``strict=True`` (or past ``max_stale``):
+:class:`~llmreg.errors.MirrorVerificationError` for an attack,
+:class:`~llmreg.errors.RegistryUnavailableError` for an outage. A mirror is read-only:
+everything but ``resolve`` and ``get`` raises :class:`~llmreg.errors.ReadOnlyError`.
+
+python-tuf is imported on the first resolve, not by ``import llmreg``; docs/benchmarks.md
+has its import cost.
+
+Example:
+    >>> reg = llmreg.connect("https://mirror.example/llmreg",          # doctest: +SKIP
+    ...                      trusted_root="root.json")
+    >>> reg.resolve("support-rag", env="production").version          # doctest: +SKIP
+    3
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from llmreg.bundle.digest import digest_bytes, hex_of, short
+from llmreg.bundle.names import check_name, parse_ref
+from llmreg.bundle.resolved import ResolvedBundle
+from llmreg.client.backend import Backend, Progress
+from llmreg.client.cache import ClientCache, SlotRecord
+from llmreg.client.core import Client
+from llmreg.client.transport import StdlibHTTP, default_cache
+from llmreg.errors import (
+    BlobNotFoundError,
+    ConfigError,
+    EmptySlotError,
+    IntegrityError,
+    MirrorVerificationError,
+    ReadOnlyError,
+    RefNotFoundError,
+    RegistryUnavailableError,
+)
+from llmreg.settings import Settings
+
+if TYPE_CHECKING:
+    from tuf.ngclient import Updater
+
+    from llmreg.bundle.diff import BundleDiff
+    from llmreg.bundle.schema import Bundle
+    from llmreg.policy import Policy
+    from llmreg.types import (
+        Actor,
+        AlertInfo,
+        ApprovalInfo,
+        AuditInfo,
+        ChangelogEntry,
+        DeliveryInfo,
+        DeprecationReport,
+        DriftItem,
+        EnvironmentInfo,
+        EvidenceInfo,
+        GateReport,
+        ImportReport,
+        JobRunInfo,
+        NameSummary,
+        OwnerInfo,
+        Problem,
+        Registration,
+        ServedInfo,
+        SlotEventInfo,
+        SlotStatus,
+        TokenInfo,
+        VersionInfo,
+        WebhookInfo,
+    )
+
+log = logging.getLogger("llmreg")
+
+# securesystemslib registers every signer it knows when imported, and its cloud-KMS
+# signers import their SDKs (boto3 alone costs ~0.5 s). A client only verifies, so
+# these are hidden while tuf is first imported (unless the application loaded them).
+_SIGNER_SDKS = ("boto3", "google.cloud", "azure", "hvac", "PyKCS11", "sigstore")
+
+
+def _import_tuf() -> Any:
+    if "tuf.ngclient" in sys.modules:
+        return sys.modules["tuf.ngclient"]
+    hidden = [m for m in _SIGNER_SDKS if m not in sys.modules]
+    for module in hidden:
+        sys.modules[module] = None  # type: ignore[assignment]  # "not installed"
+    try:
+        import tuf.ngclient
+    except ImportError:  # pragma: no cover - depends on the install
+        from llmreg.errors import MissingDependencyError
+
+        raise MissingDependencyError("a signed mirror needs python-tuf: pip install "
+                                     "'llmreg[mirror]'") from None
+    finally:
+        for module in hidden:
+            if sys.modules.get(module, 0) is None:
+                del sys.modules[module]
+    return tuf.ngclient
+
+
+class MirrorClient(Client):
+    """A :class:`~llmreg.client.core.Client` over a signed static mirror (read-only).
+
+    Example:
+        >>> reg = MirrorClient("https://mirror.example/llmreg", trusted_root=Path("root.json"))
+        ... # doctest: +SKIP
+    """
+
+    def __init__(self, url: str, *, trusted_root: Path, settings: Settings | None = None,
+                 cache: Path | None = None) -> None:
+        super().__init__(MirrorBackend(url, trusted_root=trusted_root, settings=settings,
+                                       cache=cache))
+
+
+class MirrorBackend(Backend):
+    """``resolve_slot`` and ``get`` from the mirror; every other primitive refuses."""
+
+    def __init__(self, url: str, *, trusted_root: Path, settings: Settings | None = None,
+                 cache: Path | None = None) -> None:
+        self.url = self._base = url.rstrip("/")
+        self.settings = settings or Settings.from_env()
+        try:
+            self._root = Path(trusted_root).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"trusted_root={str(trusted_root)!r} cannot be read "
+                              f"({exc.strerror}); give the mirror's root.json "
+                              "(docs/mirror.md)") from None
+        root = cache or self.settings.cache or default_cache()
+        self._cache = ClientCache(root, f"mirror:{self.url}")
+        # TUF's trusted metadata for this (mirror, pinned root): a rollback below what
+        # this machine has seen is refused.
+        tag = hashlib.sha256(self.url.encode() + b"\0" + self._root).hexdigest()[:16]
+        self._dir = root / "mirror" / tag
+        self._fetcher: Any = None
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+
+    # -- TUF -----------------------------------------------------------------------
+
+    def _updater(self) -> Updater:
+        """A refreshed TUF client (one per resolve: python-tuf refreshes once each)."""
+        ngclient = _import_tuf()
+        if self._fetcher is None:
+            self._fetcher = make_fetcher(self._base, ngclient)
+        meta = self._dir / "metadata"
+        meta.mkdir(parents=True, exist_ok=True)
+        # The newest root this machine verified, else the pinned one.
+        bootstrap = None if (meta / "root.json").exists() else self._root
+        updater: Updater = ngclient.Updater(
+            str(meta), f"{self.url}/metadata/", str(self._dir / "targets"),
+            f"{self.url}/targets/", self._fetcher, bootstrap=bootstrap)
+        updater.refresh()
+        return updater
+
+    def _fetch_target(self, updater: Updater, path: str) -> bytes:
+        info = updater.get_targetinfo(path)
+        if info is None:
+            raise LookupError(path)
+        local = str(self._dir / "targets" / hashlib.sha256(path.encode()).hexdigest())
+        cached = updater.find_cached_target(info, local)
+        data = Path(cached or updater.download_target(info, local)).read_bytes()
+        return data
+
+    def _load(self, name: str, env: str) -> tuple[dict[str, Any], bytes]:
+        """The verified pointer and manifest of (name, env), from the mirror."""
+        updater = self._updater()
+        try:
+            pointer = json.loads(self._fetch_target(updater, f"pointers/{name}/{env}.json"))
+        except LookupError:
+            raise EmptySlotError(f"the mirror {self.url} has no {name}@{env}: nothing runs "
+                                 "there, or it was not published yet (`llmreg publish`)"
+                                 ) from None
+        if pointer.get("name") != name:
+            raise MirrorVerificationError(f"the mirror's pointer for {name}@{env} names "
+                                          f"{pointer.get('name')!r}; refusing it")
+        digest = str(pointer["digest"])
+        body = self._cached(digest)
+        if body is None:
+            try:
+                body = self._fetch_target(updater, f"blobs/sha256/{hex_of(digest)}")
+            except LookupError:
+                raise MirrorVerificationError(
+                    f"the mirror's pointer {name}@{env} names {short(digest)}, which its "
+                    "signed metadata does not list; refusing it") from None
+            if digest_bytes(body) != digest:
+                raise MirrorVerificationError(f"the mirror's manifest {short(digest)} does not "
+                                              "hash to its digest; refusing it")
+            self._cache.keep(body)
+        return pointer, body
+
+    def _cached(self, digest: str) -> bytes | None:
+        if not self._cache.has(digest):
+            return None
+        try:
+            return self._cache.read(digest)
+        except IntegrityError:
+            self._cache.drop(digest)
+            return None
+
+    # -- the hot path -----------------------------------------------------------------
+
+    def resolve_slot(self, name: str, env: str, *, strict: bool,
+                     max_stale: float | None) -> ResolvedBundle:
+        check_name(name)
+        record = self._cache.last(name, env)
+        _import_tuf()
+        exceptions = _tuf_exceptions()
+        try:
+            pointer, body = self._load(name, env)
+        except exceptions.DownloadError as exc:
+            return self._fallback(name, env, record, RegistryUnavailableError(
+                f"cannot read the mirror {self.url} ({exc})"), strict, max_stale)
+        except exceptions.RepositoryError as exc:
+            return self._fallback(name, env, record, MirrorVerificationError(
+                f"the mirror {self.url} failed verification: {explain(exc)}"), strict,
+                max_stale)
+        except MirrorVerificationError as exc:
+            return self._fallback(name, env, record, exc, strict, max_stale)
+        version, canonical_env, digest = int(pointer["version"]), str(pointer["env"]), \
+            str(pointer["digest"])
+        self._cache.remember(name, env, digest, version, canonical_env)
+        return ResolvedBundle(body, name=name, version=version, env=canonical_env,
+                              digest=digest)
+
+    def _fallback(self, name: str, env: str, record: SlotRecord | None,
+                  error: RegistryUnavailableError | MirrorVerificationError, strict: bool,
+                  max_stale: float | None) -> ResolvedBundle:
+        kind = type(error)
+        if strict:
+            raise kind(f"{error}; strict=True, so the cached answer for {name}@{env} is "
+                       "not used")
+        if record is None:
+            raise kind(f"{error}; and there is no cached answer for {name}@{env} on this "
+                       "machine")
+        age = max(0.0, time.time() - record.resolved_at)
+        if max_stale is not None and age > max_stale:
+            raise kind(f"{error}; the cached answer for {name}@{env} is {age:.0f}s old, over "
+                       f"max_stale={max_stale:g}s")
+        try:
+            body = self._cache.read(record.digest)
+        except (IntegrityError, BlobNotFoundError) as exc:
+            raise kind(f"{error}; and the cached manifest for {name}@{env} cannot be used: "
+                       f"{exc}") from None
+        log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
+                    error, name, env, record.version, short(record.digest), age)
+        return ResolvedBundle(body, name=name, version=record.version,
+                              env=record.canonical_env, digest=record.digest, cache_age=age)
+
+    def resolve_ref(self, ref: str) -> ResolvedBundle:
+        return ResolvedBundle.from_bundle(self.get(ref))
+
+    def get(self, ref: str) -> Bundle:
+        parsed = parse_ref(ref)
+        if parsed.name is None:
+            raise ReadOnlyError(f"a mirror finds bundles by name; use 'name@sha256:…', not "
+                                f"{ref!r}")
+        if parsed.label is not None and parsed.label != "latest":
+            return self.resolve_slot(parsed.name, parsed.label, strict=False,
+                                     max_stale=None).bundle
+        _import_tuf()
+        exceptions = _tuf_exceptions()
+        try:
+            updater = self._updater()
+            try:
+                index = json.loads(self._fetch_target(updater, f"names/{parsed.name}.json"))
+            except LookupError:
+                raise RefNotFoundError(f"the mirror {self.url} has no bundle named "
+                                       f"{parsed.name!r}") from None
+            versions = {int(v): d for v, d in index["versions"].items()}
+            if parsed.version is not None:
+                number = parsed.version
+            elif parsed.digest_prefix is not None:
+                hits = [v for v, d in versions.items()
+                        if hex_of(d).startswith(parsed.digest_prefix)]
+                number = hits[0] if len(hits) == 1 else 0
+            else:
+                number = max(versions, default=0)
+            if number not in versions:
+                raise RefNotFoundError(f"the mirror {self.url} has no {ref}; see "
+                                       f"`llmreg history {parsed.name}` on the registry")
+            digest = versions[number]
+            body = self._cached(digest)
+            if body is None:
+                body = self._fetch_target(updater, f"blobs/sha256/{hex_of(digest)}")
+                if digest_bytes(body) != digest:
+                    raise MirrorVerificationError(f"the mirror's manifest {short(digest)} "
+                                                  "does not hash to its digest")
+                self._cache.keep(body)
+        except exceptions.DownloadError as exc:
+            raise RegistryUnavailableError(f"cannot read the mirror {self.url} ({exc})"
+                                           ) from None
+        except exceptions.RepositoryError as exc:
+            raise MirrorVerificationError(
+                f"the mirror {self.url} failed verification: {explain(exc)}") from None
+        return ResolvedBundle(body, name=parsed.name, version=number, env=None,
+                              digest=digest).bundle
+
+    # -- everything else is the registry's ------------------------------------------
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise ReadOnlyError(f"{self.url} is a read-only mirror: {what} needs the registry "
+                            "itself (LLMREG_URL=http(s)://… of a server, or LLMREG_HOME)")
+
+    @property
+    def policy(self) -> Policy:
+        self._refuse("the policy")
+
+    def actor(self) -> Actor:
+        self._refuse("whoami")
+
+    def info(self, ref: str) -> VersionInfo:
+        self._refuse("version details")
+
+    def history(self, name: str) -> list[VersionInfo]:
+        self._refuse("history")
+
+    def list_names(self) -> list[NameSummary]:
+        self._refuse("listing names")
+
+    def changelog(self, name: str) -> list[ChangelogEntry]:
+        self._refuse("the changelog")
+
+    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
+        self._refuse("stored diffs")
+
+    def diff_refs(self, old: str, new: str) -> BundleDiff:
+        self._refuse("diffing refs")
+
+    def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
+        self._refuse("status")
+
+    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        self._refuse("slot history")
+
+    def evidence(self, ref: str) -> list[EvidenceInfo]:
+        self._refuse("evidence")
+
+    def check_gates(self, ref: str, env: str) -> GateReport:
+        self._refuse("checking gates")
+
+    def audit(self, name: str | None, limit: int | None,
+              env: str | None = None) -> list[AuditInfo]:
+        self._refuse("the audit log")
+
+    def verify_audit(self, head: str | None) -> int:
+        self._refuse("verifying the audit log")
+
+    def put_file(self, path: Path, progress: Progress | None) -> tuple[str, int]:
+        self._refuse("uploading")
+
+    def put_bytes(self, data: bytes) -> str:
+        self._refuse("uploading")
+
+    def blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
+        self._refuse("downloading artifacts")
+
+    def register(self, bundle: Bundle, name: str, message: str, provenance: dict[str, Any], *,
+                 author: str) -> Registration:
+        self._refuse("registering")
+
+    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
+                        report_digest: str | None, links: list[str],
+                        passed: bool | None) -> EvidenceInfo:
+        self._refuse("attaching evidence")
+
+    def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
+        self._refuse("approving")
+
+    def promote(self, ref: str, env: str, reason: str,
+                expect_current: str | None) -> SlotEventInfo:
+        self._refuse("promoting")
+
+    def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
+        self._refuse("rolling back")
+
+    def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
+        self._refuse("deprecating or archiving")
+
+    def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
+        log.debug("llmreg: %d heartbeats dropped: the mirror %s takes none", len(beats),
+                  self.url)
+
+    def verify(self, ref: str) -> list[Problem]:
+        self._refuse("verify")
+
+    def fsck(self) -> tuple[int, list[Problem]]:
+        self._refuse("fsck")
+
+    def gc(self, dry_run: bool, grace: float) -> list[str]:
+        self._refuse("gc")
+
+    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+        self._refuse("tokens")
+
+    def list_tokens(self) -> list[TokenInfo]:
+        self._refuse("tokens")
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        self._refuse("tokens")
+
+    def register_many(self, bundles: list[Bundle], name: str, message: str,
+                      provenance: list[dict[str, Any]], *,
+                      author: str) -> list[Registration]:
+        self._refuse("registering")
+
+    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
+        self._refuse("setting an owner")
+
+    def owner(self, name: str) -> OwnerInfo | None:
+        self._refuse("owners")
+
+    def owners(self) -> list[OwnerInfo]:
+        self._refuse("owners")
+
+    def deprecation(self, apply: bool) -> DeprecationReport:
+        self._refuse("deprecation")
+
+    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
+        self._refuse("served traffic")
+
+    def alerts(self, include_closed: bool) -> list[AlertInfo]:
+        self._refuse("alerts")
+
+    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
+        self._refuse("acknowledging an alert")
+
+    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
+        self._refuse("running jobs")
+
+    def environments(self) -> list[EnvironmentInfo]:
+        self._refuse("listing environments")
+
+    def drift(self, a: str, b: str) -> list[DriftItem]:
+        self._refuse("drift")
+
+    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
+        self._refuse("webhooks")
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        self._refuse("webhooks")
+
+    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
+        self._refuse("webhooks")
+
+    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
+        self._refuse("webhooks")
+
+    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
+        self._refuse("webhook deliveries")
+
+    def redeliver(self, delivery_id: int) -> DeliveryInfo:
+        self._refuse("webhook deliveries")
+
+    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
+                      model_map: dict[str, str], default_model: str | None,
+                      dry_run: bool) -> ImportReport:
+        self._refuse("importing")
+
+    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
+                ) -> dict[str, Any]:
+        self._refuse("publishing")
+
+
+def _tuf_exceptions() -> Any:
+    from tuf.api import exceptions
+
+    return exceptions
+
+
+def explain(exc: Exception) -> str:
+    """Name the attack a python-tuf verification error means, with its own message.
+
+    Example:
+        >>> from tuf.api import exceptions as x
+        >>> explain(x.ExpiredMetadataError("timestamp.json is expired"))
+        'frozen metadata: timestamp.json is expired'
+    """
+    x = _tuf_exceptions()
+    kinds = [(x.UnsignedMetadataError, "signature not made by a trusted key"),
+             (x.BadVersionNumberError, "rollback or mix-and-match (metadata of another "
+                                       "version than the one trusted or signed for)"),
+             (x.ExpiredMetadataError, "frozen metadata"),
+             (x.LengthOrHashMismatchError, "tampered content (length or hash differs from "
+                                           "the signed metadata)")]
+    for cls, kind in kinds:
+        if isinstance(exc, cls):
+            return f"{kind}: {exc}"
+    return f"metadata that does not verify ({type(exc).__name__}): {exc}"
+
+
+def _s3_client() -> Any:
+    """boto3, configured by the standard AWS settings (``AWS_ENDPOINT_URL_S3``, keys)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        from llmreg.errors import MissingDependencyError
+
+        raise MissingDependencyError("an s3:// mirror needs boto3: pip install "
+                                     "'llmreg[s3]'; or read it over https://") from None
+    return boto3.client("s3", config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                                            response_checksum_validation="when_required"))
+
+
+def make_fetcher(url: str, ngclient: Any) -> Any:
+    """python-tuf's fetcher for the mirror's scheme: the standard library's HTTP (no
+    urllib3 pool per call), a local folder, or boto3 for ``s3://``."""
+    base = ngclient.FetcherInterface
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+
+    class Fetcher(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            self._http: StdlibHTTP | None = None
+            self._s3: Any = None
+
+        def close(self) -> None:
+            if self._http is not None:
+                self._http.close()
+
+        def _fetch(self, target: str) -> Iterator[bytes]:
+            if not target.startswith(url + "/"):
+                raise DownloadHTTPError(f"{target} is outside the mirror {url}", 404)
+            path = target[len(url):]
+            if url.startswith("file://"):
+                try:
+                    with open(url[7:] + path, "rb") as fh:
+                        yield fh.read()
+                except (FileNotFoundError, IsADirectoryError):
+                    raise DownloadHTTPError(f"{target} not found", 404) from None
+                return
+            if url.startswith("s3://"):
+                yield self._get_s3(path)
+                return
+            if self._http is None:
+                self._http = StdlibHTTP(url, {}, timeout=5.0)
+            try:
+                status, _, body = self._http.get(path, {})
+            except (OSError, http.client.HTTPException) as exc:
+                raise DownloadError(f"{target}: {exc}") from None
+            if status != 200:
+                raise DownloadHTTPError(f"{target} answered {status}", status)
+            yield body
+
+        def _get_s3(self, path: str) -> bytes:
+            bucket, _, prefix = url[5:].partition("/")
+            if self._s3 is None:
+                self._s3 = _s3_client()
+            key = f"{prefix.strip('/')}{path}" if prefix.strip("/") else path.lstrip("/")
+            try:
+                data: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except self._s3.exceptions.NoSuchKey:
+                raise DownloadHTTPError(f"{url}{path} not found", 404) from None
+            except Exception as exc:  # botocore's errors: no credentials, endpoint down, …
+                if "AccessDenied" in str(exc) or "403" in str(exc):
+                    raise DownloadHTTPError(f"{url}{path}: {exc}", 403) from None
+                raise DownloadError(f"{url}{path}: {exc}") from None
+            return data
+
+    return Fetcher()
+

@@ -1,0 +1,134 @@
+"""Owners: the team each name belongs to, and how to reach it.
+
+A contact is an email address, an http(s) URL (a chat channel, a runbook, an incident
+tool) or a webhook endpoint of this registry written ``webhook:ID``. Setting an owner is
+audited and emits an ``owner_change`` event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, col, select
+
+from llmreg.bundle.names import check_name
+from llmreg.db.engine import Database
+from llmreg.db.models import BundleName, Owner, utcnow
+from llmreg.errors import InvalidRefError
+from llmreg.service import audit
+from llmreg.service.notifications.events import emit
+from llmreg.service.refs import name_row
+from llmreg.types import Actor, OwnerInfo
+
+MAX_CONTACTS = 10
+_TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,127}$")
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}"
+                       r"(\.[A-Za-z0-9-]{1,63})+$")
+_WEBHOOK_RE = re.compile(r"^webhook:[A-Za-z0-9_-]{1,64}$")
+
+
+def check_contact(contact: str) -> str:
+    """``contact`` if it is an email address, an http(s) URL or ``webhook:ID``; else a
+    one-line error naming the field and the fix.
+
+    Example:
+        >>> check_contact("search-team@example.com")
+        'search-team@example.com'
+        >>> check_contact("call bob")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidRefError: --contact 'call bob' is not an email address, ...
+    """
+    value = (contact or "").strip()
+    if _EMAIL_RE.fullmatch(value) or _WEBHOOK_RE.fullmatch(value):
+        return value
+    if len(value) <= 2000 and not any(c.isspace() for c in value):
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return value
+    raise InvalidRefError(
+        f"--contact {value[:80]!r} is not an email address, an http(s) URL or a webhook "
+        "endpoint (webhook:ID); e.g. --contact team@example.com")
+
+
+def owner_of(session: Session, row: BundleName) -> Owner | None:
+    """The owner row of a name (None when it has none)."""
+    return session.get(Owner, row.id)
+
+
+def _info(name: str, o: Owner) -> OwnerInfo:
+    return OwnerInfo(name=name, team=o.team, contacts=list(o.contacts),
+                     updated_at=o.updated_at, updated_by=o.updated_by)
+
+
+class Owners:
+    """Who owns each name.
+
+    Example:
+        >>> svc.owners.set("chat", team="search", contacts=["search@example.com"],
+        ...                actor=Actor("ana")).team  # doctest: +SKIP
+        'search'
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def set(self, name: str, *, team: str, contacts: list[str], actor: Actor,
+            now: datetime | None = None) -> OwnerInfo:
+        """Set (or replace) the owner of a registered name; audited when it changes."""
+        check_name(name)
+        team = (team or "").strip()
+        if not _TEAM_RE.fullmatch(team):
+            raise InvalidRefError(
+                f"--team {team[:80]!r} is not a team name; use letters, digits, spaces, "
+                "'.', '_', '/', '-' (at most 128), e.g. --team search-platform")
+        if not contacts:
+            raise InvalidRefError("--contact is missing; give at least one, e.g. "
+                                  "--contact team@example.com")
+        if len(contacts) > MAX_CONTACTS:
+            raise InvalidRefError(f"{len(contacts)} contacts; the limit is {MAX_CONTACTS}")
+        clean = list(dict.fromkeys(check_contact(c) for c in contacts))
+        at = now or utcnow()
+        with self.db.write() as s:
+            row = name_row(s, name)
+            current = owner_of(s, row)
+            if current is not None and current.team == team and current.contacts == clean:
+                return _info(name, current)
+            before = ({"team": current.team, "contacts": current.contacts}
+                      if current is not None else None)
+            if current is None:
+                assert row.id is not None
+                current = Owner(name_id=row.id, team=team, contacts=clean, updated_at=at,
+                                updated_by=actor.name)
+            else:
+                current.team, current.contacts = team, clean
+                current.updated_at, current.updated_by = at, actor.name
+            s.add(current)
+            s.flush()
+            after = {"team": team, "contacts": clean}
+            audit.append(s, actor=actor.name, action="owner", name=name, target=name,
+                         detail={"from": before, "to": after})
+            emit(s, event="owner_change", name=name, data={"from": before, "to": after,
+                                                            "by": actor.name}, at=at)
+            return _info(name, current)
+
+    def get(self, name: str) -> OwnerInfo | None:
+        """The owner of a registered name, or None."""
+        check_name(name)
+        with self.db.read() as s:
+            row = name_row(s, name)
+            found = owner_of(s, row)
+            return _info(name, found) if found is not None else None
+
+    def list(self) -> list[OwnerInfo]:
+        """Every owner, by name."""
+        with self.db.read() as s:
+            rows = s.exec(select(Owner, BundleName).join(BundleName)
+                          .order_by(col(BundleName.name))).all()
+            return [_info(n.name, o) for o, n in rows]
+
+    def teams(self, session: Session) -> dict[int, Owner]:
+        """Owner rows by name id (for joins inside another part's session)."""
+        return {o.name_id: o for o in session.exec(select(Owner)).all()}

@@ -1,0 +1,2 @@
+"""The release flow: evidence, approvals, gates, promotions, rollbacks, retirement.
+"""

@@ -1,0 +1,575 @@
+"""Evidence, approvals, promotion, rollback, deprecation and the production answer.
+
+This is the one enforcement point: the CLI, the client and the HTTP API all end in
+these methods, and every gate is judged here, inside the write transaction that moves
+the slot. So the gates are judged against the slot as it is at that moment, and two
+promotions of one slot cannot interleave.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from llmreg.bundle.digest import canonical_json
+from llmreg.bundle.lineage import check_metrics
+from llmreg.bundle.names import Ref, check_name
+from llmreg.db.engine import Database
+from llmreg.db.models import (
+    Approval,
+    BundleName,
+    Evidence,
+    Owner,
+    PolicyRecord,
+    Slot,
+    SlotEvent,
+    Version,
+    utcnow,
+)
+from llmreg.errors import (
+    ApprovalError,
+    EmptySlotError,
+    GateFailedError,
+    InvalidEvidenceError,
+    InvalidRefError,
+    SlotConflictError,
+    TransitionError,
+)
+from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
+from llmreg.service import audit
+from llmreg.service.blobs import Blobs
+from llmreg.service.hygiene.owners import owner_of
+from llmreg.service.lifecycle.gates import judge
+from llmreg.service.notifications import outbox
+from llmreg.service.notifications.events import emit
+from llmreg.service.refs import name_row, resolve_in
+from llmreg.service.rows import approval_info, event_info, evidence_info, version_info
+from llmreg.types import (
+    Actor,
+    ApprovalInfo,
+    AuditInfo,
+    EvidenceInfo,
+    GateReport,
+    GateResult,
+    SlotEventInfo,
+    SlotStatus,
+    VersionInfo,
+)
+
+EVIDENCE_TYPES = ("eval", "shadow-metrics")
+_SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Lifecycle:
+    """Evidence, approvals, gates and slot moves of one registry.
+
+    Example:
+        >>> svc.lifecycle.promote("chat@2", "production", actor=Actor("ana"),
+        ...                       reason="beats v1")  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database, blobs: Blobs, policy: Policy) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.policy = policy
+
+    def _resolve_in(self, session: Session, ref: str | Ref) -> tuple[BundleName, Version]:
+        return resolve_in(session, ref, self.policy)
+
+    # -- evidence -----------------------------------------------------------------
+
+    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
+                        actor: Actor, links: list[str] | None = None,
+                        passed: bool | None = None,
+                        report_digest: str | None = None) -> EvidenceInfo:
+        """Attach an eval or shadow-metrics record to the digest ``ref`` resolves to.
+
+        The report, if any, is a blob uploaded first and named by its digest.
+        """
+        if type not in EVIDENCE_TYPES:
+            raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
+        if not _SUITE_RE.fullmatch(suite or ""):
+            raise InvalidEvidenceError(
+                f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
+        clean = check_metrics(metrics)
+        for link in links or []:
+            if not re.fullmatch(r"^https?://\S{1,2000}$", link):
+                raise InvalidEvidenceError(f"link {link[:80]!r} is not an http(s) URL of at "
+                                           "most 2,000 characters")
+        if report_digest is not None and not self.blobs.exists(report_digest):
+            raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
+                                       "upload it first")
+        with self.db.write() as s:
+            row, version = self._resolve_in(s, ref)
+            if version.status == ARCHIVED:
+                raise TransitionError(f"{row.name}@{version.number} is archived (frozen); "
+                                      "evidence cannot be attached to it")
+            record = Evidence(digest=version.digest, type=type, suite=suite, metrics=clean,
+                              passed=passed, report_digest=report_digest, links=links or [],
+                              created_by=actor.name, created_at=utcnow())
+            s.add(record)
+            s.flush()
+            audit.append(s, actor=actor.name, action="evidence", name=row.name,
+                         target=f"{row.name}@{version.number}",
+                         detail={"type": type, "suite": suite, "metrics": clean,
+                                 "digest": version.digest, "passed": passed,
+                                 "report": report_digest, "evidence_id": record.id})
+            return evidence_info(record)
+
+    def evidence_for(self, digest: str) -> list[EvidenceInfo]:
+        """All evidence attached to ``digest``, oldest first."""
+        with self.db.read() as s:
+            return _evidence_rows(s, digest)
+
+    # -- approvals -----------------------------------------------------------------
+
+    def approve(self, ref: str, env: str, *, actor: Actor,
+                comment: str = "") -> tuple[ApprovalInfo, bool]:
+        """Record ``actor``'s approval of ``ref`` for ``env``; return it and whether it is new.
+
+        Refused for the author when a transition into ``env`` requires a non-author, and
+        for someone without the role such a transition requires.
+        """
+        env = self.policy.canonical_env(env)
+        with self.db.write() as s:
+            self._note_policy(s, actor)
+            row, version = self._resolve_in(s, ref)
+            label = f"{row.name}@{version.number}"
+            if version.status == ARCHIVED:
+                raise TransitionError(f"{label} is archived (frozen); it cannot be approved")
+            gates = [t.gates.approvals for t in self.policy.transitions_to(env)
+                     if t.gates.approvals is not None]
+            if any(g.not_author for g in gates) and actor.name == version.author:
+                raise ApprovalError(
+                    f"{actor.name} is the author of {label} and cannot approve it for {env}; "
+                    "ask another approver")
+            roles = sorted(actor.roles) if actor.roles is not None else None
+            needed = {g.role for g in gates}
+            if roles is not None and needed and not needed & set(roles):
+                raise ApprovalError(
+                    f"{actor.name} has roles {roles}, and approving for {env} needs "
+                    f"{' or '.join(sorted(needed))}")
+            existing = s.exec(select(Approval).where(
+                Approval.name_id == row.id, Approval.digest == version.digest,
+                Approval.env == env, Approval.approver == actor.name)).first()
+            if existing is not None:
+                return approval_info(row.name, existing), False
+            record = Approval(name_id=_id(row), digest=version.digest, env=env,
+                              approver=actor.name, roles=roles, comment=comment,
+                              created_at=utcnow())
+            s.add(record)
+            s.flush()
+            audit.append(s, actor=actor.name, action="approval", name=row.name, target=label,
+                         env=env, detail={"digest": version.digest, "comment": comment})
+            outbox.emit(s, event="approval", name=row.name, at=record.created_at,
+                        data={"name": row.name, "version": version.number,
+                              "digest": version.digest, "env": env, "approver": actor.name,
+                              "comment": comment[:500]})
+            return approval_info(row.name, record), True
+
+    # -- gates and promotion -------------------------------------------------------
+
+    def check_gates(self, ref: str, env: str) -> GateReport:
+        """Judge every gate of moving ``ref`` to ``env``, changing nothing."""
+        env = self.policy.canonical_env(env)
+        with self.db.read() as s:
+            row, version = self._resolve_in(s, ref)
+            return self._judge(s, row, version, env)
+
+    def promote(self, ref: str, env: str, *, actor: Actor, reason: str,
+                expect_current: str | None = None) -> tuple[SlotEventInfo, GateReport]:
+        """Move ``env``'s slot to ``ref`` if every gate is met; else raise listing them.
+
+        With ``expect_current`` the move happens only if the slot still holds that
+        version (compare-and-set); otherwise :class:`SlotConflictError`.
+        """
+        try:
+            return self._promote(ref, env, actor=actor, reason=reason,
+                                 expect_current=expect_current)
+        except GateFailedError as exc:
+            if isinstance(exc.report, GateReport):
+                self._gate_failed(exc.report, actor=actor, reason=reason)
+            raise
+
+    def _gate_failed(self, report: GateReport, *, actor: Actor, reason: str) -> None:
+        """Emit ``gate_failed`` for a refused promotion.
+
+        The refused promotion's transaction rolled back and changed nothing, so there is
+        no state change to share a commit with: the event gets its own small transaction
+        after it. (A crash in between loses only the notice of an attempt that changed
+        nothing.)
+        """
+        with self.db.write() as s:
+            outbox.emit(s, event="gate_failed", name=report.name, at=utcnow(),
+                        data={"name": report.name, "version": report.version,
+                              "digest": report.digest, "env": report.to_env,
+                              "actor": actor.name, "reason": (reason or "")[:500],
+                              "policy_digest": report.policy_digest,
+                              "unmet": [{"gate": r.gate, "detail": r.detail[:500]}
+                                        for r in report.unmet()][:20]})
+
+    def _promote(self, ref: str, env: str, *, actor: Actor, reason: str,
+                 expect_current: str | None) -> tuple[SlotEventInfo, GateReport]:
+        env = self.policy.canonical_env(env)
+        reason = _reason(reason)
+        with self.db.write() as s:
+            self._note_policy(s, actor)
+            row, version = self._resolve_in(s, ref)
+            slot = _slot(s, row, env, lock=True)
+            if expect_current is not None:
+                exp_row, expected = self._resolve_in(s, expect_current)
+                if exp_row.id != row.id:
+                    raise InvalidRefError(
+                        f"--expect-current {expect_current!r} names {exp_row.name}, not "
+                        f"{row.name}")
+                if slot is None or slot.version != expected.number:
+                    holds = f"@{slot.version}" if slot else "nothing"
+                    raise SlotConflictError(
+                        f"{row.name}/{env} holds {holds}, not @{expected.number} as expected; "
+                        f"nothing changed; see `llmreg status {row.name}`")
+            report = self._judge(s, row, version, env, slot=slot)
+            if report.passed:
+                event = self._move(s, row, version, env, slot, actor=actor, reason=reason,
+                                   action="promote", gates=report.results)
+                return event, report
+            # Leaving the block by an exception rolls back everything (the policy note too).
+            unmet = "; ".join(f"{r.gate}: {r.detail}" for r in report.unmet())
+            raise GateFailedError(
+                f"{row.name}@{version.number} cannot move to {env}: {unmet}", report)
+
+    def rollback(self, name: str, env: str, *, actor: Actor, reason: str) -> SlotEventInfo:
+        """Return ``env``'s slot to the version it held before the current one.
+
+        That version held the slot before, so it returns without new evidence; the
+        reason is recorded.
+        """
+        check_name(name)
+        env = self.policy.canonical_env(env)
+        reason = _reason(reason)
+        with self.db.write() as s:
+            self._note_policy(s, actor)
+            row = name_row(s, name)
+            slot = _slot(s, row, env, lock=True)
+            if slot is None:
+                raise EmptySlotError(f"{name!r} has nothing in {env!r} to roll back")
+            last = s.exec(select(SlotEvent).where(
+                SlotEvent.name_id == row.id, SlotEvent.env == env,
+                SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())).first()
+            if last is None or last.from_version is None:
+                raise TransitionError(
+                    f"{name}@{slot.version} is the first version {env} has held; there is "
+                    "nothing to roll back to")
+            _, target = self._resolve_in(s, Ref(name=name, version=last.from_version))
+            if target.status == ARCHIVED:
+                raise TransitionError(f"{name}@{target.number} is archived; promote another "
+                                      "version instead")
+            gate = GateResult(gate="rollback", passed=True,
+                              detail=f"{name}@{target.number} held {env} before "
+                                     f"{name}@{slot.version}")
+            return self._move(s, row, target, env, slot, actor=actor, reason=reason,
+                              action="rollback", gates=[gate])
+
+    def import_move_in(self, s: Session, name: str, number: int, env: str, *, actor: Actor,
+                       reason: str) -> SlotEventInfo | None:
+        """Point ``env``'s slot of ``name`` at version ``number`` inside the caller's write
+        transaction, as an import: the policy's gates are not judged but recorded, each
+        as bypassed-by-import, in the slot event and the audit entry (action ``import``).
+
+        None when the slot already holds that version (a re-run moves nothing).
+        """
+        env = self.policy.canonical_env(env)
+        self._note_policy(s, actor)
+        row, version = self._resolve_in(s, Ref(name=name, version=number))
+        slot = _slot(s, row, env, lock=True)
+        if slot is not None and slot.version == version.number:
+            return None
+        if version.status == ARCHIVED:
+            raise TransitionError(f"{name}@{number} is archived (frozen); the import cannot "
+                                  f"point {env} at it; nothing was imported")
+        transition = self.policy.transition(version.status, env)
+        names = ["transition"] if transition is None else (
+            [f"eval:{g.suite}" for g in transition.gates.evals]
+            + (["shadow-metrics"] if transition.gates.shadow_metrics else [])
+            + (["approvals"] if transition.gates.approvals is not None else []))
+        # Bypassed gates are recorded as not passed: nobody judged them.
+        gates = [GateResult(gate="bypassed-by-import", passed=True, detail=reason)]
+        gates += [GateResult(gate=f"{g} (bypassed-by-import)", passed=False,
+                             detail=f"not judged: {version.status} -> {env} was an import")
+                  for g in names]
+        return self._move(s, row, version, env, slot, actor=actor, reason=reason,
+                          action="import", gates=gates)
+
+    def _judge(self, s: Session, row: BundleName, version: Version, env: str, *,
+               slot: Slot | None = None) -> GateReport:
+        label = f"{row.name}@{version.number}"
+        if version.status == ARCHIVED:
+            raise TransitionError(f"{label} is archived (frozen) and cannot be promoted")
+        slot = slot if slot is not None else _slot(s, row, env)
+        if slot is not None and slot.version == version.number:
+            raise TransitionError(f"{label} already holds {env}; nothing to do")
+        base = dict(name=row.name, version=version.number, digest=version.digest,
+                    from_status=version.status, to_env=env,
+                    current_version=slot.version if slot else None,
+                    policy_digest=self.policy.digest)
+        transition = self.policy.transition(version.status, env)
+        if transition is None:
+            allowed = ", ".join(t.to for t in self.policy.transitions_from(version.status))
+            detail = (f"{label} is {version.status}; the policy allows no "
+                      f"{version.status} -> {env} (from {version.status}: "
+                      f"{allowed or 'nothing'})")
+            return GateReport(**base, results=[GateResult(gate="transition", passed=False,
+                                                          detail=detail)])
+        approvals = s.exec(select(Approval).where(
+            Approval.name_id == row.id, Approval.digest == version.digest,
+            Approval.env == env)).all()
+        owner_gate = self._owner_gate(s, row, version)
+        results = ([owner_gate] if owner_gate is not None else []) + judge(
+            transition, ref=label, author=version.author,
+            evidence=_evidence_rows(s, version.digest),
+            approvals=[approval_info(row.name, a) for a in approvals],
+            baseline=_evidence_rows(s, slot.digest) if slot else None,
+            baseline_ref=f"{row.name}@{slot.version}" if slot else None)
+        return GateReport(**base, results=results)
+
+    def _owner_gate(self, s: Session, row: BundleName, version: Version) -> GateResult | None:
+        """With ``require_owner``, a name's first version leaves ``registered`` only once
+        the name has an owner (None: the policy does not ask)."""
+        if not self.policy.require_owner or version.status != REGISTERED:
+            return None
+        moved_before = s.exec(select(SlotEvent.id).where(SlotEvent.name_id == row.id)
+                              .limit(1)).first()
+        if moved_before is not None:
+            return None
+        owner = owner_of(s, row)
+        if owner is None:
+            return GateResult(gate="owner", passed=False,
+                              detail=f"{row.name!r} has no owner and the policy requires one "
+                                     f"(require_owner); run `llmreg owner set {row.name} "
+                                     "--team TEAM --contact ADDRESS`")
+        return GateResult(gate="owner", passed=True, detail=f"owned by {owner.team}")
+
+    def _move(self, s: Session, row: BundleName, version: Version, env: str,
+              slot: Slot | None, *, actor: Actor, reason: str, action: str,
+              gates: list[GateResult]) -> SlotEventInfo:
+        now = utcnow()
+        previous = slot.version if slot else None
+        if slot is not None:
+            # Compare-and-set on the version the slot held when we judged it.
+            moved = s.execute(
+                update(Slot).where(col(Slot.id) == slot.id, col(Slot.version) == previous)
+                .values(version=version.number, digest=version.digest, updated_at=now,
+                        updated_by=actor.name)).rowcount  # type: ignore[attr-defined]
+            if moved != 1:
+                raise SlotConflictError(f"{row.name}/{env} moved while this promotion was "
+                                        "judged; nothing changed")
+        else:
+            s.add(Slot(name_id=_id(row), env=env, version=version.number, digest=version.digest,
+                       updated_at=now, updated_by=actor.name))
+            try:
+                s.flush()
+            except sa_exc.IntegrityError:
+                raise SlotConflictError(f"{row.name}/{env} was filled by another promotion; "
+                                        "nothing changed") from None
+        version.status = env
+        s.add(version)
+        if previous is not None:
+            self._restatus(s, row, previous)
+        event = SlotEvent(name_id=_id(row), env=env, action=action, from_version=previous,
+                          to_version=version.number, to_digest=version.digest,
+                          actor=actor.name, reason=reason, policy_digest=self.policy.digest,
+                          gates=[g.model_dump() for g in gates], at=now)
+        s.add(event)
+        s.flush()
+        audit.append(s, actor=actor.name, action=action, name=row.name,
+                     target=f"{row.name}@{version.number}", env=env, at=now,
+                     detail={"from_version": previous, "digest": version.digest,
+                             "reason": reason, "policy": self.policy.digest,
+                             "gates": [g.gate for g in gates], "event_id": event.id})
+        outbox.emit(s, event="promotion" if action == "promote" else "rollback", name=row.name,
+                    at=now, data={"name": row.name, "env": env, "version": version.number,
+                                  "digest": version.digest, "from_version": previous,
+                                  "actor": actor.name, "reason": reason[:500],
+                                  "policy_digest": self.policy.digest})
+        return event_info(row.name, event)
+
+    def _restatus(self, s: Session, row: BundleName, number: int) -> None:
+        """A version that left a slot takes the status of the furthest slot it still holds
+        (a version that holds none keeps its last status)."""
+        envs = s.exec(select(Slot.env).where(Slot.name_id == row.id, Slot.version == number)
+                      ).all()
+        if not envs:
+            return
+        order = list(self.policy.environments)
+        furthest = max(envs, key=lambda e: order.index(e) if e in order else -1)
+        old = s.exec(select(Version).where(Version.name_id == row.id,
+                                           Version.number == number)).one()
+        if old.status != furthest:
+            old.status = furthest
+            s.add(old)
+
+    # -- deprecation -----------------------------------------------------------------
+
+    def deprecate(self, ref: str, *, actor: Actor, reason: str = "") -> VersionInfo:
+        """Mark a version deprecated (it must run nowhere)."""
+        return self.retire(ref, DEPRECATED, actor=actor, reason=reason)
+
+    def archive(self, ref: str, *, actor: Actor, reason: str = "") -> VersionInfo:
+        """Archive a version: frozen and tagged, never deleted, never promoted again."""
+        return self.retire(ref, ARCHIVED, actor=actor, reason=reason)
+
+    def retire(self, ref: str, status: str, *, actor: Actor, reason: str,
+               rule: str = "manual") -> VersionInfo:
+        """Move a version that runs nowhere to ``deprecated`` or ``archived``, tagged with
+        the rule, the time and the policy digest."""
+        if status not in (DEPRECATED, ARCHIVED):
+            raise TransitionError(f"status {status!r} is not {DEPRECATED!r} or {ARCHIVED!r}")
+        with self.db.write() as s:
+            row, version = self._resolve_in(s, ref)
+            label = f"{row.name}@{version.number}"
+            if version.status == ARCHIVED:
+                raise TransitionError(f"{label} is already archived")
+            if version.status == status:
+                raise TransitionError(f"{label} is already {status}")
+            holding = s.exec(select(Slot.env).where(
+                Slot.name_id == row.id, Slot.version == version.number)).all()
+            if holding:
+                raise TransitionError(
+                    f"{label} runs in {', '.join(holding)}; promote another version there "
+                    f"first")
+            old = version.status
+            retire_version(s, row, version, status, actor=actor.name, rule=rule,
+                           reason=reason, policy_digest=self.policy.digest, at=utcnow(),
+                           old=old)
+            return version_info(row.name, version)
+
+    # -- what runs where -------------------------------------------------------------
+
+    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
+        """Every slot (optionally of one name / one environment): what runs, since when,
+        promoted by whom, with which gates."""
+        if name is not None:
+            check_name(name)
+        canonical = self.policy.canonical_env(env) if env is not None else None
+        order = {e: i for i, e in enumerate(self.policy.environments)}
+        with self.db.read() as s:
+            if name is not None:
+                name_row(s, name)
+            query = select(Slot, BundleName).join(BundleName)
+            if name is not None:
+                query = query.where(BundleName.name == name)
+            if canonical is not None:
+                query = query.where(Slot.env == canonical)
+            out = []
+            teams = {o.name_id: o.team for o in s.exec(select(Owner)).all()}
+            for slot, row in s.exec(query).all():
+                ev = s.exec(select(SlotEvent).where(
+                    SlotEvent.name_id == row.id, SlotEvent.env == slot.env,
+                    SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())
+                ).first()
+                out.append(SlotStatus(
+                    name=row.name, env=slot.env, version=slot.version, digest=slot.digest,
+                    since=slot.updated_at, promoted_by=slot.updated_by,
+                    reason=ev.reason if ev else "", policy_digest=ev.policy_digest if ev else None,
+                    gates=[GateResult(**g) for g in ev.gates] if ev else [],
+                    owner=teams.get(_id(row))))
+            return sorted(out, key=lambda x: (x.name, order.get(x.env, 99)))
+
+    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
+        """Every move of one slot, oldest first: who, when, from which version, why."""
+        check_name(name)
+        env = self.policy.canonical_env(env)
+        with self.db.read() as s:
+            row = name_row(s, name)
+            events = s.exec(select(SlotEvent).where(
+                SlotEvent.name_id == row.id, SlotEvent.env == env).order_by(col(SlotEvent.id))
+            ).all()
+            return [event_info(name, e) for e in events]
+
+    def approvals_for(self, ref: str, env: str) -> list[ApprovalInfo]:
+        """The approvals of ``ref``'s digest for ``env``, oldest first."""
+        env = self.policy.canonical_env(env)
+        with self.db.read() as s:
+            row, version = self._resolve_in(s, ref)
+            rows = s.exec(select(Approval).where(
+                Approval.name_id == row.id, Approval.digest == version.digest,
+                Approval.env == env).order_by(col(Approval.id))).all()
+            return [approval_info(row.name, a) for a in rows]
+
+    # -- audit -------------------------------------------------------------------------
+
+    def audit_log(self, name: str | None = None, limit: int | None = None,
+                  env: str | None = None) -> list[AuditInfo]:
+        """Audit entries, oldest first (of one name; of one environment, across names;
+        ``limit``: only the last N)."""
+        canonical = self.policy.canonical_env(env) if env is not None else None
+        return audit.entries(self.db, name, limit, env=canonical)
+
+    def verify_audit(self, head: str | None = None) -> int:
+        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the
+        break (a missing ``head``, entries fewer than the state changes they record)."""
+        return audit.verify(self.db, head)
+
+    def audit_head(self) -> str | None:
+        """The newest audit entry's hash (None for an empty log)."""
+        return audit.head(self.db)
+
+    def _note_policy(self, s: Session, actor: Actor) -> None:
+        """Record the policy in force; a digest different from the last one is audited."""
+        last = s.exec(select(PolicyRecord).order_by(col(PolicyRecord.id).desc())).first()
+        digest = self.policy.digest
+        if last is not None and last.digest == digest:
+            return
+        self.blobs.put_bytes(canonical_json(self.policy.canonical_dict()))
+        s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
+        audit.append(s, actor=actor.name, action="policy", target=digest,
+                     detail={"from": last.digest if last else None, "to": digest})
+
+
+def retire_version(s: Session, row: BundleName, version: Version, status: str, *, actor: str,
+                   rule: str, reason: str, policy_digest: str, at: datetime, old: str) -> None:
+    """Deprecate or archive ``version`` in ``s``: tag it, audit it, and emit ``archive``.
+
+    The caller has checked that no environment holds it.
+    """
+    version.status = status
+    version.retired_at, version.retire_rule, version.retire_policy = at, rule, policy_digest
+    s.add(version)
+    s.flush()
+    label = f"{row.name}@{version.number}"
+    detail = {"digest": version.digest, "from": old, "reason": reason, "rule": rule,
+              "policy": policy_digest}
+    audit.append(s, actor=actor, action=status.removesuffix("d"), name=row.name,
+                 target=label, detail=detail)
+    if status == ARCHIVED:
+        emit(s, event="archive", name=row.name,
+             data={"version": version.number, **detail, "by": actor}, at=at)
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRefError("--reason is empty; say why, e.g. --reason 'passes regression v3'")
+    return reason
+
+
+def _slot(s: Session, row: BundleName, env: str, *, lock: bool = False) -> Slot | None:
+    query = select(Slot).where(Slot.name_id == row.id, Slot.env == env)
+    if lock:
+        query = query.with_for_update()  # PostgreSQL row lock; SQLite holds the db lock
+    return s.exec(query).first()
+
+
+def _evidence_rows(s: Session, digest: str) -> list[EvidenceInfo]:
+    rows = s.exec(select(Evidence).where(Evidence.digest == digest)
+                  .order_by(col(Evidence.id))).all()
+    return [evidence_info(e) for e in rows]
+
+
+def _id(row: BundleName) -> int:
+    assert row.id is not None  # rows read from the database always have one
+    return row.id

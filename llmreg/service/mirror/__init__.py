@@ -1,0 +1,2 @@
+"""The signed static mirror (TUF): the publisher, its destinations and its keys.
+"""

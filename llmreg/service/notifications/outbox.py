@@ -1,0 +1,153 @@
+"""The transactional outbox: every notified state change writes one event row in the
+same transaction as the change, so the change and its event commit together or not at
+all. A crash between the commit and the delivery loses nothing: the delivery worker
+(:mod:`llmreg.service.notifications.webhooks`) finds the pending rows after a restart.
+
+:func:`emit` also writes one ``pending`` delivery per webhook subscribed to the event,
+in that same transaction; each delivery's ``webhook-id`` (``msg_<event id>_<webhook>``)
+is fixed there, so retries and redeliveries of one event to one endpoint always carry
+the same id and a receiver can drop duplicates.
+
+Payloads are built at send time from the event row: CloudEvents 1.0 structured JSON
+(:func:`cloudevent`) or a Slack incoming-webhook message (:func:`slack_message`).
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> event = OutboxEvent(event_id="0f" * 16, type="promotion", name="chat",
+    ...                     data={"env": "production", "version": 3},
+    ...                     at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    >>> ce = cloudevent(event)
+    >>> ce["type"], ce["subject"], ce["time"]
+    ('dev.llmreg.promotion', 'chat', '2026-01-02T03:04:05Z')
+    >>> slack_message(event)["text"]
+    ':rocket: *chat*: promotion — env: production, version: 3'
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from llmreg.db.models import Delivery, OutboxEvent, Webhook, table
+
+EVENTS: tuple[str, ...] = ("registration", "promotion", "rollback", "gate_failed", "approval",
+                           "archive", "owner_change", "stale_production")
+TEST_EVENT = "test"  # sent by `llmreg webhook test` to one endpoint, never subscribed to
+TYPE_PREFIX = "dev.llmreg."
+SOURCE = "/llmreg"  # CloudEvents `source`: a URI-reference naming this registry
+MAX_DATA_BYTES = 64 * 1024  # an event's data, as JSON
+_ICONS = {"registration": ":package:", "promotion": ":rocket:", "rollback": ":rewind:",
+          "gate_failed": ":no_entry:", "approval": ":white_check_mark:",
+          "archive": ":file_cabinet:", "owner_change": ":busts_in_silhouette:",
+          "stale_production": ":warning:", TEST_EVENT: ":bell:"}
+
+
+def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any],
+         at: datetime) -> None:
+    """Write one outbox row in the caller's transaction (same commit as the state change).
+
+    Also writes one pending delivery for each webhook subscribed to ``event``. ``data``
+    must be JSON (at most 64 KiB); ``at`` is when the change happened.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> with svc.db.write() as s:  # doctest: +SKIP
+        ...     emit(s, event="promotion", name="chat", data={"env": "production"},
+        ...          at=datetime.now(UTC))
+    """
+    if event not in EVENTS:
+        raise ValueError(f"event {event!r} is not one of {', '.join(EVENTS)}")
+    _write(session, event=event, name=name, data=data, at=at, only=None)
+
+
+_EVENTS, _WEBHOOKS = table(OutboxEvent), table(Webhook)
+_ADD_EVENT = sa.insert(_EVENTS).returning(_EVENTS.c.id)
+_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(_WEBHOOKS.c.removed_at.is_(None))
+          .order_by(_WEBHOOKS.c.id))
+_ADD_DELIVERIES = sa.insert(table(Delivery))
+
+
+def _write(session: Session, *, event: str, name: str | None, data: dict[str, Any],
+           at: datetime, only: int | None) -> int:
+    """The event row and its deliveries (``only``: to that one webhook, subscribed or not);
+    the event's row id. Two or three statements, no ORM unit of work: every registration
+    writes one."""
+    text = json.dumps(data, default=str)
+    if len(text) > MAX_DATA_BYTES:
+        raise ValueError(f"event data is {len(text)} bytes; the limit is {MAX_DATA_BYTES}")
+    event_id = uuid.uuid4().hex
+    row_id = int(session.execute(_ADD_EVENT, {
+        "event_id": event_id, "type": event, "name": name, "data": json.loads(text),
+        "at": at}).scalar_one())
+    query = _HOOKS if only is None else _HOOKS.where(_WEBHOOKS.c.id == only)
+    deliveries = [{"event_id": row_id, "webhook_id": hook_id,
+                   "message_id": message_id(event_id, hook_id), "status": "pending",
+                   "attempts": 0, "next_at": at, "created_at": at}
+                  for hook_id, subscribed in session.execute(query)
+                  if only is not None or event in subscribed]
+    if deliveries:
+        session.execute(_ADD_DELIVERIES, deliveries)
+    return row_id
+
+
+def message_id(event_id: str, webhook_id: int) -> str:
+    """The Standard Webhooks ``webhook-id`` of one event to one webhook (never changes).
+
+    Example:
+        >>> message_id("ab" * 16, 7)
+        'msg_abababababababababababababababab_7'
+    """
+    return f"msg_{event_id}_{webhook_id}"
+
+
+def cloudevent(event: OutboxEvent) -> dict[str, Any]:
+    """The event as a CloudEvents 1.0 structured-mode JSON object.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> e = OutboxEvent(event_id="1" * 32, type="approval", name=None, data={},
+        ...                 at=datetime(2026, 1, 1, tzinfo=UTC))
+        >>> sorted(cloudevent(e))
+        ['data', 'datacontenttype', 'id', 'source', 'specversion', 'time', 'type']
+    """
+    out: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event.event_id,
+        "source": SOURCE,
+        "type": TYPE_PREFIX + event.type,
+        "time": event.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": event.data,
+    }
+    if event.name is not None:
+        out["subject"] = event.name
+    return out
+
+
+def slack_message(event: OutboxEvent) -> dict[str, Any]:
+    """The event as a readable Slack incoming-webhook message ``{"text": …}``.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> e = OutboxEvent(event_id="1" * 32, type="rollback", name="chat",
+        ...                 data={"env": "production", "to_version": 2},
+        ...                 at=datetime(2026, 1, 1, tzinfo=UTC))
+        >>> slack_message(e)
+        {'text': ':rewind: *chat*: rollback — env: production, to_version: 2'}
+    """
+    icon = _ICONS.get(event.type, ":bell:")
+    subject = f"*{event.name}*: " if event.name else ""
+    facts = ", ".join(f"{k}: {_short(v)}" for k, v in event.data.items()
+                      if v not in (None, "", [], {}))
+    label = event.type.replace("_", " ")
+    return {"text": f"{icon} {subject}{label}" + (f" — {facts}" if facts else "")}
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 120 else text[:119] + "…"

@@ -1,0 +1,350 @@
+"""The mirror client: resolve and get from a signed static mirror, and the attacks it
+refuses — each falls back to the verified cache, or raises when ``strict``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import llmreg
+from llmreg.errors import (
+    ConfigError,
+    EmptySlotError,
+    MirrorVerificationError,
+    ReadOnlyError,
+    RefNotFoundError,
+    RegistryUnavailableError,
+)
+from llmreg.service import RegistryService
+from llmreg.service.mirror.keys import keygen
+from llmreg.service.mirror.publisher import publish
+from llmreg.settings import Settings
+from tests.mirror import ANA, make_keys, register, to_production
+
+
+@dataclass
+class Mirror:
+    svc: RegistryService
+    keys: Path
+    path: Path
+    tmp: Path
+
+    def publish(self, **kwargs: object) -> list[str]:
+        return publish(self.svc, self.path, self.keys, **kwargs).written  # type: ignore[arg-type]
+
+    def client(self, cache: str = "cache") -> llmreg.Client:
+        return llmreg.connect(f"file://{self.path}", trusted_root=self.keys / "root.json",
+                              settings=Settings(cache=self.tmp / cache))
+
+    def file(self, prefix: str) -> Path:
+        """The one published target file under ``prefix`` (e.g. a pointer)."""
+        *_, folder, base = f"targets/{prefix}".split("/")
+        found = [p for p in (self.path / "targets").rglob(f"*.{base}")
+                 if p.parent.name == folder]
+        assert len(found) == 1, found
+        return found[0]
+
+    def pointer(self, env: str) -> Path:
+        digest = self.svc.versions.slot("chat", env).digest
+        data = json.dumps({"digest": digest, "env": env, "name": "chat",
+                           "version": self.svc.versions.slot("chat", env).version},
+                          sort_keys=True, separators=(",", ":")).encode()
+        import hashlib
+
+        return (self.path / "targets" / "pointers" / "chat"
+                / f"{hashlib.sha256(data).hexdigest()}.{env}.json")
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    svc = RegistryService.open_home(tmp_path / "reg")
+    to_production(svc, register(svc, 1))
+    m = Mirror(svc, make_keys(tmp_path), tmp_path / "mirror", tmp_path)
+    m.publish()
+    yield m
+    svc.close()
+
+
+def next_version_in_production(m: Mirror) -> None:
+    to_production(m.svc, register(m.svc, 2))
+    m.publish()
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def test_resolve_and_get_from_the_mirror(mirror: Mirror) -> None:
+    reg = mirror.client()
+    assert reg.url == f"file://{mirror.path}" and reg.home is None
+    prod = reg.resolve("chat", env="production")
+    assert (prod.version, prod.env, prod.served_from_cache) == (1, "production", False)
+    assert prod.digest == mirror.svc.versions.slot("chat", "production").digest
+    assert reg.resolve("chat", env="prod").env == "production"  # an alias
+    assert prod.render(q="hi").to_openai()[-1] == {"role": "user", "content": "Q: hi"}
+    next_version_in_production(mirror)
+    assert reg.resolve("chat", env="production").version == 2
+    assert reg.get("chat@1").digest == prod.digest
+    assert reg.get("chat").version == 2  # the latest
+    assert reg.get(f"chat@{prod.digest[:15]}").version == 1
+    assert reg.get("chat@staging").version == 2
+    fresh = mirror.client("other-cache")  # nothing cached: the manifest comes from the mirror
+    assert fresh.get("chat@1").digest == prod.digest
+    reg.close()
+
+
+def test_unknown_names_slots_and_refs_are_named(mirror: Mirror) -> None:
+    reg = mirror.client()
+    with pytest.raises(EmptySlotError, match="has no chat@shadow"):
+        reg.resolve("chat", env="shadow")
+    with pytest.raises(RefNotFoundError, match="no bundle named 'nope'"):
+        reg.get("nope@1")
+    with pytest.raises(RefNotFoundError, match="has no chat@9"):
+        reg.get("chat@9")
+    with pytest.raises(ReadOnlyError, match="by name"):
+        reg.get("sha256:0123456789")
+
+
+def test_a_mirror_is_read_only(mirror: Mirror) -> None:
+    reg = mirror.client()
+    with pytest.raises(ReadOnlyError, match="read-only mirror: promoting needs the registry"):
+        reg.promote("chat@1", to="staging", reason="x")
+    with pytest.raises(ReadOnlyError, match="status"):
+        reg.status()
+    with pytest.raises(ReadOnlyError, match="publishing"):
+        reg.publish(mirror.tmp / "again")
+    for call in (lambda: reg.policy, lambda: reg.actor, lambda: reg.list(),
+                 lambda: reg.history("chat"), lambda: reg.info("chat@1")):
+        with pytest.raises(ReadOnlyError):
+            call()
+    reg.report_served(reg.resolve("chat", env="production"))
+    reg.close()  # heartbeats are dropped, not an error
+
+
+def test_connect_reads_the_mirror_settings(mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    monkeypatch.setenv("LLMREG_URL", f"file://{mirror.path}")
+    monkeypatch.setenv("LLMREG_TRUSTED_ROOT", str(mirror.keys / "root.json"))
+    monkeypatch.setenv("LLMREG_CACHE", str(mirror.tmp / "env-cache"))
+    assert llmreg.connect().resolve("chat", env="production").version == 1
+    with pytest.raises(ConfigError, match="give the root it is signed with"):
+        llmreg.connect(f"file://{mirror.path}", settings=Settings())
+    with pytest.raises(ConfigError, match="trusted_root='nope.json' cannot be read"):
+        llmreg.connect(f"file://{mirror.path}", trusted_root="nope.json")
+    with pytest.raises(ConfigError, match="set LLMREG_TRUSTED_ROOT too"):
+        Settings.from_env({"LLMREG_URL": "s3://bucket/m"})
+
+
+def test_the_mirror_client_imports_tuf_only_when_it_resolves(mirror: Mirror) -> None:
+    code = ("import sys, llmreg\n"
+            f"reg = llmreg.connect('file://{mirror.path}', trusted_root="
+            f"'{mirror.keys / 'root.json'}')\n"
+            "assert 'tuf' not in sys.modules\n"
+            "reg.resolve('chat', env='production')\n"
+            "heavy = sorted(m for m in ('boto3', 'pydantic', 'sqlalchemy', 'httpx') "
+            "if m in sys.modules)\n"
+            "print(heavy, 'tuf.ngclient' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"LLMREG_CACHE": str(mirror.tmp / "sub-cache"), "PATH": ""},
+                         check=True).stdout
+    assert out.strip() == "[] True"
+
+
+# -- outages and attacks ---------------------------------------------------------------
+
+def cached_then(m: Mirror) -> llmreg.Client:
+    """A client that resolved production once (v1 is in its verified cache)."""
+    reg = m.client()
+    assert reg.resolve("chat", env="production").version == 1
+    return reg
+
+
+def assert_falls_back(reg: llmreg.Client, caplog: pytest.LogCaptureFixture, why: str,
+                      version: int = 1) -> None:
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        served = reg.resolve("chat", env="production")
+    assert served.served_from_cache and served.version == version
+    assert why in caplog.text and "serving the cached chat@production" in caplog.text
+    with pytest.raises(MirrorVerificationError, match=why) as exc:
+        reg.resolve("chat", env="production", strict=True)
+    assert "strict=True" in str(exc.value)
+
+
+def test_an_unreachable_mirror_falls_back_to_the_cache(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    mirror.path.rename(mirror.tmp / "gone")
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        assert reg.resolve("chat", env="production").served_from_cache
+    assert "cannot read the mirror" in caplog.text
+    with pytest.raises(RegistryUnavailableError, match="strict=True"):
+        reg.resolve("chat", env="production", strict=True)
+    with pytest.raises(RegistryUnavailableError, match="over max_stale=0s"):
+        time.sleep(0.01)
+        reg.resolve("chat", env="production", max_stale=0)
+    with pytest.raises(RegistryUnavailableError, match="no cached answer"):
+        mirror.client("empty").resolve("chat", env="production")
+
+
+def test_a_changed_byte_in_a_published_manifest_is_refused(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    next_version_in_production(mirror)
+    digest = mirror.svc.versions.slot("chat", "production").digest.removeprefix("sha256:")
+    blob = mirror.file(f"blobs/sha256/{digest}")
+    data = bytearray(blob.read_bytes())
+    data[10] ^= 1
+    blob.write_bytes(bytes(data))
+    assert_falls_back(reg, caplog, "tampered content")
+    with pytest.raises(MirrorVerificationError, match="tampered content.*no cached answer"):
+        mirror.client("fresh").resolve("chat", env="production")
+
+
+def test_an_old_timestamp_replayed_is_refused(mirror: Mirror,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    old = (mirror.path / "metadata" / "timestamp.json").read_bytes()
+    reg = mirror.client()
+    next_version_in_production(mirror)
+    assert reg.resolve("chat", env="production").version == 2  # it has seen timestamp v2
+    (mirror.path / "metadata" / "timestamp.json").write_bytes(old)  # v1, validly signed
+    assert_falls_back(reg, caplog, "rollback", version=2)
+
+
+def test_expired_timestamp_metadata_is_refused(mirror: Mirror,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    register(mirror.svc, 2)  # a change, so the next publish signs a new timestamp:
+    mirror.publish(timestamp_expiry=timedelta(seconds=2))  # short-lived, then frozen
+    reg = cached_then(mirror)
+    time.sleep(2.2)
+    assert_falls_back(reg, caplog, "frozen metadata")
+
+
+def test_a_pointer_signed_with_an_untrusted_key_is_refused(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    evil = RegistryService.open_home(mirror.tmp / "evil")
+    to_production(evil, register(evil, 666))
+    publish(evil, mirror.path, keygen(mirror.tmp / "evil-keys"))  # over the real mirror
+    assert_falls_back(reg, caplog, "signature not made by a trusted key")
+    evil.close()
+
+
+def test_a_pointer_swapped_for_another_slot_is_refused(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    next_version_in_production(mirror)  # production: v2, a pointer the client has not read
+    mirror.svc.lifecycle.promote(register(mirror.svc, 3), "staging", actor=ANA, reason="x")
+    mirror.publish()
+    # Both pointers are genuine and signed; serving staging's as production's is not.
+    mirror.pointer("production").write_bytes(mirror.pointer("staging").read_bytes())
+    assert_falls_back(reg, caplog, "tampered content")
+
+
+def test_metadata_mixed_from_two_publishes_is_refused(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    shutil.copy(mirror.path / "metadata" / "1.targets.json", mirror.tmp / "t1")
+    next_version_in_production(mirror)
+    # the new snapshot names targets v2; the mirror serves v1's content under that name
+    shutil.copy(mirror.tmp / "t1", mirror.path / "metadata" / "2.targets.json")
+    assert_falls_back(reg, caplog, "mix-and-match")
+
+
+def test_a_mirror_served_over_http(mirror: Mirror) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(mirror.path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        reg = llmreg.connect(url, trusted_root=mirror.keys / "root.json",
+                             settings=Settings(cache=mirror.tmp / "http-cache"))
+        assert reg.resolve("chat", env="production").version == 1
+        next_version_in_production(mirror)
+        assert reg.resolve("chat", env="prod").version == 2
+        httpd.shutdown()
+    reg.close()
+    with pytest.raises(RegistryUnavailableError, match="cannot read the mirror"):
+        reg.resolve("chat", env="production", strict=True)  # the server is gone
+
+
+def test_every_other_primitive_refuses(mirror: Mirror) -> None:
+    from llmreg.client.mirror_reader import MirrorBackend
+
+    backend = MirrorBackend(f"file://{mirror.path}", trusted_root=mirror.keys / "root.json",
+                            settings=Settings(cache=mirror.tmp / "c"))
+    calls = {
+        "changelog": ("chat",), "stored_diff": (None,), "diff_refs": ("a", "b"),
+        "slot_history": ("chat", "production"), "evidence": ("chat@1",),
+        "check_gates": ("chat@1", "production"), "audit": (None, None),
+        "verify_audit": (None,), "put_file": (Path("x"), None), "put_bytes": (b"x",),
+        "blob_chunks": ("sha256:00", 0), "approve": ("chat@1", "production", ""),
+        "rollback": ("chat", "production", "r"), "retire": ("chat@1", "archived", "r"),
+        "verify": ("chat@1",), "fsck": (), "gc": (True, 0.0), "create_token": ("a", "reader"),
+        "list_tokens": (), "revoke_token": ("t",)}
+    for name, args in calls.items():
+        with pytest.raises(ReadOnlyError, match="read-only mirror"):
+            getattr(backend, name)(*args)
+    with pytest.raises(ReadOnlyError):
+        backend.register(None, "chat", "m", {}, author="a")  # type: ignore[arg-type]
+    with pytest.raises(ReadOnlyError):
+        backend.attach_evidence("chat@1", type="eval", suite="s", metrics={},
+                                report_digest=None, links=[], passed=None)
+
+
+def test_a_damaged_cache_is_refetched_or_refused(mirror: Mirror) -> None:
+    reg = cached_then(mirror)
+    digest = mirror.svc.versions.slot("chat", "production").digest.removeprefix("sha256:")
+    cached = next((mirror.tmp / "cache").rglob(digest))
+    cached.chmod(0o644)
+    cached.write_bytes(b"damaged")
+    assert reg.resolve("chat", env="production").version == 1  # fetched again, verified
+    assert cached.read_bytes() != b"damaged"
+    cached.write_bytes(b"damaged")
+    mirror.path.rename(mirror.tmp / "gone")
+    with pytest.raises(RegistryUnavailableError, match="cached manifest .* cannot be used"):
+        reg.resolve("chat", env="production")
+    with pytest.raises(RegistryUnavailableError, match="cannot read the mirror"):
+        reg.get("chat@1")
+
+
+def test_get_refuses_what_does_not_verify(mirror: Mirror) -> None:
+    reg = mirror.client()
+    evil = RegistryService.open_home(mirror.tmp / "evil")
+    register(evil, 666)
+    publish(evil, mirror.path, keygen(mirror.tmp / "evil-keys"))
+    with pytest.raises(MirrorVerificationError, match="signature not made by a trusted key"):
+        reg.get("chat@1")
+    evil.close()
+
+
+def test_explain_names_other_verification_failures() -> None:
+    from tuf.api.exceptions import RepositoryError
+
+    from llmreg.client.mirror_reader import explain
+
+    assert explain(RepositoryError("odd")) == \
+        "metadata that does not verify (RepositoryError): odd"
+
+
+def test_the_mirror_settings() -> None:
+    s = Settings.from_env({"LLMREG_URL": "s3://bucket/m", "LLMREG_TRUSTED_ROOT": "root.json",
+                           "LLMREG_PUBLISH": "s3://bucket/m", "LLMREG_MIRROR_KEYS": "keys"})
+    assert (s.url, s.trusted_root, s.publish, s.mirror_keys) == (
+        "s3://bucket/m", Path("root.json"), "s3://bucket/m", Path("keys"))
+    with pytest.raises(ConfigError, match="is not an http"):
+        Settings.from_env({"LLMREG_URL": "ftp://x", "LLMREG_TRUSTED_ROOT": "root.json"})
