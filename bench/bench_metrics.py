@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_server import free_port, setup_llmreg, wait_http
-from bench.common import ROOT, machine, median, write_section
+from bench.common import ROOT, clean_up, machine, median, write_section
 
 ROUNDS = 5
 WRK = ["wrk", "-t2", "-c32", "-d6s", "--latency"]
@@ -81,13 +80,7 @@ def main() -> None:
             - start_count
         load = _load()
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
+        clean_up(procs, work)
 
     paired = median([b[0] / a[0] for a, b in zip(results["off"], results["token"], strict=True)])
     per_call = _cost_per_resolve()

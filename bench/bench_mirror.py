@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.bench_server import WRK, free_port, setup_llmreg, time_process, wait_http, wrk
-from bench.common import ROOT, machine, pct, write_section
+from bench.common import ROOT, clean_up, machine, pct, write_section
 
 VARS = {"subject": "Refund", "body": "Where is my refund for order 5512?"}
 RESOLVES = 2000
@@ -167,13 +166,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nport}; root {mirror};
         top = sorted(((m, t) for m, t in added.items() if "." not in m),
                      key=lambda x: -x[1][1])[:6]
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
+        clean_up(procs, work)
 
     rows = []
     for label in files:

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import ROOT, machine, median, write_section
+from bench.common import ROOT, clean_up, machine, median, write_section
 
 RUNS = 10
 WRK = ["wrk", "-t2", "-c32", "-d10s", "--latency"]
@@ -233,13 +232,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nport}; root {static};
             "nginx static file (ceiling)": wrk(nurl, {}),
         }
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
+        clean_up(procs, work)
 
     ratio_cold = cold["mlflow"] / cold["llmreg"]
     ratio_floor = cold["llmreg"] / cold["floor"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
+import signal
 import statistics
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,18 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores{mem}; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}")
+
+
+def clean_up(procs: list[subprocess.Popen[bytes]], work: Path) -> None:
+    """End the servers a benchmark started (each in its own session: SIGTERM to the group,
+    SIGKILL if it is not gone in 20 s) and remove its work folder."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(p.pid, signal.SIGKILL)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def pct(values: list[float], q: float) -> float:

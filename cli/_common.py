@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S", bound=str)
 
 
 @dataclass
@@ -32,6 +33,24 @@ class State:
 
 
 STATE = State()
+
+
+def one_of(choices: Iterable[S], *, notes: Mapping[S, str] | None = None,
+           quote: bool = False) -> str:
+    """``a, b or c``: choices for a help or error text, read from the library's own list
+    (a ``Literal`` through ``typing.get_args``, or a tuple), never typed out again.
+
+    ``notes`` explain some choices; a choice the library adds later shows up without one.
+
+    Example:
+        >>> one_of(["token", "open"], quote=True)
+        "'token' or 'open'"
+        >>> one_of(["text", "markdown", "json"], notes={"markdown": "a CHANGELOG.md"})
+        'text, markdown (a CHANGELOG.md) or json'
+    """
+    shown = [(repr(c) if quote else str(c)) + (f" ({notes[c]})" if notes and c in notes else "")
+             for c in choices]
+    return " or ".join(shown) if len(shown) < 3 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import typer
 
@@ -10,9 +10,15 @@ from llmreg.bundle.digest import short
 from llmreg.bundle.directory import looks_like_path
 from llmreg.errors import InvalidRefError
 
-from ._common import connect, handle_errors
+from ._common import connect, handle_errors, one_of
 from ._output import JSON_OPTION, Output
 from ._views import markdown_changelog, print_diff, print_text_changelog
+
+# The changelog's shapes are the CLI's own (the markdown view is in _views): this Literal
+# is their one list; json is the same as --json.
+ChangelogFormat = Literal["text", "markdown", "json"]
+CHANGELOG_FORMATS: tuple[ChangelogFormat, ...] = get_args(ChangelogFormat)
+_CHANGELOG_NOTES: dict[ChangelogFormat, str] = {"markdown": "a CHANGELOG.md"}
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -50,13 +56,13 @@ def diff(
 def changelog(
     name: Annotated[str, typer.Argument(help="A registered name.")],
     fmt: Annotated[str, typer.Option(
-        "--format", help="text, markdown (a CHANGELOG.md) or json.")] = "text",
+        "--format", help=one_of(CHANGELOG_FORMATS, notes=_CHANGELOG_NOTES) + ".")] = "text",
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print the release history of NAME: version, digest, date, author, message, changes."""
     out = Output(as_json or fmt == "json")  # --format json is --json
-    if not out.json_mode and fmt not in ("text", "markdown"):
-        raise InvalidRefError(f"--format {fmt!r} is not known; use text, markdown or json")
+    if fmt not in CHANGELOG_FORMATS:
+        raise InvalidRefError(f"--format {fmt!r} is not known; use {one_of(CHANGELOG_FORMATS)}")
     with connect() as reg:
         entries = reg.changelog(name)
     out.json([{**e.version.model_dump(mode="json"), "first": e.first,

@@ -8,15 +8,18 @@ from typing import Annotated
 import typer
 
 from llmreg.bundle.digest import short
+from llmreg.policy import JobPeriods
 
-from ._common import connect, handle_errors, note_audit_head
+from ._common import connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
+
+JOBS = tuple(JobPeriods.model_fields)  # the scheduled jobs: one period each in the policy
 
 owner_app = typer.Typer(help="Who owns each name, and how to reach them.",
                         no_args_is_help=True)
 deprecation_app = typer.Typer(help="The policy's deprecation rules: plan, then run.",
                               no_args_is_help=True)
-jobs_app = typer.Typer(help="Scheduled jobs (deprecation, alerts, webhook deliveries).",
+jobs_app = typer.Typer(help=f"Scheduled jobs ({', '.join(JOBS)}).",
                        no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts addressed to owners (stale production slots).",
                          invoke_without_command=True)
@@ -113,7 +116,7 @@ def deprecation_run(as_json: bool = JSON_OPTION) -> None:
 
 def jobs_run(
     job: Annotated[list[str] | None, typer.Option(
-        "--job", help="Only this job: deprecation, alerts or deliveries (repeatable).")
+        "--job", help=f"Only this job: {one_of(JOBS)} (repeatable).")
     ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:

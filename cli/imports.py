@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from llmreg.bundle.pinning import PROVIDERS
 from llmreg.errors import ConfigError
 from llmreg.types import ImportReport
 
@@ -51,7 +52,8 @@ def import_mlflow(
         "--model-map", help="Floating model id=date-pinned id pairs, e.g. "
                             "gpt-4o=gpt-4o-2024-08-06.")] = None,
     default_model: Annotated[str | None, typer.Option(
-        "--default-model", help="PROVIDER:ID for prompts with no model_config.")] = None,
+        "--default-model", help="PROVIDER:ID for prompts with no model_config; PROVIDER "
+                                "is one of " + ", ".join(PROVIDERS) + ".")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Read and check everything; write nothing.")] = False,
     as_json: bool = JSON_OPTION,

@@ -13,8 +13,6 @@ from llmreg.bundle.digest import short
 from ._common import STATE, connect, handle_errors
 from ._output import JSON_OPTION, Output
 
-APPROVALS_SCANNED = 1000  # audit entries of one name read to list a version's approvals
-
 
 def register_commands(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
@@ -71,10 +69,9 @@ def registry_sections(reg: Any, bundle: llmreg.Bundle) -> dict[str, Any]:
     envs = [s.env for s in reg.status(bundle.name) if s.version == bundle.version]
     label = f"{bundle.name}@{bundle.version}"
     approvals = [
-        {"env": a.env, "approver": a.actor, "comment": a.detail.get("comment", ""),
-         "at": a.at.isoformat()}
-        for a in reg.audit(bundle.name, limit=APPROVALS_SCANNED)
-        if a.action == "approval" and a.detail.get("digest") == bundle.digest]
+        {"env": a.env, "approver": a.approver, "comment": a.comment,
+         "at": a.created_at.isoformat()}
+        for env in reg.environments() for a in reg.approvals(label, env.env)]
     owner = reg.owner(bundle.name)
     return {
         "status": info.status if info is not None else None,

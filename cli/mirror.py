@@ -7,15 +7,19 @@ Key management needs no registry: it creates and rotates the TUF keys in a folde
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
-from ._common import connect, handle_errors
+from llmreg.types import MirrorRole
+
+from ._common import connect, handle_errors, one_of
 from ._output import JSON_OPTION, Output
 
 mirror_app = typer.Typer(help="Create and rotate the signing keys of the static mirror.",
                          no_args_is_help=True)
+
+MIRROR_ROLES: tuple[MirrorRole, ...] = get_args(MirrorRole)  # the keys module checks --role
 
 KEYS_OPTION = typer.Option(
     "--keys", help="The mirror's keys folder (default LLMREG_MIRROR_KEYS, else mirror-keys).")
@@ -65,8 +69,7 @@ def keygen(
 
 def rotate(
     folder: Annotated[Path, typer.Argument(help="The keys folder (with root.key back in).")],
-    role: Annotated[str, typer.Option(
-        "--role", help="root, targets, snapshot or timestamp.")],
+    role: Annotated[str, typer.Option("--role", help=f"{one_of(MIRROR_ROLES)}.")],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replace one role's key: writes root N+1, signed by the current root key."""

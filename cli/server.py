@@ -6,15 +6,22 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 import llmreg
 from llmreg.errors import ConfigError, MissingDependencyError
+from llmreg.settings import ReadAuth
+from llmreg.types import ROLES
 
-from ._common import STATE, connect, handle_errors, note_audit_head
+from ._common import STATE, connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
+from .hygiene import JOBS
+
+READ_AUTH: tuple[ReadAuth, ...] = get_args(ReadAuth)
+_READ_AUTH_NOTES: dict[ReadAuth, str] = {"token": "reads need a reader token",
+                                         "open": "anyone may read"}
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
@@ -35,14 +42,12 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1, max=64,
                                          help="Worker processes.")] = 1,
     read_auth: Annotated[str, typer.Option(
-        "--read-auth", help="token: reads need a reader token; open: anyone may read.")
-    ] = "token",
+        "--read-auth", help=one_of(READ_AUTH, notes=_READ_AUTH_NOTES) + ".")] = "token",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")
                           ] = False,
     jobs: Annotated[bool, typer.Option(
-        "--jobs/--no-jobs", help="Run the scheduled jobs (deprecation, alerts, webhook "
-                                 "deliveries) in the background, once per period across "
-                                 "replicas.")] = True,
+        "--jobs/--no-jobs", help=f"Run the scheduled jobs ({', '.join(JOBS)}) in the "
+                                 "background, once per period across replicas.")] = True,
     publish: Annotated[str | None, typer.Option(
         "--publish", help="Publish the signed mirror to this folder or s3://BUCKET/PREFIX "
                           "at start and after every promotion or rollback.")] = None,
@@ -57,8 +62,8 @@ def serve(
     except ImportError:
         raise MissingDependencyError("`llmreg serve` needs the server extra: "
                                      "pip install 'llmreg[server]'") from None
-    if read_auth not in ("token", "open"):
-        raise ConfigError(f"--read-auth {read_auth!r} must be 'token' or 'open'")
+    if read_auth not in READ_AUTH:
+        raise ConfigError(f"--read-auth {read_auth!r} must be {one_of(READ_AUTH, quote=True)}")
     if STATE.registry and "://" in STATE.registry:
         raise ConfigError("serve runs over a registry folder or database, not a URL")
     settings = llmreg.Settings.from_env()
@@ -108,7 +113,7 @@ def _metrics_folder(mode: str, workers: int) -> str | None:
 
 def token_create(
     subject: Annotated[str, typer.Option("--subject", help="Who or what the token is for.")],
-    role: Annotated[str, typer.Option("--role", help="reader, publisher, approver or admin.")],
+    role: Annotated[str, typer.Option("--role", help=f"{one_of(ROLES)}.")],
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
-from llmreg.types import DeliveryInfo
+from llmreg.types import DeliveryInfo, WebhookEvent, WebhookFormat
 
-from ._common import connect, handle_errors, note_audit_head
+from ._common import connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
 
 webhook_app = typer.Typer(
@@ -16,8 +16,13 @@ webhook_app = typer.Typer(
          "Webhooks, as CloudEvents JSON or Slack messages.",
     no_args_is_help=True)
 
-EVENTS_HELP = ("Comma-separated events: registration, promotion, rollback, gate_failed, "
-               "approval, archive, owner_change, stale_production.")
+# The choices come from the library's Literals; the service checks the values given.
+EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
+FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
+_FORMAT_NOTES: dict[WebhookFormat, str] = {"cloudevents": "CloudEvents 1.0 JSON",
+                                           "slack": "a Slack incoming-webhook message"}
+EVENTS_HELP = f"Comma-separated events: {', '.join(EVENTS)}."
+FORMAT_HELP = one_of(FORMATS, notes=_FORMAT_NOTES) + "."
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -31,9 +36,7 @@ def register_commands(app: typer.Typer) -> None:
 def add(
     url: Annotated[str, typer.Argument(help="The receiver's http(s) URL.")],
     events: Annotated[str, typer.Option("--events", help=EVENTS_HELP)],
-    format: Annotated[str, typer.Option(
-        "--format", help="cloudevents (CloudEvents 1.0 JSON) or slack (a Slack "
-                         "incoming-webhook message).")] = "cloudevents",
+    format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "cloudevents",
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a webhook; prints its whsec_ signing secret once (store it now)."""

@@ -47,12 +47,15 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import InvalidEvidenceError as InvalidEvidenceError
     from llmreg.errors import InvalidNameError as InvalidNameError
     from llmreg.errors import InvalidRefError as InvalidRefError
+    from llmreg.errors import InvalidWebhookError as InvalidWebhookError
     from llmreg.errors import LLMRegError as LLMRegError
+    from llmreg.errors import MirrorVerificationError as MirrorVerificationError
     from llmreg.errors import MissingDependencyError as MissingDependencyError
     from llmreg.errors import PayloadTooLargeError as PayloadTooLargeError
     from llmreg.errors import PermissionDeniedError as PermissionDeniedError
     from llmreg.errors import PolicyError as PolicyError
     from llmreg.errors import PostprocessError as PostprocessError
+    from llmreg.errors import ReadOnlyError as ReadOnlyError
     from llmreg.errors import RefNotFoundError as RefNotFoundError
     from llmreg.errors import RegistryNotFoundError as RegistryNotFoundError
     from llmreg.errors import RegistryUnavailableError as RegistryUnavailableError
@@ -79,87 +82,64 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.types import SlotStatus as SlotStatus
     from llmreg.types import VersionInfo as VersionInfo
 
-# Every error class, so that `except llmreg.RefNotFoundError` works as the docs show.
-_ERRORS = (
-    "InvalidBundleError",
-    "FloatingModelIdError",
-    "TemplateSyntaxError",
-    "RenderError",
-    "PostprocessError",
-    "InvalidRefError",
-    "InvalidNameError",
-    "RefNotFoundError",
-    "AmbiguousRefError",
-    "BlobNotFoundError",
-    "IntegrityError",
-    "DigestInvalidError",
-    "RegistryNotFoundError",
-    "ConfigError",
-    "InvalidEvidenceError",
-    "PolicyError",
-    "UnknownEnvironmentError",
-    "EmptySlotError",
-    "TransitionError",
-    "GateFailedError",
-    "ApprovalError",
-    "SlotConflictError",
-    "AuditChainError",
-    "AuthError",
-    "PermissionDeniedError",
-    "PayloadTooLargeError",
-    "RequestTimeoutError",
-    "RegistryUnavailableError",
-    "ServerError",
-    "MissingDependencyError",
-)
 
-_LAZY: dict[str, tuple[str, str | None]] = {
-    "errors": ("llmreg.errors", None),
-    "connect": ("llmreg.client.connect", "connect"),
-    "Bundle": ("llmreg.bundle.schema", "Bundle"),
-    "load_bundle_dir": ("llmreg.bundle.directory", "load_bundle_dir"),
-    "Client": ("llmreg.client.core", "Client"),
-    "BundleDiff": ("llmreg.bundle.diff", "BundleDiff"),
-    "diff_bundles": ("llmreg.bundle.diff", "diff_bundles"),
-    "canonical_json": ("llmreg.bundle.digest", "canonical_json"),
-    "digest_bytes": ("llmreg.bundle.digest", "digest_bytes"),
-    "short_digest": ("llmreg.bundle.digest", "short"),
-    "LLMRegError": ("llmreg.errors", "LLMRegError"),
-    "Messages": ("llmreg.bundle.messages", "Messages"),
-    "parse_ref": ("llmreg.bundle.names", "parse_ref"),
-    "Policy": ("llmreg.policy", "Policy"),
-    "load_policy": ("llmreg.policy", "load_policy"),
-    "RemoteClient": ("llmreg.client.remote", "RemoteClient"),
-    "ResolvedBundle": ("llmreg.bundle.resolved", "ResolvedBundle"),
-    "Settings": ("llmreg.settings", "Settings"),
-    **{name: ("llmreg.types", name) for name in (
-        "Actor", "ApprovalInfo", "AuditInfo", "ChangelogEntry", "EvidenceInfo", "GateReport",
-        "GateResult", "NameSummary", "Registration", "SlotEventInfo", "SlotStatus",
-        "VersionInfo")},
-    **{name: ("llmreg.errors", name) for name in _ERRORS},
-}
-
+# The public API, in full: tests/test_public_api.py checks it exactly (every public
+# exception class of llmreg.errors, plus the names listed there), so a new error class
+# that is not added here fails that test instead of being served by a fallback.
 __all__ = [
     "Actor",
+    "AmbiguousRefError",
+    "ApprovalError",
     "ApprovalInfo",
+    "AuditChainError",
     "AuditInfo",
+    "AuthError",
+    "BlobNotFoundError",
     "Bundle",
     "BundleDiff",
     "ChangelogEntry",
     "Client",
+    "ConfigError",
+    "DigestInvalidError",
+    "EmptySlotError",
     "EvidenceInfo",
+    "FloatingModelIdError",
+    "GateFailedError",
     "GateReport",
     "GateResult",
+    "IntegrityError",
+    "InvalidBundleError",
+    "InvalidEvidenceError",
+    "InvalidNameError",
+    "InvalidRefError",
+    "InvalidWebhookError",
     "LLMRegError",
     "Messages",
+    "MirrorVerificationError",
+    "MissingDependencyError",
     "NameSummary",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "Policy",
+    "PolicyError",
+    "PostprocessError",
+    "ReadOnlyError",
+    "RefNotFoundError",
     "Registration",
+    "RegistryNotFoundError",
+    "RegistryUnavailableError",
     "RemoteClient",
+    "RenderError",
+    "RequestTimeoutError",
     "ResolvedBundle",
+    "ServerError",
     "Settings",
+    "SlotConflictError",
     "SlotEventInfo",
     "SlotStatus",
+    "TemplateSyntaxError",
+    "TransitionError",
+    "UnknownEnvironmentError",
     "VersionInfo",
     "__version__",
     "canonical_json",
@@ -171,8 +151,33 @@ __all__ = [
     "load_policy",
     "parse_ref",
     "short_digest",
-    *_ERRORS,
 ]
+
+# Where each name lives. Every *Error is in llmreg.errors; the rest is listed.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "errors": ("llmreg.errors", None),
+    "connect": ("llmreg.client.connect", "connect"),
+    "Bundle": ("llmreg.bundle.schema", "Bundle"),
+    "load_bundle_dir": ("llmreg.bundle.directory", "load_bundle_dir"),
+    "Client": ("llmreg.client.core", "Client"),
+    "BundleDiff": ("llmreg.bundle.diff", "BundleDiff"),
+    "diff_bundles": ("llmreg.bundle.diff", "diff_bundles"),
+    "canonical_json": ("llmreg.bundle.digest", "canonical_json"),
+    "digest_bytes": ("llmreg.bundle.digest", "digest_bytes"),
+    "short_digest": ("llmreg.bundle.digest", "short"),
+    "Messages": ("llmreg.bundle.messages", "Messages"),
+    "parse_ref": ("llmreg.bundle.names", "parse_ref"),
+    "Policy": ("llmreg.policy", "Policy"),
+    "load_policy": ("llmreg.policy", "load_policy"),
+    "RemoteClient": ("llmreg.client.remote", "RemoteClient"),
+    "ResolvedBundle": ("llmreg.bundle.resolved", "ResolvedBundle"),
+    "Settings": ("llmreg.settings", "Settings"),
+    **{name: ("llmreg.types", name) for name in (
+        "Actor", "ApprovalInfo", "AuditInfo", "ChangelogEntry", "EvidenceInfo", "GateReport",
+        "GateResult", "NameSummary", "Registration", "SlotEventInfo", "SlotStatus",
+        "VersionInfo")},
+    **{name: ("llmreg.errors", name) for name in __all__ if name.endswith("Error")},
+}
 assert set(__all__) == {*_LAZY, "__version__"}  # one list, kept in step by this line
 
 
@@ -180,9 +185,6 @@ def __getattr__(name: str) -> Any:
     try:
         module_name, attr = _LAZY[name]
     except KeyError:
-        errors = import_module("llmreg.errors")
-        if name.endswith("Error") and isinstance(getattr(errors, name, None), type):
-            return getattr(errors, name)  # an error class added after this list
         raise AttributeError(f"module 'llmreg' has no attribute {name!r}") from None
     module = import_module(module_name)
     value = module if attr is None else getattr(module, attr)

@@ -12,13 +12,21 @@ Example:
     'staging'
     >>> [t.to for t in policy.transitions_from("staging")]
     ['shadow', 'production']
+
+The kinds of gate a transition can ask for (``evals``, ``shadow_metrics``,
+``approvals``) are declared once, in :data:`GATE_KINDS`: the policy's description, the
+gates an import records as bypassed and the web page read them from there, and the judge
+(:mod:`llmreg.service.lifecycle.gates`) has one function per kind. Adding a kind is a
+field of :class:`Gates`, its :class:`GateKind` here, and its judge.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -173,9 +181,83 @@ class ApprovalGate(_P):
 
 
 class Gates(_P):
+    """What a transition asks for. Every field is a kind declared in :data:`GATE_KINDS`."""
+
     evals: list[EvalGate] = []
     shadow_metrics: dict[str, Threshold] = {}
     approvals: ApprovalGate | None = None
+
+    def each(self) -> list[tuple[GateKind[Any], Any]]:
+        """Every gate asked for, as (its kind, its setting), in the order of
+        :data:`GATE_KINDS` (the order gates are judged, described and reported in)."""
+        return [(kind, gate) for kind in GATE_KINDS for gate in kind.of(self)]
+
+    def names(self) -> list[str]:
+        """The name each gate is reported under, e.g. ``['eval:regression', 'approvals']``."""
+        return [kind.label(gate) for kind, gate in self.each()]
+
+
+G = TypeVar("G")
+
+
+@dataclass(frozen=True)
+class GateKind(Generic[G]):
+    """A kind of gate: the key under a transition's ``gates:`` and, for each gate of the
+    kind (a setting ``G``), its report name, its words and the metric bounds it sets.
+
+    Its judge is the function registered under :attr:`key` in
+    :data:`llmreg.service.lifecycle.gates.JUDGES` (the judge refuses a kind without one).
+
+    Example:
+        >>> [k.key for k in GATE_KINDS]
+        ['evals', 'shadow_metrics', 'approvals']
+        >>> Policy.default().transitions[2].gates.names()
+        ['eval:regression', 'approvals']
+    """
+
+    key: str
+    #: The gates of this kind a transition's :class:`Gates` asks for (none when unset).
+    of: Callable[[Gates], list[G]]
+    #: The name the gate is reported and recorded under (``GateResult.gate``).
+    label: Callable[[G], str]
+    #: The gate in words, for ``llmreg policy check`` (:meth:`Policy.describe`).
+    describe: Callable[[G], str]
+    #: The bounds the gate sets on the metrics of evidence of (type, suite); the web
+    #: page shows them beside each metric.
+    bounds: Callable[[G, str, str], Mapping[str, Threshold]]
+
+
+def _bounds_text(metrics: Mapping[str, Threshold]) -> str:
+    return ", ".join(th.describe(m) for m, th in metrics.items())
+
+
+def _approvals_text(a: ApprovalGate) -> str:
+    who = " by distinct people" + (", not the author" if a.not_author else "")
+    return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}"
+
+
+EVALS: GateKind[EvalGate] = GateKind(
+    key="evals",
+    of=lambda gates: list(gates.evals),
+    label=lambda ev: f"eval:{ev.suite}",
+    describe=lambda ev: f"eval '{ev.suite}' with {_bounds_text(ev.metrics)}",
+    bounds=lambda ev, type_, suite: ev.metrics if (type_, suite) == ("eval", ev.suite)
+    else {})
+SHADOW_METRICS: GateKind[dict[str, Threshold]] = GateKind(
+    key="shadow_metrics",
+    of=lambda gates: [gates.shadow_metrics] if gates.shadow_metrics else [],
+    label=lambda metrics: "shadow-metrics",
+    describe=lambda metrics: f"shadow metrics with {_bounds_text(metrics)}",
+    bounds=lambda metrics, type_, suite: metrics if type_ == "shadow-metrics" else {})
+APPROVALS: GateKind[ApprovalGate] = GateKind(
+    key="approvals",
+    of=lambda gates: [gates.approvals] if gates.approvals is not None else [],
+    label=lambda approvals: "approvals",
+    describe=_approvals_text,
+    bounds=lambda approvals, type_, suite: {})
+
+#: Every kind of gate, in the order gates are judged, described and reported.
+GATE_KINDS: tuple[GateKind[Any], ...] = (EVALS, SHADOW_METRICS, APPROVALS)
 
 
 class Transition(_P):
@@ -370,18 +452,8 @@ class Policy(_P):
 
 
 def describe_gates(gates: Gates) -> str:
-    parts = []
-    for ev in gates.evals:
-        bounds = ", ".join(th.describe(m) for m, th in ev.metrics.items())
-        parts.append(f"eval '{ev.suite}' with {bounds}")
-    if gates.shadow_metrics:
-        bounds = ", ".join(th.describe(m) for m, th in gates.shadow_metrics.items())
-        parts.append(f"shadow metrics with {bounds}")
-    if gates.approvals:
-        a = gates.approvals
-        who = " by distinct people" + (", not the author" if a.not_author else "")
-        parts.append(f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}")
-    return "; ".join(parts)
+    """Every gate of a transition in words, each as its kind describes it."""
+    return "; ".join(kind.describe(gate) for kind, gate in gates.each())
 
 
 def parse_policy(text: str, *, source: str) -> Policy:

@@ -7,7 +7,8 @@ server — never at import time.
 ``LLMREG_HOME``          the embedded registry folder (default: ``.llmreg/`` found from
                          the current folder upward)
 ``LLMREG_DATABASE_URL``  metadata database (default ``sqlite:///<home>/registry.db``)
-``LLMREG_STORE``         blob store (default the home folder; a path or ``file://``)
+``LLMREG_STORE``         blob store (default the home folder; a path, ``file://PATH`` or
+                         ``s3://BUCKET/PREFIX``: :func:`parse_store_url`)
 ``LLMREG_USER``          who you are, for authorship (default the OS user)
 ``LLMREG_POLICY``        the policy file (default ``llmreg-policy.yaml`` beside the
                          registry folder, else the built-in default policy)
@@ -17,7 +18,8 @@ server — never at import time.
                          ``LLMREG_TRUSTED_ROOT``)
 ``LLMREG_TRUSTED_ROOT``  the mirror's root metadata file the client trusts
                          (docs/mirror.md)
-``LLMREG_PUBLISH``       server: publish the signed mirror there after every move
+``LLMREG_PUBLISH``       server: publish the signed mirror there after every move (a
+                         folder, ``file://PATH`` or ``s3://BUCKET/PREFIX``)
 ``LLMREG_MIRROR_KEYS``   the mirror's keys folder (default ``mirror-keys``)
 ``LLMREG_TOKEN``         the API token for that server
 ``LLMREG_CACHE``         the client's on-disk cache (default: the user cache folder)
@@ -32,6 +34,11 @@ server — never at import time.
                          serve`` sets it unless ``--no-jobs``); ``LLMREG_JOBS_TICK``: s
 =======================  ===============================================================
 
+Store URLs (``LLMREG_STORE``, ``LLMREG_PUBLISH``, a mirror's ``DEST``) are read by one
+parser, :func:`parse_store_url`, and every S3 client llmreg makes comes from one factory,
+:func:`s3_client`, with one retry policy (:data:`S3_CONFIG`). Both live here because
+the stores, the service and the client all need them, and this module is below them all.
+
 Example:
     >>> Settings.from_env({"LLMREG_USER": "ana", "LLMREG_OFFLINE": "1"}).offline
     True
@@ -41,15 +48,21 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from llmreg.errors import ConfigError, RegistryNotFoundError
+from llmreg.errors import ConfigError, MissingDependencyError, RegistryNotFoundError
 
 HOME_DIRNAME = ".llmreg"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+ReadAuth = Literal["token", "open"]
+"""``LLMREG_READ_AUTH`` (``llmreg serve --read-auth``): ``token``, reads need a reader
+token; ``open``, anyone may read."""
 
 
 class Secret:
@@ -118,14 +131,11 @@ class Settings:
                 f"LLMREG_OFFLINE={env['LLMREG_OFFLINE']!r} is not a boolean; use 1 or 0"
             )
         store = env.get("LLMREG_STORE") or None
-        if store is not None and "://" in store and not store.startswith(("file://", "s3://")):
-            scheme = store.split("://", 1)[0]
-            raise ConfigError(
-                f"LLMREG_STORE={store!r}: scheme {scheme!r} is not supported; use a folder "
-                "path, file://PATH or s3://BUCKET/PREFIX"
-            )
-        if store is not None and store.startswith("s3://") and not store[5:].split("/")[0]:
-            raise ConfigError(f"LLMREG_STORE={store!r} names no bucket; use s3://BUCKET/PREFIX")
+        if store is not None:
+            store = str(parse_store_url(store, "LLMREG_STORE"))  # file:// dropped: a folder
+        publish = env.get("LLMREG_PUBLISH") or None
+        if publish is not None:
+            parse_store_url(publish, "LLMREG_PUBLISH")  # kept as given: the mirror's name
         home = env.get("LLMREG_HOME") or None
         url = env.get("LLMREG_URL") or None
         trusted_root = env.get("LLMREG_TRUSTED_ROOT") or None
@@ -160,7 +170,7 @@ class Settings:
             body_min_rate=int(_positive(env, "LLMREG_BODY_MIN_RATE", cls.body_min_rate)),
             home=Path(home).expanduser() if home else None,
             database_url=env.get("LLMREG_DATABASE_URL") or None,
-            store=store.removeprefix("file://") if store else None,
+            store=store,
             user=env.get("LLMREG_USER") or None,
             policy=Path(env["LLMREG_POLICY"]) if env.get("LLMREG_POLICY") else None,
             offline=offline_raw in _TRUE,
@@ -170,7 +180,7 @@ class Settings:
             read_auth=read_auth,
             resolve_ttl=ttl,
             trusted_root=Path(trusted_root).expanduser() if trusted_root else None,
-            publish=env.get("LLMREG_PUBLISH") or None,
+            publish=publish,
             mirror_keys=(Path(env["LLMREG_MIRROR_KEYS"]).expanduser()
                          if env.get("LLMREG_MIRROR_KEYS") else None),
             metrics=metrics,
@@ -199,6 +209,127 @@ class Settings:
                 "run `llmreg init` here or set LLMREG_HOME"
             )
         return found
+
+
+# -- store URLs: one parser, one list of schemes ------------------------------------
+
+StoreScheme = Literal["file", "s3"]
+"""The schemes a blob store (``LLMREG_STORE``) or a mirror destination (``DEST``,
+``LLMREG_PUBLISH``) may name. Each has an opener in ``llmreg.store.OPENERS`` and in
+``llmreg.service.mirror.destinations.OPENERS`` (tests/store/test_urls.py holds them
+equal); a plain path is ``file``."""
+
+STORE_SCHEMES: tuple[StoreScheme, ...] = get_args(StoreScheme)
+_FORMS: dict[StoreScheme, str] = {"file": "a folder, file://PATH", "s3": "s3://BUCKET/PREFIX"}
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def url_scheme(value: str) -> str | None:
+    """The scheme of ``value`` when it is a URL (``scheme://…``); ``None`` for a path.
+
+    Example:
+        >>> url_scheme("s3://bucket/p"), url_scheme("/srv/blobs"), url_scheme("./a://b")
+        ('s3', None, None)
+    """
+    found = _URL.match(value)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """Where blobs or a mirror live: a folder (``file``) or ``s3://bucket/prefix``.
+
+    ``str()`` gives it back in its plain form: the folder path, or the ``s3://`` URL.
+    """
+
+    scheme: StoreScheme
+    path: str = ""  # file: the folder, as given (relative paths stay relative)
+    bucket: str = ""  # s3
+    prefix: str = ""  # s3: the key prefix, without slashes around it
+
+    def __str__(self) -> str:
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        return self.path
+
+
+def parse_store_url(value: str, field: str = "LLMREG_STORE",
+                    schemes: Collection[StoreScheme] = STORE_SCHEMES) -> StoreURL:
+    """Read a store URL; a bad one is a :class:`ConfigError` naming ``field`` and the fix.
+
+    A plain path or ``file://PATH`` is a folder, ``s3://BUCKET/PREFIX`` a bucket. Any
+    other ``scheme://`` is refused — never taken for a folder named ``scheme:``.
+    ``schemes`` narrows what the caller can open (the keys of its table of openers).
+
+    Example:
+        >>> parse_store_url("file:///srv/blobs"), str(parse_store_url("s3://b/reg/"))
+        (StoreURL(scheme='file', path='/srv/blobs', bucket='', prefix=''), 's3://b/reg')
+        >>> parse_store_url("s4://x")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.ConfigError: LLMREG_STORE='s4://x' is not a folder, file://PATH or ...
+    """
+    scheme = url_scheme(value) or "file"
+    if scheme not in schemes:
+        forms = [_FORMS[s] for s in STORE_SCHEMES if s in schemes]
+        accepted = ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else forms[0]
+        raise ConfigError(f"{field}={value!r} is not {accepted} "
+                          f"(scheme {scheme!r} is not supported)")
+    if scheme == "s3":
+        bucket, _, prefix = value[len("s3://"):].partition("/")
+        if not bucket:
+            raise ConfigError(f"{field}={value!r} names no bucket; use s3://BUCKET/PREFIX")
+        return StoreURL("s3", bucket=bucket, prefix=prefix.strip("/"))
+    path = value.removeprefix("file://")
+    if not path:
+        raise ConfigError(f"{field}={value!r} names no folder; use a path or file://PATH")
+    return StoreURL("file", path=path)
+
+
+# -- S3: one client factory, one retry policy ----------------------------------------
+
+# The botocore configuration of every S3 client llmreg makes: the blob store, the mirror
+# publisher's destination, the mirror reader (and the tests' SeaweedFS client).
+# - Retries: botocore's "standard" mode, 6 attempts in all (the first and 5 retries, as
+#   the store had), with exponential backoff and jitter, on throttling, 5xx answers,
+#   timeouts and connection errors. ``total_max_attempts`` counts the first try;
+#   botocore's other key, ``max_attempts``, counts only retries. This is the only retry
+#   policy: no caller loops around its calls (a multipart upload's parts included).
+# - Timeouts: 5 s to connect, so an endpoint that is down fails fast (the mirror reader's
+#   HTTP waits as long); 60 s for the next bytes of an answer (botocore's default; a
+#   64 MiB part is acknowledged well within it).
+# - Checksums only when an operation requires them: the store sends its own SHA-256 with
+#   every upload and hashes every read itself, so no extra CRC trailers.
+# Endpoint, region and credentials come from the standard AWS configuration
+# (AWS_ENDPOINT_URL_S3, AWS_PROFILE, …), never from LLMREG_* variables.
+S3_CONFIG: dict[str, Any] = {
+    "retries": {"mode": "standard", "total_max_attempts": 6},
+    "connect_timeout": 5,
+    "read_timeout": 60,
+    "request_checksum_calculation": "when_required",
+    "response_checksum_validation": "when_required",
+}
+
+
+def s3_client(needed_for: str = "an S3 store", hint: str = "", **client_args: Any) -> Any:
+    """A boto3 S3 client with :data:`S3_CONFIG`; boto3 is imported only here, on call.
+
+    Args:
+        needed_for: what needs it, for the error when boto3 is missing
+            (``"an s3:// mirror"``); ``hint`` ends that error (another way out).
+        client_args: passed to ``boto3.client`` (``endpoint_url``, keys, ``region_name``);
+            by default the standard AWS configuration decides.
+
+    Example:
+        >>> s3_client(endpoint_url="http://127.0.0.1:8333")  # doctest: +SKIP
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise MissingDependencyError(f"{needed_for} needs boto3: pip install "
+                                     f"'llmreg[s3]'{hint}") from None
+    return boto3.client("s3", config=Config(**S3_CONFIG), **client_args)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -246,6 +246,21 @@ def roles_of(role: str) -> frozenset[str]:
     return frozenset(ROLES[: ROLES.index(role) + 1])
 
 
+# Vocabularies as Literal types, importable without the service: the CLI builds its
+# choices and help from them (``typing.get_args``, like huggingface_hub's
+# cli/webhooks.py). The service's tuples that check the values (outbox.EVENTS,
+# webhooks.FORMATS, mirror keys.ROLES) are held equal to them by tests/test_public_api.py.
+WebhookEvent = Literal["registration", "promotion", "rollback", "gate_failed", "approval",
+                       "archive", "owner_change", "stale_production"]
+"""The events a webhook can subscribe to (``llmreg webhook add --events``)."""
+
+WebhookFormat = Literal["cloudevents", "slack"]
+"""How deliveries are shaped: CloudEvents 1.0 JSON, or a Slack incoming-webhook message."""
+
+MirrorRole = Literal["root", "targets", "snapshot", "timestamp"]
+"""The signing roles of the static mirror (TUF), root first."""
+
+
 class TokenInfo(BaseModel):
     """An API token's record (never its secret)."""
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 import llmreg
+from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "bundles"
@@ -44,6 +48,14 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield from start_weed(tmp_path_factory.mktemp("weed"))
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/receiver.py), stopped after the test."""
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Run a test on each metadata backend: None means the embedded SQLite default."""
@@ -70,6 +82,40 @@ def minimal(**overrides: object) -> dict[str, object]:
     }
     data.update(overrides)
     return data
+
+
+# -- servers in subprocesses ------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until_ready(url: str, timeout: float = 60) -> bool:
+    """Wait for ``url``'s ``/readyz`` to answer 200; False when ``timeout`` seconds pass."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return False
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc``; kill it if it has not ended within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 # -- coverage floors ------------------------------------------------------------------

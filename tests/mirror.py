@@ -19,13 +19,19 @@ def register(svc: RegistryService, i: int, name: str = "chat") -> str:
     return svc.versions.register(bundle, name=name, message=f"v{i}", author="ana").version.ref
 
 
-def to_production(svc: RegistryService, ref: str) -> None:
-    """Through staging, with the default policy's gates met."""
-    svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try it")
+def ready_for_production(svc: RegistryService, ref: str, *, accuracy: float = 0.95,
+                         reason: str = "try it") -> None:
+    """Into staging, with the default policy's production gates met (not promoted yet)."""
+    svc.lifecycle.promote(ref, "staging", actor=ANA, reason=reason)
     svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
-                                  metrics={"accuracy": 0.95}, actor=ANA)
+                                  metrics={"accuracy": accuracy}, actor=ANA)
     svc.lifecycle.approve(ref, "production", actor=BO)
     svc.lifecycle.approve(ref, "production", actor=CY)
+
+
+def to_production(svc: RegistryService, ref: str) -> None:
+    """Through staging, with the default policy's gates met."""
+    ready_for_production(svc, ref)
     svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
 
 

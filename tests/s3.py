@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from llmreg.settings import s3_client
+
 BUCKET = "llmreg-test"
 
 
@@ -48,13 +50,9 @@ class Weed:
     proc: subprocess.Popen[bytes]
 
     def client(self) -> object:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="llmreg", aws_secret_access_key="llmreg-secret",
-                            config=Config(request_checksum_calculation="when_required",
-                                          response_checksum_validation="when_required"))
+        """An S3 client for this server, built as llmreg builds its own (one config)."""
+        return s3_client(endpoint_url=self.endpoint, region_name="us-east-1",
+                         aws_access_key_id="llmreg", aws_secret_access_key="llmreg-secret")
 
 
 def start_weed(workdir: Path) -> Iterator[Weed]:

@@ -92,7 +92,10 @@ def test_the_service_is_only_reached_through_the_embedded_backend_and_the_server
 def test_the_client_reaches_the_stores_only_for_its_cache_and_the_read_only_path() -> None:
     used = sorted({d for m, deps in GRAPH.items() if layer_of(m) == "client"
                    for d in deps if layer_of(d) == "stores"})
-    assert used == ["llmreg.db.readonly"]
+    # The disk cache keeps manifests as blobs of a LocalStore (crash-safe, verified reads).
+    assert used == ["llmreg.db.readonly", "llmreg.store.local"]
+    assert {m for m, deps in GRAPH.items() if layer_of(m) == "client"
+            and "llmreg.store.local" in deps} == {"llmreg.client.cache"}
     # The read-only path itself stays on the standard library: no engine, no models.
     assert GRAPH["llmreg.db.readonly"] <= {"llmreg.errors", "llmreg.store.local"}
 
@@ -133,8 +136,10 @@ def test_the_cycle_check_can_fail() -> None:
 
 
 def _outside_store_and_service() -> list[Path]:
+    # llmreg.client.cache: the client's own disk cache, a LocalStore of manifests.
     return [p for m, p in MODULES.items()
-            if not m.startswith(("llmreg.store", "llmreg.service"))] + \
+            if not m.startswith(("llmreg.store", "llmreg.service"))
+            and m != "llmreg.client.cache"] + \
         sorted((ROOT / "cli").rglob("*.py"))
 
 

@@ -224,3 +224,46 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     good.write_text(DEFAULT_POLICY_YAML.replace("shadow: {}", "shadow: {description: 'déjà'}"),
                     encoding="utf-8")
     assert load_policy(good).environments["shadow"].description == "déjà"
+
+
+# --- the kinds of gate, declared once ---------------------------------------------------
+
+# One transition asking for a gate of every kind (a new kind adds its setting here).
+EVERY_KIND = {
+    "evals": [{"suite": "regression", "metrics": {"accuracy": {"min": 0.9}}},
+              {"suite": "safety", "metrics": {"refusals": {"max": 0.1}}}],
+    "shadow_metrics": {"error_rate": {"max": 0.01}},
+    "approvals": {"count": 2},
+}
+
+
+def test_every_gates_field_is_a_declared_kind_with_a_name_and_words() -> None:
+    from llmreg.policy import GATE_KINDS, Gates
+
+    assert [k.key for k in GATE_KINDS] == list(Gates.model_fields) == list(EVERY_KIND)
+    gates = Gates.model_validate(EVERY_KIND)
+    for kind in GATE_KINDS:
+        settings = kind.of(gates)
+        assert settings, f"{kind.key}: a set gate must be found"
+        assert kind.of(Gates()) == [], f"{kind.key}: an unset gate must ask for nothing"
+        for setting in settings:
+            assert kind.label(setting) and kind.describe(setting)
+    assert gates.names() == ["eval:regression", "eval:safety", "shadow-metrics", "approvals"]
+    assert [k.key for k, _ in gates.each()] == ["evals", "evals", "shadow_metrics",
+                                                "approvals"]
+    assert Gates().names() == [] and Gates().each() == []
+
+
+def test_each_kind_bounds_only_the_evidence_it_judges() -> None:
+    from llmreg.policy import APPROVALS, EVALS, SHADOW_METRICS, Gates
+
+    gates = Gates.model_validate(EVERY_KIND)
+    regression = gates.evals[0]
+    assert list(EVALS.bounds(regression, "eval", "regression")) == ["accuracy"]
+    assert EVALS.bounds(regression, "eval", "safety") == {}
+    assert EVALS.bounds(regression, "shadow-metrics", "regression") == {}
+    assert list(SHADOW_METRICS.bounds(gates.shadow_metrics, "shadow-metrics", "live")) == [
+        "error_rate"]
+    assert SHADOW_METRICS.bounds(gates.shadow_metrics, "eval", "regression") == {}
+    assert gates.approvals is not None
+    assert APPROVALS.bounds(gates.approvals, "eval", "regression") == {}

@@ -35,7 +35,7 @@ def errors(v: Draft202012Validator, doc: Any) -> list[str]:
 def test_every_example_canonical_form_validates(name: str) -> None:
     bundle, _ = llmreg.load_bundle_dir(EXAMPLES / name)
     canonical = json.loads(bundle.canonical_bytes())
-    assert canonical["schema"] == "llmreg.bundle.schema/v1"
+    assert canonical["schema"] == "llmreg.bundle/v1"
     assert errors(validator("bundle.schema.json"), canonical) == []
 
 
@@ -44,7 +44,7 @@ def test_generated_bundles_validate_and_a_wrong_one_does_not() -> None:
     for bundle in generated(40, seed=3):
         assert errors(v, json.loads(bundle.canonical_bytes())) == []
     bad = json.loads(generated(1)[0].canonical_bytes())
-    assert errors(v, {**bad, "schema": "llmreg.bundle.schema/v0"})
+    assert errors(v, {**bad, "schema": "llmreg.bundle/v0"})
     assert errors(v, {**bad, "surprise": 1})
 
 

@@ -41,8 +41,11 @@ def test_defaults() -> None:
     ("env", "message"),
     [({"LLMREG_OFFLINE": "maybe"}, "LLMREG_OFFLINE='maybe' is not a boolean; use 1 or 0"),
      ({"LLMREG_STORE": "gs://b/p"},
-      "LLMREG_STORE='gs://b/p': scheme 'gs' is not supported; use a folder path, "
-      "file://PATH or s3://BUCKET/PREFIX"),
+      "LLMREG_STORE='gs://b/p' is not a folder, file://PATH or s3://BUCKET/PREFIX "
+      "(scheme 'gs' is not supported)"),
+     ({"LLMREG_PUBLISH": "ftp://h/m"},
+      "LLMREG_PUBLISH='ftp://h/m' is not a folder, file://PATH or s3://BUCKET/PREFIX "
+      "(scheme 'ftp' is not supported)"),
      ({"LLMREG_STORE": "s3:///prefix"},
       "LLMREG_STORE='s3:///prefix' names no bucket; use s3://BUCKET/PREFIX"),
      ({"LLMREG_URL": "reg.example"},

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from llmreg.bundle.schema import Bundle
 
-DIFF_SCHEMA = "llmreg.bundle.diff/v1"
+DIFF_SCHEMA = "llmreg.diff/v1"
 
 
 class _Out(BaseModel):
@@ -131,7 +131,7 @@ class BundleDiff(_Out):
 
     # JSON calls it "schema"; the Python name avoids shadowing BaseModel.schema.
     model_config = ConfigDict(frozen=True, populate_by_name=True)
-    schema_: Literal["llmreg.bundle.diff/v1"] = Field("llmreg.bundle.diff/v1", alias="schema")
+    schema_: Literal["llmreg.diff/v1"] = Field("llmreg.diff/v1", alias="schema")
     old_digest: str
     new_digest: str
     identical: bool

@@ -9,7 +9,7 @@ and delegates to it.
 
 Example:
     >>> rb = ResolvedBundle(b'{"kind":"llm","model":{"id":"gpt-4o-2024-08-06","provider":'
-    ...     b'"openai"},"schema":"llmreg.bundle.schema/v1","template":{"source":"Hi {{ n }}",'
+    ...     b'"openai"},"schema":"llmreg.bundle/v1","template":{"source":"Hi {{ n }}",'
     ...     b'"variables":["n"]}}', name="greeter", version=1, env="production")
     >>> rb.render(n="Ana").to_openai()
     [{'role': 'user', 'content': 'Hi Ana'}]
@@ -23,13 +23,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from llmreg.bundle.digest import digest_bytes, short
+from llmreg.bundle.served import ServedFrom
 
 if TYPE_CHECKING:
     from llmreg.bundle.messages import Messages
     from llmreg.bundle.schema import Bundle
 
 
-class ResolvedBundle:
+class ResolvedBundle(ServedFrom):
     """A bundle resolved from a slot (or a ref): name, version, env, digest, manifest."""
 
     __slots__ = ("_body", "_bundle", "_manifest", "cache_age", "digest", "env", "name",
@@ -70,14 +71,7 @@ class ResolvedBundle:
     def short_digest(self) -> str:
         return short(self.digest)
 
-    @property
-    def served_from_cache(self) -> bool:
-        """True when the registry was unreachable and this came from the local cache."""
-        return self.cache_age is not None
-
-    @property
-    def stale_seconds(self) -> float | None:
-        """How old the cached answer was when it was served from cache (else None)."""
+    def _cache_age_of(self) -> float | None:  # served_from_cache, stale_seconds
         return self.cache_age
 
     @property

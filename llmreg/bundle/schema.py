@@ -66,6 +66,7 @@ from llmreg.bundle.sections import Tool as Tool
 from llmreg.bundle.sections import Truncate as Truncate
 from llmreg.bundle.sections import _check_json_schema, _check_step_order, _Section
 from llmreg.bundle.sections import normalise_newlines as normalise_newlines
+from llmreg.bundle.served import ServedFrom
 from llmreg.errors import InvalidBundleError, LLMRegError
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
 # --- the bundle ------------------------------------------------------------------
 
 
-class Bundle(_Section):
+class Bundle(_Section, ServedFrom):
     """An immutable LLM bundle. See the module docstring for the digest rules."""
 
     kind: Literal["llm", "weights"] = "llm"
@@ -256,14 +257,7 @@ class Bundle(_Section):
         """The environment this bundle was resolved from, if it was resolved from one."""
         return self._slot[2] if self._slot else None
 
-    @property
-    def served_from_cache(self) -> bool:
-        """True when the registry was unreachable and this came from the local cache."""
-        return self._cache_age is not None
-
-    @property
-    def stale_seconds(self) -> float | None:
-        """How old the cached answer was when served from cache (else ``None``)."""
+    def _cache_age_of(self) -> float | None:  # served_from_cache, stale_seconds
         return self._cache_age
 
     @property

@@ -29,7 +29,7 @@ from pydantic import (
 from llmreg.bundle.digest import DIGEST_RE
 from llmreg.errors import InvalidBundleError, TemplateSyntaxError
 
-SCHEMA_ID = "llmreg.bundle.schema/v1"
+SCHEMA_ID = "llmreg.bundle/v1"
 ALLOW_FLOATING = "allow_floating_model_ids"  # validation-context key a policy may set
 
 

@@ -23,7 +23,40 @@ from llmreg.bundle.resolved import ResolvedBundle
 log = logging.getLogger("llmreg")
 
 
-class Watcher:
+class DaemonLoop:
+    """A daemon thread running :meth:`_run` from :meth:`start` until :meth:`stop`: the
+    client's watcher and heartbeats, and the server's scheduler and delivery loop.
+
+    :meth:`_run` ends when ``self._stop`` is set.
+    """
+
+    thread_name = "llmreg"
+    stop_timeout = 10.0  # seconds :meth:`stop` waits for the thread by default
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.thread_name,
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to stop and wait for it to end: up to ``timeout`` seconds, by
+        default :attr:`stop_timeout`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.stop_timeout if timeout is None else timeout)
+            self._thread = None
+
+
+class Watcher(DaemonLoop):
     """Polls one slot in a daemon thread and calls ``on_change(bundle)`` when it moves.
 
     Example:
@@ -34,15 +67,17 @@ class Watcher:
         >>> w.stop()  # doctest: +SKIP
     """
 
+    thread_name = "llmreg-watch"
+    stop_timeout = 5.0
+
     def __init__(self, resolve: Callable[[], ResolvedBundle], interval: float,
                  on_change: Callable[[ResolvedBundle], None] | None) -> None:
+        super().__init__()
         self._resolve = resolve
         self._interval = interval
         self._on_change = on_change
-        self._stop = threading.Event()
         self.current: ResolvedBundle = resolve()
-        self._thread = threading.Thread(target=self._run, name="llmreg-watch", daemon=True)
-        self._thread.start()
+        self.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -59,13 +94,8 @@ class Watcher:
                     except Exception:
                         log.exception("llmreg watch: on_change failed")
 
-    def stop(self) -> None:
-        """Stop polling (waits up to 5 s for the thread)."""
-        self._stop.set()
-        self._thread.join(timeout=5)
 
-
-class HeartbeatBatcher:
+class HeartbeatBatcher(DaemonLoop):
     """Counts served requests per (name, env, digest) and flushes them in the background.
 
     Never blocks or fails the caller: counting is a dict update under a lock; a failed
@@ -73,14 +103,14 @@ class HeartbeatBatcher:
     """
 
     MAX_KEYS = 10_000
+    thread_name = "llmreg-heartbeat"
 
     def __init__(self, flush: Callable[[list[dict[str, Any]]], None], interval: float) -> None:
+        super().__init__()
         self._flush_fn = flush
         self._interval = interval
         self._counts: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         atexit.register(self.close)
 
     def add(self, name: str, env: str, digest: str, count: int = 1) -> None:
@@ -89,10 +119,7 @@ class HeartbeatBatcher:
             key = (name, env, digest)
             if key in self._counts or len(self._counts) < self.MAX_KEYS:
                 self._counts[key] = self._counts.get(key, 0) + count
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="llmreg-heartbeat",
-                                                daemon=True)
-                self._thread.start()
+            self.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

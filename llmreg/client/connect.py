@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmreg.errors import ConfigError
-from llmreg.settings import Settings
+from llmreg.settings import Settings, url_scheme
 
 if TYPE_CHECKING:
     from llmreg.client.core import Client
 
 URL_SCHEMES = ("http://", "https://", "file://", "s3://")
+_FIX = "use a folder, http(s)://HOST, or a signed mirror's https://, file:// or s3:// URL"
 
 
 def connect(home: str | Path | None = None, *, settings: Settings | None = None,
@@ -40,7 +41,14 @@ def connect(home: str | Path | None = None, *, settings: Settings | None = None,
         ('Client', [])
         >>> reg = llmreg.connect("http://127.0.0.1:8700", token="llmreg_…")  # doctest: +SKIP
         >>> reg = llmreg.connect("s3://mirror/llmreg", trusted_root="root.json")  # doctest: +SKIP
+        >>> llmreg.connect("gs://bucket/reg")  # never a folder named gs:
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.ConfigError: connect('gs://bucket/reg'): scheme 'gs' is not supported; ...
     """
+    scheme = url_scheme(str(home)) if home is not None else None
+    if scheme is not None and f"{scheme}://" not in URL_SCHEMES:
+        raise ConfigError(f"connect({str(home)!r}): scheme {scheme!r} is not supported; {_FIX}")
     settings = settings or Settings.from_env()
     is_url = home is not None and str(home).startswith(URL_SCHEMES)
     url = str(home) if is_url else (settings.url if home is None else None)

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -221,13 +222,17 @@ class Client:
         records = capture_many(sources, user=who)
         for record in records:
             record.update(provenance or {})
-        results = self._backend.register_many(objs, name, message, records, author=who)
+        results = self._backend.call(
+            "register_many", name=name, message=message, author=who,
+            items=[{"manifest": b, "provenance": r} for b, r in zip(objs, records, strict=True)]
+        ).items
         return [b.with_info(r.version, created=r.created)
                 for b, r in zip(objs, results, strict=True)]
 
     def _register(self, bundle: Bundle, name: str, message: str,
                   provenance: dict[str, Any], *, author: str) -> Bundle:
-        result = self._backend.register(bundle, name, message, provenance, author=author)
+        result = self._backend.call("register", name=name, manifest=bundle,
+                                    message=message, provenance=provenance, author=author)
         return bundle.with_info(result.version, created=result.created)
 
     # -- reading -----------------------------------------------------------------------
@@ -243,7 +248,7 @@ class Client:
 
     def info(self, ref: str) -> VersionInfo:
         """Which version ``ref`` points to (with its status), without loading it."""
-        return self._backend.info(ref)
+        return self._backend.call("version", ref=ref)
 
     def resolve(self, name: str, env: str | None = None, *, strict: bool = False,
                 max_stale: float | None = None) -> ResolvedBundle:
@@ -306,34 +311,34 @@ class Client:
 
         if isinstance(old, str) and isinstance(new, str) and not any(
                 looks_like_path(x) for x in (old, new)):
-            return self._backend.diff_refs(old, new)
+            return self._backend.call("diff", old=old, new=new)
         return diff_bundles(self.bundle(old), self.bundle(new), load=self.get)
 
     def history(self, name: str) -> list[VersionInfo]:
         """Every version of ``name``, oldest first."""
-        return self._backend.history(name)
+        return self._pages("versions", name=name)
 
     def changelog(self, name: str) -> list[ChangelogEntry]:
         """The release history of ``name``, newest first: message, diff summary, evidence."""
-        return self._backend.changelog(name)
+        return self._backend.call("changelog", name=name)
 
     def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
         """The full semantic diff recorded when ``info`` was registered (JSON form)."""
-        return self._backend.stored_diff(info)
+        return self._backend.call("stored_diff", ref=info.ref)
 
     def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
         """What runs where: one row per environment slot."""
-        return self._backend.status(name, env)
+        return self._backend.call("status", name=name, env=env)
 
     def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
         """Every move of one slot: who, when, from which version, why."""
-        return self._backend.slot_history(name, env)
+        return self._backend.call("slot_history", name=name, env=env)
 
     def audit(self, name: str | None = None, limit: int | None = None, *,
               env: str | None = None) -> list[AuditInfo]:
         """Audit-log entries, oldest first (of one name; ``env``: of one environment,
         across names, e.g. who moved production; ``limit``: only the last N)."""
-        return self._backend.audit(name, limit, env)
+        return self._backend.call("audit", name=name, limit=limit, env=env)
 
     def verify_audit(self, head: str | None = None) -> int:
         """Recompute the audit hash chain; the entry count, or raise naming the break.
@@ -346,7 +351,7 @@ class Client:
             >>> reg.verify_audit(head="sha256:…")  # doctest: +SKIP
             42
         """
-        return self._backend.verify_audit(head)
+        return self._backend.call("audit_verify", head=head).verified
 
     # -- serving -----------------------------------------------------------------------
 
@@ -367,7 +372,7 @@ class Client:
         if bundle.name is None or bundle.env is None:
             return  # only bundles resolved from a slot say where they run
         if self._batcher is None:
-            self._batcher = HeartbeatBatcher(self._backend.send_heartbeats,
+            self._batcher = HeartbeatBatcher(self._send_heartbeats,
                                              self.heartbeat_interval)
         self._batcher.add(bundle.name, bundle.env, bundle.digest, count)
 
@@ -389,8 +394,8 @@ class Client:
             >>> reg.log_eval("support-rag@3", suite="regression",
             ...              metrics={"accuracy": 0.93})  # doctest: +SKIP
         """
-        return self._backend.attach_evidence(
-            ref, type="eval", suite=suite, metrics=dict(metrics),
+        return self._backend.call(
+            "attach_evidence", ref=ref, type="eval", suite=suite, metrics=dict(metrics),
             report_digest=self._put_report(report), links=links or [], passed=passed)
 
     def log_shadow_metrics(self, ref: str, *, metrics: Mapping[str, float],
@@ -403,8 +408,8 @@ class Client:
             >>> reg.log_shadow_metrics("support-rag@3",
             ...                        metrics={"error_rate": 0.01})  # doctest: +SKIP
         """
-        return self._backend.attach_evidence(
-            ref, type="shadow-metrics", suite=source, metrics=dict(metrics),
+        return self._backend.call(
+            "attach_evidence", ref=ref, type="shadow-metrics", suite=source, metrics=dict(metrics),
             report_digest=self._put_report(report), links=links or [], passed=None)
 
     def _put_report(self, report: str | Path | bytes | None) -> str | None:
@@ -428,7 +433,7 @@ class Client:
 
     def evidence(self, ref: str) -> list[EvidenceInfo]:
         """All evidence attached to the digest ``ref`` resolves to."""
-        return self._backend.evidence(ref)
+        return self._backend.call("evidence", ref=ref)
 
     def approve(self, ref: str, *, to: str, comment: str = "") -> ApprovalInfo:
         """Approve ``ref`` for environment ``to`` as :attr:`actor`.
@@ -437,11 +442,11 @@ class Client:
             >>> reg.approve("support-rag@3", to="production",
             ...             comment="read the evals")  # doctest: +SKIP
         """
-        return self._backend.approve(ref, to, comment)
+        return self._backend.call("approve", ref=ref, env=to, comment=comment)
 
     def check_gates(self, ref: str, *, to: str) -> GateReport:
         """Judge every gate of promoting ``ref`` to ``to`` without moving anything."""
-        return self._backend.check_gates(ref, to)
+        return self._backend.call("gates", ref=ref, to=to)
 
     def promote(self, ref: str, *, to: str, reason: str,
                 expect_current: str | None = None) -> SlotEventInfo:
@@ -454,23 +459,20 @@ class Client:
             >>> reg.promote("support-rag@3", to="production", reason="beats v2",
             ...             expect_current="support-rag@2")  # doctest: +SKIP
         """
-        return self._backend.promote(ref, to, reason, expect_current)
+        return self._backend.call("promote", ref=ref, env=to, reason=reason,
+                                  expect_current=expect_current).event
 
     def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
         """Return ``env``'s slot of ``name`` to the version it held before."""
-        return self._backend.rollback(name, env, reason)
+        return self._backend.call("rollback", name=name, env=env, reason=reason)
 
     def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Mark a version that runs nowhere as deprecated."""
-        from llmreg.policy import DEPRECATED
-
-        return self._backend.retire(ref, DEPRECATED, reason)
+        return self._backend.call("deprecate", ref=ref, reason=reason)
 
     def archive(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Archive a version that runs nowhere: frozen, tagged, never deleted."""
-        from llmreg.policy import ARCHIVED
-
-        return self._backend.retire(ref, ARCHIVED, reason)
+        return self._backend.call("archive", ref=ref, reason=reason)
 
     # -- integrity ---------------------------------------------------------------------
 
@@ -644,16 +646,16 @@ class Client:
 
     def verify(self, ref: str) -> list[Problem]:
         """Re-hash ``ref``'s manifest and artifacts in the store; the problems found."""
-        return self._backend.verify(ref)
+        return self._backend.call("verify", ref=ref)
 
     def fsck(self) -> tuple[int, list[Problem]]:
         """Check every blob and reference: (blobs read, problems by digest). On a
         server this needs an admin token."""
-        return self._backend.fsck()
+        return (result := self._backend.call("fsck")).blobs, result.problems
 
     def gc(self, *, dry_run: bool = True, grace: float = 24 * 3600) -> list[str]:
         """Unreferenced blobs older than ``grace`` seconds; deleted unless ``dry_run``."""
-        return self._backend.gc(dry_run, grace)
+        return self._backend.call("gc", dry_run=dry_run, grace=grace).blobs
 
     # -- imports -----------------------------------------------------------------------
 
@@ -683,9 +685,10 @@ class Client:
             >>> report.created  # doctest: +SKIP
             17
         """
-        return self._backend.import_mlflow(tracking_uri, map_aliases=dict(map_aliases or {}),
-                                           model_map=dict(model_map or {}),
-                                           default_model=default_model, dry_run=dry_run)
+        return self._backend.call("import_mlflow", tracking_uri=tracking_uri,
+                                  map_aliases=dict(map_aliases or {}),
+                                  model_map=dict(model_map or {}),
+                                  default_model=default_model, dry_run=dry_run)
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -695,15 +698,15 @@ class Client:
         Example:
             >>> secret, info = reg.create_token("ci", "publisher")  # doctest: +SKIP
         """
-        return self._backend.create_token(subject, role)
+        return self._split_token(self._backend.call("create_token", subject=subject, role=role))
 
     def list_tokens(self) -> list[TokenInfo]:
         """Every token, revoked ones included (never their secrets)."""
-        return self._backend.list_tokens()
+        return self._backend.call("list_tokens")
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke a token; a server stops accepting it within 5 seconds."""
-        return self._backend.revoke_token(token_id)
+        return self._backend.call("revoke_token", token_id=token_id)
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -721,28 +724,29 @@ class Client:
             >>> hook.secret[:6]  # doctest: +SKIP
             'whsec_'
         """
-        return self._backend.add_webhook(url, list(events), format)
+        return self._webhook(
+            self._backend.call("add_webhook", url=url, events=list(events), format=format))
 
     def list_webhooks(self) -> list[WebhookInfo]:
         """The webhooks in use (never their secrets)."""
-        return self._backend.list_webhooks()
+        return self._backend.call("list_webhooks")
 
     def remove_webhook(self, webhook_id: int) -> WebhookInfo:
         """Remove a webhook; its pending deliveries are dropped."""
-        return self._backend.remove_webhook(webhook_id)
+        return self._backend.call("remove_webhook", webhook_id=webhook_id)
 
     def test_webhook(self, webhook_id: int) -> DeliveryInfo:
         """Send a ``test`` event to one webhook now (one attempt); the outcome."""
-        return self._backend.test_webhook(webhook_id)
+        return self._backend.call("test_webhook", webhook_id=webhook_id)
 
     def webhook_deliveries(self, *, failed: bool = False,
                            limit: int = 100) -> list[DeliveryInfo]:
         """Deliveries, newest first (``failed``: dead, or pending after a failure)."""
-        return self._backend.webhook_deliveries(failed, limit)
+        return self._backend.call("deliveries", failed=failed, limit=limit)
 
     def redeliver(self, delivery_id: int) -> DeliveryInfo:
         """Queue a delivery again, due now, with the same ``webhook-id``."""
-        return self._backend.redeliver(delivery_id)
+        return self._backend.call("redeliver", delivery_id=delivery_id)
 
     # Last, so that ``list`` in the annotations above is the builtin, not this method.
     # -- owners and hygiene ------------------------------------------------------------
@@ -756,48 +760,48 @@ class Client:
             >>> reg.set_owner("support-rag", team="search",
             ...               contacts=["search@example.com"])  # doctest: +SKIP
         """
-        return self._backend.set_owner(name, team, list(contacts))
+        return self._backend.call("set_owner", name=name, team=team, contacts=list(contacts))
 
     def owner(self, name: str) -> OwnerInfo | None:
         """The owner of ``name`` (None when it has none)."""
-        return self._backend.owner(name)
+        return self._backend.call("owner", name=name).owner
 
     def owners(self) -> list[OwnerInfo]:
         """Every name's owner, by name."""
-        return self._backend.owners()
+        return self._backend.call("owners")
 
     def deprecation_plan(self) -> DeprecationReport:
         """What the policy's deprecation rules would do now, and why (changes nothing)."""
-        return self._backend.deprecation(False)
+        return self._backend.call("deprecation_plan")
 
     def deprecation_run(self) -> DeprecationReport:
         """Apply the deprecation rules now; a second run finds nothing to do."""
-        return self._backend.deprecation(True)
+        return self._backend.call("deprecation_run")
 
     def served(self, name: str | None = None, env: str | None = None) -> list[ServedInfo]:
         """Per slot and version: when it last served and requests in the last day/week."""
-        return self._backend.served(name, env)
+        return self._backend.call("served", name=name, env=env)
 
     def alerts(self, *, include_closed: bool = False) -> list[AlertInfo]:
         """Open and acknowledged alerts, newest first (closed ones too with the flag)."""
-        return self._backend.alerts(include_closed)
+        return self._backend.call("alerts", all=include_closed)
 
     def ack_alert(self, alert_id: int, *, reason: str) -> AlertInfo:
         """Acknowledge an open alert: recorded with the reason, not reminded again."""
-        return self._backend.ack_alert(alert_id, reason)
+        return self._backend.call("ack_alert", alert_id=alert_id, reason=reason)
 
     def run_jobs(self, only: list[str] | None = None) -> list[JobRunInfo]:
         """Run every scheduled job that is due (deprecation, alerts, deliveries)."""
-        return self._backend.run_jobs(only)
+        return self._backend.call("run_jobs", jobs=only)
 
     def environments(self) -> list[EnvironmentInfo]:
         """Each environment of the policy, its aliases and how many names it holds."""
-        return self._backend.environments()
+        return self._backend.call("environments")
 
     def drift(self, a: str, b: str) -> list[DriftItem]:
         """For every name: what ``a`` and ``b`` hold and a one-line summary of the
         difference (read from ``b`` to ``a``)."""
-        return self._backend.drift(a, b)
+        return self._backend.call("drift", a=a, b=b)
     def publish(self, dest: str | Path, *, keys: str | Path | None = None,
                 timestamp_expiry: float | None = None) -> dict[str, Any]:
         """Publish the signed static mirror to a folder or ``s3://bucket/prefix``
@@ -818,8 +822,47 @@ class Client:
         """
         folder = Path(keys) if keys is not None else (self.settings.mirror_keys
                                                       or Path("mirror-keys"))
-        return self._backend.publish(str(dest), folder, timestamp_expiry)
+        return self._backend.call("publish", dest=str(dest), keys=str(folder),
+                                  timestamp_expiry=timestamp_expiry)
 
     def list(self) -> list[NameSummary]:
         """Every registered name with its latest version."""
-        return self._backend.list_names()
+        return self._pages("names")
+
+    def approvals(self, ref: str, env: str) -> builtins.list[ApprovalInfo]:
+        """The approvals ``ref``'s version holds for ``env``, oldest first: who approved,
+        when, with what comment.
+
+        Example:
+            >>> [a.approver for a in reg.approvals("support-rag@3", "production")]  # doctest: +SKIP
+            ['bo', 'cy']
+        """
+        return self._backend.call("approvals", ref=ref, env=env)
+
+    # -- the backend's answers, unwrapped ------------------------------------------------
+
+    def _pages(self, operation: str, **args: Any) -> Any:
+        """Every item of a paginated listing, a page of 1,000 at a time."""
+        out: builtins.list[Any] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self._backend.call(operation, offset=offset, limit=1000, **args)
+            out += page.items
+            offset = page.next
+        return out
+
+    def _send_heartbeats(self, beats: builtins.list[dict[str, Any]]) -> None:
+        self._backend.call("heartbeats", beats=beats)
+
+    @staticmethod
+    def _split_token(new: Any) -> tuple[str, TokenInfo]:
+        from llmreg.types import TokenInfo
+
+        return new.token, TokenInfo.model_validate(new.model_dump(exclude={"token"}))
+
+    @staticmethod
+    def _webhook(new: Any) -> WebhookInfo:
+        """A new webhook as :class:`WebhookInfo`, its secret included (shown once)."""
+        from llmreg.types import WebhookInfo
+
+        return WebhookInfo.model_validate(new.model_dump())

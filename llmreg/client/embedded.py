@@ -29,35 +29,10 @@ from llmreg.errors import MissingDependencyError, RegistryNotFoundError
 from llmreg.settings import Settings
 
 if TYPE_CHECKING:
-    from llmreg.bundle.diff import BundleDiff
     from llmreg.bundle.schema import Bundle
     from llmreg.policy import Policy
     from llmreg.service.registry import RegistryService
-    from llmreg.types import (
-        Actor,
-        AlertInfo,
-        ApprovalInfo,
-        AuditInfo,
-        ChangelogEntry,
-        DeliveryInfo,
-        DeprecationReport,
-        DriftItem,
-        EnvironmentInfo,
-        EvidenceInfo,
-        GateReport,
-        ImportReport,
-        JobRunInfo,
-        NameSummary,
-        OwnerInfo,
-        Problem,
-        Registration,
-        ServedInfo,
-        SlotEventInfo,
-        SlotStatus,
-        TokenInfo,
-        VersionInfo,
-        WebhookInfo,
-    )
+    from llmreg.types import Actor
 
 POLICY_FILENAME = "llmreg-policy.yaml"  # llmreg.policy.POLICY_FILENAME, without pydantic
 
@@ -216,9 +191,6 @@ class EmbeddedBackend(Backend):
         return ResolvedBundle(self._reader.manifest(row.digest), name=row.name,
                               version=row.number, env=None, digest=row.digest)
 
-    def info(self, ref: str) -> VersionInfo:
-        return self.service.versions.resolve(ref)
-
     def resolve_slot(self, name: str, env: str, *, strict: bool,
                      max_stale: float | None) -> ResolvedBundle:
         if self._reader is not None and _valid_name(name) and self._is_canonical_env(env):
@@ -231,40 +203,14 @@ class EmbeddedBackend(Backend):
                               version=info.version, env=self.policy.canonical_env(env),
                               digest=info.digest)
 
-    def history(self, name: str) -> list[VersionInfo]:
-        return self.service.versions.history(name)
+    # -- every operation of the table: its handler, in this process -------------------
 
-    def list_names(self) -> list[NameSummary]:
-        return self.service.versions.list_names()
+    def call(self, operation: str, /, **args: Any) -> Any:
+        """The operation's handler (:mod:`llmreg.service.operations`) on the service,
+        as the local identity (which holds every role here)."""
+        from llmreg.service.operations import HANDLERS
 
-    def changelog(self, name: str) -> list[ChangelogEntry]:
-        return self.service.versions.changelog(name)
-
-    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        return self.service.versions.stored_diff(info)
-
-    def diff_refs(self, old: str, new: str) -> BundleDiff:
-        versions = self.service.versions
-        return versions.diff(versions.get(old), versions.get(new))
-
-    def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
-        return self.service.lifecycle.status(name, env)
-
-    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
-        return self.service.lifecycle.slot_history(name, env)
-
-    def evidence(self, ref: str) -> list[EvidenceInfo]:
-        return self.service.lifecycle.evidence_for(self.info(ref).digest)
-
-    def check_gates(self, ref: str, env: str) -> GateReport:
-        return self.service.lifecycle.check_gates(ref, env)
-
-    def audit(self, name: str | None, limit: int | None,
-              env: str | None = None) -> list[AuditInfo]:
-        return self.service.lifecycle.audit_log(name, limit, env)
-
-    def verify_audit(self, head: str | None) -> int:
-        return self.service.lifecycle.verify_audit(head)
+        return HANDLERS[operation](self.service, self.actor(), **args)
 
     # -- blobs -----------------------------------------------------------------------
 
@@ -287,144 +233,6 @@ class EmbeddedBackend(Backend):
                 skip -= len(data)
             while chunk := fh.read(1024 * 1024):
                 yield chunk
-
-    # -- writes ----------------------------------------------------------------------
-
-    def register(self, bundle: Bundle, name: str, message: str,
-                 provenance: dict[str, Any], *, author: str) -> Registration:
-        return self.service.versions.register(bundle, name=name, message=message,
-                                              author=author, provenance=provenance)
-
-    def register_many(self, bundles: list[Bundle], name: str, message: str,
-                      provenance: list[dict[str, Any]], *,
-                      author: str) -> list[Registration]:
-        return self.service.versions.register_many(bundles, name=name, message=message,
-                                                   author=author, provenance=provenance)
-
-    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
-                        report_digest: str | None, links: list[str],
-                        passed: bool | None) -> EvidenceInfo:
-        return self.service.lifecycle.attach_evidence(
-            ref, type=type, suite=suite, metrics=metrics, actor=self.actor(),
-            report_digest=report_digest, links=links, passed=passed)
-
-    def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
-        return self.service.lifecycle.approve(ref, env, actor=self.actor(), comment=comment)[0]
-
-    def promote(self, ref: str, env: str, reason: str,
-                expect_current: str | None) -> SlotEventInfo:
-        return self.service.lifecycle.promote(ref, env, actor=self.actor(), reason=reason,
-                                              expect_current=expect_current)[0]
-
-    def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
-        return self.service.lifecycle.rollback(name, env, actor=self.actor(), reason=reason)
-
-    def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
-        return self.service.lifecycle.retire(ref, status, actor=self.actor(), reason=reason)
-
-    def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        self.service.access.record_heartbeats(beats)
-
-    # -- integrity and tokens --------------------------------------------------------
-
-    def verify(self, ref: str) -> list[Problem]:
-        return self.service.integrity.verify(ref)
-
-    def fsck(self) -> tuple[int, list[Problem]]:
-        return self.service.integrity.fsck()
-
-    def gc(self, dry_run: bool, grace: float) -> list[str]:
-        return self.service.integrity.gc(dry_run=dry_run, grace=grace)
-
-    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
-        return self.service.access.create_token(subject, role, created_by=self.actor().name)
-
-    def list_tokens(self) -> list[TokenInfo]:
-        return self.service.access.list_tokens()
-
-    def revoke_token(self, token_id: str) -> TokenInfo:
-        return self.service.access.revoke_token(token_id, actor=self.actor().name)
-
-    # -- owners, hygiene, jobs ---------------------------------------------------------
-
-    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
-        return self.service.owners.set(name, team=team, contacts=contacts, actor=self.actor())
-
-    def owner(self, name: str) -> OwnerInfo | None:
-        return self.service.owners.get(name)
-
-    def owners(self) -> list[OwnerInfo]:
-        return self.service.owners.list()
-
-    def deprecation(self, apply: bool) -> DeprecationReport:
-        deprecation = self.service.deprecation
-        return deprecation.run() if apply else deprecation.plan()
-
-    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
-        return self.service.traffic.served(name, env)
-
-    def alerts(self, include_closed: bool) -> list[AlertInfo]:
-        return self.service.alerts.list(include_closed=include_closed)
-
-    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
-        return self.service.alerts.ack(alert_id, reason=reason, actor=self.actor())
-
-    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
-        return self.service.jobs.run_due(only=only)
-
-    def environments(self) -> list[EnvironmentInfo]:
-        return self.service.environments.list()
-
-    def drift(self, a: str, b: str) -> list[DriftItem]:
-        return self.service.environments.drift(a, b)
-    # -- webhooks --------------------------------------------------------------------
-
-    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
-        return self.service.notify.add(url, events, actor=self.actor(), format=format)
-
-    def list_webhooks(self) -> list[WebhookInfo]:
-        return self.service.notify.list_webhooks()
-
-    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
-        return self.service.notify.remove(webhook_id, actor=self.actor())
-
-    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
-        return self.service.notify.test(webhook_id, actor=self.actor())
-
-    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
-        return self.service.notify.deliveries(failed=failed, limit=limit)
-
-    def redeliver(self, delivery_id: int) -> DeliveryInfo:
-        return self.service.notify.redeliver(delivery_id, actor=self.actor())
-    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
-                ) -> dict[str, Any]:
-        from datetime import timedelta
-
-        from llmreg.service.mirror.publisher import publish
-
-        expiry = timedelta(seconds=timestamp_expiry) if timestamp_expiry else None
-        return dict(publish(self.service, dest, keys, timestamp_expiry=expiry).__dict__)
-
-    # -- imports -----------------------------------------------------------------------
-
-    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
-                      model_map: dict[str, str], default_model: str | None,
-                      dry_run: bool) -> ImportReport:
-        from llmreg.service.importers.mlflow import (
-            MlflowSource,
-            blob_sink,
-            hash_only,
-            plan_mlflow,
-        )
-
-        source = MlflowSource(tracking_uri)
-        try:
-            plan = plan_mlflow(source, self.service.policy, map_aliases=map_aliases,
-                               model_map=model_map, default_model=default_model,
-                               sink=hash_only if dry_run else blob_sink(self.service.blobs))
-        finally:
-            source.close()
-        return self.service.imports.apply(plan, actor=self.actor(), dry_run=dry_run)
 
 
 class _Progress:

@@ -65,33 +65,10 @@ from llmreg.settings import Settings
 if TYPE_CHECKING:
     from tuf.ngclient import Updater
 
-    from llmreg.bundle.diff import BundleDiff
     from llmreg.bundle.schema import Bundle
     from llmreg.policy import Policy
     from llmreg.types import (
         Actor,
-        AlertInfo,
-        ApprovalInfo,
-        AuditInfo,
-        ChangelogEntry,
-        DeliveryInfo,
-        DeprecationReport,
-        DriftItem,
-        EnvironmentInfo,
-        EvidenceInfo,
-        GateReport,
-        ImportReport,
-        JobRunInfo,
-        NameSummary,
-        OwnerInfo,
-        Problem,
-        Registration,
-        ServedInfo,
-        SlotEventInfo,
-        SlotStatus,
-        TokenInfo,
-        VersionInfo,
-        WebhookInfo,
     )
 
 log = logging.getLogger("llmreg")
@@ -327,6 +304,18 @@ class MirrorBackend(Backend):
         raise ReadOnlyError(f"{self.url} is a read-only mirror: {what} needs the registry "
                             "itself (LLMREG_URL=http(s)://… of a server, or LLMREG_HOME)")
 
+    def call(self, operation: str, /, **args: Any) -> Any:
+        """A mirror holds manifests and slot pointers, nothing else: every operation of
+        the table is refused, named as it is declared."""
+        from llmreg.contract.operations import OPERATIONS
+
+        op = OPERATIONS[operation]
+        if operation == "heartbeats":  # served traffic is the registry's to count, not ours
+            log.debug("llmreg: %d heartbeats dropped: the mirror %s takes none",
+                      len(args.get("beats") or ()), self.url)
+            return None
+        self._refuse(f"{operation} ({op.method} {op.path})")
+
     @property
     def policy(self) -> Policy:
         self._refuse("the policy")
@@ -334,157 +323,14 @@ class MirrorBackend(Backend):
     def actor(self) -> Actor:
         self._refuse("whoami")
 
-    def info(self, ref: str) -> VersionInfo:
-        self._refuse("version details")
-
-    def history(self, name: str) -> list[VersionInfo]:
-        self._refuse("history")
-
-    def list_names(self) -> list[NameSummary]:
-        self._refuse("listing names")
-
-    def changelog(self, name: str) -> list[ChangelogEntry]:
-        self._refuse("the changelog")
-
-    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        self._refuse("stored diffs")
-
-    def diff_refs(self, old: str, new: str) -> BundleDiff:
-        self._refuse("diffing refs")
-
-    def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
-        self._refuse("status")
-
-    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
-        self._refuse("slot history")
-
-    def evidence(self, ref: str) -> list[EvidenceInfo]:
-        self._refuse("evidence")
-
-    def check_gates(self, ref: str, env: str) -> GateReport:
-        self._refuse("checking gates")
-
-    def audit(self, name: str | None, limit: int | None,
-              env: str | None = None) -> list[AuditInfo]:
-        self._refuse("the audit log")
-
-    def verify_audit(self, head: str | None) -> int:
-        self._refuse("verifying the audit log")
-
     def put_file(self, path: Path, progress: Progress | None) -> tuple[str, int]:
-        self._refuse("uploading")
+        self._refuse("uploading a blob")
 
     def put_bytes(self, data: bytes) -> str:
-        self._refuse("uploading")
+        self._refuse("uploading a blob")
 
     def blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
-        self._refuse("downloading artifacts")
-
-    def register(self, bundle: Bundle, name: str, message: str, provenance: dict[str, Any], *,
-                 author: str) -> Registration:
-        self._refuse("registering")
-
-    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
-                        report_digest: str | None, links: list[str],
-                        passed: bool | None) -> EvidenceInfo:
-        self._refuse("attaching evidence")
-
-    def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
-        self._refuse("approving")
-
-    def promote(self, ref: str, env: str, reason: str,
-                expect_current: str | None) -> SlotEventInfo:
-        self._refuse("promoting")
-
-    def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
-        self._refuse("rolling back")
-
-    def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
-        self._refuse("deprecating or archiving")
-
-    def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        log.debug("llmreg: %d heartbeats dropped: the mirror %s takes none", len(beats),
-                  self.url)
-
-    def verify(self, ref: str) -> list[Problem]:
-        self._refuse("verify")
-
-    def fsck(self) -> tuple[int, list[Problem]]:
-        self._refuse("fsck")
-
-    def gc(self, dry_run: bool, grace: float) -> list[str]:
-        self._refuse("gc")
-
-    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
-        self._refuse("tokens")
-
-    def list_tokens(self) -> list[TokenInfo]:
-        self._refuse("tokens")
-
-    def revoke_token(self, token_id: str) -> TokenInfo:
-        self._refuse("tokens")
-
-    def register_many(self, bundles: list[Bundle], name: str, message: str,
-                      provenance: list[dict[str, Any]], *,
-                      author: str) -> list[Registration]:
-        self._refuse("registering")
-
-    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
-        self._refuse("setting an owner")
-
-    def owner(self, name: str) -> OwnerInfo | None:
-        self._refuse("owners")
-
-    def owners(self) -> list[OwnerInfo]:
-        self._refuse("owners")
-
-    def deprecation(self, apply: bool) -> DeprecationReport:
-        self._refuse("deprecation")
-
-    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
-        self._refuse("served traffic")
-
-    def alerts(self, include_closed: bool) -> list[AlertInfo]:
-        self._refuse("alerts")
-
-    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
-        self._refuse("acknowledging an alert")
-
-    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
-        self._refuse("running jobs")
-
-    def environments(self) -> list[EnvironmentInfo]:
-        self._refuse("listing environments")
-
-    def drift(self, a: str, b: str) -> list[DriftItem]:
-        self._refuse("drift")
-
-    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
-        self._refuse("webhooks")
-
-    def list_webhooks(self) -> list[WebhookInfo]:
-        self._refuse("webhooks")
-
-    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
-        self._refuse("webhooks")
-
-    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
-        self._refuse("webhooks")
-
-    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
-        self._refuse("webhook deliveries")
-
-    def redeliver(self, delivery_id: int) -> DeliveryInfo:
-        self._refuse("webhook deliveries")
-
-    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
-                      model_map: dict[str, str], default_model: str | None,
-                      dry_run: bool) -> ImportReport:
-        self._refuse("importing")
-
-    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
-                ) -> dict[str, Any]:
-        self._refuse("publishing")
+        self._refuse("downloading an artifact")
 
 
 def _tuf_exceptions() -> Any:
@@ -515,17 +361,11 @@ def explain(exc: Exception) -> str:
 
 
 def _s3_client() -> Any:
-    """boto3, configured by the standard AWS settings (``AWS_ENDPOINT_URL_S3``, keys)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        from llmreg.errors import MissingDependencyError
+    """boto3, configured by the standard AWS settings (``AWS_ENDPOINT_URL_S3``, keys) and
+    llmreg's one S3 policy (:data:`llmreg.settings.S3_CONFIG`)."""
+    from llmreg.settings import s3_client
 
-        raise MissingDependencyError("an s3:// mirror needs boto3: pip install "
-                                     "'llmreg[s3]'; or read it over https://") from None
-    return boto3.client("s3", config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                                            response_checksum_validation="when_required"))
+    return s3_client("an s3:// mirror", hint="; or read it over https://")
 
 
 def make_fetcher(url: str, ngclient: Any) -> Any:

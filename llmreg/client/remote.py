@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -27,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from llmreg import errors
 from llmreg.bundle.digest import canonical_json, digest_bytes, short
@@ -42,39 +43,12 @@ from llmreg.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
-    from pydantic import BaseModel
 
-    from llmreg.bundle.diff import BundleDiff
     from llmreg.bundle.schema import Bundle
     from llmreg.policy import Policy
-    from llmreg.types import (
-        Actor,
-        AlertInfo,
-        ApprovalInfo,
-        AuditInfo,
-        ChangelogEntry,
-        DeliveryInfo,
-        DeprecationReport,
-        DriftItem,
-        EnvironmentInfo,
-        EvidenceInfo,
-        GateReport,
-        ImportReport,
-        JobRunInfo,
-        NameSummary,
-        OwnerInfo,
-        Problem,
-        Registration,
-        ServedInfo,
-        SlotEventInfo,
-        SlotStatus,
-        TokenInfo,
-        VersionInfo,
-        WebhookInfo,
-    )
+    from llmreg.types import Actor
 
 log = logging.getLogger("llmreg")
-M = TypeVar("M", bound="BaseModel")
 
 
 class RemoteClient(Client):
@@ -284,34 +258,48 @@ class HTTPBackend(Backend):
         self._call("PUT", f"/v1/blobs/{digest}", content=data)
         return digest
 
-    # -- reads: every answer is parsed as the model the server declares ------------------
+    # -- every operation of the table: one request, the answer validated ---------------
 
-    def _as(self, model: type[M], method: str, path: str, body: BaseModel | None = None,
-            **kwargs: Any) -> M:
-        """One request; the answer validated as ``model`` (a :mod:`llmreg.contract.models`
-        shape). ``body`` is sent as JSON unvalidated: the server is the one judge."""
-        if body is not None:
-            kwargs["json"] = body.model_dump(mode="json")
-        return model.model_validate(self._json(method, path, **kwargs))
+    def call(self, operation: str, /, **args: Any) -> Any:
+        """One request as the operation declares it: path parameters into the URL, query
+        parameters into the query string, body fields as JSON; the answer validated as
+        the declared response. A batch declared with ``batch`` goes in requests of at
+        most its size, each one transaction on the server."""
+        from llmreg.contract.operations import OPERATIONS
 
-    def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
-        return [model.model_validate(item) for item in self._json("GET", path, **kwargs)]
+        op = OPERATIONS[operation]
+        if not op.http:
+            raise errors.ConfigError(f"{op.beside} (this client speaks to {self.url})")
+        if op.batch is not None:
+            field, size = op.batch
+            items = list(args[field])
+            if len(items) > size:
+                answers = [self.call(operation, **{**args, field: items[i:i + size]})
+                           for i in range(0, len(items), size)]
+                return type(answers[0])(**{field: [x for a in answers
+                                                   for x in getattr(a, field)]})
+        path = op.path.format(**{p: quote_path(str(args[p])) for p in op.path_params})
+        kwargs: dict[str, Any] = {}
+        if op.query:
+            kwargs["params"] = {k: args[k] for k in op.query if args.get(k) is not None}
+        if op.body is not None:
+            body = {k: args[k] for k in op.body_fields if k in args}
+            kwargs["content"] = json.dumps(body, default=_jsonable).encode()
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        return _adapter(operation).validate_json(self._call(op.method, path, **kwargs).content)
 
     @property
     def policy(self) -> Policy:
-        from llmreg.contract.models import PolicyResponse
         from llmreg.policy import Policy
 
         if self._policy is None:
-            answer = self._as(PolicyResponse, "GET", "/v1/policy")
-            self._policy = Policy.model_validate(answer.policy)
+            self._policy = Policy.model_validate(self.call("policy").policy)
         return self._policy
 
     def actor(self) -> Actor:
-        from llmreg.contract.models import WhoAmI
         from llmreg.types import Actor
 
-        who = self._as(WhoAmI, "GET", "/v1/whoami")
+        who = self.call("whoami")
         return Actor(who.subject, frozenset(who.roles))
 
     def resolve_ref(self, ref: str) -> ResolvedBundle:
@@ -319,319 +307,32 @@ class HTTPBackend(Backend):
 
     def get(self, ref: str) -> Bundle:
         from llmreg.bundle.schema import Bundle
-        from llmreg.contract.models import BundleResponse
 
-        answer = self._as(BundleResponse, "GET", f"/v1/bundles/{quote_path(ref)}")
+        answer = self.call("bundle", ref=ref)
         if digest_bytes(canonical_json(answer.manifest)) != answer.version.digest:
             raise IntegrityError(f"the server's manifest for {ref} does not hash to "
                                  f"{answer.version.digest}; refusing it")
         bundle = Bundle.from_dict(answer.manifest, allow_floating_model_ids=True)
         return bundle.with_info(answer.version)
 
-    def info(self, ref: str) -> VersionInfo:
-        from llmreg.types import VersionInfo
 
-        return self._as(VersionInfo, "GET", f"/v1/refs/{quote_path(ref)}")
-
-    def _pages(self, model: type[M], path: str) -> list[M]:
-        from llmreg.types import Page
-
-        out: list[M] = []
-        offset: int | None = 0
-        while offset is not None:
-            page = self._as(Page[model], "GET", path,  # type: ignore[valid-type]
-                            params={"offset": offset, "limit": 1000})
-            out += page.items
-            offset = page.next
-        return out
-
-    def history(self, name: str) -> list[VersionInfo]:
-        from llmreg.types import VersionInfo
-
-        return self._pages(VersionInfo, f"/v1/names/{quote_path(name)}/versions")
-
-    def list_names(self) -> list[NameSummary]:
-        from llmreg.types import NameSummary
-
-        return self._pages(NameSummary, "/v1/names")
-
-    def changelog(self, name: str) -> list[ChangelogEntry]:
-        from llmreg.types import ChangelogEntry
-
-        return self._list(ChangelogEntry, f"/v1/names/{quote_path(name)}/changelog")
-
-    def stored_diff(self, info: VersionInfo) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json(
-            "GET", f"/v1/stored-diffs/{quote_path(info.ref)}")
-        return result
-
-    def diff_refs(self, old: str, new: str) -> BundleDiff:
-        from llmreg.bundle.diff import BundleDiff
-
-        return self._as(BundleDiff, "GET", "/v1/diff", params={"old": old, "new": new})
-
-    def status(self, name: str | None, env: str | None) -> list[SlotStatus]:
-        from llmreg.types import SlotStatus
-
-        params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
-        return self._list(SlotStatus, "/v1/status", params=params)
-
-    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
-        from llmreg.types import SlotEventInfo
-
-        return self._list(SlotEventInfo,
-                          f"/v1/names/{quote_path(name)}/slots/{quote_path(env)}/history")
-
-    def evidence(self, ref: str) -> list[EvidenceInfo]:
-        from llmreg.types import EvidenceInfo
-
-        return self._list(EvidenceInfo, f"/v1/evidence/{quote_path(ref)}")
-
-    def check_gates(self, ref: str, env: str) -> GateReport:
-        from llmreg.types import GateReport
-
-        return self._as(GateReport, "GET", "/v1/gates", params={"ref": ref, "to": env})
-
-    def audit(self, name: str | None, limit: int | None,
-              env: str | None = None) -> list[AuditInfo]:
-        from llmreg.types import AuditInfo
-
-        params = {k: v for k, v in (("name", name), ("limit", limit), ("env", env))
-                  if v is not None}
-        return self._list(AuditInfo, "/v1/audit", params=params)
-
-    def verify_audit(self, head: str | None) -> int:
-        from llmreg.contract.models import AuditVerifyResult
-
-        params = {"head": head} if head is not None else {}
-        return self._as(AuditVerifyResult, "GET", "/v1/audit/verify", params=params).verified
-
-    # -- writes: bodies are the contract's request models ------------------------------
-
-    def register(self, bundle: Bundle, name: str, message: str,
-                 provenance: dict[str, Any], *, author: str) -> Registration:
-        """The server records the token's subject as the author, not ``author``."""
-        from llmreg.contract.models import RegisterBody
-        from llmreg.types import Registration
-
-        body = RegisterBody.model_construct(manifest=bundle.canonical_dict(), message=message,
-                                            provenance=provenance)
-        return self._as(Registration, "POST", f"/v1/names/{quote_path(name)}/versions", body)
-
-    def register_many(self, bundles: list[Bundle], name: str, message: str,
-                      provenance: list[dict[str, Any]], *,
-                      author: str) -> list[Registration]:
-        """Sent in requests of at most :data:`~llmreg.contract.models.MAX_BATCH_HTTP` bundles,
-        each one transaction on the server."""
-        from llmreg.contract.models import (
-            MAX_BATCH_HTTP,
-            RegisterItem,
-            RegisterManyBody,
-            RegistrationBatch,
-        )
-
-        out: list[Registration] = []
-        for start in range(0, len(bundles), MAX_BATCH_HTTP):
-            items = [RegisterItem.model_construct(manifest=b.canonical_dict(), provenance=p)
-                     for b, p in zip(bundles[start:start + MAX_BATCH_HTTP],
-                                     provenance[start:start + MAX_BATCH_HTTP], strict=True)]
-            body = RegisterManyBody.model_construct(items=items, message=message)
-            out += self._as(RegistrationBatch, "POST",
-                            f"/v1/names/{quote_path(name)}/version-batches", body).items
-        return out
-
-    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
-                        report_digest: str | None, links: list[str],
-                        passed: bool | None) -> EvidenceInfo:
-        from llmreg.contract.models import EvidenceBody
-        from llmreg.types import EvidenceInfo
-
-        body = EvidenceBody.model_construct(ref=ref, type=type,  # type: ignore[arg-type]
-                                            suite=suite, metrics=metrics,
-                                            links=links, passed=passed,
-                                            report_digest=report_digest)
-        return self._as(EvidenceInfo, "POST", "/v1/evidence", body)
-
-    def approve(self, ref: str, env: str, comment: str) -> ApprovalInfo:
-        from llmreg.contract.models import ApprovalBody, ApprovalResult
-
-        body = ApprovalBody.model_construct(ref=ref, env=env, comment=comment)
-        return self._as(ApprovalResult, "POST", "/v1/approvals", body)
-
-    def promote(self, ref: str, env: str, reason: str,
-                expect_current: str | None) -> SlotEventInfo:
-        from llmreg.contract.models import PromotionBody, PromotionResult
-
-        body = PromotionBody.model_construct(ref=ref, env=env, reason=reason,
-                                             expect_current=expect_current)
-        return self._as(PromotionResult, "POST", "/v1/promotions", body).event
-
-    def rollback(self, name: str, env: str, reason: str) -> SlotEventInfo:
-        from llmreg.contract.models import RollbackBody
-        from llmreg.types import SlotEventInfo
-
-        body = RollbackBody.model_construct(name=name, env=env, reason=reason)
-        return self._as(SlotEventInfo, "POST", "/v1/rollbacks", body)
-
-    def retire(self, ref: str, status: str, reason: str) -> VersionInfo:
-        from llmreg.contract.models import RetireBody
-        from llmreg.policy import ARCHIVED
-        from llmreg.types import VersionInfo
-
-        path = "/v1/archives" if status == ARCHIVED else "/v1/deprecations"
-        return self._as(VersionInfo, "POST", path,
-                        RetireBody.model_construct(ref=ref, reason=reason))
-
-    def send_heartbeats(self, beats: list[dict[str, Any]]) -> None:
-        self._call("POST", "/v1/heartbeats", json={"beats": beats})
-
-    # -- integrity and tokens --------------------------------------------------------
-
-    def verify(self, ref: str) -> list[Problem]:
-        from llmreg.types import Problem
-
-        return self._list(Problem, f"/v1/verify/{quote_path(ref)}")
-
-    def fsck(self) -> tuple[int, list[Problem]]:
-        from llmreg.contract.models import FsckResult
-
-        result = self._as(FsckResult, "GET", "/v1/fsck")
-        return result.blobs, result.problems
-
-    def gc(self, dry_run: bool, grace: float) -> list[str]:
-        from llmreg.contract.models import GcBody, GcResult
-
-        body = GcBody.model_construct(dry_run=dry_run, grace=grace)
-        return self._as(GcResult, "POST", "/v1/gc", body).blobs
-
-    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
-        from llmreg.contract.models import NewToken, TokenBody
-        from llmreg.types import TokenInfo
-
-        new = self._as(NewToken, "POST", "/v1/tokens",
-                       TokenBody.model_construct(subject=subject,
-                                                 role=role))  # type: ignore[arg-type]
-        return new.token, TokenInfo.model_validate(new.model_dump(exclude={"token"}))
-
-    def list_tokens(self) -> list[TokenInfo]:
-        from llmreg.types import TokenInfo
-
-        return self._list(TokenInfo, "/v1/tokens")
-
-    def revoke_token(self, token_id: str) -> TokenInfo:
-        from llmreg.types import TokenInfo
-
-        return self._as(TokenInfo, "DELETE", f"/v1/tokens/{quote_path(token_id)}")
-
-    # -- owners, hygiene, jobs ---------------------------------------------------------
-
-    def set_owner(self, name: str, team: str, contacts: list[str]) -> OwnerInfo:
-        from llmreg.contract.models import OwnerBody
-        from llmreg.types import OwnerInfo
-
-        return self._as(OwnerInfo, "POST", f"/v1/names/{quote_path(name)}/owner",
-                        OwnerBody.model_construct(team=team, contacts=contacts))
-
-    def owner(self, name: str) -> OwnerInfo | None:
-        from llmreg.contract.models import OwnerResponse
-
-        return self._as(OwnerResponse, "GET", f"/v1/names/{quote_path(name)}/owner").owner
-
-    def owners(self) -> list[OwnerInfo]:
-        from llmreg.types import OwnerInfo
-
-        return self._list(OwnerInfo, "/v1/owners")
-
-    def deprecation(self, apply: bool) -> DeprecationReport:
-        from llmreg.types import DeprecationReport
-
-        if apply:
-            return self._as(DeprecationReport, "POST", "/v1/deprecation/run")
-        return self._as(DeprecationReport, "GET", "/v1/deprecation/plan")
-
-    def served(self, name: str | None, env: str | None) -> list[ServedInfo]:
-        from llmreg.types import ServedInfo
-
-        params = {k: v for k, v in (("name", name), ("env", env)) if v is not None}
-        return self._list(ServedInfo, "/v1/served", params=params)
-
-    def alerts(self, include_closed: bool) -> list[AlertInfo]:
-        from llmreg.types import AlertInfo
-
-        return self._list(AlertInfo, "/v1/alerts",
-                          params={"all": "true"} if include_closed else {})
-
-    def ack_alert(self, alert_id: int, reason: str) -> AlertInfo:
-        from llmreg.contract.models import AckBody
-        from llmreg.types import AlertInfo
-
-        return self._as(AlertInfo, "POST", f"/v1/alerts/{alert_id}/ack",
-                        AckBody.model_construct(reason=reason))
-
-    def run_jobs(self, only: list[str] | None) -> list[JobRunInfo]:
-        from llmreg.types import JobRunInfo
-
-        return [JobRunInfo.model_validate(r) for r in
-                self._json("POST", "/v1/jobs/run", json={"jobs": only})]
-
-    def environments(self) -> list[EnvironmentInfo]:
-        from llmreg.types import EnvironmentInfo
-
-        return self._list(EnvironmentInfo, "/v1/environments")
-
-    def drift(self, a: str, b: str) -> list[DriftItem]:
-        from llmreg.types import DriftItem
-
-        return self._list(DriftItem, "/v1/drift", params={"a": a, "b": b})
-    # -- webhooks --------------------------------------------------------------------
-
-    def add_webhook(self, url: str, events: list[str], format: str) -> WebhookInfo:
-        from llmreg.contract.models import NewWebhook, WebhookBody
-        from llmreg.types import WebhookInfo
-
-        new = self._as(NewWebhook, "POST", "/v1/webhooks",
-                       WebhookBody.model_construct(url=url, events=events,
-                                                   format=format))
-        return WebhookInfo.model_validate(new.model_dump())
-
-    def list_webhooks(self) -> list[WebhookInfo]:
-        from llmreg.types import WebhookInfo
-
-        return self._list(WebhookInfo, "/v1/webhooks")
-
-    def remove_webhook(self, webhook_id: int) -> WebhookInfo:
-        from llmreg.types import WebhookInfo
-
-        return self._as(WebhookInfo, "DELETE", f"/v1/webhooks/{int(webhook_id)}")
-
-    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
-        from llmreg.types import DeliveryInfo
-
-        return self._as(DeliveryInfo, "POST", f"/v1/webhooks/{int(webhook_id)}/test")
-
-    def webhook_deliveries(self, failed: bool, limit: int) -> list[DeliveryInfo]:
-        from llmreg.types import DeliveryInfo
-
-        return self._list(DeliveryInfo, "/v1/webhook-deliveries",
-                          params={"failed": str(bool(failed)).lower(), "limit": int(limit)})
-
-    def redeliver(self, delivery_id: int) -> DeliveryInfo:
-        from llmreg.types import DeliveryInfo
-
-        return self._as(DeliveryInfo, "POST",
-                        f"/v1/webhook-deliveries/{int(delivery_id)}/redeliver")
-    def publish(self, dest: str, keys: Path, timestamp_expiry: float | None
-                ) -> dict[str, Any]:
-        raise errors.ConfigError(
-            f"publishing runs beside the registry, not through {self.url}: run `llmreg "
-            "publish` on the registry folder, or start the server with `llmreg serve "
-            "--publish DEST`")
-    def import_mlflow(self, tracking_uri: str, *, map_aliases: dict[str, str],
-                      model_map: dict[str, str], default_model: str | None,
-                      dry_run: bool) -> ImportReport:
-        from llmreg.errors import ConfigError
-
-        raise ConfigError(
-            f"an import writes to the registry itself, not through the server at {self.url}; "
-            "run it where the registry is: --registry FOLDER (or LLMREG_HOME, "
-            "LLMREG_DATABASE_URL and LLMREG_STORE as the server has them)")
+@functools.cache
+def _adapter(operation: str) -> Any:
+    """The validator of an operation's declared response (built once per operation)."""
+    from pydantic import TypeAdapter
+
+    from llmreg.contract.operations import OPERATIONS
+
+    return TypeAdapter(OPERATIONS[operation].response)
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON for what a body may carry: a bundle as its canonical manifest, a model as its
+    JSON form, a path as text."""
+    if hasattr(value, "canonical_dict"):
+        return value.canonical_dict()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")

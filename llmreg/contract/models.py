@@ -310,3 +310,24 @@ class JobsBody(_Body):
     """``POST /v1/jobs/run``: run the jobs that are due (or only these)."""
 
     jobs: list[str] | None = Field(None, max_length=10)
+
+
+# -- beside the registry only (never sent to a server) -------------------------------------
+
+
+class PublishBody(_Body):
+    """Publish the signed mirror to ``dest`` with the keys in the folder ``keys``."""
+
+    dest: str
+    keys: str
+    timestamp_expiry: float | None = None
+
+
+class ImportBody(_Body):
+    """Import an MLflow registry's prompts and models (``dry_run``: plan only)."""
+
+    tracking_uri: str
+    map_aliases: dict[str, str] = {}
+    model_map: dict[str, str] = {}
+    default_model: str | None = None
+    dry_run: bool = False

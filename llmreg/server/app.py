@@ -21,7 +21,7 @@ from llmreg.server.delivery_loop import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
 from llmreg.server.metrics import exposition
-from llmreg.server.routes import hygiene, reads, resolve, webhooks, writes
+from llmreg.server.routes import blobs, operations, resolve
 from llmreg.server.routes.resolve import FastResolve
 from llmreg.server.scheduler import Scheduler
 from llmreg.server.state import ServerState
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None,
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
-    for module in (resolve, reads, writes, webhooks, hygiene):
+    for module in (resolve, operations, blobs):
         app.include_router(module.router)
 
     if state.metrics is not None:

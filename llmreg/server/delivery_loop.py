@@ -17,33 +17,22 @@ Example:
 
 from __future__ import annotations
 
-import threading
-
+from llmreg.client.background import DaemonLoop
 from llmreg.service.registry import RegistryService
 
 INTERVAL = 0.5  # seconds between looks when nothing is due
 
 
-class DeliveryLoop:
+class DeliveryLoop(DaemonLoop):
     """A daemon thread delivering due webhooks until :meth:`stop`."""
 
+    thread_name = "llmreg-webhooks"
+    stop_timeout = 15.0  # seconds: stop() waits for the current round (bounded by timeouts)
+
     def __init__(self, service: RegistryService, *, interval: float = INTERVAL) -> None:
+        super().__init__()
         self.service = service
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.service.notify.run, args=(self._stop,),
-                kwargs={"interval": self.interval}, name="llmreg-webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Ask the thread to stop and wait for its current round (bounded by timeouts)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _run(self) -> None:
+        self.service.notify.run(self._stop, interval=self.interval)

@@ -9,14 +9,14 @@ period once in total; continuous jobs (webhook deliveries) run on every tick.
 from __future__ import annotations
 
 import logging
-import threading
 
+from llmreg.client.background import DaemonLoop
 from llmreg.service.registry import RegistryService
 
 log = logging.getLogger("llmreg.jobs")
 
 
-class Scheduler:
+class Scheduler(DaemonLoop):
     """Runs the due jobs every ``tick`` seconds until stopped.
 
     Example:
@@ -30,27 +30,15 @@ class Scheduler:
         >>> svc.close()
     """
 
+    thread_name = "llmreg-jobs"
+    stop_timeout = 10.0  # seconds: stop() waits for the job in progress to end
+
     def __init__(self, service: RegistryService, *, tick: float = 1.0) -> None:
+        super().__init__()
         self.service = service
         self.tick = tick
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the background thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="llmreg-jobs",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to stop and wait for the job in progress to end."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
+    def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 for run in self.service.jobs.run_due():

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from llmreg.contract.operations import MAX_ROW_ID as MAX_ROW_ID
 from llmreg.db.models import Approval, Evidence, SlotEvent, Token, Version
 from llmreg.types import (
     ApprovalInfo,
@@ -22,8 +23,6 @@ from llmreg.types import (
     TokenInfo,
     VersionInfo,
 )
-
-MAX_ROW_ID = 2**63 - 1  # the widest integer SQLite and PostgreSQL's bigint can bind
 
 
 def is_row_id(value: object) -> bool:

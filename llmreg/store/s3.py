@@ -8,7 +8,9 @@ standard AWS configuration (``AWS_ENDPOINT_URL_S3`` included). Keys are
   already there answers 412 and the put is a no-op (puts are idempotent).
 - **Checksums**: every upload sends its SHA-256 (``x-amz-checksum-sha256``, per part for
   multipart); the server refuses bytes that do not match, and so does llmreg.
-- **Multipart** above 64 MiB, 64 MiB parts, each part retried up to 3 times.
+- **Multipart** above 64 MiB, in 64 MiB parts.
+- **Retries and timeouts**: the client's own (:data:`llmreg.settings.S3_CONFIG`, the one
+  policy of every S3 client llmreg makes); nothing here retries on top of it.
 - **Reads verify**: the bytes are hashed as they stream and a mismatch raises
   :class:`~llmreg.errors.IntegrityError` naming the digest.
 
@@ -34,16 +36,11 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from llmreg.bundle.digest import DIGEST_RE, format_digest, hex_of, new_hasher
-from llmreg.errors import (
-    BlobNotFoundError,
-    DigestInvalidError,
-    IntegrityError,
-    MissingDependencyError,
-)
+from llmreg.errors import BlobNotFoundError, DigestInvalidError, IntegrityError
+from llmreg.settings import s3_client
 from llmreg.store.base import CHUNK, BlobStore, Descriptor, VerifyingReader
 
 PART = 64 * 1024 * 1024
-RETRIES = 3
 
 
 def _b64(raw: bytes) -> str:
@@ -60,26 +57,7 @@ class S3Store(BlobStore):
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 parts are at least 5 MiB")
         self.part_size = part_size
-        if client is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise MissingDependencyError("an S3 store needs boto3: pip install "
-                                             "'llmreg[s3]'") from None
-            # We send our own SHA-256 checksums; no extra CRC trailers.
-            client = boto3.client("s3", config=Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 5, "mode": "standard"}))
-        self.client = client
-
-    @classmethod
-    def from_url(cls, url: str) -> S3Store:
-        """``s3://bucket/prefix`` -> a store."""
-        rest = url.removeprefix("s3://")
-        bucket, _, prefix = rest.partition("/")
-        return cls(bucket, prefix)
+        self.client = s3_client("an S3 store") if client is None else client
 
     def key(self, digest: str) -> str:
         base = f"{self.prefix}/" if self.prefix else ""
@@ -152,18 +130,9 @@ class S3Store(BlobStore):
 
     def _part(self, key: str, upload_id: str, number: int, data: bytes,
               checksum: str) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        for attempt in range(1, RETRIES + 1):
-            try:
-                r = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                            PartNumber=number, Body=data,
-                                            ChecksumSHA256=checksum)
-                return {"PartNumber": number, "ETag": r["ETag"], "ChecksumSHA256": checksum}
-            except (ClientError, BotoCoreError):
-                if attempt == RETRIES:
-                    raise
-        raise AssertionError("unreachable")
+        r = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                    PartNumber=number, Body=data, ChecksumSHA256=checksum)
+        return {"PartNumber": number, "ETag": r["ETag"], "ChecksumSHA256": checksum}
 
     # -- reads -----------------------------------------------------------------------
 

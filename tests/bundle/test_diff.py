@@ -263,7 +263,7 @@ def test_kind_and_artifacts_in_full() -> None:
     assert both.kind is not None and (both.kind.old, both.kind.new) == ("llm", "weights")
     assert both.stat()[0] == "kind: llm -> weights"
     assert both.to_json()["kind"] == {"old": "llm", "new": "weights"}
-    assert both.to_json()["schema"] == "llmreg.bundle.diff/v1" and "schema_" not in both.to_json()
+    assert both.to_json()["schema"] == "llmreg.diff/v1" and "schema_" not in both.to_json()
 
 
 def test_tools_added_removed_and_changed() -> None:

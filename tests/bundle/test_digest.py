@@ -169,7 +169,7 @@ def test_defaults_are_not_part_of_the_digest() -> None:
                                  "few_shot": [], "postprocess": [], "system_prompt": ""})
     assert plain.digest == explicit.digest
     assert json.loads(plain.canonical_bytes()) == {
-        "kind": "llm", "schema": "llmreg.bundle.schema/v1",
+        "kind": "llm", "schema": "llmreg.bundle/v1",
         "model": {"id": "gpt-4o-2024-08-06", "provider": "openai"},
         "template": {"source": "x"},
     }

@@ -92,7 +92,7 @@ def test_the_full_bundle_says_it_came_from_the_cache() -> None:
     from llmreg.bundle.resolved import ResolvedBundle
 
     body = (b'{"kind":"llm","model":{"id":"gpt-4o-2024-08-06","provider":"openai"},'
-            b'"schema":"llmreg.bundle.schema/v1","template":{"source":"Hi"}}')
+            b'"schema":"llmreg.bundle/v1","template":{"source":"Hi"}}')
     cached = ResolvedBundle(body, name="chat", version=3, env="production", cache_age=42.0)
     assert (cached.bundle.served_from_cache, cached.bundle.stale_seconds) == (True, 42.0)
     live = ResolvedBundle(body, name="chat", version=3, env="production")

@@ -92,7 +92,7 @@ def test_bundles_are_immutable() -> None:
 
 def test_stored_manifest_with_unknown_schema_is_refused() -> None:
     raw = json.loads(Bundle.from_dict(minimal()).canonical_bytes())
-    raw["schema"] = "llmreg.bundle.schema/v99"
+    raw["schema"] = "llmreg.bundle/v99"
     with pytest.raises(InvalidBundleError, match="v99"):
         Bundle.from_canonical(json.dumps(raw).encode())
 
@@ -134,7 +134,7 @@ def test_inconsistent_bundles_are_refused_naming_the_field(data: dict[str, objec
 
 def test_equality_is_by_content_and_the_schema_key_is_accepted() -> None:
     bundle = Bundle.from_dict({"model": _MODEL, "template": _TEMPLATE})
-    same = Bundle.from_dict({"schema": "llmreg.bundle.schema/v1", "model": _MODEL,
+    same = Bundle.from_dict({"schema": "llmreg.bundle/v1", "model": _MODEL,
                              "template": _TEMPLATE})
     assert same == bundle and same.digest == bundle.digest
     assert bundle != "a string" and bundle.__eq__("a string") is NotImplemented

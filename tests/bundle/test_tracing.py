@@ -4,7 +4,6 @@ imported."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from llmreg.client.remote import RemoteClient
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, free_port
 
 VARS = {"subject": "Refund", "body": "Where is my refund?"}
 
@@ -77,9 +76,7 @@ def test_a_cached_answer_says_so_and_how_stale(
     svc = RegistryService.open_home(home)
     token, _ = svc.access.create_token("app", "reader", created_by="t")
     app = create_app(Settings(read_auth="token", resolve_ttl=0), service=svc)
-    with socket.socket() as s:  # a port nothing listens on once this block ends
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     # The first answer comes from the app (in process), under that URL; then it is gone.
     with TestClient(app, base_url=dead) as http:
         RemoteClient(dead, token=token, http=http,

@@ -47,7 +47,7 @@ def test_diff_a_folder_against_a_version_before_registering(run, two_versions: P
 
 def test_diff_json_stat_and_exit_code(run, two_versions: Path) -> None:
     data = json.loads(run("diff", "meeting-summariser@1", str(two_versions), "--json").stdout)
-    assert data["schema"] == "llmreg.bundle.diff/v1"
+    assert data["schema"] == "llmreg.diff/v1"
     assert data["model"]["pin"]["new"] == "claude-3-7-sonnet-20250219"
     stat = run("diff", "meeting-summariser@1", str(two_versions), "--stat").stdout
     assert stat.splitlines() == [

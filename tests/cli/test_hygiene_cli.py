@@ -10,23 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import llmreg
 from llmreg.db.models import utcnow
-from llmreg_cli.main import app
 from tests.conftest import EXAMPLES
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch):
-    runner = CliRunner()
-
-    def invoke(*args: str, user: str = "ana"):
-        monkeypatch.setenv("LLMREG_USER", user)
-        return runner.invoke(app, list(args), prog_name="llmreg")
-
-    return invoke
 
 
 @pytest.fixture

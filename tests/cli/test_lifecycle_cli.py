@@ -7,20 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from llmreg_cli.main import app
-
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch):
-    runner = CliRunner()
-
-    def invoke(*args: str, user: str = "ana"):
-        monkeypatch.setenv("LLMREG_USER", user)
-        return runner.invoke(app, list(args), prog_name="llmreg")
-
-    return invoke
 
 
 @pytest.fixture

@@ -10,15 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from llmreg.bundle.schema import Bundle
 from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
 from llmreg.service import RegistryService
-from tests.conftest import minimal
-from tests.e2e.test_serve import free_port
+from tests.conftest import free_port, minimal, until_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PERIOD = 3  # seconds: short, so that three periods pass in a test
@@ -41,13 +39,8 @@ def start(home: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[
                                  "serve", "--port", str(port)], env=env, stdout=out,
                                 stderr=out)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
+    if until_ready(url):
+        return proc, url
     proc.kill()
     raise AssertionError(f"server did not start: {log.read_text()}")
 

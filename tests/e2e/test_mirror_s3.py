@@ -5,7 +5,6 @@ from the bucket alone."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ import httpx
 import pytest
 
 from llmreg.service import RegistryService
-from tests.mirror import ANA, BO, CY, make_keys, register, to_production
+from tests.conftest import free_port
+from tests.mirror import make_keys, ready_for_production, register, to_production
 from tests.s3 import BUCKET, Weed, new_prefix
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_an_app_resolves_production_from_the_bucket_with_the_server_stopped(
@@ -33,11 +27,7 @@ def test_an_app_resolves_production_from_the_bucket_with_the_server_stopped(
     svc = RegistryService.open_home(home)
     to_production(svc, register(svc, 1))
     v2 = register(svc, 2)
-    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
-    svc.lifecycle.attach_evidence(v2, type="eval", suite="regression",
-                                  metrics={"accuracy": 0.97}, actor=ANA)
-    svc.lifecycle.approve(v2, "production", actor=BO)
-    svc.lifecycle.approve(v2, "production", actor=CY)
+    ready_for_production(svc, v2, accuracy=0.97, reason="next")
     token, _ = svc.access.create_token("pat", "publisher", created_by="setup")
     want = svc.versions.resolve(v2).digest
     svc.close()

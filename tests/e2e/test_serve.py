@@ -7,26 +7,18 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, free_port, stop_process, until_ready
 
 pytestmark = pytest.mark.slow
 LLMREG = [sys.executable, "-m", "llmreg_cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
@@ -57,14 +49,8 @@ class Served:
             self.proc = subprocess.Popen(
                 [*LLMREG, "--registry", str(self.home), "serve", "--port", str(self.port),
                  "--workers", str(workers)], env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not start: {self.log.read_text()}")
+        if not until_ready(self.url):
+            raise AssertionError(f"server did not start: {self.log.read_text()}")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -74,12 +60,7 @@ class Served:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            stop_process(self.proc)
 
 
 def local_cli(home: Path, *args: str) -> str:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook as Verifier
 
-from tests.conftest import EXAMPLES
-from tests.e2e.test_serve import Served, free_port, local_cli
+from tests.conftest import EXAMPLES, free_port
+from tests.e2e.test_serve import Served, local_cli
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow

@@ -209,4 +209,4 @@ def test_answers_parse_as_the_contract_models(server: Server) -> None:
     token = NewToken.model_validate(post("/v1/tokens", {"subject": "s", "role": "reader"}, "ada"))
     assert token.token.startswith("llmreg_") and token.subject == "s"
     diff = BundleDiff.model_validate(get(f"/v1/diff?old={ref}&new={ref}"))
-    assert diff.identical and diff.to_json()["schema"] == "llmreg.bundle.diff/v1"
+    assert diff.identical and diff.to_json()["schema"] == "llmreg.diff/v1"

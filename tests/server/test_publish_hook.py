@@ -10,18 +10,14 @@ import llmreg
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings
-from tests.mirror import ANA, BO, CY, make_keys, register, to_production
+from tests.mirror import make_keys, ready_for_production, register, to_production
 
 
 def test_promotions_and_rollbacks_are_published(tmp_path: Path) -> None:
     svc = RegistryService.open_home(tmp_path / "srv")
     to_production(svc, register(svc, 1))
     v2 = register(svc, 2)
-    svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
-    svc.lifecycle.attach_evidence(v2, type="eval", suite="regression",
-                                  metrics={"accuracy": 0.97}, actor=ANA)
-    svc.lifecycle.approve(v2, "production", actor=BO)
-    svc.lifecycle.approve(v2, "production", actor=CY)
+    ready_for_production(svc, v2, accuracy=0.97, reason="next")
     token, _ = svc.access.create_token("pat", "publisher", created_by="setup")
     keys, dest = make_keys(tmp_path), tmp_path / "mirror"
     settings = Settings(resolve_ttl=0, publish=str(dest), mirror_keys=keys)

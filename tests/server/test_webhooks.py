@@ -38,13 +38,6 @@ def clients(tmp_path: Path) -> Iterator[dict[str, RemoteClient]]:
     service.close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def test_admin_routes_and_the_servers_delivery_loop(clients: dict[str, RemoteClient],
                                                     receiver: Receiver) -> None:
     ada, pat = clients["ada"], clients["pat"]

@@ -3,22 +3,15 @@ entries against the state changes they record."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 
 from llmreg.errors import AuditChainError
 from llmreg.service import RegistryService
+from tests.service.conftest import on_each_database
 from tests.service.lifecycle.test_lifecycle import ready_for_production, register, to_staging
 
-
-@pytest.fixture
-def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
-    yield service
-    service.close()
+svc = pytest.fixture(on_each_database, name="svc")
 
 
 def delete_entries(svc: RegistryService, where: str) -> None:

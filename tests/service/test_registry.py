@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +19,9 @@ from llmreg.errors import (
 from llmreg.service import RegistryService
 from llmreg.store import LocalStore
 from tests.conftest import EXAMPLES, minimal
+from tests.service.conftest import on_each_database
 
-
-@pytest.fixture
-def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
-    """The core service on each metadata backend (SQLite, PostgreSQL)."""
-    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
-    yield service
-    service.close()
+svc = pytest.fixture(on_each_database, name="svc")
 
 
 def variant(i: int) -> Bundle:

@@ -190,7 +190,7 @@ def test_the_latest_guess_is_per_name(svc: RegistryService) -> None:
 
 def test_load_refuses_bytes_this_llmreg_cannot_reproduce(svc: RegistryService) -> None:
     blob = svc.blobs.put_bytes(b'{"kind":"llm","model":{"provider":"openai","id":'
-                               b'"gpt-4o-2024-08-06"},"schema":"llmreg.bundle.schema/v1",'
+                               b'"gpt-4o-2024-08-06"},"schema":"llmreg.bundle/v1",'
                                b'"template":{"source":"hi","variables":[]}}')
     with pytest.raises(InvalidBundleError, match=f"manifest {blob.digest} re-canonicalises"):
         svc.versions.load(blob.digest)

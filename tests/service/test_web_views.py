@@ -3,9 +3,7 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,13 +15,9 @@ from llmreg.service import RegistryService
 from llmreg.service.sessions import SESSION_TTL, csrf_of
 from llmreg.types import Actor
 from tests.conftest import minimal
+from tests.service.conftest import on_each_database
 
-
-@pytest.fixture
-def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
-    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
-    yield service
-    service.close()
+svc = pytest.fixture(on_each_database, name="svc")
 
 
 def test_a_session_acts_as_its_token_until_it_ends(svc: RegistryService) -> None:

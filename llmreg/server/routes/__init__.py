@@ -1,4 +1,6 @@
-"""One router per resource, every route added through :func:`endpoint`."""
+"""Routes: those of the operation table (:mod:`.operations`), the blob streams
+(:mod:`.blobs`) and the resolve hot path (:mod:`.resolve`), every one added through
+:func:`endpoint`."""
 
 from __future__ import annotations
 
@@ -7,17 +9,13 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from fastapi import APIRouter, Path, params
+from fastapi import APIRouter, params
 from pydantic import BaseModel
 
 from llmreg.server.deps import require
 from llmreg.server.errors import responses as error_responses
-from llmreg.service.rows import MAX_ROW_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# A row id in a path: a bad one is a 400 naming it, never a driver error.
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 # Inputs that name something the registry looks up: unknown ones answer 404 (an unknown
 # environment is a 400: the policy, not the registry, defines environments).

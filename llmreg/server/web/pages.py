@@ -198,21 +198,19 @@ def sections_of(bundle: Bundle) -> list[tuple[str, str]]:
 def metric_rows(evidence: list[EvidenceInfo], policy: Policy
                 ) -> dict[int, list[tuple[str, float, list[tuple[str, str, bool | None]]]]]:
     """Evidence id -> (metric, value, [(env, gate bound, met?)]) for each metric: the
-    bound of every policy gate that judges it (``met`` None: judged against the slot)."""
+    bound of every policy gate that judges it, as its kind declares (``met`` None: judged
+    against the slot)."""
     out: dict[int, list[tuple[str, float, list[tuple[str, str, bool | None]]]]] = {}
     for ev in evidence:
         rows = []
         for metric, value in ev.metrics.items():
             bounds: list[tuple[str, str, bool | None]] = []
             for t in policy.transitions:
-                ths: list[Threshold] = []
-                if ev.type == "eval":
-                    ths = [g.metrics[metric] for g in t.gates.evals
-                           if g.suite == ev.suite and metric in g.metrics]
-                elif metric in t.gates.shadow_metrics:
-                    ths = [t.gates.shadow_metrics[metric]]
-                for th in ths:
-                    bounds.append((f"{t.from_} → {t.to}", th.describe(metric), _met(th, value)))
+                for kind, gate in t.gates.each():
+                    th = kind.bounds(gate, ev.type, ev.suite).get(metric)
+                    if th is not None:
+                        bounds.append((f"{t.from_} → {t.to}", th.describe(metric),
+                                       _met(th, value)))
             rows.append((metric, value, bounds))
         out[ev.id] = rows
     return out

@@ -2,15 +2,45 @@
 
 Every gate is judged and reported (not just the first failure), so one refusal lists
 everything that is missing. Evidence counts only for the exact digest being promoted.
+Each kind of gate declared in :data:`llmreg.policy.GATE_KINDS` has its judge in
+:data:`JUDGES`; a kind without one is refused, never passed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from llmreg.policy import ApprovalGate, EvalGate, Threshold, Transition
+from llmreg.errors import PolicyError
+from llmreg.policy import (
+    APPROVALS,
+    EVALS,
+    SHADOW_METRICS,
+    ApprovalGate,
+    EvalGate,
+    GateKind,
+    Threshold,
+    Transition,
+)
 from llmreg.types import ApprovalInfo, EvidenceInfo, GateResult
+
+#: A judge's answer: passed, and the detail the report shows.
+Verdict = tuple[bool, str]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What every gate is judged on: the version ``ref`` moving to ``env``."""
+
+    ref: str
+    env: str
+    author: str
+    evidence: Sequence[EvidenceInfo]
+    approvals: Sequence[ApprovalInfo]
+    baseline: Sequence[EvidenceInfo] | None
+    baseline_ref: str | None
 
 
 def latest(evidence: Sequence[EvidenceInfo], type_: str, suite: str | None = None
@@ -34,49 +64,62 @@ def judge(transition: Transition, *, ref: str, author: str,
         baseline: evidence of the version the target slot holds now (None if empty).
         baseline_ref: ``name@version`` the slot holds now, for messages.
     """
+    candidate = Candidate(ref=ref, env=transition.to, author=author, evidence=evidence,
+                          approvals=approvals, baseline=baseline, baseline_ref=baseline_ref)
     results = [GateResult(gate="transition", passed=True,
                           detail=f"{transition.from_} -> {transition.to} is allowed")]
-    for gate in transition.gates.evals:
-        results.append(_eval(gate, ref, evidence, baseline, baseline_ref))
-    if transition.gates.shadow_metrics:
-        results.append(_shadow(transition.gates.shadow_metrics, ref, evidence, baseline,
-                               baseline_ref))
-    if transition.gates.approvals is not None:
-        results.append(_approvals(transition.gates.approvals, transition.to, ref, author,
-                                  approvals))
+    results += [judge_gate(kind, gate, candidate) for kind, gate in transition.gates.each()]
     return results
 
 
-def _eval(gate: EvalGate, ref: str, evidence: Sequence[EvidenceInfo],
-          baseline: Sequence[EvidenceInfo] | None, baseline_ref: str | None) -> GateResult:
-    name = f"eval:{gate.suite}"
-    record = latest(evidence, "eval", gate.suite)
+def judge_gate(kind: GateKind[Any], gate: Any, candidate: Candidate) -> GateResult:
+    """Judge one gate of ``kind``, reported under the name the kind gives it.
+
+    Raises:
+        PolicyError: no judge is registered for ``kind`` (an unknown kind never passes).
+
+    Example:
+        >>> from llmreg.policy import APPROVALS, ApprovalGate
+        >>> c = Candidate(ref="chat@3", env="production", author="ana", evidence=[],
+        ...               approvals=[], baseline=None, baseline_ref=None)
+        >>> r = judge_gate(APPROVALS, ApprovalGate(count=1), c)
+        >>> r.gate, r.passed
+        ('approvals', False)
+    """
+    judge_fn = JUDGES.get(kind.key)
+    if judge_fn is None:
+        raise PolicyError(f"the policy asks for a gate of kind {kind.key!r}, which llmreg "
+                          f"cannot judge (it judges {', '.join(JUDGES)}); nothing was promoted")
+    passed, detail = judge_fn(gate, candidate)
+    return GateResult(gate=kind.label(gate), passed=passed, detail=detail)
+
+
+def _eval(gate: EvalGate, c: Candidate) -> Verdict:
+    record = latest(c.evidence, "eval", gate.suite)
     if record is None:
-        return GateResult(gate=name, passed=False, detail=(
-            f"no '{gate.suite}' eval is attached to {ref}'s digest; run `llmreg eval attach "
-            f"{ref} --suite {gate.suite} --metrics FILE.json`"))
+        return False, (
+            f"no '{gate.suite}' eval is attached to {c.ref}'s digest; run `llmreg eval attach "
+            f"{c.ref} --suite {gate.suite} --metrics FILE.json`")
     if record.passed is False:
-        return GateResult(gate=name, passed=False,
-                          detail=f"the latest '{gate.suite}' eval (#{record.id}) reports failure")
-    base = latest(baseline, "eval", gate.suite) if baseline is not None else None
-    problems, met = _thresholds(gate.metrics, record, base, baseline, baseline_ref,
+        return False, f"the latest '{gate.suite}' eval (#{record.id}) reports failure"
+    base = latest(c.baseline, "eval", gate.suite) if c.baseline is not None else None
+    problems, met = _thresholds(gate.metrics, record, base, c.baseline, c.baseline_ref,
                                 f"'{gate.suite}' eval")
-    detail = "; ".join(problems) if problems else f"eval #{record.id}: " + ", ".join(met)
-    return GateResult(gate=name, passed=not problems, detail=detail)
+    return not problems, ("; ".join(problems) if problems
+                          else f"eval #{record.id}: " + ", ".join(met))
 
 
-def _shadow(metrics: dict[str, Threshold], ref: str, evidence: Sequence[EvidenceInfo],
-            baseline: Sequence[EvidenceInfo] | None, baseline_ref: str | None) -> GateResult:
-    record = latest(evidence, "shadow-metrics")
+def _shadow(metrics: dict[str, Threshold], c: Candidate) -> Verdict:
+    record = latest(c.evidence, "shadow-metrics")
     if record is None:
-        return GateResult(gate="shadow-metrics", passed=False, detail=(
-            f"no shadow metrics are attached to {ref}'s digest; run `llmreg shadow report "
-            f"{ref} --metrics FILE.json`"))
-    base = latest(baseline, "shadow-metrics") if baseline is not None else None
-    problems, met = _thresholds(metrics, record, base, baseline, baseline_ref,
+        return False, (
+            f"no shadow metrics are attached to {c.ref}'s digest; run `llmreg shadow report "
+            f"{c.ref} --metrics FILE.json`")
+    base = latest(c.baseline, "shadow-metrics") if c.baseline is not None else None
+    problems, met = _thresholds(metrics, record, base, c.baseline, c.baseline_ref,
                                 "shadow metrics")
-    detail = "; ".join(problems) if problems else f"shadow metrics #{record.id}: " + ", ".join(met)
-    return GateResult(gate="shadow-metrics", passed=not problems, detail=detail)
+    return not problems, ("; ".join(problems) if problems
+                          else f"shadow metrics #{record.id}: " + ", ".join(met))
 
 
 def _thresholds(bounds: dict[str, Threshold], record: EvidenceInfo, base: EvidenceInfo | None,
@@ -112,12 +155,11 @@ def _thresholds(bounds: dict[str, Threshold], record: EvidenceInfo, base: Eviden
     return problems, met
 
 
-def _approvals(gate: ApprovalGate, env: str, ref: str, author: str,
-               approvals: Sequence[ApprovalInfo]) -> GateResult:
+def _approvals(gate: ApprovalGate, c: Candidate) -> Verdict:
     valid: set[str] = set()
     ignored: list[str] = []
-    for a in approvals:
-        if gate.not_author and a.approver == author:
+    for a in c.approvals:
+        if gate.not_author and a.approver == c.author:
             ignored.append(f"{a.approver} (the author)")
         elif a.roles is not None and gate.role not in a.roles:
             ignored.append(f"{a.approver} (no '{gate.role}' role)")
@@ -127,8 +169,15 @@ def _approvals(gate: ApprovalGate, env: str, ref: str, author: str,
     who = ", ".join(sorted(valid)) or "nobody yet"
     note = f"; not counted: {', '.join(ignored)}" if ignored else ""
     if have >= gate.count:
-        return GateResult(gate="approvals", passed=True,
-                          detail=f"{have} of {gate.count} approvals ({who}){note}")
-    return GateResult(gate="approvals", passed=False, detail=(
-        f"{have} of {gate.count} approvals for {env} ({who}){note}; approvers other than "
-        f"the author ({author}) run `llmreg approve {ref} --to {env}`"))
+        return True, f"{have} of {gate.count} approvals ({who}){note}"
+    return False, (
+        f"{have} of {gate.count} approvals for {c.env} ({who}){note}; approvers other than "
+        f"the author ({c.author}) run `llmreg approve {c.ref} --to {c.env}`")
+
+
+#: The judge of each kind of gate, by :attr:`llmreg.policy.GateKind.key`.
+JUDGES: dict[str, Callable[[Any, Candidate], Verdict]] = {
+    EVALS.key: _eval,
+    SHADOW_METRICS.key: _shadow,
+    APPROVALS.key: _approvals,
+}

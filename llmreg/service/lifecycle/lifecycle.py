@@ -292,10 +292,7 @@ class Lifecycle:
             raise TransitionError(f"{name}@{number} is archived (frozen); the import cannot "
                                   f"point {env} at it; nothing was imported")
         transition = self.policy.transition(version.status, env)
-        names = ["transition"] if transition is None else (
-            [f"eval:{g.suite}" for g in transition.gates.evals]
-            + (["shadow-metrics"] if transition.gates.shadow_metrics else [])
-            + (["approvals"] if transition.gates.approvals is not None else []))
+        names = ["transition"] if transition is None else transition.gates.names()
         # Bypassed gates are recorded as not passed: nobody judged them.
         gates = [GateResult(gate="bypassed-by-import", passed=True, detail=reason)]
         gates += [GateResult(gate=f"{g} (bypassed-by-import)", passed=False,

@@ -18,10 +18,11 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from llmreg.errors import ConfigError, MissingDependencyError
+from llmreg.settings import StoreScheme, StoreURL, parse_store_url, s3_client
 
 MUTABLE = ("metadata/timestamp.json", "metadata/root.json")
 
@@ -78,16 +79,15 @@ class FolderDestination:
 
 
 class S3Destination:
-    """A mirror under ``s3://bucket/prefix`` (boto3; endpoint and credentials from the
-    standard AWS configuration, ``AWS_ENDPOINT_URL_S3`` included)."""
+    """A mirror under ``s3://bucket/prefix`` (boto3, through
+    :func:`llmreg.settings.s3_client`: endpoint and credentials from the standard AWS
+    configuration, ``AWS_ENDPOINT_URL_S3`` included)."""
 
     def __init__(self, bucket: str, prefix: str, client: Any = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        if client is None:
-            client = s3_client()
-        self.client = client
+        self.client = s3_client("an s3:// mirror") if client is None else client
 
     def _key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -118,35 +118,22 @@ class S3Destination:
                                CacheControl=cache_control(path))
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client configured like the blob store's."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise MissingDependencyError("an s3:// mirror needs boto3: pip install "
-                                     "'llmreg[s3]'") from None
-    return boto3.client("s3", config=Config(
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        retries={"max_attempts": 5, "mode": "standard"}))
+# One opener per scheme of llmreg.settings.StoreScheme (tests/store/test_urls.py).
+OPENERS: dict[StoreScheme, Callable[[StoreURL], Destination]] = {
+    "file": lambda url: FolderDestination(Path(url.path)),
+    "s3": lambda url: S3Destination(url.bucket, url.prefix),
+}
 
 
-def open_destination(dest: str | Path) -> Destination:
-    """A destination from ``DEST``: a folder path, ``file://PATH`` or ``s3://BUCKET/PREFIX``.
+def open_destination(dest: str | Path, field: str = "DEST") -> Destination:
+    """A destination from ``DEST``: a folder path, ``file://PATH`` or ``s3://BUCKET/PREFIX``
+    (read by :func:`llmreg.settings.parse_store_url`; ``field`` names it in errors).
 
     Example:
         >>> open_destination("ftp://x")
         Traceback (most recent call last):
         ...
-        llmreg.errors.ConfigError: DEST 'ftp://x' is not a folder, file://PATH or s3://BUCKET/PREFIX
+        llmreg.errors.ConfigError: DEST='ftp://x' is not a folder, file://PATH or ...
     """
-    text = str(dest)
-    if text.startswith("s3://"):
-        bucket, _, prefix = text[5:].partition("/")
-        if not bucket:
-            raise ConfigError(f"DEST {text!r} names no bucket; use s3://BUCKET/PREFIX")
-        return S3Destination(bucket, prefix)
-    if "://" in text and not text.startswith("file://"):
-        raise ConfigError(f"DEST {text!r} is not a folder, file://PATH or s3://BUCKET/PREFIX")
-    return FolderDestination(Path(text.removeprefix("file://")))
+    url = parse_store_url(str(dest), field, OPENERS)
+    return OPENERS[url.scheme](url)

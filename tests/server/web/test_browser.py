@@ -15,16 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, minimal
-from tests.e2e.test_serve import LLMREG, free_port, local_cli
+from tests.conftest import ROOT, free_port, minimal, stop_process, until_ready
+from tests.e2e.test_serve import LLMREG, local_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path(os.environ.get("LLMREG_CHROMIUM", "/usr/bin/chromium"))
@@ -79,23 +77,12 @@ class Served:
             self.proc = subprocess.Popen(
                 [*LLMREG, "--registry", str(home), "serve", "--port", str(self.port),
                  "--read-auth", read_auth], env=env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"server did not start: {log.read_text()}")
+        if not until_ready(self.url):
+            self.stop()
+            raise AssertionError(f"server did not start: {log.read_text()}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def token(home: Path, subject: str, role: str) -> str:

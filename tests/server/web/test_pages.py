@@ -329,3 +329,27 @@ def test_board_and_name_page_show_the_owner_and_open_alerts(open_web: Web) -> No
     name = open_web.client().get("/names/chat").text
     assert "<strong>search</strong> (search@example.com)" in name
     assert 'id="alerts"' in name and "production @2" in name
+
+
+def test_metric_rows_show_the_bounds_each_kind_of_gate_declares() -> None:
+    from datetime import UTC, datetime
+
+    from llmreg.policy import Policy
+    from llmreg.server.web.pages import metric_rows
+    from llmreg.types import EvidenceInfo
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    policy = Policy.default()
+
+    def rows(type_: str, suite: str) -> list[tuple[str, str, bool | None]]:
+        ev = EvidenceInfo(id=1, digest="sha256:" + "0" * 64, type=type_, suite=suite,
+                          metrics={"accuracy": 0.95, "error_rate": 0.005}, created_by="ci",
+                          created_at=at)
+        return [b for _, _, bounds in metric_rows([ev], policy)[1] for b in bounds]
+
+    assert rows("eval", "regression") == [
+        ("staging → production", "accuracy >= 0.9", True),
+        ("shadow → production", "accuracy >= 0.9", True)]
+    assert rows("eval", "other-suite") == []
+    assert rows("shadow-metrics", "live") == [
+        ("shadow → production", "error_rate <= 0.01", True)]

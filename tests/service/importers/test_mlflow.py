@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from llmreg.errors import (
     RegistryUnavailableError,
     UnknownEnvironmentError,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 DATA = Path(__file__).parent / "mlflow_data"
 ALIASES = {"production": "production", "staging": "staging"}
@@ -37,12 +36,6 @@ VARS = {"summarise": {"text": "a {b} \\u00e9 and {{ x }}", "n": 12},
         "support-chat": {"customer": "Ana", "question": "Where is my refund?"},
         "translate": {"lang": "French", "text": "Good morning"}}
 PROMPTS = ("summarise", "support-chat", "translate")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def mlflow_python() -> str | None:

@@ -170,3 +170,36 @@ def test_a_plan_names_bad_alias_mappings() -> None:
         m.plan_mlflow(src, POLICY, map_aliases={"x": "nowhere"}, model_map={},
                       sink=m.hash_only)
     src.close()
+
+
+def test_an_imported_move_records_each_gate_of_the_transition_as_bypassed(
+        tmp_path: object) -> None:
+    from llmreg.policy import parse_policy
+
+    policy = parse_policy(
+        "version: 1\nenvironments: {staging: {}, production: {}}\ntransitions:\n"
+        "  - from: registered\n    to: production\n    gates:\n"
+        "      evals: [{suite: regression, metrics: {accuracy: {min: 0.9}}},\n"
+        "              {suite: safety, metrics: {refusals: {max: 0.1}}}]\n"
+        "      shadow_metrics: {error_rate: {max: 0.01}}\n"
+        "      approvals: {count: 2}\n", source="test")
+    svc = RegistryService.open_home(tmp_path / "reg", policy=policy)  # type: ignore[operator]
+    try:
+        one = _bundle("one")
+        plan = ImportPlan(source="test", versions=[
+            PlannedVersion("qa", "prompts:/qa/1", one, "v1", {})],
+            aliases=[PlannedAlias("qa", "production", "production", one.digest, "why"),
+                     PlannedAlias("qa", "staging", "staging", one.digest, "why")])
+        svc.imports.apply(plan, actor=Actor("ana"))
+        gates = {s.env: [(g.gate, g.passed) for g in s.gates]
+                 for s in svc.lifecycle.status("qa")}
+        assert gates["production"] == [
+            ("bypassed-by-import", True), ("eval:regression (bypassed-by-import)", False),
+            ("eval:safety (bypassed-by-import)", False),
+            ("shadow-metrics (bypassed-by-import)", False),
+            ("approvals (bypassed-by-import)", False)]
+        # qa@1 is in production by then, and the policy has no production -> staging.
+        assert gates["staging"] == [("bypassed-by-import", True),
+                                    ("transition (bypassed-by-import)", False)]
+    finally:
+        svc.close()

@@ -361,3 +361,36 @@ def test_a_custom_role_is_required_of_approvers_with_roles() -> None:
     assert one(gate, approvals=[approval("bo", ["release-manager"])])[0] is True
     # An approval recorded without roles (an open registry) counts.
     assert one(gate, approvals=[approval("bo", None)])[0] is True
+
+
+# --- every declared kind has a judge; an unknown kind is refused --------------------
+
+
+def test_every_declared_kind_has_a_judge_and_reports_under_its_name() -> None:
+    from llmreg.policy import GATE_KINDS
+    from llmreg.service.lifecycle.gates import JUDGES
+
+    assert set(JUDGES) == {k.key for k in GATE_KINDS}
+    t = transition(evals=[{"suite": "regression", "metrics": {"accuracy": {"min": 0.5}}}],
+                   shadow_metrics={"error_rate": {"max": 0.125}}, approvals={"count": 1})
+    assert {k.key for k, _ in t.gates.each()} == set(JUDGES), "a sample of every kind"
+    assert [r.gate for r in run(t)] == ["transition", *t.gates.names()]
+
+
+def test_the_judge_refuses_a_kind_it_has_no_judge_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg import policy
+    from llmreg.errors import PolicyError
+    from llmreg.service.lifecycle.gates import Candidate, judge_gate
+
+    canary: policy.GateKind[str] = policy.GateKind(
+        key="canary", of=lambda gates: ["5%"], label=lambda pct: "canary",
+        describe=lambda pct: f"canary at {pct}", bounds=lambda pct, type_, suite: {})
+    candidate = Candidate(ref=REF, env="production", author="ana", evidence=[],
+                          approvals=[], baseline=None, baseline_ref=None)
+    with pytest.raises(PolicyError, match="gate of kind 'canary', which llmreg cannot "
+                                          "judge .*nothing was promoted"):
+        judge_gate(canary, "5%", candidate)
+    monkeypatch.setattr(policy, "GATE_KINDS", (*policy.GATE_KINDS, canary))
+    assert transition().gates.names() == ["canary"]
+    with pytest.raises(PolicyError, match="'canary'"):
+        run(transition())

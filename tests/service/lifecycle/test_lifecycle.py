@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from llmreg.policy import parse_policy
 from llmreg.service import RegistryService
 from llmreg.types import Actor
 from tests.conftest import minimal
+from tests.service.conftest import on_each_database
 
 # These tests are about gates, not owners: the init policy without require_owner.
 DEFAULT_POLICY_YAML = INIT_POLICY_YAML.replace("require_owner: true", "require_owner: false")
@@ -31,12 +31,7 @@ DEFAULT_POLICY_YAML = INIT_POLICY_YAML.replace("require_owner: true", "require_o
 ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
 
 
-@pytest.fixture
-def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
-    """The core service on each metadata backend (SQLite, PostgreSQL)."""
-    service = RegistryService.open_home(tmp_path / "reg", database_url=database_url)
-    yield service
-    service.close()
+svc = pytest.fixture(on_each_database, name="svc")
 
 
 def register(svc: RegistryService, i: int, author: str = "ana") -> str:

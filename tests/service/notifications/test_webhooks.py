@@ -41,13 +41,6 @@ def svc(tmp_path: Path) -> Iterator[RegistryService]:
     service.close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def promote_one(svc: RegistryService, i: int = 1) -> str:
     bundle = Bundle.from_dict(minimal(system_prompt=f"variant {i}"))
     ref = svc.versions.register(bundle, name="chat", message="m", author="ana").version.ref
