@@ -32,6 +32,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmreg.bundle.digest import short
+from llmreg.bundle.resolved import ResolvedBundle
+from llmreg.errors import BlobNotFoundError, IntegrityError, LLMRegError
 from llmreg.store.local import LocalStore
 
 log = logging.getLogger("llmreg")
@@ -157,3 +160,45 @@ def _create_key(path: Path) -> bytes:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return key
+
+
+def serve_cached(cache: ClientCache, name: str, env: str, record: SlotRecord | None,
+                 error: LLMRegError, *, strict: bool, max_stale: float | None
+                 ) -> ResolvedBundle:
+    """The offline rule, once for every backend that resolves over a network (a server,
+    a signed mirror): when the fresh answer failed with ``error``, serve the last answer
+    this machine resolved for ``name``@``env`` from the cache, verified against its
+    digest, with a warning saying how stale it is — or raise ``error``'s own class,
+    saying why not, when ``strict``, when there is no cached answer, when it is older than
+    ``max_stale`` seconds, or when the cached manifest cannot be read intact.
+
+    Example:
+        >>> import tempfile
+        >>> from llmreg.errors import RegistryUnavailableError
+        >>> cache = ClientCache(Path(tempfile.mkdtemp()), "http://registry")
+        >>> try:
+        ...     serve_cached(cache, "chat", "production", None,
+        ...                  RegistryUnavailableError("cannot reach http://registry"),
+        ...                  strict=False, max_stale=None)
+        ... except RegistryUnavailableError as exc:
+        ...     print(str(exc).split(", and ")[1])
+        there is no cached answer for chat@production on this machine
+    """
+    kind = type(error)
+    if strict:
+        raise kind(f"{error}; strict=True, so the cached answer for {name}@{env} is not used")
+    if record is None:
+        raise kind(f"{error}, and there is no cached answer for {name}@{env} on this machine")
+    age = max(0.0, time.time() - record.resolved_at)
+    if max_stale is not None and age > max_stale:
+        raise kind(f"{error}; the cached answer for {name}@{env} is {age:.0f}s old, over "
+                   f"max_stale={max_stale:g}s")
+    try:
+        body = cache.read(record.digest)  # verified against the digest
+    except (IntegrityError, BlobNotFoundError) as exc:
+        raise kind(f"{error}, and the cached manifest for {name}@{env} cannot be used: "
+                   f"{exc}") from None
+    log.warning("%s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
+                error, name, env, record.version, short(record.digest), age)
+    return ResolvedBundle(body, name=name, version=record.version, env=record.canonical_env,
+                          digest=record.digest, cache_age=age)

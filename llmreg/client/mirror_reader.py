@@ -38,7 +38,6 @@ import http.client
 import json
 import logging
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -47,11 +46,10 @@ from llmreg.bundle.digest import digest_bytes, hex_of, short
 from llmreg.bundle.names import check_name, parse_ref
 from llmreg.bundle.resolved import ResolvedBundle
 from llmreg.client.backend import Backend, Progress
-from llmreg.client.cache import ClientCache, SlotRecord
+from llmreg.client.cache import ClientCache, SlotRecord, serve_cached
 from llmreg.client.core import Client
 from llmreg.client.transport import StdlibHTTP, default_cache
 from llmreg.errors import (
-    BlobNotFoundError,
     ConfigError,
     EmptySlotError,
     IntegrityError,
@@ -228,26 +226,8 @@ class MirrorBackend(Backend):
     def _fallback(self, name: str, env: str, record: SlotRecord | None,
                   error: RegistryUnavailableError | MirrorVerificationError, strict: bool,
                   max_stale: float | None) -> ResolvedBundle:
-        kind = type(error)
-        if strict:
-            raise kind(f"{error}; strict=True, so the cached answer for {name}@{env} is "
-                       "not used")
-        if record is None:
-            raise kind(f"{error}; and there is no cached answer for {name}@{env} on this "
-                       "machine")
-        age = max(0.0, time.time() - record.resolved_at)
-        if max_stale is not None and age > max_stale:
-            raise kind(f"{error}; the cached answer for {name}@{env} is {age:.0f}s old, over "
-                       f"max_stale={max_stale:g}s")
-        try:
-            body = self._cache.read(record.digest)
-        except (IntegrityError, BlobNotFoundError) as exc:
-            raise kind(f"{error}; and the cached manifest for {name}@{env} cannot be used: "
-                       f"{exc}") from None
-        log.warning("llmreg: %s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
-                    error, name, env, record.version, short(record.digest), age)
-        return ResolvedBundle(body, name=name, version=record.version,
-                              env=record.canonical_env, digest=record.digest, cache_age=age)
+        return serve_cached(self._cache, name, env, record, error, strict=strict,
+                            max_stale=max_stale)
 
     def resolve_ref(self, ref: str) -> ResolvedBundle:
         return ResolvedBundle.from_bundle(self.get(ref))

@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from llmreg.bundle.digest import canonical_json, digest_bytes, short
 from llmreg.bundle.names import check_name
 from llmreg.bundle.resolved import ResolvedBundle
 from llmreg.client.backend import Backend, Progress
-from llmreg.client.cache import ClientCache, SlotRecord
+from llmreg.client.cache import ClientCache, SlotRecord, serve_cached
 from llmreg.client.core import Client
 from llmreg.client.transport import CODES, StdlibHTTP, default_cache, quote_path
 from llmreg.errors import IntegrityError, LLMRegError, RegistryUnavailableError, ServerError
@@ -195,27 +194,8 @@ class HTTPBackend(Backend):
 
     def _fallback(self, name: str, env: str, record: SlotRecord | None, why: str,
                   strict: bool, max_stale: float | None) -> ResolvedBundle:
-        if strict:
-            raise RegistryUnavailableError(f"{why}; strict=True, so the cached answer for "
-                                           f"{name}@{env} is not used")
-        if record is None:
-            raise RegistryUnavailableError(f"{why}, and there is no cached answer for "
-                                           f"{name}@{env} on this machine")
-        age = max(0.0, time.time() - record.resolved_at)
-        if max_stale is not None and age > max_stale:
-            raise RegistryUnavailableError(
-                f"{why}; the cached answer for {name}@{env} is {age:.0f}s old, over "
-                f"max_stale={max_stale:g}s")
-        try:
-            body = self._cache.read(record.digest)  # verified against the digest
-        except (IntegrityError, errors.BlobNotFoundError) as exc:
-            raise RegistryUnavailableError(
-                f"{why}, and the cached manifest for {name}@{env} cannot be used: {exc}"
-            ) from None
-        log.warning("%s; serving the cached %s@%s (version %s, %s) resolved %.0fs ago",
-                    why, name, env, record.version, short(record.digest), age)
-        return ResolvedBundle(body, name=name, version=record.version,
-                              env=record.canonical_env, digest=record.digest, cache_age=age)
+        return serve_cached(self._cache, name, env, record, RegistryUnavailableError(why),
+                            strict=strict, max_stale=max_stale)
 
     def blob_chunks(self, digest: str, offset: int) -> Iterator[bytes]:
         import httpx
