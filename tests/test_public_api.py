@@ -169,7 +169,7 @@ def test_cli_choices_are_the_librarys() -> None:
     from llmreg.bundle.pinning import PROVIDERS
     from llmreg.contract.models import EvidenceBody, TokenBody
     from llmreg.policy import JobPeriods
-    from llmreg.service.lifecycle.lifecycle import EVIDENCE_TYPES
+    from llmreg.service.lifecycle.evidence import EVIDENCE_TYPES
     from llmreg.service.mirror import keys
     from llmreg.service.notifications import outbox
     from llmreg.service.notifications import webhooks as notify

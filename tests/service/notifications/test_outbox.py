@@ -55,8 +55,8 @@ def test_every_lifecycle_change_writes_its_event(svc: RegistryService) -> None:
     svc.lifecycle.promote(v1, "staging", actor=ANA, reason="try")
     svc.lifecycle.promote(v2, "staging", actor=ANA, reason="try 2")
     svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="v2 is worse")
-    svc.lifecycle.approve(v1, "production", actor=BO, comment="fine")
-    svc.lifecycle.approve(v1, "production", actor=BO)  # again: not new, no event
+    svc.approvals.approve(v1, "production", actor=BO, comment="fine")
+    svc.approvals.approve(v1, "production", actor=BO)  # again: not new, no event
     got = events(svc)
     assert [(t, n) for t, n, _ in got] == [
         ("registration", "chat"), ("registration", "chat"), ("promotion", "chat"),
@@ -75,11 +75,11 @@ def test_a_refused_promotion_changes_nothing_but_emits_gate_failed(
         svc: RegistryService) -> None:
     ref = register(svc, 1)
     svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try")
-    audit_before = len(svc.lifecycle.audit_log())
+    audit_before = len(svc.audit.entries())
     with pytest.raises(GateFailedError):
         svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship it")
-    assert len(svc.lifecycle.audit_log()) == audit_before  # the promotion rolled back
-    assert [s.env for s in svc.lifecycle.status("chat")] == ["staging"]
+    assert len(svc.audit.entries()) == audit_before  # the promotion rolled back
+    assert [s.env for s in svc.slots.status("chat")] == ["staging"]
     kind, name, data = events(svc)[-1]
     assert (kind, name) == ("gate_failed", "chat")
     assert data["env"] == "production" and data["actor"] == "ana"
