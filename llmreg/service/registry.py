@@ -22,7 +22,7 @@ registry state:
 - ``owners``, ``traffic``, ``alerts``, ``deprecation``, ``environments``: owners, served
   traffic, stale-production alerts, the deprecation rules, env list and drift;
 - ``jobs`` (:class:`~llmreg.service.hygiene.jobs.Jobs`): those that run on a schedule;
-- ``notify`` (:class:`~llmreg.service.notifications.webhooks.Notify`): webhooks and the delivery
+- ``notify`` (:class:`~llmreg.service.notifications.notify.Notify`): webhooks and the delivery
   worker over the outbox (:mod:`llmreg.service.notifications.outbox`).
 - ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
 - ``imports`` (:class:`~llmreg.service.importers.apply.Imports`): imports from MLflow, in one
@@ -55,7 +55,7 @@ from llmreg.service.lifecycle.approvals import Approvals
 from llmreg.service.lifecycle.evidence import Evidence
 from llmreg.service.lifecycle.lifecycle import Lifecycle
 from llmreg.service.lifecycle.slots import Slots
-from llmreg.service.notifications.webhooks import Notify
+from llmreg.service.notifications.notify import Notify
 from llmreg.service.overview import Overview
 from llmreg.service.sessions import Sessions
 from llmreg.service.versions import Versions

@@ -21,7 +21,7 @@ from llmreg.errors import InvalidWebhookError, RefNotFoundError
 from llmreg.policy import Policy, Webhooks
 from llmreg.service import RegistryService
 from llmreg.service.notifications import delivery as delivery_mod
-from llmreg.service.notifications.webhooks import LEASE, Notify
+from llmreg.service.notifications.notify import LEASE, Notify
 from llmreg.types import Actor
 from tests.conftest import minimal
 from tests.receiver import Receiver
@@ -187,9 +187,9 @@ def test_bad_input_changes_nothing(svc: RegistryService) -> None:
 
 def test_the_number_of_webhooks_is_bounded(svc: RegistryService,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmreg.service.notifications import webhooks
+    from llmreg.service.notifications import notify
 
-    monkeypatch.setattr(webhooks, "MAX_WEBHOOKS", 2)
+    monkeypatch.setattr(notify, "MAX_WEBHOOKS", 2)
     for i in range(2):
         svc.notify.add(f"http://127.0.0.1:9/{i}", ["promotion"], actor=ANA)
     with pytest.raises(InvalidWebhookError, match="has 2 webhooks, the limit"):
