@@ -35,7 +35,6 @@ from llmreg.service.lifecycle.enforced import note_policy
 from llmreg.service.lifecycle.evidence import evidence_rows
 from llmreg.service.lifecycle.gates import judge
 from llmreg.service.notifications import outbox
-from llmreg.service.notifications.events import emit
 from llmreg.service.refs import name_id, name_row, resolve_in
 from llmreg.service.rows import approval_info, event_info, version_info
 from llmreg.types import Actor, GateReport, GateResult, SlotEventInfo, VersionInfo
@@ -359,8 +358,8 @@ def retire_version(s: Session, row: BundleName, version: Version, status: str, *
     audit.append(s, actor=actor, action=status.removesuffix("d"), name=row.name,
                  target=label, detail=detail)
     if status == ARCHIVED:
-        emit(s, event="archive", name=row.name,
-             data={"version": version.number, **detail, "by": actor}, at=at)
+        outbox.emit(s, event="archive", name=row.name, at=at,
+                    data={"name": row.name, "version": version.number, **detail, "by": actor})
 
 
 def _reason(reason: str) -> str:
