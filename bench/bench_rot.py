@@ -135,8 +135,8 @@ def main() -> None:
                     svc.versions.register(bundle(name, latest[name]), name=name,
                                           message="retrain", author=author.name)
                 ref = f"{name}@{latest[name]}"
-                svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
-                                              metrics=EVAL, actor=author)
+                svc.evidence.attach(ref, type="eval", suite="regression",
+                                    metrics=EVAL, actor=author)
                 env = rng.choice(["staging", "pre-prod"])  # aliases resolve to one env
                 svc.lifecycle.promote(ref, env, actor=author, reason="candidate")
                 staged[name] = latest[name]
@@ -147,12 +147,12 @@ def main() -> None:
                 # release redone after a rollback).
                 if rng.random() < 0.2 and shadowed.get(name) != staged[name]:
                     shadowed[name] = staged[name]
-                    svc.lifecycle.approve(ref, "shadow", actor=leads[0])
+                    svc.approvals.approve(ref, "shadow", actor=leads[0])
                     svc.lifecycle.promote(ref, "shadow", actor=author, reason="shadow run")
-                    svc.lifecycle.attach_evidence(ref, type="shadow-metrics", suite="shadow",
-                                                  metrics={"error_rate": 0.002}, actor=author)
+                    svc.evidence.attach(ref, type="shadow-metrics", suite="shadow",
+                                        metrics={"error_rate": 0.002}, actor=author)
                 for lead in leads:
-                    svc.lifecycle.approve(ref, "production", actor=lead)
+                    svc.approvals.approve(ref, "production", actor=lead)
                 svc.lifecycle.promote(ref, rng.choice(["production", "prod"]), actor=author,
                                       reason="weekly release")
                 truth[name] = staged[name]
@@ -176,7 +176,7 @@ def main() -> None:
             svc.traffic.record(beats[i:i + 1000])
         svc.jobs.run_due(now=clock.at(day, 23 * 3600))
         if day % 30 == 29:
-            prod = {r.name: r.version for r in svc.lifecycle.status(env="production")}
+            prod = {r.name: r.version for r in svc.slots.status(env="production")}
             expected = {n: v for n, v in truth.items() if v is not None}
             bounded = _within_bound(svc)
             months.append((day, sum(prod.get(n) == v for n, v in expected.items())

@@ -79,10 +79,10 @@ def setup_llmreg(home: Path) -> tuple[str, bytes, str]:
     svc.versions.register(bundle, name="ticket-classifier", message="bench", author="ana")
     ana = Actor("ana")
     svc.lifecycle.promote("ticket-classifier@1", "staging", actor=ana, reason="bench")
-    svc.lifecycle.attach_evidence("ticket-classifier@1", type="eval", suite="regression",
+    svc.evidence.attach("ticket-classifier@1", type="eval", suite="regression",
                         metrics={"accuracy": 0.95}, actor=ana)
-    svc.lifecycle.approve("ticket-classifier@1", "production", actor=Actor("bo"))
-    svc.lifecycle.approve("ticket-classifier@1", "production", actor=Actor("cy"))
+    svc.approvals.approve("ticket-classifier@1", "production", actor=Actor("bo"))
+    svc.approvals.approve("ticket-classifier@1", "production", actor=Actor("cy"))
     svc.lifecycle.promote("ticket-classifier@1", "production", actor=ana, reason="bench")
     token, _ = svc.access.create_token("bench-app", "reader", created_by="bench")
     body = svc.blobs.read(bundle.digest)

@@ -5,9 +5,9 @@ The registry is filled in bulk through the ORM models (one transaction per name:
 slots, slot moves and their hash-chained audit entries, built with the service's own
 ``audit.entry_hash``), with 50 distinct manifests stored through the service's blob part,
 because registering 10,000 versions one by one takes far longer than the measurement on a
-shared 2-core machine. ``verify_audit`` then checks that the fill is a registry the service
-itself could have written, and a few real service calls (register, evidence, approvals,
-promotion, heartbeats) go on top.
+shared 2-core machine. ``svc.audit.verify`` then checks that the fill is a registry the
+service itself could have written, and a few real service calls (register, evidence,
+approvals, promotion, heartbeats) go on top.
 
 Each page is requested through the ASGI app in-process (Starlette's TestClient, with an
 admin's session cookie, so the version page renders its forms too): 5 warm-ups, then
@@ -114,10 +114,10 @@ def fill(home: Path) -> object:
                     {"from_version": None, "digest": digest, "reason": "bench",
                      "policy": svc.policy.digest, "gates": []})
     # Real service calls on top of the bulk fill.
-    svc.lifecycle.attach_evidence(f"app-000@{VERSIONS}", type="eval", suite="regression",
-                                  metrics={"accuracy": 0.95}, actor=Actor("ci"))
+    svc.evidence.attach(f"app-000@{VERSIONS}", type="eval", suite="regression",
+                        metrics={"accuracy": 0.95}, actor=Actor("ci"))
     for who in ("cy", "dee"):
-        svc.lifecycle.approve(f"app-000@{VERSIONS}", "production", actor=Actor(who))
+        svc.approvals.approve(f"app-000@{VERSIONS}", "production", actor=Actor(who))
     svc.access.record_heartbeats([{"name": f"app-{n:03d}", "env": "production",
                                    "digest": digests[VERSIONS - 3][0], "count": 10}
                                   for n in range(NAMES)])
@@ -134,7 +134,7 @@ def run(n: int) -> dict[str, tuple[float, float, float, float]]:
     started = time.perf_counter()
     svc = fill(home)
     fill_s = time.perf_counter() - started
-    verified = svc.lifecycle.verify_audit()  # type: ignore[attr-defined]
+    verified = svc.audit.verify()  # type: ignore[attr-defined]
     token, _ = svc.access.create_token("lee", "admin", created_by="bench")  # type: ignore[attr-defined]
     app = create_app(Settings(read_auth="token"), service=svc)  # type: ignore[arg-type]
     client = TestClient(app, base_url="http://bench.test")

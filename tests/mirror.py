@@ -23,10 +23,10 @@ def ready_for_production(svc: RegistryService, ref: str, *, accuracy: float = 0.
                          reason: str = "try it") -> None:
     """Into staging, with the default policy's production gates met (not promoted yet)."""
     svc.lifecycle.promote(ref, "staging", actor=ANA, reason=reason)
-    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
-                                  metrics={"accuracy": accuracy}, actor=ANA)
-    svc.lifecycle.approve(ref, "production", actor=BO)
-    svc.lifecycle.approve(ref, "production", actor=CY)
+    svc.evidence.attach(ref, type="eval", suite="regression",
+                        metrics={"accuracy": accuracy}, actor=ANA)
+    svc.approvals.approve(ref, "production", actor=BO)
+    svc.approvals.approve(ref, "production", actor=CY)
 
 
 def to_production(svc: RegistryService, ref: str) -> None:

@@ -50,8 +50,8 @@ def test_the_service_refuses_newline_names_suites_subjects_and_tokens(tmp_path: 
         with pytest.raises(InvalidNameError):
             svc.versions.history("chat\n")
         with pytest.raises(InvalidEvidenceError, match="suite"):
-            svc.lifecycle.attach_evidence("chat@1", type="eval", suite="regression\n",
-                                          metrics={"a": 1.0}, actor=Actor("ana"))
+            svc.evidence.attach("chat@1", type="eval", suite="regression\n",
+                                metrics={"a": 1.0}, actor=Actor("ana"))
         with pytest.raises(InvalidRefError, match="subject"):
             svc.access.create_token("c\ni", "reader", created_by="ana")
         secret, _ = svc.access.create_token("ci", "reader", created_by="ana")

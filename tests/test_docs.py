@@ -33,10 +33,8 @@ NO_EXAMPLE_YET = frozenset({
     "llmreg.server.routes.resolve",
     "llmreg.service",
     "llmreg.service.access",
-    "llmreg.service.audit",
     "llmreg.service.lifecycle.gates",
     "llmreg.service.integrity",
-    "llmreg.service.lifecycle.lifecycle",
 })
 
 

@@ -169,10 +169,10 @@ def test_cli_choices_are_the_librarys() -> None:
     from llmreg.bundle.pinning import PROVIDERS
     from llmreg.contract.models import EvidenceBody, TokenBody
     from llmreg.policy import JobPeriods
-    from llmreg.service.lifecycle.lifecycle import EVIDENCE_TYPES
+    from llmreg.service.lifecycle.evidence import EVIDENCE_TYPES
     from llmreg.service.mirror import keys
     from llmreg.service.notifications import outbox
-    from llmreg.service.notifications import webhooks as notify
+    from llmreg.service.notifications import webhooks as webhook_rules
     from llmreg.settings import ReadAuth, Settings
     from llmreg.types import ROLES, MirrorRole, WebhookEvent, WebhookFormat
     from llmreg_cli import _common, diffs, hygiene, mirror, server, webhooks
@@ -180,7 +180,7 @@ def test_cli_choices_are_the_librarys() -> None:
 
     # The library's copies agree with its Literals.
     assert outbox.EVENTS == get_args(WebhookEvent)
-    assert notify.FORMATS == get_args(WebhookFormat)
+    assert webhook_rules.FORMATS == get_args(WebhookFormat)
     assert keys.ROLES == get_args(MirrorRole)
     assert get_args(TokenBody.model_fields["role"].annotation) == ROLES
     assert get_args(EvidenceBody.model_fields["type"].annotation) == EVIDENCE_TYPES

@@ -1,5 +1,5 @@
 """The server's webhook delivery loop: a background thread calling
-:meth:`~llmreg.service.notifications.webhooks.Notify.deliver_due` continuously.
+:meth:`~llmreg.service.notifications.notify.Notify.deliver_due` continuously.
 
 Every replica (and every uvicorn worker) runs one; the claims in the service keep them
 from sending the same delivery twice at once. A scheduler that runs jobs (deprecation,

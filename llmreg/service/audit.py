@@ -4,6 +4,8 @@ An entry's hash is the SHA-256 of the canonical JSON of its fields plus the prev
 entry's hash, so changing, removing or reordering any entry breaks every hash after
 it. ``verify`` recomputes the chain and names the first entry that does not match.
 Entries are appended in the same transaction as the state change they record.
+
+:class:`AuditLog` is the service's part for reading it (``svc.audit``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from llmreg.bundle.digest import canonical_json, digest_bytes
 from llmreg.db.engine import Database
 from llmreg.db.models import AuditEntry, table, utcnow
 from llmreg.errors import AuditChainError, InvalidRefError
+from llmreg.policy import Policy
 from llmreg.service.rows import MAX_ROW_ID
 from llmreg.types import AuditInfo
 
@@ -230,3 +233,43 @@ def head(db: Database) -> str | None:
     with db.read() as session:
         return session.exec(select(AuditEntry.hash).order_by(col(AuditEntry.seq).desc())
                             .limit(1)).first()
+
+
+class AuditLog:
+    """The audit log of one registry, read: its entries, the chain verified, its head.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.bundle.schema import Bundle
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> b = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+        ...                       "template": {"source": "Hi"}})
+        >>> _ = svc.versions.register(b, name="chat", message="first", author="ana")
+        >>> [(e.seq, e.action, e.target) for e in svc.audit.entries("chat")]
+        [(1, 'register', 'chat@1')]
+        >>> svc.audit.verify(svc.audit.head())
+        1
+        >>> svc.close()
+    """
+
+    def __init__(self, db: Database, policy: Policy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def entries(self, name: str | None = None, limit: int | None = None,
+                env: str | None = None) -> list[AuditInfo]:
+        """Audit entries, oldest first (of one name; of one environment, across names;
+        ``limit``: only the last N)."""
+        canonical = self.policy.canonical_env(env) if env is not None else None
+        return entries(self.db, name, limit, env=canonical)
+
+    def verify(self, head: str | None = None) -> int:
+        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the
+        break (a missing ``head``, entries fewer than the state changes they record)."""
+        return verify(self.db, head)
+
+    def head(self) -> str | None:
+        """The newest audit entry's hash (None for an empty log)."""
+        return head(self.db)

@@ -172,7 +172,7 @@ def environment(svc: RegistryService, actor: Actor, *, env: str) -> EnvironmentR
     """Everything active in one environment, with manifests, in one response."""
     return EnvironmentResponse(env=svc.policy.canonical_env(env), items=[
         DeployedBundle(**dict(r), manifest=json.loads(svc.blobs.read(r.digest)))
-        for r in svc.lifecycle.status(env=env)])
+        for r in svc.slots.status(env=env)])
 
 
 @handles("environments")
@@ -185,13 +185,13 @@ def environments(svc: RegistryService, actor: Actor) -> Any:
 def status(svc: RegistryService, actor: Actor, *, name: str | None = None,
            env: str | None = None) -> Any:
     """What runs where: one row per environment slot."""
-    return svc.lifecycle.status(name, env)
+    return svc.slots.status(name, env)
 
 
 @handles("slot_history")
 def slot_history(svc: RegistryService, actor: Actor, *, name: str, env: str) -> Any:
     """Every move of one environment slot."""
-    return svc.lifecycle.slot_history(name, env)
+    return svc.slots.history(name, env)
 
 
 @handles("drift")
@@ -206,7 +206,7 @@ def drift(svc: RegistryService, actor: Actor, *, a: str, b: str) -> Any:
 @handles("evidence")
 def evidence(svc: RegistryService, actor: Actor, *, ref: str) -> Any:
     """Evidence attached to the digest a ref points to."""
-    return svc.lifecycle.evidence_for(svc.versions.resolve(ref).digest)
+    return svc.evidence.of_digest(svc.versions.resolve(ref).digest)
 
 
 @handles("attach_evidence")
@@ -214,7 +214,7 @@ def attach_evidence(svc: RegistryService, actor: Actor, *, ref: str, type: str, 
                     metrics: dict[str, Any], links: list[str] | None = None,
                     passed: bool | None = None, report_digest: str | None = None) -> Any:
     """Attach an eval or shadow-metrics record to a ref's digest."""
-    return svc.lifecycle.attach_evidence(
+    return svc.evidence.attach(
         ref, type=type, suite=suite, metrics=dict(metrics), actor=actor,
         links=list(links or []), passed=passed, report_digest=report_digest)
 
@@ -222,14 +222,14 @@ def attach_evidence(svc: RegistryService, actor: Actor, *, ref: str, type: str, 
 @handles("approvals")
 def approvals(svc: RegistryService, actor: Actor, *, ref: str, env: str) -> Any:
     """The approvals a version holds for an environment, oldest first."""
-    return svc.lifecycle.approvals_for(ref, env)
+    return svc.approvals.list(ref, env)
 
 
 @handles("approve")
 def approve(svc: RegistryService, actor: Actor, *, ref: str, env: str,
             comment: str = "") -> ApprovalResult:
     """Approve a version for an environment as the caller."""
-    info, created = svc.lifecycle.approve(ref, env, actor=actor, comment=comment)
+    info, created = svc.approvals.approve(ref, env, actor=actor, comment=comment)
     return ApprovalResult(**dict(info), created=created)
 
 
@@ -275,7 +275,7 @@ def audit(svc: RegistryService, actor: Actor, *, name: str | None = None,
           limit: int | None = None, env: str | None = None) -> Any:
     """Audit-log entries, oldest first (``name``, ``env``: only those; ``limit``: only
     the last N)."""
-    return svc.lifecycle.audit_log(name, limit, env)
+    return svc.audit.entries(name, limit, env)
 
 
 @handles("audit_verify")
@@ -283,8 +283,8 @@ def audit_verify(svc: RegistryService, actor: Actor, *,
                  head: str | None = None) -> AuditVerifyResult:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry, or
     saying that ``head`` (a hash noted earlier) is no longer in the log."""
-    count = svc.lifecycle.verify_audit(head)
-    return AuditVerifyResult(verified=count, head=svc.lifecycle.audit_head())
+    count = svc.audit.verify(head)
+    return AuditVerifyResult(verified=count, head=svc.audit.head())
 
 
 @handles("verify")

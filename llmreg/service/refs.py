@@ -77,6 +77,12 @@ def name_row(session: Session, name: str) -> BundleName:
     return row
 
 
+def name_id(row: BundleName) -> int:
+    """The id of a name row read from the database (such a row always has one)."""
+    assert row.id is not None
+    return row.id
+
+
 def not_registered(session: Session, name: str) -> RefNotFoundError:
     """The error for a name nobody registered, suggesting the closest registered name."""
     import difflib

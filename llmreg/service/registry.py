@@ -7,14 +7,22 @@ registry state:
 - ``blobs`` (:class:`~llmreg.service.blobs.Blobs`): the one way to the blob store;
 - ``versions`` (:class:`~llmreg.service.versions.Versions`): register, refs, history,
   diffs;
-- ``lifecycle`` (:class:`~llmreg.service.lifecycle.lifecycle.Lifecycle`): evidence, approvals,
-  gates, promotion, rollback, retirement, status, the audit log;
+- ``evidence`` (:class:`~llmreg.service.lifecycle.evidence.Evidence`): evals and shadow
+  metrics attached to a digest;
+- ``approvals`` (:class:`~llmreg.service.lifecycle.approvals.Approvals`): sign-offs of a
+  digest for an environment;
+- ``lifecycle`` (:class:`~llmreg.service.lifecycle.lifecycle.Lifecycle`): gate checks,
+  promotion, rollback, retirement (the moves);
+- ``slots`` (:class:`~llmreg.service.lifecycle.slots.Slots`): what runs where, and each
+  slot's history;
+- ``audit`` (:class:`~llmreg.service.audit.AuditLog`): the audit log's entries, its
+  verification and head;
 - ``access`` (:class:`~llmreg.service.access.Access`): tokens and heartbeats;
 - ``integrity`` (:class:`~llmreg.service.integrity.Integrity`): verify, fsck, gc;
 - ``owners``, ``traffic``, ``alerts``, ``deprecation``, ``environments``: owners, served
   traffic, stale-production alerts, the deprecation rules, env list and drift;
 - ``jobs`` (:class:`~llmreg.service.hygiene.jobs.Jobs`): those that run on a schedule;
-- ``notify`` (:class:`~llmreg.service.notifications.webhooks.Notify`): webhooks and the delivery
+- ``notify`` (:class:`~llmreg.service.notifications.notify.Notify`): webhooks and the delivery
   worker over the outbox (:mod:`llmreg.service.notifications.outbox`).
 - ``overview`` and ``sessions``: the web pages' board and timelines, and sign-ins.
 - ``imports`` (:class:`~llmreg.service.importers.apply.Imports`): imports from MLflow, in one
@@ -33,6 +41,7 @@ from llmreg.db.engine import HEAD_REVISION, Database
 from llmreg.errors import ServerError
 from llmreg.policy import Policy
 from llmreg.service.access import Access
+from llmreg.service.audit import AuditLog
 from llmreg.service.blobs import Blobs
 from llmreg.service.environments import Environments
 from llmreg.service.hygiene.alerts import Alerts
@@ -42,8 +51,11 @@ from llmreg.service.hygiene.owners import Owners
 from llmreg.service.hygiene.traffic import Traffic
 from llmreg.service.importers.apply import Imports
 from llmreg.service.integrity import Integrity
+from llmreg.service.lifecycle.approvals import Approvals
+from llmreg.service.lifecycle.evidence import Evidence
 from llmreg.service.lifecycle.lifecycle import Lifecycle
-from llmreg.service.notifications.webhooks import Notify
+from llmreg.service.lifecycle.slots import Slots
+from llmreg.service.notifications.notify import Notify
 from llmreg.service.overview import Overview
 from llmreg.service.sessions import Sessions
 from llmreg.service.versions import Versions
@@ -68,7 +80,11 @@ class RegistryService:
         self.policy = policy or Policy.default()
         self.blobs = Blobs(store)
         self.versions = Versions(db, self.blobs, self.policy)
+        self.evidence = Evidence(db, self.blobs, self.policy)
+        self.approvals = Approvals(db, self.blobs, self.policy)
         self.lifecycle = Lifecycle(db, self.blobs, self.policy)
+        self.slots = Slots(db, self.policy)
+        self.audit = AuditLog(db, self.policy)
         self.access = Access(db, self.policy)
         self.integrity = Integrity(db, self.blobs, self.versions)
         self.overview = Overview(db, self.policy)  # the web pages' reads

@@ -79,5 +79,5 @@ def test_two_servers_run_each_job_once_per_period(tmp_path: Path, pg_url: str) -
     runners = {r for _, _, r in rows}
     assert 1 <= len(runners) <= 2
     assert archives == ["policy:deprecation"] * 7  # acted once in total, not once per server
-    assert svc.lifecycle.verify_audit() > 0
+    assert svc.audit.verify() > 0
     svc.close()

@@ -44,10 +44,10 @@ def test_owner_served_alerts_over_http(server: Server) -> None:
     assert (row.version, row.day, row.week, row.in_slot) == (12, 4, 4, True)
     assert rita.served() == [row]
     # An alert, raised by the job at day 31, acknowledged over HTTP.
-    server.service.lifecycle.attach_evidence("chat@12", type="eval", suite="regression",
-                                             metrics={"accuracy": 0.95}, actor=Actor("pat"))
+    server.service.evidence.attach("chat@12", type="eval", suite="regression",
+                                   metrics={"accuracy": 0.95}, actor=Actor("pat"))
     for who in ("ann", "abe"):
-        server.service.lifecycle.approve("chat@12", "production", actor=Actor(who))
+        server.service.approvals.approve("chat@12", "production", actor=Actor(who))
     server.service.lifecycle.promote("chat@12", "production", actor=Actor("pat"),
                                      reason="ship")
     server.service.alerts.check(now=utcnow() + timedelta(days=31))

@@ -32,9 +32,9 @@ def test_a_batch_is_consecutive_versions_each_diffed_and_audited(svc: RegistrySe
     assert stored is not None and stored == svc.versions.diff(
         svc.versions.get("chat@2"), svc.versions.get("chat@3")).to_json()
     # One audit entry per new version; the chain and the counts verify; fsck is clean.
-    log = svc.lifecycle.audit_log("chat", None)
+    log = svc.audit.entries("chat", None)
     assert [e.target for e in log] == ["chat@1", "chat@2", "chat@3", "chat@4"]
-    assert svc.lifecycle.verify_audit(None) == 4
+    assert svc.audit.verify(None) == 4
     assert svc.integrity.fsck()[1] == []
     again = svc.versions.register_many(batch, name="chat", message="again", author="bo")
     assert [r.created for r in again] == [False] * 5

@@ -66,7 +66,7 @@ def test_every_part_works_under_the_one_policy_store_and_database(
                                 allow_floating_model_ids=True)
     info = strict.versions.register(floating, name="chat", message="m", author="a").version
     strict.lifecycle.promote("chat@1", "early", actor=Actor("ana"), reason="x")
-    assert [(s.env, s.version) for s in strict.lifecycle.status()] == [("canary", 1)]
+    assert [(s.env, s.version) for s in strict.slots.status()] == [("canary", 1)]
     assert strict.access.record_heartbeats(
         [{"name": "chat", "env": "early", "digest": info.digest}]) == 1
     assert strict.access.heartbeats()[0]["env"] == "canary"
@@ -75,7 +75,7 @@ def test_every_part_works_under_the_one_policy_store_and_database(
     assert problems == [] and count == len(list(strict.blobs.iter_digests()))
     secret, _ = strict.access.create_token("ci", "reader", created_by="a")
     assert strict.access.authenticate(secret) is not None
-    assert strict.lifecycle.verify_audit() == len(strict.lifecycle.audit_log())
+    assert strict.audit.verify() == len(strict.audit.entries())
 
 
 def test_ready_when_the_schema_is_current_and_the_store_answers(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def test_a_floating_model_id_is_refused_unless_the_policy_allows_it(
 def test_registration_writes_one_exact_entry_and_the_changelog(svc: RegistryService) -> None:
     one = svc.versions.register(variant(1), name="chat", message="one", author="ana").version
     two = svc.versions.register(variant(2), name="chat", message=" two ", author="bo").version
-    *_, first, second = svc.lifecycle.audit_log()
+    *_, first, second = svc.audit.entries()
     assert (first.actor, first.action, first.name, first.target, first.detail) == (
         "ana", "register", "chat", "chat@1", {"digest": one.digest, "message": "one",
                                               "changes": []})

@@ -74,7 +74,7 @@ def test_overview_pages_are_newest_first_and_filtered(svc: RegistryService) -> N
     assert [v.ref for v in svc.overview.versions_with_digest(digest)] == ["chat@1",
                                                                         "other@1"]
     assert svc.overview.approvals_of("chat", digest) == {}
-    svc.lifecycle.approve("chat@1", "production", actor=Actor("cy"))
+    svc.approvals.approve("chat@1", "production", actor=Actor("cy"))
     assert [a.approver for a in svc.overview.approvals_of("chat", digest)["production"]] \
         == ["cy"]
     page = svc.overview.audit_page(env="pre-prod", limit=1)

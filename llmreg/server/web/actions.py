@@ -84,7 +84,7 @@ async def approve(request: Request, name: str, number: str) -> Response:
     """Approve this version for an environment, as the signed-in approver."""
 
     def act(actor: Actor, form: dict[str, str]) -> None:
-        state_of(request).service.lifecycle.approve(
+        state_of(request).service.approvals.approve(
             f"{name}@{number}", form.get("env", ""), actor=actor,
             comment=form.get("comment", "").strip())
 

@@ -142,7 +142,7 @@ def version_context(svc: RegistryService, who: Viewer, name: str, number: str, *
                               f"/names/{name}/versions/1")
     info = svc.versions.resolve(f"{name}@{number}")
     bundle = load(svc, info.digest)
-    evidence = svc.lifecycle.evidence_for(info.digest)
+    evidence = svc.evidence.of_digest(info.digest)
     slots = svc.overview.slots_of(name)
     checks: list[tuple[str, GateReport | None, str]] = []
     for env, _ in next_envs(svc.policy, info.status):
@@ -288,9 +288,9 @@ def verified_chain(svc: RegistryService, memo: ChainCheck) -> ChainCheck:
 
 def check_chain(svc: RegistryService, memo: ChainCheck) -> None:
     """Verify the audit chain now and record the answer in ``memo``."""
-    head = svc.lifecycle.audit_head()
+    head = svc.audit.head()
     try:
-        count, problem = svc.lifecycle.verify_audit(), None
+        count, problem = svc.audit.verify(), None
     except LLMRegError as exc:
         count, problem = 0, str(exc)
     finally:

@@ -24,7 +24,7 @@ from llmreg.errors import InvalidRefError, RefNotFoundError
 from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.hygiene.traffic import slot_rows
-from llmreg.service.notifications.events import emit
+from llmreg.service.notifications import outbox
 from llmreg.service.rows import is_row_id
 from llmreg.types import Actor, AlertInfo
 
@@ -103,8 +103,9 @@ class Alerts:
                     alert.notified_at = now
                     alert.reminders += 1
                     s.add(alert)
-                    emit(s, event=STALE, name=alert.name,
-                         data={**_event_data(alert), "reminder": alert.reminders}, at=now)
+                    outbox.emit(s, event=STALE, name=alert.name, at=now,
+                                data={"name": alert.name, **_event_data(alert),
+                                      "reminder": alert.reminders})
                     counts["reminded"] += 1
             owners = {n: o for o, n in s.exec(select(Owner, BundleName.name).join(
                 BundleName, col(BundleName.id) == col(Owner.name_id))).all()}
@@ -134,8 +135,8 @@ class Alerts:
                              target=f"{name}@{version}", env=e,
                              detail={"alert": alert.id, "kind": STALE, "digest": digest,
                                      "team": alert.team, "policy": self.policy.digest})
-                emit(s, event=STALE, name=name, data={**_event_data(alert), "reminder": 0},
-                     at=now)
+                outbox.emit(s, event=STALE, name=name, at=now,
+                            data={"name": name, **_event_data(alert), "reminder": 0})
                 counts["opened"] += 1
         return counts
 

@@ -18,7 +18,7 @@ from llmreg.db.engine import Database
 from llmreg.db.models import BundleName, Owner, utcnow
 from llmreg.errors import InvalidRefError
 from llmreg.service import audit
-from llmreg.service.notifications.events import emit
+from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row
 from llmreg.types import Actor, OwnerInfo
 
@@ -110,8 +110,8 @@ class Owners:
             after = {"team": team, "contacts": clean}
             audit.append(s, actor=actor.name, action="owner", name=name, target=name,
                          detail={"from": before, "to": after})
-            emit(s, event="owner_change", name=name, data={"from": before, "to": after,
-                                                            "by": actor.name}, at=at)
+            outbox.emit(s, event="owner_change", name=name, at=at,
+                        data={"name": name, "from": before, "to": after, "by": actor.name})
             return _info(name, current)
 
     def get(self, name: str) -> OwnerInfo | None:

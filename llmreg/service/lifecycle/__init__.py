@@ -1,4 +1,6 @@
-"""The release flow: evidence, approvals, gates, promotions, rollbacks, retirement.
+"""The release flow: evidence, approvals, gates, promotions, rollbacks, retirement, and
+what runs where. One part per job (``Evidence``, ``Approvals``, ``Lifecycle`` for the
+moves, ``Slots``), each composed into ``RegistryService``.
 
 Example:
     >>> import pkgutil

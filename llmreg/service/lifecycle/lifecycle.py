@@ -1,41 +1,28 @@
-"""Evidence, approvals, promotion, rollback, deprecation and the production answer.
+"""The moves: gate checks, promotion, rollback, deprecation, archiving and an import's move.
 
 This is the one enforcement point: the CLI, the client and the HTTP API all end in
 these methods, and every gate is judged here, inside the write transaction that moves
-the slot. So the gates are judged against the slot as it is at that moment, and two
-promotions of one slot cannot interleave.
+the slot. So the gates are judged against the slot as it is at that moment (and against
+the evidence and approvals on that exact digest), and two promotions of one slot cannot
+interleave. Evidence and approvals are given in :mod:`~llmreg.service.lifecycle.evidence`
+and :mod:`~llmreg.service.lifecycle.approvals`; the slots are read in
+:mod:`~llmreg.service.lifecycle.slots`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from llmreg.bundle.digest import canonical_json
-from llmreg.bundle.lineage import check_metrics
 from llmreg.bundle.names import Ref, check_name
 from llmreg.db.engine import Database
-from llmreg.db.models import (
-    Approval,
-    BundleName,
-    Evidence,
-    Owner,
-    PolicyRecord,
-    Slot,
-    SlotEvent,
-    Version,
-    utcnow,
-)
+from llmreg.db.models import Approval, BundleName, Slot, SlotEvent, Version, utcnow
 from llmreg.errors import (
-    ApprovalError,
     EmptySlotError,
     GateFailedError,
-    InvalidEvidenceError,
     InvalidRefError,
     SlotConflictError,
     TransitionError,
@@ -44,33 +31,34 @@ from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
 from llmreg.service import audit
 from llmreg.service.blobs import Blobs
 from llmreg.service.hygiene.owners import owner_of
+from llmreg.service.lifecycle.enforced import note_policy
+from llmreg.service.lifecycle.evidence import evidence_rows
 from llmreg.service.lifecycle.gates import judge
 from llmreg.service.notifications import outbox
-from llmreg.service.notifications.events import emit
-from llmreg.service.refs import name_row, resolve_in
-from llmreg.service.rows import approval_info, event_info, evidence_info, version_info
-from llmreg.types import (
-    Actor,
-    ApprovalInfo,
-    AuditInfo,
-    EvidenceInfo,
-    GateReport,
-    GateResult,
-    SlotEventInfo,
-    SlotStatus,
-    VersionInfo,
-)
-
-EVIDENCE_TYPES = ("eval", "shadow-metrics")
-_SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from llmreg.service.refs import name_id, name_row, resolve_in
+from llmreg.service.rows import approval_info, event_info, version_info
+from llmreg.types import Actor, GateReport, GateResult, SlotEventInfo, VersionInfo
 
 
 class Lifecycle:
-    """Evidence, approvals, gates and slot moves of one registry.
+    """Gate checks and slot moves of one registry.
 
     Example:
-        >>> svc.lifecycle.promote("chat@2", "production", actor=Actor("ana"),
-        ...                       reason="beats v1")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from llmreg.bundle.schema import Bundle
+        >>> from llmreg.service import RegistryService
+        >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+        >>> b = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+        ...                       "template": {"source": "Hi"}})
+        >>> _ = svc.versions.register(b, name="chat", message="first", author="ana")
+        >>> event, report = svc.lifecycle.promote("chat@1", "staging", actor=Actor("ana"),
+        ...                                       reason="try it")
+        >>> event.to_version, [r.gate for r in report.results]
+        (1, ['transition'])
+        >>> [(r.gate, r.passed) for r in svc.lifecycle.check_gates("chat@1", "prod").results]
+        [('transition', True), ('eval:regression', False), ('approvals', False)]
+        >>> svc.close()
     """
 
     def __init__(self, db: Database, blobs: Blobs, policy: Policy) -> None:
@@ -80,97 +68,6 @@ class Lifecycle:
 
     def _resolve_in(self, session: Session, ref: str | Ref) -> tuple[BundleName, Version]:
         return resolve_in(session, ref, self.policy)
-
-    # -- evidence -----------------------------------------------------------------
-
-    def attach_evidence(self, ref: str, *, type: str, suite: str, metrics: dict[str, Any],
-                        actor: Actor, links: list[str] | None = None,
-                        passed: bool | None = None,
-                        report_digest: str | None = None) -> EvidenceInfo:
-        """Attach an eval or shadow-metrics record to the digest ``ref`` resolves to.
-
-        The report, if any, is a blob uploaded first and named by its digest.
-        """
-        if type not in EVIDENCE_TYPES:
-            raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
-        if not _SUITE_RE.fullmatch(suite or ""):
-            raise InvalidEvidenceError(
-                f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
-        clean = check_metrics(metrics)
-        for link in links or []:
-            if not re.fullmatch(r"^https?://\S{1,2000}$", link):
-                raise InvalidEvidenceError(f"link {link[:80]!r} is not an http(s) URL of at "
-                                           "most 2,000 characters")
-        if report_digest is not None and not self.blobs.exists(report_digest):
-            raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
-                                       "upload it first")
-        with self.db.write() as s:
-            row, version = self._resolve_in(s, ref)
-            if version.status == ARCHIVED:
-                raise TransitionError(f"{row.name}@{version.number} is archived (frozen); "
-                                      "evidence cannot be attached to it")
-            record = Evidence(digest=version.digest, type=type, suite=suite, metrics=clean,
-                              passed=passed, report_digest=report_digest, links=links or [],
-                              created_by=actor.name, created_at=utcnow())
-            s.add(record)
-            s.flush()
-            audit.append(s, actor=actor.name, action="evidence", name=row.name,
-                         target=f"{row.name}@{version.number}",
-                         detail={"type": type, "suite": suite, "metrics": clean,
-                                 "digest": version.digest, "passed": passed,
-                                 "report": report_digest, "evidence_id": record.id})
-            return evidence_info(record)
-
-    def evidence_for(self, digest: str) -> list[EvidenceInfo]:
-        """All evidence attached to ``digest``, oldest first."""
-        with self.db.read() as s:
-            return _evidence_rows(s, digest)
-
-    # -- approvals -----------------------------------------------------------------
-
-    def approve(self, ref: str, env: str, *, actor: Actor,
-                comment: str = "") -> tuple[ApprovalInfo, bool]:
-        """Record ``actor``'s approval of ``ref`` for ``env``; return it and whether it is new.
-
-        Refused for the author when a transition into ``env`` requires a non-author, and
-        for someone without the role such a transition requires.
-        """
-        env = self.policy.canonical_env(env)
-        with self.db.write() as s:
-            self._note_policy(s, actor)
-            row, version = self._resolve_in(s, ref)
-            label = f"{row.name}@{version.number}"
-            if version.status == ARCHIVED:
-                raise TransitionError(f"{label} is archived (frozen); it cannot be approved")
-            gates = [t.gates.approvals for t in self.policy.transitions_to(env)
-                     if t.gates.approvals is not None]
-            if any(g.not_author for g in gates) and actor.name == version.author:
-                raise ApprovalError(
-                    f"{actor.name} is the author of {label} and cannot approve it for {env}; "
-                    "ask another approver")
-            roles = sorted(actor.roles) if actor.roles is not None else None
-            needed = {g.role for g in gates}
-            if roles is not None and needed and not needed & set(roles):
-                raise ApprovalError(
-                    f"{actor.name} has roles {roles}, and approving for {env} needs "
-                    f"{' or '.join(sorted(needed))}")
-            existing = s.exec(select(Approval).where(
-                Approval.name_id == row.id, Approval.digest == version.digest,
-                Approval.env == env, Approval.approver == actor.name)).first()
-            if existing is not None:
-                return approval_info(row.name, existing), False
-            record = Approval(name_id=_id(row), digest=version.digest, env=env,
-                              approver=actor.name, roles=roles, comment=comment,
-                              created_at=utcnow())
-            s.add(record)
-            s.flush()
-            audit.append(s, actor=actor.name, action="approval", name=row.name, target=label,
-                         env=env, detail={"digest": version.digest, "comment": comment})
-            outbox.emit(s, event="approval", name=row.name, at=record.created_at,
-                        data={"name": row.name, "version": version.number,
-                              "digest": version.digest, "env": env, "approver": actor.name,
-                              "comment": comment[:500]})
-            return approval_info(row.name, record), True
 
     # -- gates and promotion -------------------------------------------------------
 
@@ -218,7 +115,7 @@ class Lifecycle:
         env = self.policy.canonical_env(env)
         reason = _reason(reason)
         with self.db.write() as s:
-            self._note_policy(s, actor)
+            note_policy(s, self.policy, self.blobs, actor)
             row, version = self._resolve_in(s, ref)
             slot = _slot(s, row, env, lock=True)
             if expect_current is not None:
@@ -252,7 +149,7 @@ class Lifecycle:
         env = self.policy.canonical_env(env)
         reason = _reason(reason)
         with self.db.write() as s:
-            self._note_policy(s, actor)
+            note_policy(s, self.policy, self.blobs, actor)
             row = name_row(s, name)
             slot = _slot(s, row, env, lock=True)
             if slot is None:
@@ -283,7 +180,7 @@ class Lifecycle:
         None when the slot already holds that version (a re-run moves nothing).
         """
         env = self.policy.canonical_env(env)
-        self._note_policy(s, actor)
+        note_policy(s, self.policy, self.blobs, actor)
         row, version = self._resolve_in(s, Ref(name=name, version=number))
         slot = _slot(s, row, env, lock=True)
         if slot is not None and slot.version == version.number:
@@ -327,9 +224,9 @@ class Lifecycle:
         owner_gate = self._owner_gate(s, row, version)
         results = ([owner_gate] if owner_gate is not None else []) + judge(
             transition, ref=label, author=version.author,
-            evidence=_evidence_rows(s, version.digest),
+            evidence=evidence_rows(s, version.digest),
             approvals=[approval_info(row.name, a) for a in approvals],
-            baseline=_evidence_rows(s, slot.digest) if slot else None,
+            baseline=evidence_rows(s, slot.digest) if slot else None,
             baseline_ref=f"{row.name}@{slot.version}" if slot else None)
         return GateReport(**base, results=results)
 
@@ -365,7 +262,7 @@ class Lifecycle:
                 raise SlotConflictError(f"{row.name}/{env} moved while this promotion was "
                                         "judged; nothing changed")
         else:
-            s.add(Slot(name_id=_id(row), env=env, version=version.number, digest=version.digest,
+            s.add(Slot(name_id=name_id(row), env=env, version=version.number, digest=version.digest,
                        updated_at=now, updated_by=actor.name))
             try:
                 s.flush()
@@ -376,7 +273,7 @@ class Lifecycle:
         s.add(version)
         if previous is not None:
             self._restatus(s, row, previous)
-        event = SlotEvent(name_id=_id(row), env=env, action=action, from_version=previous,
+        event = SlotEvent(name_id=name_id(row), env=env, action=action, from_version=previous,
                           to_version=version.number, to_digest=version.digest,
                           actor=actor.name, reason=reason, policy_digest=self.policy.digest,
                           gates=[g.model_dump() for g in gates], at=now)
@@ -444,88 +341,6 @@ class Lifecycle:
                            old=old)
             return version_info(row.name, version)
 
-    # -- what runs where -------------------------------------------------------------
-
-    def status(self, name: str | None = None, env: str | None = None) -> list[SlotStatus]:
-        """Every slot (optionally of one name / one environment): what runs, since when,
-        promoted by whom, with which gates."""
-        if name is not None:
-            check_name(name)
-        canonical = self.policy.canonical_env(env) if env is not None else None
-        order = {e: i for i, e in enumerate(self.policy.environments)}
-        with self.db.read() as s:
-            if name is not None:
-                name_row(s, name)
-            query = select(Slot, BundleName).join(BundleName)
-            if name is not None:
-                query = query.where(BundleName.name == name)
-            if canonical is not None:
-                query = query.where(Slot.env == canonical)
-            out = []
-            teams = {o.name_id: o.team for o in s.exec(select(Owner)).all()}
-            for slot, row in s.exec(query).all():
-                ev = s.exec(select(SlotEvent).where(
-                    SlotEvent.name_id == row.id, SlotEvent.env == slot.env,
-                    SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())
-                ).first()
-                out.append(SlotStatus(
-                    name=row.name, env=slot.env, version=slot.version, digest=slot.digest,
-                    since=slot.updated_at, promoted_by=slot.updated_by,
-                    reason=ev.reason if ev else "", policy_digest=ev.policy_digest if ev else None,
-                    gates=[GateResult(**g) for g in ev.gates] if ev else [],
-                    owner=teams.get(_id(row))))
-            return sorted(out, key=lambda x: (x.name, order.get(x.env, 99)))
-
-    def slot_history(self, name: str, env: str) -> list[SlotEventInfo]:
-        """Every move of one slot, oldest first: who, when, from which version, why."""
-        check_name(name)
-        env = self.policy.canonical_env(env)
-        with self.db.read() as s:
-            row = name_row(s, name)
-            events = s.exec(select(SlotEvent).where(
-                SlotEvent.name_id == row.id, SlotEvent.env == env).order_by(col(SlotEvent.id))
-            ).all()
-            return [event_info(name, e) for e in events]
-
-    def approvals_for(self, ref: str, env: str) -> list[ApprovalInfo]:
-        """The approvals of ``ref``'s digest for ``env``, oldest first."""
-        env = self.policy.canonical_env(env)
-        with self.db.read() as s:
-            row, version = self._resolve_in(s, ref)
-            rows = s.exec(select(Approval).where(
-                Approval.name_id == row.id, Approval.digest == version.digest,
-                Approval.env == env).order_by(col(Approval.id))).all()
-            return [approval_info(row.name, a) for a in rows]
-
-    # -- audit -------------------------------------------------------------------------
-
-    def audit_log(self, name: str | None = None, limit: int | None = None,
-                  env: str | None = None) -> list[AuditInfo]:
-        """Audit entries, oldest first (of one name; of one environment, across names;
-        ``limit``: only the last N)."""
-        canonical = self.policy.canonical_env(env) if env is not None else None
-        return audit.entries(self.db, name, limit, env=canonical)
-
-    def verify_audit(self, head: str | None = None) -> int:
-        """Recompute the hash chain: the entry count, or ``AuditChainError`` naming the
-        break (a missing ``head``, entries fewer than the state changes they record)."""
-        return audit.verify(self.db, head)
-
-    def audit_head(self) -> str | None:
-        """The newest audit entry's hash (None for an empty log)."""
-        return audit.head(self.db)
-
-    def _note_policy(self, s: Session, actor: Actor) -> None:
-        """Record the policy in force; a digest different from the last one is audited."""
-        last = s.exec(select(PolicyRecord).order_by(col(PolicyRecord.id).desc())).first()
-        digest = self.policy.digest
-        if last is not None and last.digest == digest:
-            return
-        self.blobs.put_bytes(canonical_json(self.policy.canonical_dict()))
-        s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
-        audit.append(s, actor=actor.name, action="policy", target=digest,
-                     detail={"from": last.digest if last else None, "to": digest})
-
 
 def retire_version(s: Session, row: BundleName, version: Version, status: str, *, actor: str,
                    rule: str, reason: str, policy_digest: str, at: datetime, old: str) -> None:
@@ -543,8 +358,8 @@ def retire_version(s: Session, row: BundleName, version: Version, status: str, *
     audit.append(s, actor=actor, action=status.removesuffix("d"), name=row.name,
                  target=label, detail=detail)
     if status == ARCHIVED:
-        emit(s, event="archive", name=row.name,
-             data={"version": version.number, **detail, "by": actor}, at=at)
+        outbox.emit(s, event="archive", name=row.name, at=at,
+                    data={"name": row.name, "version": version.number, **detail, "by": actor})
 
 
 def _reason(reason: str) -> str:
@@ -560,13 +375,3 @@ def _slot(s: Session, row: BundleName, env: str, *, lock: bool = False) -> Slot 
         query = query.with_for_update()  # PostgreSQL row lock; SQLite holds the db lock
     return s.exec(query).first()
 
-
-def _evidence_rows(s: Session, digest: str) -> list[EvidenceInfo]:
-    rows = s.exec(select(Evidence).where(Evidence.digest == digest)
-                  .order_by(col(Evidence.id))).all()
-    return [evidence_info(e) for e in rows]
-
-
-def _id(row: BundleName) -> int:
-    assert row.id is not None  # rows read from the database always have one
-    return row.id

@@ -274,7 +274,7 @@ class _Publisher:
         """Pointers (per slot, and per alias of its environment) and name indexes."""
         out: dict[str, bytes] = {}
         envs = self.svc.policy.environments
-        for slot in self.svc.lifecycle.status():
+        for slot in self.svc.slots.status():
             data = pointer_bytes(slot.name, slot.env, slot.version, slot.digest)
             spec = envs.get(slot.env)
             for env in (slot.env, *(spec.aliases if spec is not None else [])):

@@ -1,7 +1,7 @@
 """The transactional outbox: every notified state change writes one event row in the
 same transaction as the change, so the change and its event commit together or not at
 all. A crash between the commit and the delivery loses nothing: the delivery worker
-(:mod:`llmreg.service.notifications.webhooks`) finds the pending rows after a restart.
+(:mod:`llmreg.service.notifications.notify`) finds the pending rows after a restart.
 
 :func:`emit` also writes one ``pending`` delivery per webhook subscribed to the event,
 in that same transaction; each delivery's ``webhook-id`` (``msg_<event id>_<webhook>``)

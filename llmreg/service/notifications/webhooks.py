@@ -1,319 +1,42 @@
-"""Webhook endpoints and the delivery worker (``svc.notify``).
+"""What a webhook may ask for: the events it subscribes to and the format it is sent in.
 
-Events are written by :func:`llmreg.service.notifications.outbox.emit` in the transaction of the
-change they report, with one ``pending`` delivery per subscribed webhook. The worker,
-:meth:`Notify.deliver_due`, runs continuously inside ``llmreg serve`` and from
-``llmreg jobs run``:
-
-1. **Claim** due deliveries in a short write transaction: on PostgreSQL with
-   ``FOR UPDATE SKIP LOCKED`` (replicas claim disjoint rows without waiting); on SQLite
-   the write transaction holds the database lock. A claim counts the attempt and pushes
-   ``next_at`` one lease ahead, so a worker killed mid-send leaves the delivery due
-   again after the lease, never lost.
-2. **Send** outside any transaction, signed per Standard Webhooks (a fresh timestamp and
-   signature, the same ``webhook-id``), with timeouts, no redirects, to the address
-   the SSRF guard checked (:mod:`llmreg.service.notifications.netguard`); at most a small part of
-   the answer is read.
-3. **Record** the outcome: ``delivered``; or the next attempt after an exponential
-   backoff with jitter; or ``dead`` after ``webhooks.max_attempts`` (policy). A stale
-   worker whose lease ran out cannot overwrite a newer attempt's outcome.
-
-Delivery is at least once: a receiver drops repeats by ``webhook-id``.
+The endpoints and the delivery worker are :class:`llmreg.service.notifications.notify.Notify`
+(``svc.notify``); a webhook's URL is checked by the SSRF guard
+(:mod:`llmreg.service.notifications.netguard`), and each delivery is signed in
+:mod:`llmreg.service.notifications.delivery`.
 
 Example:
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from llmreg.service import RegistryService
-    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
-    >>> hook = svc.notify.add("https://93.184.215.14/llmreg", ["promotion"],
-    ...                       actor=Actor("ana"))
-    >>> hook.secret[:6], hook.events
-    ('whsec_', ['promotion'])
-    >>> svc.notify.add("http://10.0.0.1/x", ["promotion"], actor=Actor("ana"))
+    >>> check_events(["promotion", " rollback", "promotion"])
+    ['promotion', 'rollback']
+    >>> check_format("slack")
+    'slack'
+    >>> check_format("xml")
     Traceback (most recent call last):
     ...
-    llmreg.errors.InvalidWebhookError: url 'http://10.0.0.1/x': host 10.0.0.1 is a private ...
-    >>> svc.notify.deliver_due()
-    0
-    >>> svc.close()
+    llmreg.errors.InvalidWebhookError: format 'xml' is not one of cloudevents, slack; use ...
 """
 
 from __future__ import annotations
 
-import base64
-import logging
-import secrets
-import ssl
-import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete
-from sqlmodel import col, select
-
-from llmreg.db.engine import Database
-from llmreg.db.models import Delivery, OutboxEvent, Webhook, utcnow
-from llmreg.errors import InvalidWebhookError, RefNotFoundError
-from llmreg.policy import Policy
-from llmreg.service import audit
-from llmreg.service.notifications.delivery import Job, Outcome, backoff, send_all
-from llmreg.service.notifications.netguard import Resolver, check_url, system_resolver
-from llmreg.service.notifications.outbox import EVENTS, TEST_EVENT, _write
-from llmreg.service.rows import is_row_id
-from llmreg.types import Actor, DeliveryInfo, WebhookInfo
+from llmreg.errors import InvalidWebhookError
+from llmreg.service.notifications.outbox import EVENTS
 
 FORMATS = ("cloudevents", "slack")
-LEASE = timedelta(seconds=60)  # longer than one send can take (see delivery.TIMEOUT)
-MAX_WEBHOOKS = 100
-MAX_LIST = 1000
-KEEP = timedelta(days=30)  # delivered and dead deliveries, and their events, are kept this long
-PRUNE_EVERY = timedelta(hours=1)
-PRUNE_BATCH = 1000
-log = logging.getLogger("llmreg")
 
 
-class Notify:
-    """Webhook endpoints, deliveries and the delivery worker of one registry.
-
-    Example:
-        >>> svc.notify.deliver_due()  # doctest: +SKIP
-        0
-    """
-
-    def __init__(self, db: Database, policy: Policy, *,
-                 resolver: Resolver = system_resolver,
-                 verify: ssl.SSLContext | bool = True) -> None:
-        self.db = db
-        self.policy = policy
-        self.resolver = resolver  # host names to addresses (tests inject a fake)
-        self.verify = verify  # TLS trust for https receivers (default: the system's CAs)
-        self._pruned_at: datetime | None = None
-
-    # -- endpoints ---------------------------------------------------------------
-
-    def add(self, url: str, events: Iterable[str], *, actor: Actor,
-            format: str = "cloudevents") -> WebhookInfo:
-        """Add a webhook; the answer carries its ``whsec_`` secret, shown this once.
-
-        Refused, changing nothing, for an unknown event or format, or a URL the SSRF
-        guard blocks (checked against the addresses its host resolves to now).
-        """
-        wanted = _events(events)
-        if format not in FORMATS:
-            raise InvalidWebhookError(f"format {format!r} is not one of {', '.join(FORMATS)}; "
-                                      "use --format cloudevents or --format slack")
-        check_url(url, allow_hosts=self.policy.webhooks.allow_hosts, resolver=self.resolver)
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-        with self.db.write() as s:
-            active = s.exec(select(Webhook.id).where(col(Webhook.removed_at).is_(None))).all()
-            if len(active) >= MAX_WEBHOOKS:
-                raise InvalidWebhookError(f"this registry has {len(active)} webhooks, the "
-                                          "limit; remove one first (`llmreg webhook remove`)")
-            row = Webhook(url=url, events=wanted, format=format, secret=secret,
-                          created_at=utcnow(), created_by=actor.name)
-            s.add(row)
-            s.flush()
-            audit.append(s, actor=actor.name, action="webhook-add", target=f"webhook/{row.id}",
-                         detail={"url": url, "events": wanted, "format": format})
-            return _hook_info(row).model_copy(update={"secret": secret})
-
-    def list_webhooks(self) -> list[WebhookInfo]:
-        """The webhooks in use (removed ones are kept for their history, not listed)."""
-        with self.db.read() as s:
-            rows = s.exec(select(Webhook).where(col(Webhook.removed_at).is_(None))
-                          .order_by(col(Webhook.id))).all()
-            return [_hook_info(r) for r in rows]
-
-    def remove(self, webhook_id: int, *, actor: Actor) -> WebhookInfo:
-        """Remove a webhook: it gets nothing more, and its pending deliveries are dropped
-        (marked ``dead``)."""
-        now = utcnow()
-        with self.db.write() as s:
-            row = _hook(s, webhook_id)
-            row.removed_at = now
-            s.add(row)
-            for d in s.exec(select(Delivery).where(Delivery.webhook_id == row.id,
-                                                   Delivery.status == "pending")).all():
-                d.status, d.last_error = "dead", "the webhook was removed"
-                s.add(d)
-            audit.append(s, actor=actor.name, action="webhook-remove",
-                         target=f"webhook/{row.id}", detail={"url": row.url})
-            return _hook_info(row)
-
-    def test(self, webhook_id: int, *, actor: Actor) -> DeliveryInfo:
-        """Send a ``test`` event to one webhook now (one attempt) and return the outcome."""
-        now = utcnow()
-        with self.db.write() as s:
-            hook = _hook(s, webhook_id)
-            event_id = _write(s, event=TEST_EVENT, name=None, at=now, only=hook.id,
-                              data={"message": "a test event from llmreg", "by": actor.name})
-            delivery = s.exec(select(Delivery).where(Delivery.event_id == event_id)).one()
-            delivery_id = delivery.id
-        assert delivery_id is not None
-        self._deliver(now, ids=[delivery_id])
-        return self.delivery(delivery_id)
-
-    # -- deliveries --------------------------------------------------------------
-
-    def deliveries(self, *, failed: bool = False, webhook_id: int | None = None,
-                   limit: int = 100) -> list[DeliveryInfo]:
-        """The newest deliveries first (``failed``: dead ones and pending ones that failed
-        at least once)."""
-        limit = max(1, min(limit, MAX_LIST))
-        with self.db.read() as s:
-            query = select(Delivery, OutboxEvent).join(OutboxEvent)
-            if failed:
-                query = query.where((col(Delivery.status) == "dead") | (
-                    (col(Delivery.status) == "pending") & col(Delivery.last_error).is_not(None)))
-            if webhook_id is not None:
-                query = query.where(Delivery.webhook_id == webhook_id)
-            rows = s.exec(query.order_by(col(Delivery.id).desc()).limit(limit)).all()
-            return [_delivery_info(d, e) for d, e in rows]
-
-    def delivery(self, delivery_id: int) -> DeliveryInfo:
-        """One delivery by id."""
-        with self.db.read() as s:
-            found = s.exec(select(Delivery, OutboxEvent).join(OutboxEvent)
-                           .where(Delivery.id == delivery_id)).first() \
-                if is_row_id(delivery_id) else None
-            if found is None:
-                raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
-                                       "deliveries`")
-            return _delivery_info(*found)
-
-    def redeliver(self, delivery_id: int, *, actor: Actor) -> DeliveryInfo:
-        """Queue a delivery again, due now, with a fresh attempt budget and the same
-        ``webhook-id`` (a receiver that got it already can tell)."""
-        now = utcnow()
-        with self.db.write() as s:
-            row = s.get(Delivery, delivery_id) if is_row_id(delivery_id) else None
-            if row is None:
-                raise RefNotFoundError(f"no delivery {delivery_id}; see `llmreg webhook "
-                                       "deliveries`")
-            hook = _hook(s, row.webhook_id)
-            row.status, row.attempts, row.next_at = "pending", 0, now
-            s.add(row)
-            audit.append(s, actor=actor.name, action="webhook-redeliver",
-                         target=f"webhook/{hook.id}",
-                         detail={"delivery": row.id, "webhook_id": row.message_id})
-        return self.delivery(delivery_id)
-
-    # -- the worker --------------------------------------------------------------
-
-    def deliver_due(self, now: datetime | None = None, *, limit: int = 100) -> int:
-        """Deliver what is due at ``now`` (default: the clock); return how many attempts
-        were made. At most ``limit`` per call, claimed in small batches."""
-        now = now or utcnow()
-        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY \
-                or now < self._pruned_at:
-            self._pruned_at = now
-            self.prune(now)
-        made = 0
-        while made < limit:
-            batch = self._deliver(now, limit=min(16, limit - made))
-            if batch == 0:
-                break
-            made += batch
-        return made
-
-    def prune(self, now: datetime | None = None, *, keep: timedelta = KEEP) -> int:
-        """Delete events older than ``keep`` that have nothing left to deliver, with their
-        finished deliveries (at most a batch per call, so the table stays bounded without a
-        long transaction); return how many events went. Pending deliveries are never
-        deleted. :meth:`deliver_due` calls this at most once an hour."""
-        cutoff = (now or utcnow()) - keep
-        with self.db.write() as s:
-            busy = select(Delivery.event_id).where(Delivery.status == "pending")
-            old = s.exec(select(OutboxEvent.id).where(
-                col(OutboxEvent.at) < cutoff, col(OutboxEvent.id).not_in(busy))
-                .order_by(col(OutboxEvent.id)).limit(PRUNE_BATCH)).all()
-            if not old:
-                return 0
-            s.execute(delete(Delivery).where(col(Delivery.event_id).in_(old)))
-            s.execute(delete(OutboxEvent).where(col(OutboxEvent.id).in_(old)))
-            return len(old)
-
-    def _deliver(self, now: datetime, *, limit: int = 16, ids: list[int] | None = None) -> int:
-        jobs = self._claim(now, limit, ids)
-        if not jobs:
-            return 0
-        outcomes = send_all(jobs, allow_hosts=self.policy.webhooks.allow_hosts,
-                            resolver=self.resolver, verify=self.verify)
-        self._record(now, jobs, outcomes)
-        return len(jobs)
-
-    def _claim(self, now: datetime, limit: int, ids: list[int] | None) -> list[Job]:
-        if ids is None:
-            # Look before taking the write lock: an idle loop must not take SQLite's
-            # database lock twice a second.
-            with self.db.read() as s:
-                due = s.exec(select(Delivery.id).where(
-                    Delivery.status == "pending", col(Delivery.next_at) <= now).limit(1)
-                ).first()
-            if due is None:
-                return []
-        with self.db.write() as s:
-            query = select(Delivery).where(Delivery.status == "pending")
-            if ids is not None:
-                query = query.where(col(Delivery.id).in_(ids))
-            else:
-                query = query.where(col(Delivery.next_at) <= now)
-            query = query.order_by(col(Delivery.next_at), col(Delivery.id)).limit(limit)
-            if self.db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            jobs = []
-            for d in s.exec(query).all():
-                hook = s.get(Webhook, d.webhook_id)
-                event = s.get(OutboxEvent, d.event_id)
-                assert hook is not None and event is not None and d.id is not None
-                if hook.removed_at is not None:
-                    d.status, d.last_error = "dead", "the webhook was removed"
-                    s.add(d)
-                    continue
-                d.attempts += 1
-                d.next_at = now + LEASE
-                d.last_attempt_at = now
-                s.add(d)
-                jobs.append(Job(delivery_id=d.id, attempt=d.attempts, message_id=d.message_id,
-                                url=hook.url, format=hook.format, secret=hook.secret,
-                                event=_event_copy(event)))
-            return jobs
-
-    def _record(self, now: datetime, jobs: list[Job], outcomes: list[Outcome]) -> None:
-        limit = self.policy.webhooks.max_attempts
-        with self.db.write() as s:
-            for job, out in zip(jobs, outcomes, strict=True):
-                d = s.get(Delivery, job.delivery_id)
-                # A worker whose lease ran out (another one re-claimed it) records nothing.
-                if d is None or d.attempts != job.attempt or d.status != "pending":
-                    continue
-                d.last_status, d.last_error = out.status, out.error
-                if out.ok:
-                    d.status, d.delivered_at, d.last_error = "delivered", now, None
-                elif job.event.type == TEST_EVENT or d.attempts >= limit:
-                    d.status = "dead"
-                else:
-                    d.next_at = now + backoff(d.attempts)
-                s.add(d)
-
-    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
-        """Deliver continuously until ``stop`` is set (the server's background loop).
-
-        A failing round (the database briefly away) is retried on the next tick.
-        """
-        while not stop.is_set():
-            try:
-                made = self.deliver_due()
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad round
-                log.warning("webhook delivery round failed (retried in %.1f s): %s",
-                            interval, exc)
-                made = 0
-            if made == 0:
-                stop.wait(interval)
+def check_format(format: str) -> str:
+    """``format`` if webhooks can be sent in it; else refused, naming the ones there are."""
+    if format not in FORMATS:
+        raise InvalidWebhookError(f"format {format!r} is not one of {', '.join(FORMATS)}; "
+                                  "use --format cloudevents or --format slack")
+    return format
 
 
-def _events(events: Iterable[str]) -> list[str]:
+def check_events(events: Iterable[str]) -> list[str]:
+    """The events a webhook asks for, each once, in the order given; refused, naming the
+    ones there are, for an unknown or an empty list."""
     wanted = []
     for raw in events:
         event = str(raw).strip()
@@ -326,31 +49,3 @@ def _events(events: Iterable[str]) -> list[str]:
     if not wanted:
         raise InvalidWebhookError(f"--events is empty; use one or more of {','.join(EVENTS)}")
     return wanted
-
-
-def _hook(s: Any, webhook_id: int) -> Webhook:
-    row = s.get(Webhook, webhook_id) if is_row_id(webhook_id) else None
-    if row is None or row.removed_at is not None:
-        raise RefNotFoundError(f"no webhook {webhook_id}; see `llmreg webhook list`")
-    assert isinstance(row, Webhook)
-    return row
-
-
-def _hook_info(row: Webhook) -> WebhookInfo:
-    assert row.id is not None
-    return WebhookInfo(id=row.id, url=row.url, events=list(row.events), format=row.format,
-                       created_at=row.created_at, created_by=row.created_by)
-
-
-def _event_copy(e: OutboxEvent) -> OutboxEvent:
-    return OutboxEvent(id=e.id, event_id=e.event_id, type=e.type, name=e.name,
-                       data=dict(e.data), at=e.at.astimezone(UTC))
-
-
-def _delivery_info(d: Delivery, e: OutboxEvent) -> DeliveryInfo:
-    assert d.id is not None
-    return DeliveryInfo(id=d.id, webhook_id=d.webhook_id, event=e.type, name=e.name,
-                        message_id=d.message_id, status=d.status, attempts=d.attempts,
-                        next_at=d.next_at, created_at=d.created_at,
-                        last_attempt_at=d.last_attempt_at, last_status=d.last_status,
-                        last_error=d.last_error, delivered_at=d.delivered_at)

@@ -310,7 +310,7 @@ def test_stale_promote_form_is_a_conflict_and_no_csrf_is_403(
                 "changed; see `llmreg status ticket-classifier`")
             assert svc.versions.slot("ticket-classifier", "staging").version == 3
             # the same form without its CSRF token: 403, nothing changed
-            head = svc.lifecycle.audit_head()
+            head = svc.audit.head()
             page.goto("/names/ticket-classifier/versions/2")
             page.evaluate("() => document.querySelectorAll('input[name=csrf]')"
                           ".forEach(e => e.remove())")
@@ -320,7 +320,7 @@ def test_stale_promote_form_is_a_conflict_and_no_csrf_is_403(
             assert answer.value.status == 403
             assert "CSRF token is missing or wrong" in page.get_by_role("alert").inner_text()
             assert svc.versions.slot("ticket-classifier", "staging").version == 3
-            assert svc.lifecycle.audit_head() == head
+            assert svc.audit.head() == head
             w.clean(allow_status=(403, 409))
         finally:
             w.close()

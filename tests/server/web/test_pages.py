@@ -97,14 +97,14 @@ def test_reader_sees_no_action_and_cannot_post_one(web: Web) -> None:
 
 def test_post_without_csrf_is_refused_and_changes_nothing(web: Web) -> None:
     c = web.signed_in("ada")
-    before = web.service.lifecycle.audit_head()
+    before = web.service.audit.head()
     for data in ({"env": "staging", "expect": "1", "reason": "x"},
                  {"csrf": "forged", "env": "staging", "expect": "1", "reason": "x"}):
         r = c.post("/names/chat/versions/2/promote", data=data)
         assert r.status_code == 403
         assert "CSRF token is missing or wrong; nothing changed" in r.text
     assert web.service.versions.slot("chat", "staging").version == 1
-    assert web.service.lifecycle.audit_head() == before
+    assert web.service.audit.head() == before
     assert c.post("/signout", data={}).status_code == 403
 
 
@@ -127,7 +127,7 @@ def test_promote_moves_the_slot_and_a_stale_form_is_a_conflict(web: Web) -> None
     assert ok.headers["location"] == "/names/chat/versions/3?done=promoted"
     assert web.service.versions.slot("chat", "staging").version == 3
     assert "Promoted." in c.get(ok.headers["location"]).text
-    moves = web.service.lifecycle.slot_history("chat", "staging")
+    moves = web.service.slots.history("chat", "staging")
     assert moves[-1].actor == "pat" and moves[-1].reason == "after 2"
     gated = c.post("/names/chat/versions/3/promote",
                    data={"csrf": csrf, "env": "production", "expect": "", "reason": "go"})
@@ -145,7 +145,7 @@ def register(web: Web, name: str, prompt: str) -> None:
 def test_promote_into_an_empty_slot_expects_it_empty(web: Web) -> None:
     c = web.signed_in("ada")
     csrf = csrf_of(c.get("/").text)
-    web.service.lifecycle.approve("chat@1", "shadow", actor=Actor("ann"))
+    web.service.approvals.approve("chat@1", "shadow", actor=Actor("ann"))
     web.service.lifecycle.promote("chat@1", "shadow", actor=Actor("ann"), reason="mirror")
     r = c.post("/names/chat/versions/1/promote",
                data={"csrf": csrf, "env": "shadow", "expect": "", "reason": "x"})
@@ -169,7 +169,7 @@ def test_self_approval_shows_the_cli_refusal(web: Web) -> None:
     assert r.status_code == 403
     assert ("error: pat is the author of chat@1 and cannot approve it for production; "
             "ask another approver") in r.text
-    assert web.service.lifecycle.approvals_for("chat@1", "production") == []
+    assert web.service.approvals.list("chat@1", "production") == []
 
 
 def test_approve_and_rollback_go_through_the_service(web: Web) -> None:
@@ -178,7 +178,7 @@ def test_approve_and_rollback_go_through_the_service(web: Web) -> None:
     r = c.post("/names/chat/versions/1/approve",
                data={"csrf": csrf, "env": "production", "comment": "looks right"})
     assert r.status_code == 303
-    [a] = web.service.lifecycle.approvals_for("chat@1", "production")
+    [a] = web.service.approvals.list("chat@1", "production")
     assert (a.approver, a.comment) == ("ann", "looks right")
     web.service.lifecycle.promote("chat@2", "staging", actor=Actor("pat"), reason="next")
     page = c.get("/names/chat/versions/2")
@@ -249,10 +249,10 @@ def test_board_shows_drift_and_last_served(open_web: Web) -> None:
     svc = open_web.service
     register(open_web, "chat", "Be brief.\nAnswer in German.")  # chat@3
     svc.lifecycle.promote("chat@2", "staging", actor=Actor("pat"), reason="next")
-    svc.lifecycle.attach_evidence("chat@2", type="eval", suite="regression",
-                                  metrics={"accuracy": 0.95}, actor=Actor("pat"))
+    svc.evidence.attach("chat@2", type="eval", suite="regression",
+                        metrics={"accuracy": 0.95}, actor=Actor("pat"))
     for who in ("ann", "abe"):
-        svc.lifecycle.approve("chat@2", "production", actor=Actor(who, None))
+        svc.approvals.approve("chat@2", "production", actor=Actor(who, None))
     svc.lifecycle.promote("chat@2", "production", actor=Actor("pat"), reason="ship")
     svc.lifecycle.promote("chat@3", "staging", actor=Actor("pat"), reason="next")
     digest = svc.versions.resolve("chat@2").digest
@@ -318,10 +318,10 @@ def test_board_and_name_page_show_the_owner_and_open_alerts(open_web: Web) -> No
     assert "no owner" in page and "open alert" not in page
     svc.owners.set("chat", team="search", contacts=["search@example.com"], actor=Actor("pat"))
     svc.lifecycle.promote("chat@2", "staging", actor=Actor("pat"), reason="next")
-    svc.lifecycle.attach_evidence("chat@2", type="eval", suite="regression",
-                                  metrics={"accuracy": 0.95}, actor=Actor("pat"))
+    svc.evidence.attach("chat@2", type="eval", suite="regression",
+                        metrics={"accuracy": 0.95}, actor=Actor("pat"))
     for who in ("ann", "abe"):
-        svc.lifecycle.approve("chat@2", "production", actor=Actor(who, None))
+        svc.approvals.approve("chat@2", "production", actor=Actor(who, None))
     svc.lifecycle.promote("chat@2", "production", actor=Actor("pat"), reason="ship")
     svc.alerts.check(now=datetime.now(UTC) + timedelta(days=31))  # production fell silent
     page = open_web.client().get("/").text

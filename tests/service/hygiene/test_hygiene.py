@@ -51,10 +51,10 @@ def register(svc: RegistryService, name: str, i: int, model: str = "gpt-4o-2024-
 
 
 def to_production(svc: RegistryService, ref: str) -> None:
-    svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
-                                  metrics={"accuracy": 0.95}, actor=ANA)
-    svc.lifecycle.approve(ref, "production", actor=BO)
-    svc.lifecycle.approve(ref, "production", actor=CY)
+    svc.evidence.attach(ref, type="eval", suite="regression",
+                        metrics={"accuracy": 0.95}, actor=ANA)
+    svc.approvals.approve(ref, "production", actor=BO)
+    svc.approvals.approve(ref, "production", actor=CY)
     svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship")
 
 
@@ -81,13 +81,13 @@ def test_require_owner_blocks_the_first_version_leaving_registered(svc: Registry
     assert info.contacts == ["search@example.com", "https://chat.example.com/c/s", "webhook:12"]
     event = svc.lifecycle.promote("chat@1", "staging", actor=ANA, reason="try")[0]
     assert [g.gate for g in event.gates][:1] == ["owner"]
-    assert svc.lifecycle.status("chat")[0].owner == "search"
+    assert svc.slots.status("chat")[0].owner == "search"
     # Setting the same owner again changes nothing; a change is audited with before/after.
     svc.owners.set("chat", team="search", contacts=["search@example.com",
                                                     "https://chat.example.com/c/s",
                                                     "webhook:12"], actor=ANA)
     svc.owners.set("chat", team="ranking", contacts=["ranking@example.com"], actor=BO)
-    owners = [e for e in svc.lifecycle.audit_log("chat") if e.action == "owner"]
+    owners = [e for e in svc.audit.entries("chat") if e.action == "owner"]
     assert [(e.actor, e.detail["to"]["team"]) for e in owners] == [("ana", "search"),
                                                                    ("bo", "ranking")]
     assert owners[1].detail["from"]["team"] == "search"
@@ -142,15 +142,15 @@ def test_keep_last_plan_run_idempotent_and_frozen(svc: RegistryService) -> None:
     assert info.retired_at is not None
     # Frozen: no evidence, approvals or promotions; still readable, blobs kept by gc.
     with pytest.raises(TransitionError, match="archived"):
-        svc.lifecycle.attach_evidence("chat@4", type="eval", suite="regression",
-                                      metrics={"accuracy": 1.0}, actor=ANA)
+        svc.evidence.attach("chat@4", type="eval", suite="regression",
+                            metrics={"accuracy": 1.0}, actor=ANA)
     with pytest.raises(TransitionError, match="archived"):
-        svc.lifecycle.approve("chat@4", "production", actor=BO)
+        svc.approvals.approve("chat@4", "production", actor=BO)
     with pytest.raises(TransitionError, match="archived"):
         svc.lifecycle.promote("chat@4", "staging", actor=ANA, reason="x")
     assert svc.versions.get("chat@4").digest == info.digest
     assert info.digest not in svc.integrity.gc(dry_run=True, grace=0)
-    entries = [e for e in svc.lifecycle.audit_log("chat") if e.action == "archive"]
+    entries = [e for e in svc.audit.entries("chat") if e.action == "archive"]
     assert len(entries) == 6
     assert {e.actor for e in entries} == {ACTOR}
     assert {e.detail["policy"] for e in entries} == {svc.policy.digest}
@@ -159,7 +159,7 @@ def test_keep_last_plan_run_idempotent_and_frozen(svc: RegistryService) -> None:
         archived = s.exec(text("SELECT count(*) FROM outbox_events WHERE type = 'archive'")
                           ).one()[0]
     assert archived == 6
-    assert svc.lifecycle.verify_audit() > 0
+    assert svc.audit.verify() > 0
 
 
 def test_deprecate_after_days_comes_first(tmp_path: Path, database_url: str | None) -> None:
@@ -199,7 +199,7 @@ def test_two_runs_at_once_act_once(tmp_path: Path, database_url: str | None) -> 
     for t in threads:
         t.join()
     assert sorted(results) == [0, 6]
-    assert len([e for e in first.lifecycle.audit_log("chat") if e.action == "archive"]) == 6
+    assert len([e for e in first.audit.entries("chat") if e.action == "archive"]) == 6
     first.close()
     second.close()
 
@@ -355,7 +355,7 @@ def test_env_list_drift_and_audit_by_env(svc: RegistryService) -> None:
     assert drift["chat"].state == "differs" and "system_prompt" in drift["chat"].summary
     assert drift["triage"].state == "same"
     assert drift["lonely"].state == "only_a"
-    entries = svc.lifecycle.audit_log(env="prod")
+    entries = svc.audit.entries(env="prod")
     assert {e.action for e in entries} == {"promote", "approval"}
     prod = [e for e in entries if e.action == "promote"]
     assert len(prod) == 3
@@ -369,12 +369,12 @@ def test_env_list_drift_and_audit_by_env(svc: RegistryService) -> None:
 ])
 def test_an_edited_slot_history_row_is_named_by_verify(svc: RegistryService, edit: str) -> None:
     ten_versions(svc)
-    assert svc.lifecycle.verify_audit() > 0
+    assert svc.audit.verify() > 0
     with svc.db.write() as s:
         s.execute(text(edit))
     with pytest.raises(AuditChainError, match=r"slot history row #2 \(chat/production .*"
                                               r"was altered: .* differ from audit entry"):
-        svc.lifecycle.verify_audit()
+        svc.audit.verify()
 
 
 def test_a_forged_slot_history_row_is_named(svc: RegistryService) -> None:
@@ -383,5 +383,5 @@ def test_a_forged_slot_history_row_is_named(svc: RegistryService) -> None:
         s.execute(text("UPDATE slot_events SET at = :t WHERE id = 1"),
                   {"t": utcnow() - timedelta(days=400)})
     with pytest.raises(AuditChainError, match=r"slot history row #1 .* at"):
-        svc.lifecycle.verify_audit()
+        svc.audit.verify()
     assert OutboxEvent.__tablename__ == "outbox_events"

@@ -140,9 +140,9 @@ def test_an_import_that_fails_halfway_writes_nothing(tmp_path: object) -> None:
         assert [v.version for v in report.versions] == [1, 2]
         assert [s.moved for s in report.slots] == [True, True]
         assert svc.versions.resolve("qa@2").parent_digest == one.digest
-        before = len(svc.lifecycle.audit_log())
+        before = len(svc.audit.entries())
         svc.lifecycle.archive("qa@1", actor=Actor("ana"))
-        archived = len(svc.lifecycle.audit_log())
+        archived = len(svc.audit.entries())
         # A new version, then a move to an archived version: the whole plan rolls back.
         bad = ImportPlan(source="test", versions=[
             PlannedVersion("qa", "prompts:/qa/3", _bundle("three"), "v3", {})],
@@ -151,7 +151,7 @@ def test_an_import_that_fails_halfway_writes_nothing(tmp_path: object) -> None:
         with pytest.raises(TransitionError, match="archived"):
             svc.imports.apply(bad, actor=Actor("ana"))
         assert [v.version for v in svc.versions.history("qa")] == [1, 2]
-        assert len(svc.lifecycle.audit_log()) == archived == before + 1
+        assert len(svc.audit.entries()) == archived == before + 1
     finally:
         svc.close()
 
@@ -192,7 +192,7 @@ def test_an_imported_move_records_each_gate_of_the_transition_as_bypassed(
                      PlannedAlias("qa", "staging", "staging", one.digest, "why")])
         svc.imports.apply(plan, actor=Actor("ana"))
         gates = {s.env: [(g.gate, g.passed) for g in s.gates]
-                 for s in svc.lifecycle.status("qa")}
+                 for s in svc.slots.status("qa")}
         assert gates["production"] == [
             ("bypassed-by-import", True), ("eval:regression (bypassed-by-import)", False),
             ("eval:safety (bypassed-by-import)", False),

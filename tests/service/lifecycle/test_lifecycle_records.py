@@ -6,10 +6,7 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import ANY
 
-import pytest
-
 from llmreg.bundle.schema import Bundle
-from llmreg.errors import ApprovalError, InvalidEvidenceError
 from llmreg.service import RegistryService
 from llmreg.types import Actor
 from tests.conftest import minimal
@@ -25,27 +22,27 @@ def register(svc: RegistryService, name: str, i: int) -> tuple[str, str]:
 
 def entries(svc: RegistryService, since: int) -> list[tuple[Any, ...]]:
     return [(e.actor, e.action, e.name, e.target, e.env, e.detail)
-            for e in svc.lifecycle.audit_log() if e.seq > since]
+            for e in svc.audit.entries() if e.seq > since]
 
 
 def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -> None:
     ref, digest = register(svc, "chat", 1)
     policy = svc.policy.digest
-    start = len(svc.lifecycle.audit_log())
+    start = len(svc.audit.entries())
     report = svc.blobs.put_bytes(b"<p>report</p>").digest
-    ev = svc.lifecycle.attach_evidence(ref, type="eval", suite="regression",
-                                       metrics={"accuracy": 0.95}, actor=ANA,
-                                       links=["https://ci.example/run/7"], passed=True,
-                                       report_digest=report)
+    ev = svc.evidence.attach(ref, type="eval", suite="regression",
+                             metrics={"accuracy": 0.95}, actor=ANA,
+                             links=["https://ci.example/run/7"], passed=True,
+                             report_digest=report)
     assert (ev.digest, ev.links, ev.report_digest, ev.created_by, ev.passed) == (
         digest, ["https://ci.example/run/7"], report, "ana", True)
     svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try it")
     approver = Actor("bo", frozenset({"reader", "approver"}))
-    approval, created = svc.lifecycle.approve(ref, "production", actor=approver,
+    approval, created = svc.approvals.approve(ref, "production", actor=approver,
                                               comment="read the evals")
     assert created and (approval.roles, approval.comment) == (["approver", "reader"],
                                                               "read the evals")
-    svc.lifecycle.approve(ref, "production", actor=CY)
+    svc.approvals.approve(ref, "production", actor=CY)
     svc.lifecycle.promote(ref, "production", actor=ANA, reason="passes")
     assert entries(svc, start) == [
         ("ana", "evidence", "chat", "chat@1", None,
@@ -64,7 +61,7 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
     ]
     ref2, digest2 = register(svc, "chat", 2)
     svc.lifecycle.promote(ref2, "staging", actor=ANA, reason="next")
-    mark = len(svc.lifecycle.audit_log())
+    mark = len(svc.audit.entries())
     svc.lifecycle.rollback("chat", "staging", actor=BO, reason="worse")
     svc.lifecycle.deprecate(ref2, actor=CY, reason="superseded")
     svc.lifecycle.archive(ref2, actor=CY, reason="cleanup")
@@ -79,54 +76,10 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
          {"digest": digest2, "from": "deprecated", "reason": "cleanup", "rule": "manual",
           "policy": policy}),
     ]
-    [event] = [e for e in svc.lifecycle.slot_history("chat", "staging")
+    [event] = [e for e in svc.slots.history("chat", "staging")
                if e.action == "rollback"]
     assert [(g.gate, g.passed, g.detail) for g in event.gates] == [
         ("rollback", True, "chat@1 held staging before chat@2")]
-
-
-def test_an_approval_needs_the_role_and_counts_per_name(svc: RegistryService) -> None:
-    ref, _ = register(svc, "chat", 1)
-    same, _ = register(svc, "chat-eu", 1)  # other content, other name
-    reader = Actor("rita", frozenset({"reader", "publisher"}))
-    with pytest.raises(ApprovalError, match=r"^rita has roles \['publisher', 'reader'\], and "
-                                            r"approving for production needs approver$"):
-        svc.lifecycle.approve(ref, "production", actor=reader)
-    assert svc.lifecycle.approvals_for(ref, "production") == []
-    first = svc.lifecycle.approve(ref, "production", actor=BO)
-    again = svc.lifecycle.approve(ref, "production", actor=BO, comment="twice")
-    assert first[1] is True and again[1] is False and again[0].comment == ""
-    assert svc.lifecycle.approve(same, "production", actor=BO)[1] is True
-    assert [a.approver for a in svc.lifecycle.approvals_for(ref, "production")] == ["bo"]
-    assert svc.lifecycle.approvals_for(ref, "staging") == []
-
-
-def test_the_same_digest_under_two_names_is_approved_once_per_name(
-        svc: RegistryService) -> None:
-    bundle = Bundle.from_dict(minimal(system_prompt="shared"))
-    a = svc.versions.register(bundle, name="chat", message="m", author="ana").version
-    b = svc.versions.register(bundle, name="chat-eu", message="m", author="ana").version
-    assert a.digest == b.digest
-    assert svc.lifecycle.approve(a.ref, "production", actor=BO)[1] is True
-    assert svc.lifecycle.approve(b.ref, "production", actor=BO)[1] is True
-
-
-@pytest.mark.parametrize("link", ["ftp://x/y", "https://", "https://a b", "http://" + "a" * 2001])
-def test_links_must_be_short_http_urls(svc: RegistryService, link: str) -> None:
-    ref, _ = register(svc, "chat", 1)
-    with pytest.raises(InvalidEvidenceError, match="is not an http\\(s\\) URL of at most"):
-        svc.lifecycle.attach_evidence(ref, type="eval", suite="s", metrics={"a": 1.0},
-                                      actor=ANA, links=["https://ok.example", link])
-    assert svc.lifecycle.evidence_for(svc.versions.resolve(ref).digest) == []
-
-
-def test_a_report_must_be_uploaded_first(svc: RegistryService) -> None:
-    ref, _ = register(svc, "chat", 1)
-    missing = "sha256:" + "0" * 64
-    with pytest.raises(InvalidEvidenceError, match=f"report {missing} is not in the blob "
-                                                   "store; upload it first"):
-        svc.lifecycle.attach_evidence(ref, type="eval", suite="s", metrics={"a": 1.0},
-                                      actor=ANA, report_digest=missing)
 
 
 def test_a_version_leaving_a_slot_takes_the_furthest_slot_it_still_holds(
@@ -136,15 +89,15 @@ def test_a_version_leaving_a_slot_takes_the_furthest_slot_it_still_holds(
     o2, _ = register(svc, "other", 2)
     for ref in (o1, o2):
         svc.lifecycle.promote(ref, "staging", actor=ANA, reason="x")
-    svc.lifecycle.approve(o2, "shadow", actor=BO)
+    svc.approvals.approve(o2, "shadow", actor=BO)
     svc.lifecycle.promote(o2, "shadow", actor=ANA, reason="x")
     v1, _ = register(svc, "chat", 1)
     v2, _ = register(svc, "chat", 2)
     svc.lifecycle.promote(v1, "staging", actor=ANA, reason="a")
-    svc.lifecycle.approve(v1, "shadow", actor=BO)
+    svc.approvals.approve(v1, "shadow", actor=BO)
     svc.lifecycle.promote(v1, "shadow", actor=ANA, reason="b")
     svc.lifecycle.promote(v2, "staging", actor=ANA, reason="c")
-    svc.lifecycle.approve(v2, "shadow", actor=BO)
+    svc.approvals.approve(v2, "shadow", actor=BO)
     svc.lifecycle.promote(v2, "shadow", actor=ANA, reason="d")
     status = {v.version: v.status for v in svc.versions.history("chat")}
     assert status == {1: "shadow", 2: "shadow"}  # v1 holds nothing: it keeps its last
@@ -157,9 +110,9 @@ def test_a_version_leaving_a_slot_takes_the_furthest_slot_it_still_holds(
 def test_status_shows_each_slots_own_latest_move(svc: RegistryService) -> None:
     v1, d1 = register(svc, "chat", 1)
     svc.lifecycle.promote(v1, "staging", actor=ANA, reason="first try")
-    svc.lifecycle.approve(v1, "shadow", actor=BO)
+    svc.approvals.approve(v1, "shadow", actor=BO)
     svc.lifecycle.promote(v1, "shadow", actor=CY, reason="mirror traffic")
-    rows = svc.lifecycle.status("chat")
+    rows = svc.slots.status("chat")
     assert [(r.env, r.version, r.digest, r.promoted_by, r.reason, r.policy_digest,
              [g.gate for g in r.gates]) for r in rows] == [
         ("staging", 1, d1, "ana", "first try", svc.policy.digest, ["transition"]),
@@ -181,9 +134,9 @@ def test_a_move_into_an_occupied_slot_rewrites_the_whole_slot(svc: RegistryServi
     v1, _ = register(svc, "chat", 1)
     v2, d2 = register(svc, "chat", 2)
     svc.lifecycle.promote(v1, "staging", actor=ANA, reason="first")
-    before = svc.lifecycle.status("chat", "staging")[0]
+    before = svc.slots.status("chat", "staging")[0]
     svc.lifecycle.promote(v2, "staging", actor=BO, reason="second")
-    [after] = svc.lifecycle.status("chat", "staging")
+    [after] = svc.slots.status("chat", "staging")
     assert (after.version, after.digest, after.promoted_by, after.reason) == (
         2, d2, "bo", "second")
     assert after.since > before.since
@@ -194,18 +147,18 @@ def test_listings_filter_by_name_env_and_limit(svc: RegistryService) -> None:
     o1, _ = register(svc, "other", 1)
     for ref in (c1, o1):
         svc.lifecycle.promote(ref, "staging", actor=ANA, reason=f"stage {ref}")
-    svc.lifecycle.approve(c1, "shadow", actor=BO)
-    svc.lifecycle.approve(c1, "production", actor=CY)
-    svc.lifecycle.approve(o1, "shadow", actor=CY)
+    svc.approvals.approve(c1, "shadow", actor=BO)
+    svc.approvals.approve(c1, "production", actor=CY)
+    svc.approvals.approve(o1, "shadow", actor=CY)
     svc.lifecycle.promote(c1, "shadow", actor=ANA, reason="mirror")
-    assert [a.approver for a in svc.lifecycle.approvals_for(c1, "shadow")] == ["bo"]
-    assert [a.approver for a in svc.lifecycle.approvals_for(c1, "production")] == ["cy"]
-    assert [(e.env, e.reason) for e in svc.lifecycle.slot_history("chat", "staging")] == [
+    assert [a.approver for a in svc.approvals.list(c1, "shadow")] == ["bo"]
+    assert [a.approver for a in svc.approvals.list(c1, "production")] == ["cy"]
+    assert [(e.env, e.reason) for e in svc.slots.history("chat", "staging")] == [
         ("staging", "stage chat@1")]
-    assert [e.reason for e in svc.lifecycle.slot_history("chat", "shadow")] == ["mirror"]
-    assert [e.action for e in svc.lifecycle.audit_log("other")] == [
+    assert [e.reason for e in svc.slots.history("chat", "shadow")] == ["mirror"]
+    assert [e.action for e in svc.audit.entries("other")] == [
         "register", "promote", "approval"]
-    last_two = svc.lifecycle.audit_log(limit=2)
+    last_two = svc.audit.entries(limit=2)
     assert [(e.action, e.target) for e in last_two] == [("approval", "other@1"),
                                                          ("promote", "chat@1")]
-    assert [s.name for s in svc.lifecycle.status(env="staging")] == ["chat", "other"]
+    assert [s.name for s in svc.slots.status(env="staging")] == ["chat", "other"]

@@ -4,7 +4,7 @@ transaction, so the two commit together or not at all (SQLite and PostgreSQL).""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,8 +55,8 @@ def test_every_lifecycle_change_writes_its_event(svc: RegistryService) -> None:
     svc.lifecycle.promote(v1, "staging", actor=ANA, reason="try")
     svc.lifecycle.promote(v2, "staging", actor=ANA, reason="try 2")
     svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="v2 is worse")
-    svc.lifecycle.approve(v1, "production", actor=BO, comment="fine")
-    svc.lifecycle.approve(v1, "production", actor=BO)  # again: not new, no event
+    svc.approvals.approve(v1, "production", actor=BO, comment="fine")
+    svc.approvals.approve(v1, "production", actor=BO)  # again: not new, no event
     got = events(svc)
     assert [(t, n) for t, n, _ in got] == [
         ("registration", "chat"), ("registration", "chat"), ("promotion", "chat"),
@@ -71,15 +71,47 @@ def test_every_lifecycle_change_writes_its_event(svc: RegistryService) -> None:
     assert got[5][2]["approver"] == "bo" and got[5][2]["comment"] == "fine"
 
 
+def test_archive_owner_and_stale_events_carry_the_name_first(svc: RegistryService) -> None:
+    """Their payloads, pinned to the key: the name first, then the change's own fields."""
+    v1, v2 = register(svc, 1), register(svc, 2)
+    d1, d2 = svc.versions.resolve(v1).digest, svc.versions.resolve(v2).digest
+    svc.owners.set("chat", team="search", contacts=["search@example.com"], actor=ANA)
+    svc.lifecycle.archive(v2, actor=CY, reason="old")
+    svc.lifecycle.promote(v1, "staging", actor=ANA, reason="try")
+    svc.evidence.attach(v1, type="eval", suite="regression", metrics={"accuracy": 0.95},
+                        actor=ANA)
+    svc.approvals.approve(v1, "production", actor=BO)
+    svc.approvals.approve(v1, "production", actor=CY)
+    svc.lifecycle.promote(v1, "production", actor=ANA, reason="ship")
+    start = datetime.now(UTC) + timedelta(days=31)
+    assert svc.alerts.check(now=start)["opened"] == 1
+    assert svc.alerts.check(now=start + timedelta(days=8))["reminded"] == 1
+    got = {t: [d for k, _, d in events(svc) if k == t]
+           for t in ("owner_change", "archive", "stale_production")}
+    assert [list(d.items()) for d in got["owner_change"]] == [[
+        ("name", "chat"), ("from", None),
+        ("to", {"team": "search", "contacts": ["search@example.com"]}), ("by", "ana")]]
+    assert [list(d.items()) for d in got["archive"]] == [[
+        ("name", "chat"), ("version", 2), ("digest", d2), ("from", "registered"),
+        ("reason", "old"), ("rule", "manual"), ("policy", LOCAL.digest), ("by", "cy")]]
+    opened, reminded = got["stale_production"]
+    assert list(opened) == list(reminded) == [
+        "name", "alert", "env", "version", "digest", "team", "contacts", "message",
+        "opened_at", "reminder"]
+    assert (opened["name"], opened["env"], opened["version"], opened["digest"],
+            opened["team"], opened["reminder"], reminded["reminder"]) == (
+        "chat", "production", 1, d1, "search", 0, 1)
+
+
 def test_a_refused_promotion_changes_nothing_but_emits_gate_failed(
         svc: RegistryService) -> None:
     ref = register(svc, 1)
     svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try")
-    audit_before = len(svc.lifecycle.audit_log())
+    audit_before = len(svc.audit.entries())
     with pytest.raises(GateFailedError):
         svc.lifecycle.promote(ref, "production", actor=ANA, reason="ship it")
-    assert len(svc.lifecycle.audit_log()) == audit_before  # the promotion rolled back
-    assert [s.env for s in svc.lifecycle.status("chat")] == ["staging"]
+    assert len(svc.audit.entries()) == audit_before  # the promotion rolled back
+    assert [s.env for s in svc.slots.status("chat")] == ["staging"]
     kind, name, data = events(svc)[-1]
     assert (kind, name) == ("gate_failed", "chat")
     assert data["env"] == "production" and data["actor"] == "ana"

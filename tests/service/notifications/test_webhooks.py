@@ -21,7 +21,7 @@ from llmreg.errors import InvalidWebhookError, RefNotFoundError
 from llmreg.policy import Policy, Webhooks
 from llmreg.service import RegistryService
 from llmreg.service.notifications import delivery as delivery_mod
-from llmreg.service.notifications.webhooks import LEASE, Notify
+from llmreg.service.notifications.notify import LEASE, Notify
 from llmreg.types import Actor
 from tests.conftest import minimal
 from tests.receiver import Receiver
@@ -120,7 +120,7 @@ def test_after_the_retry_limit_it_is_dead_and_can_be_redelivered(
     assert svc.notify.deliver_due() == 1
     assert svc.notify.delivery(d.id).status == "delivered"
     assert len({g.headers["webhook-id"] for g in receiver.received()}) == 1
-    assert [e.action for e in svc.lifecycle.audit_log()][-1] == "webhook-redeliver"
+    assert [e.action for e in svc.audit.entries()][-1] == "webhook-redeliver"
     with pytest.raises(RefNotFoundError, match="no delivery 99"):
         svc.notify.redeliver(99, actor=ANA)
     with pytest.raises(RefNotFoundError, match="no delivery 99"):
@@ -182,14 +182,14 @@ def test_bad_input_changes_nothing(svc: RegistryService) -> None:
     with pytest.raises(InvalidWebhookError, match="format 'teams' is not one of"):
         svc.notify.add("http://127.0.0.1:9/x", ["promotion"], actor=ANA, format="teams")
     assert svc.notify.list_webhooks() == []
-    assert not any(e.action.startswith("webhook") for e in svc.lifecycle.audit_log())
+    assert not any(e.action.startswith("webhook") for e in svc.audit.entries())
 
 
 def test_the_number_of_webhooks_is_bounded(svc: RegistryService,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmreg.service.notifications import webhooks
+    from llmreg.service.notifications import notify
 
-    monkeypatch.setattr(webhooks, "MAX_WEBHOOKS", 2)
+    monkeypatch.setattr(notify, "MAX_WEBHOOKS", 2)
     for i in range(2):
         svc.notify.add(f"http://127.0.0.1:9/{i}", ["promotion"], actor=ANA)
     with pytest.raises(InvalidWebhookError, match="has 2 webhooks, the limit"):

@@ -1,0 +1,44 @@
+"""The enforced policy, on record: every write that judges against the policy (an
+approval, a promotion, a rollback, an import's move) first notes the policy's digest, in
+its own transaction. A digest different from the last one noted is kept as a blob and
+audited, so each gate verdict can be traced to the exact policy that gave it.
+
+Example:
+    >>> import tempfile
+    >>> from llmreg.db.engine import Database
+    >>> from llmreg.service import audit
+    >>> from llmreg.service.blobs import Blobs
+    >>> from llmreg.store import MemoryStore
+    >>> db, blobs = Database.open(f"sqlite:///{tempfile.mkdtemp()}/r.db"), Blobs(MemoryStore())
+    >>> with db.write() as s:
+    ...     note_policy(s, Policy.default(), blobs, Actor("ana"))
+    ...     note_policy(s, Policy.default(), blobs, Actor("bo"))  # the same digest again
+    >>> [(e.action, e.actor) for e in audit.entries(db)]
+    [('policy', 'ana')]
+    >>> blobs.exists(Policy.default().digest)
+    True
+    >>> db.dispose()
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from llmreg.bundle.digest import canonical_json
+from llmreg.db.models import PolicyRecord, utcnow
+from llmreg.policy import Policy
+from llmreg.service import audit
+from llmreg.service.blobs import Blobs
+from llmreg.types import Actor
+
+
+def note_policy(s: Session, policy: Policy, blobs: Blobs, actor: Actor) -> None:
+    """Record the policy in force; a digest different from the last one is audited."""
+    last = s.exec(select(PolicyRecord).order_by(col(PolicyRecord.id).desc())).first()
+    digest = policy.digest
+    if last is not None and last.digest == digest:
+        return
+    blobs.put_bytes(canonical_json(policy.canonical_dict()))
+    s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
+    audit.append(s, actor=actor.name, action="policy", target=digest,
+                 detail={"from": last.digest if last else None, "to": digest})
