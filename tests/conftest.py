@@ -118,6 +118,21 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+# -- markers that a laptop run relies on ----------------------------------------------
+# `pytest -m "not postgres and not slow"` must need no server and no MLflow venv: a test
+# that starts MLflow (through the mlflow_server fixture) says so with both markers.
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if "mlflow_server" in getattr(item, "fixturenames", ())
+                and not (item.get_closest_marker("mlflow") and item.get_closest_marker("slow"))]
+    if unmarked:
+        raise pytest.UsageError("these tests start MLflow (the mlflow_server fixture) but do "
+                                "not carry both @pytest.mark.mlflow and @pytest.mark.slow: "
+                                + ", ".join(unmarked))
+
+
 # -- coverage floors ------------------------------------------------------------------
 # coverage.py enforces one combined figure (fail_under); branch coverage alone is
 # enforced here, against [tool.llmreg.coverage] branch_floor in pyproject.toml.

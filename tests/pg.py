@@ -7,8 +7,10 @@ laptop without PostgreSQL, deselect it: ``pytest -m "not postgres"``.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -34,3 +36,59 @@ def fresh_database() -> Iterator[str]:
             yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# The audit log's advisory lock (llmreg/service/audit.py): every write that audits takes it.
+AUDIT_LOCK = 7226312
+
+
+def overlapping(url: str | None, calls: list[Callable[[], object]], *,
+                timeout: float = 60) -> None:
+    """Run ``calls`` in threads so that their write transactions overlap, then wait for
+    them; an exception in one is raised here.
+
+    On PostgreSQL (``url``) the audit log's lock is held while the calls start, and
+    released only once every call's session waits on a lock: each call has opened its
+    transaction (and those not serialised by a lock of their own have read what they
+    will act on) before any of them commits. On SQLite (``url`` None) writers queue on
+    the database lock anyway; the calls start together.
+    """
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    if url is None:
+        for t in threads:
+            t.start()
+    else:
+        import psycopg
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(dsn, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (AUDIT_LOCK,))
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + timeout
+            waiting = 0
+            while waiting < len(calls) and not errors and time.monotonic() < deadline:
+                time.sleep(0.02)
+                row = holder.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").fetchone()
+                waiting = row[0] if row else 0
+            holder.execute("SELECT pg_advisory_unlock(%s)", (AUDIT_LOCK,))
+        if waiting < len(calls) and not errors:
+            for t in threads:
+                t.join(timeout)
+            raise AssertionError(f"only {waiting} of {len(calls)} calls waited on a lock "
+                                 f"within {timeout:g} s: they did not overlap")
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "a call did not finish"
+    if errors:
+        raise errors[0]

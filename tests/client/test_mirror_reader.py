@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from llmreg.errors import (
 )
 from llmreg.service import RegistryService
 from llmreg.service.mirror.keys import keygen
-from llmreg.service.mirror.publisher import publish
+from llmreg.service.mirror.publisher import pointer_bytes, publish
 from llmreg.settings import Settings
 from tests.mirror import ANA, make_keys, register, to_production
 
@@ -257,6 +258,116 @@ def test_metadata_mixed_from_two_publishes_is_refused(
     # the new snapshot names targets v2; the mirror serves v1's content under that name
     shutil.copy(mirror.tmp / "t1", mirror.path / "metadata" / "2.targets.json")
     assert_falls_back(reg, caplog, "mix-and-match")
+
+
+# -- max_stale on every failure path ---------------------------------------------------
+# Each breaks the mirror after the client resolved (and cached) chat@production; each
+# returns the error class the client raises, what it names, and the cached version.
+
+Broken = tuple[type[Exception], str, int]
+
+
+def unreachable(m: Mirror, reg: llmreg.Client) -> Broken:
+    m.path.rename(m.tmp / "gone")
+    return RegistryUnavailableError, "cannot read the mirror", 1
+
+
+def tampered(m: Mirror, reg: llmreg.Client) -> Broken:
+    next_version_in_production(m)
+    digest = m.svc.versions.slot("chat", "production").digest.removeprefix("sha256:")
+    blob = m.file(f"blobs/sha256/{digest}")
+    blob.write_bytes(blob.read_bytes().replace(b"variant 2", b"variant X"))
+    return MirrorVerificationError, "tampered content", 1
+
+
+def replayed(m: Mirror, reg: llmreg.Client) -> Broken:
+    old = (m.path / "metadata" / "timestamp.json").read_bytes()
+    next_version_in_production(m)
+    assert reg.resolve("chat", env="production").version == 2
+    (m.path / "metadata" / "timestamp.json").write_bytes(old)
+    return MirrorVerificationError, "rollback", 2
+
+
+def frozen(m: Mirror, reg: llmreg.Client) -> Broken:
+    register(m.svc, 2)
+    m.publish(timestamp_expiry=timedelta(seconds=-1))  # signed already expired
+    return MirrorVerificationError, "frozen metadata", 1
+
+
+def untrusted(m: Mirror, reg: llmreg.Client) -> Broken:
+    evil = RegistryService.open_home(m.tmp / "evil")
+    to_production(evil, register(evil, 666))
+    publish(evil, m.path, keygen(m.tmp / "evil-keys"))
+    evil.close()
+    return MirrorVerificationError, "signature not made by a trusted key", 1
+
+
+def mixed(m: Mirror, reg: llmreg.Client) -> Broken:
+    shutil.copy(m.path / "metadata" / "1.targets.json", m.tmp / "t1")
+    next_version_in_production(m)
+    shutil.copy(m.tmp / "t1", m.path / "metadata" / "2.targets.json")
+    return MirrorVerificationError, "mix-and-match", 1
+
+
+def signed_pointer(m: Mirror, monkeypatch: pytest.MonkeyPatch, pointer: bytes,
+                   manifests: dict[str, str] | None = None) -> None:
+    """Publish with the real keys a production pointer the registry would never write
+    (a publisher compromised, or a bug in one): signed, so TUF accepts it."""
+    from llmreg.service.mirror import publisher
+
+    small, paths = publisher._Publisher._small_files, publisher._Publisher._manifest_paths
+    with monkeypatch.context() as patch:
+        patch.setattr(publisher._Publisher, "_small_files",
+                      lambda self: {**small(self), "pointers/chat/production.json": pointer})
+        patch.setattr(publisher._Publisher, "_manifest_paths",
+                      lambda self: {**paths(self), **(manifests or {})})
+        m.publish()
+
+
+def other_name(m: Mirror, reg: llmreg.Client, monkeypatch: pytest.MonkeyPatch) -> Broken:
+    digest = m.svc.versions.slot("chat", "production").digest
+    signed_pointer(m, monkeypatch, pointer_bytes("support", "production", 1, digest))
+    return MirrorVerificationError, "pointer for chat@production names 'support'", 1
+
+
+def unlisted(m: Mirror, reg: llmreg.Client, monkeypatch: pytest.MonkeyPatch) -> Broken:
+    signed_pointer(m, monkeypatch, pointer_bytes("chat", "production", 9, FAKE))
+    return MirrorVerificationError, "which its signed metadata does not list", 1
+
+
+def misfiled(m: Mirror, reg: llmreg.Client, monkeypatch: pytest.MonkeyPatch) -> Broken:
+    # The manifests role lists FAKE's path, holding (and hashed as) chat@1's manifest.
+    real = m.svc.versions.slot("chat", "production").digest
+    signed_pointer(m, monkeypatch, pointer_bytes("chat", "production", 9, FAKE),
+                   {f"blobs/sha256/{FAKE.removeprefix('sha256:')}": real})
+    return MirrorVerificationError, "does not hash to its digest", 1
+
+
+FAKE = "sha256:" + "ab" * 32
+FAILURES = [unreachable, tampered, replayed, frozen, untrusted, mixed, other_name, unlisted,
+            misfiled]
+
+
+@pytest.mark.parametrize("break_mirror", FAILURES, ids=[f.__name__ for f in FAILURES])
+def test_every_failure_serves_the_cache_only_within_max_stale(
+        mirror: Mirror, break_mirror: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    reg = cached_then(mirror)
+    args = (monkeypatch,) if "monkeypatch" in break_mirror.__code__.co_varnames else ()
+    kind, why, version = break_mirror(mirror, reg, *args)
+    time.sleep(0.05)
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        for max_stale in (None, 3600):
+            served = reg.resolve("chat", env="production", max_stale=max_stale)
+            assert (served.served_from_cache, served.version) == (True, version)
+            assert served.cache_age is not None and 0.05 <= served.cache_age < 3600
+    assert why in caplog.text
+    with pytest.raises(kind, match=rf"{why}.*the cached answer for chat@production is \d+s "
+                                   r"old, over max_stale=0.01s"):
+        reg.resolve("chat", env="production", max_stale=0.01)
+    with pytest.raises(kind, match=rf"{why}.*strict=True, so the cached answer"):
+        reg.resolve("chat", env="production", strict=True, max_stale=3600)
+    reg.close()
 
 
 def test_a_mirror_served_over_http(mirror: Mirror) -> None:

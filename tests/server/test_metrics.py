@@ -149,3 +149,66 @@ def test_the_setting_is_checked() -> None:
     assert Settings.from_env({"LLMREG_METRICS": "public"}).metrics == "public"
     with pytest.raises(ConfigError, match="LLMREG_METRICS='on'"):
         Settings.from_env({"LLMREG_METRICS": "on"})
+
+
+# The resolve-latency histogram: its buckets as a scrape shows them (le is inclusive).
+BUCKETS = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+           "1.0", "2.5", "5.0", "+Inf"]
+
+
+def buckets(text: str, cache: str) -> dict[str, float]:
+    return {le: value(text, "llmreg_resolve_duration_seconds_bucket", cache=cache, le=le)
+            for le in BUCKETS}
+
+
+def test_resolve_latency_buckets_are_pinned_including_past_the_last_bound() -> None:
+    """Each bound once exactly and once half as much again (into the next bucket; past
+    5 s into +Inf), plus one faster than the first bound and one of 11 days."""
+    seconds = [0.0001, *(b for bound in metrics.LATENCY_BUCKETS for b in (bound, bound * 1.5)),
+               1e6]
+    m = metrics.ServerMetrics(environments={"staging": "staging"})
+    before, _ = metrics.exposition()
+    for s in seconds:
+        m.resolved("tc", "staging", 200, s, hit=True)  # no event loop: written at once
+    after, _ = metrics.exposition()
+    old, new = buckets(before.decode(), "hit"), buckets(after.decode(), "hit")
+    assert {le: new[le] - old[le] for le in BUCKETS} == {
+        "0.0005": 2, "0.001": 4, "0.0025": 6, "0.005": 8, "0.01": 10, "0.025": 12,
+        "0.05": 14, "0.1": 16, "0.25": 18, "0.5": 20, "1.0": 22, "2.5": 24, "5.0": 26,
+        "+Inf": 28}
+    count = "llmreg_resolve_duration_seconds_count"
+    total = "llmreg_resolve_duration_seconds_sum"
+    assert value(after.decode(), count, cache="hit") - value(before.decode(), count,
+                                                             cache="hit") == 28
+    assert value(after.decode(), total, cache="hit") - value(before.decode(), total,
+                                                             cache="hit") == \
+        pytest.approx(sum(seconds))
+
+
+def test_a_slow_resolve_is_answered_and_counted(svc: RegistryService,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolve that takes 3 s, then one that takes 7 s (a clock that jumps): both
+    answer 200 and land in their buckets (2.5-5 s, and past the last bound)."""
+    from llmreg.server.routes import resolve
+
+    reader, _ = svc.access.create_token("app", "reader", created_by="t")
+    auth = {"Authorization": f"Bearer {reader}"}
+    clock = [0.0]
+    step = [3.0]
+
+    def slow() -> float:
+        clock[0] += step[0]  # read at the start and at the end of each resolve
+        return clock[0]
+
+    with app_with(svc, "token") as http:
+        before = http.get("/metrics", headers=auth).text
+        monkeypatch.setattr(resolve, "perf_counter", slow)
+        assert http.get("/v1/resolve/tc/staging", headers=auth).status_code == 200  # a miss
+        step[0] = 7.0
+        assert http.get("/v1/resolve/tc/staging", headers=auth).status_code == 200  # a hit
+        monkeypatch.undo()
+        after = http.get("/metrics", headers=auth).text
+    for cache, landed in (("miss", "5.0"), ("hit", "+Inf")):
+        old, new = buckets(before, cache), buckets(after, cache)
+        grew = {le for le in BUCKETS if new[le] > old[le]}
+        assert grew == set(BUCKETS[BUCKETS.index(landed):]), cache

@@ -3,7 +3,6 @@ drift and the tamper-evident slot history — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -180,28 +179,6 @@ def test_deprecate_after_days_comes_first(tmp_path: Path, database_url: str | No
     assert [(a.version, a.action) for a in again.actions] == [(3, "archive")]
     assert svc.versions.resolve("chat@3").status == "archived"
     svc.close()
-
-
-def test_two_runs_at_once_act_once(tmp_path: Path, database_url: str | None) -> None:
-    first = open_svc(tmp_path / "r", database_url)
-    ten_versions(first)
-    second = open_svc(tmp_path / "r", database_url)
-    barrier = threading.Barrier(2)
-    results: list[int] = []
-
-    def run(svc: RegistryService) -> None:
-        barrier.wait()
-        results.append(len(svc.deprecation.run().actions))
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in (first, second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [0, 6]
-    assert len([e for e in first.audit.entries("chat") if e.action == "archive"]) == 6
-    first.close()
-    second.close()
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])

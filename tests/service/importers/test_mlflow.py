@@ -1,8 +1,10 @@
 """`llmreg import mlflow` against a real `mlflow server`, filled through MLflow's own client.
 
 The server runs from its own venv (``MLFLOW_PYTHON``, else the venv `scripts/mlflow_env`
-makes): MLflow is never a dependency of llmreg. Without it these tests fail, unless
-``LLMREG_MLFLOW_TESTS=off`` says they are off on purpose.
+makes): MLflow is never a dependency of llmreg. The tests that start it carry the
+``mlflow`` and ``slow`` markers (``-m "not slow"`` or ``-m "not mlflow"`` leaves them
+out; tests/conftest.py refuses one that uses the server without both). Selected without
+the venv they fail, unless ``LLMREG_MLFLOW_TESTS=off`` says they are off on purpose.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def imported(mlflow_server: tuple[str, str], tmp_path_factory: pytest.TempPathFa
     return home, report
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_every_version_arrives_with_its_digest_and_the_aliases_become_slots(
         imported: tuple[Path, llmreg.types.ImportReport]) -> None:
     home, report = imported
@@ -130,6 +134,8 @@ def test_every_version_arrives_with_its_digest_and_the_aliases_become_slots(
         assert reg.verify_audit() == len(reg.audit())
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_prompts_become_templates_with_declared_variables_and_pinned_models(
         imported: tuple[Path, llmreg.types.ImportReport]) -> None:
     home, _ = imported
@@ -147,6 +153,8 @@ def test_prompts_become_templates_with_declared_variables_and_pinned_models(
         assert mapped.model is not None and mapped.model.id == "gpt-4o-2024-08-06"
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_weights_are_pulled_verified_and_keep_their_run(
         imported: tuple[Path, llmreg.types.ImportReport]) -> None:
     home, _ = imported
@@ -164,6 +172,8 @@ def test_weights_are_pulled_verified_and_keep_their_run(
         assert prov["artifact_source"].startswith("mlflow-artifacts:")
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_rendered_prompts_equal_mlflow_format(
         mlflow_server: tuple[str, str],
         imported: tuple[Path, llmreg.types.ImportReport]) -> None:
@@ -184,6 +194,8 @@ def test_rendered_prompts_equal_mlflow_format(
                     assert ours.to_openai() == expected, (name, v)
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_a_second_import_adds_nothing(
         mlflow_server: tuple[str, str],
         imported: tuple[Path, llmreg.types.ImportReport]) -> None:
@@ -197,6 +209,8 @@ def test_a_second_import_adds_nothing(
         assert len(reg.audit()) == entries
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_a_dry_run_reports_the_same_digests_and_writes_nothing(
         mlflow_server: tuple[str, str],
         imported: tuple[Path, llmreg.types.ImportReport], tmp_path: Path) -> None:
@@ -213,6 +227,8 @@ def _nothing_written(home: Path) -> None:
         assert reg.list() == [] and reg.audit() == [] and reg.status() == []
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_a_floating_model_id_without_a_mapping_stops_the_import(
         mlflow_server: tuple[str, str], tmp_path: Path) -> None:
     uri, _ = mlflow_server
@@ -223,6 +239,8 @@ def test_a_floating_model_id_without_a_mapping_stops_the_import(
     _nothing_written(home)
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_an_alias_mapped_to_an_unknown_environment_is_refused(
         mlflow_server: tuple[str, str], tmp_path: Path) -> None:
     uri, _ = mlflow_server
@@ -245,6 +263,8 @@ def test_the_cli_prints_one_line_for_an_unreachable_tracking_uri(tmp_path: Path)
     _nothing_written(home)
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_the_cli_imports_and_reports(mlflow_server: tuple[str, str], tmp_path: Path) -> None:
     from llmreg_cli.main import app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,40 @@ def test_the_timestamp_is_re_signed_when_it_nears_expiry(
     renewed = publish(svc, tmp_path / "m", keys, timestamp_expiry=timedelta(days=10))
     assert renewed.written == ["metadata/timestamp.json"]  # an hour left of ten days
     assert renewed.timestamp_version == 2 and renewed.snapshot_version == 1
+
+
+def test_each_role_expires_when_it_should(svc: RegistryService, tmp_path: Path) -> None:
+    """A stolen online key or a frozen mirror is bounded by these: the timestamp is
+    valid one day (publish more often than that), snapshot and both targets roles 90
+    days, the root a year."""
+    from tuf.api.metadata import Metadata
+
+    to_production(svc, register(svc, 1))
+    before = datetime.now(UTC).replace(microsecond=0)
+    keys = make_keys(tmp_path)
+    publish(svc, tmp_path / "m", keys)
+    after = datetime.now(UTC)
+
+    def valid_for(path: str) -> tuple[timedelta, timedelta]:
+        expires = Metadata.from_file(str(tmp_path / "m" / "metadata" / path)).signed.expires
+        return expires - after, expires - before  # the span, within the publish's time
+
+    expected = {"timestamp.json": timedelta(days=1), "1.snapshot.json": timedelta(days=90),
+                "1.targets.json": timedelta(days=90), "1.manifests.json": timedelta(days=90),
+                "1.root.json": timedelta(days=365)}
+    for path, span in expected.items():
+        low, high = valid_for(path)
+        assert low <= span <= high, (path, low, high)
+    assert high - low < timedelta(minutes=1)
+    # A shorter timestamp on request (the CLI's --timestamp-expiry); the others keep theirs.
+    register(svc, 2)
+    before = datetime.now(UTC).replace(microsecond=0)
+    publish(svc, tmp_path / "m", keys, timestamp_expiry=timedelta(hours=2))
+    after = datetime.now(UTC)
+    low, high = valid_for("timestamp.json")
+    assert low <= timedelta(hours=2) <= high
+    low, high = valid_for("2.snapshot.json")
+    assert low <= timedelta(days=90) <= high
 
 
 def test_keygen_writes_four_keys_and_root_v1_and_refuses_a_second_time(tmp_path: Path) -> None:

@@ -96,6 +96,28 @@ def test_allow_hosts_names_the_host_as_written() -> None:
         check_url("http://relay.internal/", allow_hosts=["10.1.2.3"], resolver=resolver)
 
 
+@pytest.mark.parametrize(("allowed", "url"), [
+    ("relay.internal", "http://relay.internal.evil.example/"),  # allowed + suffix
+    ("relay.internal", "http://evil-relay.internal/"),  # prefix + allowed
+    ("relay.internal", "http://x.relay.internal/"),  # a subdomain
+    ("relay.internal", "http://relay.interna/"),  # a prefix of it
+    ("relay.internal", "http://relay/"),
+    ("relay.internal.example", "http://relay.internal/"),  # a part of the allowed name
+    ("127.0.0.10", "http://127.0.0.1/"),
+    ("127.0.0.1", "http://127.0.0.10/"),
+    ("127.0.0.1", "http://127.0.0.1.evil.example/"),
+    ("10.1.2.3", "http://10.1.2.30/"),
+    ("10.1.2.3", "http://110.1.2.3.evil.example/"),
+    ("fd00::1", "http://[fd00::10]/"),
+    ("fd00::10", "http://[fd00::1]/"),
+])
+def test_allow_hosts_matches_the_whole_host_never_a_part(allowed: str, url: str) -> None:
+    host = parse_url(url)[1]
+    with pytest.raises(InvalidWebhookError, match=f"unless the policy's webhooks.allow_hosts "
+                                                  f"lists '{host}'"):
+        check_url(url, allow_hosts=["other.internal", allowed], resolver=fake("10.1.2.3"))
+
+
 def test_unresolvable_and_unusable_hosts_are_refused() -> None:
     with pytest.raises(InvalidWebhookError, match="does not resolve"):
         check_url("https://nowhere.example/", allow_hosts=[], resolver=fake())

@@ -254,6 +254,59 @@ def test_a_killed_worker_leaves_the_delivery_due_after_the_lease(
     assert svc.notify.deliveries()[0].status == "delivered"
 
 
+def test_a_worker_whose_lease_ran_out_never_overwrites_the_newer_attempt(
+        svc: RegistryService, tmp_path: Path) -> None:
+    """Worker A's send outlives its lease; worker B (another replica) claims the delivery
+    again and its attempt fails. A's late success must not mark it delivered (nor change
+    its error, status or schedule): the newer attempt's outcome stands."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    first_in, release = threading.Event(), threading.Event()
+    answers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server name
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            if not first_in.is_set():
+                first_in.set()
+                release.wait(30)
+                status = 204  # A's attempt, answered long after its lease
+            else:
+                status = 503  # B's attempt
+            answers.append(status)
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    replica = RegistryService.open_home(tmp_path / "reg", policy=local_policy(max_attempts=3))
+    try:
+        svc.notify.add(f"http://127.0.0.1:{server.server_address[1]}/hook", ["promotion"],
+                       actor=ANA)
+        promote_one(svc)
+        t0 = datetime.now(UTC)
+        a = threading.Thread(target=svc.notify.deliver_due, args=(t0,))
+        a.start()
+        assert first_in.wait(30)
+        assert replica.notify.deliver_due(t0 + LEASE + timedelta(seconds=1)) == 1
+        newer = svc.notify.deliveries()[0]
+        assert (newer.status, newer.attempts, newer.last_status) == ("pending", 2, 503)
+        release.set()
+        a.join(30)
+        assert not a.is_alive()
+        assert answers == [503, 204]
+        assert svc.notify.deliveries()[0] == newer
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        replica.close()
+
+
 def test_backoff_grows_with_jitter_and_a_cap() -> None:
     waits = [delivery_mod.backoff(n).total_seconds() for n in range(1, 20)]
     assert 1 <= waits[0] <= 2 and 2 <= waits[1] <= 4 and 512 <= waits[9] <= 1024
