@@ -52,7 +52,7 @@ def compact_json(value: Any) -> bytes:
 
     Example:
         >>> compact_json({"z": 0.5, "a": "é"})
-        b'{"a":"\xc3\xa9","z":0.5}'
+        b'{"a":"\\xc3\\xa9","z":0.5}'
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode()

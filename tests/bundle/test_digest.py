@@ -38,6 +38,16 @@ def test_canonical_json_is_rfc8785() -> None:
     )
 
 
+def test_compact_json_is_sorted_compact_utf8_and_refuses_nan() -> None:
+    # Keys sorted at every level, no spaces, UTF-8 rather than \u escapes; unlike
+    # canonical_json it keeps Python's float form (1.0, not 1).
+    assert digest.compact_json({"b": [1.0, "é"], "a": {"d": None, "c": 2}}) == (
+        '{"a":{"c":2,"d":null},"b":[1.0,"é"]}'.encode()
+    )
+    with pytest.raises(ValueError):
+        digest.compact_json({"x": float("nan")})
+
+
 def test_short_and_prefix() -> None:
     d = "sha256:" + "0123456789ab" + "f" * 52
     assert digest.short(d) == "0123456789ab"
