@@ -172,6 +172,24 @@ def test_refusals_give_the_pinned_form_and_a_real_example(
     assert is_pinned(provider, message.rsplit("'", 2)[1])
 
 
+def test_a_latest_suffix_is_dropped_to_find_the_snapshot() -> None:
+    assert refusal("openai", "o3-mini-latest").endswith("for example 'o3-mini-2025-01-31'")
+    assert refusal("anthropic", "claude-opus-4-1-latest").endswith(
+        "for example 'claude-opus-4-1-20250805'")
+
+
+def test_suggestions_follow_the_provider_and_the_kind_of_model() -> None:
+    # Claude on Vertex: that model's '@YYYYMMDD' id, whatever follows its '@'.
+    for model_id in ("claude-3-5-haiku", "claude-3-5-haiku@latest"):
+        assert refusal("vertex", model_id).endswith("for example 'claude-3-5-haiku@20241022'")
+    assert refusal("google", "claude-acme").endswith("for example 'claude-sonnet-4-5@20250929'")
+    # A Hugging Face id never gets another provider's snapshot, even one with its name.
+    assert refusal("huggingface", "gpt-4o").endswith(
+        "for example 'BAAI/bge-m3@5617a9f61b028005a4858fdac845db406aefb181'")
+    # A reranker gets a reranker.
+    assert refusal("cohere", "rerank-english").endswith("for example 'rerank-v3.5'")
+
+
 def test_nested_fields_name_their_own_section() -> None:
     field = "retrieval.embedding_model.id"
     assert refusal("openai", "text-embedding-4", field=field) == (
@@ -221,15 +239,24 @@ def test_latest_is_floating_whatever_else_the_id_looks_like() -> None:
 @pytest.mark.parametrize(("provider", "model_id", "pinned"), [
     ("openai", "gpt-3.5-turbo-1106", True),
     ("openai", "gpt-3.5-turbo-1306", False),   # no 13th month
+    ("openai", "gpt-4-0229", True),            # MMDD: the 29th of February of a leap year
+    ("openai", "gpt-4o-2020-01-01", True),     # dates run from 2020 to 2099
+    ("openai", "gpt-4o-2019-12-31", False),
+    ("openai", "gpt-4o-2099-12-31", True),
+    ("openai", "gpt-4o-2100-01-01", False),
     ("openai", "gpt-4o-2024-08", False),
     ("openai", "ft-gpt-4o", False),
     ("anthropic", "claude-3-5-sonnet-2024102", False),
     ("anthropic", "claude-3-5-sonnet-19991022", False),
     ("google", "gemini-1.5-pro-02", False),
     ("google", "gemini-exp-1206", True),
+    ("google", "gemini-exp-1306", False),
     ("bedrock", "meta.llama3-70b-instruct-v1", True),
     ("bedrock", "meta.llama3-70b-instruct", False),
     ("mistral", "mistral-large-2413", False),
+    ("mistral", "mistral-small-2312", True),   # YYMM from 2023 (Mistral's first models)
+    ("mistral", "mistral-large-2212", False),
+    ("mistral", "mistral-large-9912", True),
     ("cohere", "command-r-13-2024", False),
     ("huggingface", "BAAI/bge-m3@5617a9f", False),
     ("huggingface", "bge-m3@5617a9f61b028005a4858fdac845db406aefb181", False),

@@ -19,9 +19,17 @@ from sqlalchemy import text
 
 from llmreg.db.engine import Database
 from llmreg.db.models import AuditEntry
-from llmreg.errors import AuditChainError
+from llmreg.errors import AuditChainError, InvalidRefError
 from llmreg.service import audit
-from llmreg.service.audit import GENESIS, append, entries, entry_hash, to_info, verify
+from llmreg.service.audit import (
+    GENESIS,
+    append,
+    append_many,
+    entries,
+    entry_hash,
+    to_info,
+    verify,
+)
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
@@ -208,6 +216,16 @@ def test_entries_filter_by_name_and_limit_to_the_last(db: Database, frozen_clock
     assert [e.seq for e in entries(db, "chat", limit=2)] == [3, 4]
     assert [e.seq for e in entries(db, name="other", limit=1)] == [5]
     assert entries(db, "nobody") == []
+    assert [e.seq for e in entries(db, env="production")] == [3, 4]
+    assert [e.seq for e in entries(db, "chat", env="production", limit=1)] == [4]
+    assert entries(db, "other", env="production") == entries(db, env="staging") == []
+
+
+def test_a_negative_limit_is_refused(db: Database) -> None:
+    with pytest.raises(InvalidRefError) as info:
+        entries(db, limit=-1)
+    assert str(info.value) == ("limit -1 is negative; give 0 or more (or no limit for the "
+                               "whole log)")
 
 
 def test_an_empty_log_verifies_as_zero_entries(db: Database) -> None:
@@ -271,6 +289,24 @@ def test_a_deleted_entry_is_named(db: Database, frozen_clock: None, deleted: int
                                f"#{next_}); the log was edited")
 
 
+def test_append_many_chains_its_entries_in_one_statement(db: Database,
+                                                         frozen_clock: None) -> None:
+    append_known(db)  # at(1) .. at(4); the batch is stamped once, at(5)
+    batch = [{"name": "chat", "target": f"chat@{n}", "detail": {"digest": DIGEST}}
+             for n in (2, 3)]
+    with db.write() as s:
+        assert append_many(s, actor="cy", action="register", entries=[]) is None
+        head = append_many(s, actor="cy", action="register", entries=batch)
+    fifth = entry_hash(5, at(5), "cy", "register", "chat", "chat@2", None, batch[0]["detail"],
+                       KNOWN_HEAD)
+    sixth = entry_hash(6, at(5), "cy", "register", "chat", "chat@3", None, batch[1]["detail"],
+                       fifth)
+    assert head == audit.head(db) == sixth
+    assert [(e.seq, e.target, e.env, e.prev_hash, e.hash) for e in entries(db)[4:]] == [
+        (5, "chat@2", None, KNOWN_HEAD, fifth), (6, "chat@3", None, fifth, sixth)]
+    assert verify(db) == 6
+
+
 def test_a_new_entry_chains_onto_the_current_tail(db: Database, frozen_clock: None) -> None:
     append_known(db)
     with db.write() as s:
@@ -280,10 +316,13 @@ def test_a_new_entry_chains_onto_the_current_tail(db: Database, frozen_clock: No
 
 
 @pytest.mark.postgres
-def test_concurrent_appenders_on_postgresql_queue_instead_of_forking(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True], ids=["append", "append_many"])
+def test_concurrent_appenders_on_postgresql_queue_instead_of_forking(tmp_path: Path,
+                                                                    batch: bool) -> None:
     """Two transactions appending at once: the second waits for the first's commit (an
-    advisory lock), then chains onto it; without the lock it would read the same tail
-    and fail on the duplicate sequence number."""
+    advisory lock, taken by ``append`` and ``append_many`` alike), then chains onto it;
+    without the lock it would read the same tail and fail on the duplicate sequence
+    number."""
     from tests.pg import fresh_database
 
     gen = fresh_database()
@@ -295,7 +334,11 @@ def test_concurrent_appenders_on_postgresql_queue_instead_of_forking(tmp_path: P
     def first() -> None:
         try:
             with database.write() as s:
-                append(s, actor="ana", action="first")
+                if batch:
+                    append_many(s, actor="ana", action="first",
+                                entries=[{"name": None, "target": None, "detail": {}}])
+                else:
+                    append(s, actor="ana", action="first")
                 appended.set()
                 time.sleep(0.5)  # still uncommitted while the second one appends
         except BaseException as exc:  # pragma: no cover - reported below

@@ -1,16 +1,26 @@
 """Tampering with the audit log is detected through the service (``svc.audit``): an
 edited entry by its hash; a truncated log by the head a write printed, and by counting
-entries against the state changes they record."""
+entries against the state changes they record. An edited slot history is named: each
+row must equal the audited move it records."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import text
+from sqlmodel import col, select
 
+from llmreg.db.models import SlotEvent
 from llmreg.errors import AuditChainError
 from llmreg.service import RegistryService
 from tests.service.conftest import on_each_database
-from tests.service.lifecycle.test_lifecycle import ready_for_production, register, to_staging
+from tests.service.lifecycle.test_lifecycle import (
+    ANA,
+    ready_for_production,
+    register,
+    to_staging,
+)
 
 svc = pytest.fixture(on_each_database, name="svc")
 
@@ -80,3 +90,67 @@ def test_cutting_entries_and_their_rows_is_caught_by_the_head(svc: RegistryServi
     assert svc.audit.verify() == 0  # consistent with itself...
     with pytest.raises(AuditChainError, match="does not contain head"):
         svc.audit.verify(head)  # ...but not with the head noted earlier
+
+
+# --- the slot history against the moves the log records --------------------------------
+
+
+def slot_history(svc: RegistryService) -> list[tuple[int, str, str, int | None, int]]:
+    with svc.db.read() as s:
+        return [(e.id or 0, e.env, e.action, e.from_version, e.to_version)
+                for e in s.exec(select(SlotEvent).order_by(col(SlotEvent.id)))]
+
+
+def import_to(svc: RegistryService, number: int, env: str) -> None:
+    with svc.db.write() as s:
+        svc.lifecycle.import_move_in(s, "chat", number, env, actor=ANA, reason="as mlflow had it")
+
+
+def test_every_kind_of_move_is_matched_to_its_own_entry(svc: RegistryService) -> None:
+    # Four moves of one slot: the n-th row is checked against the n-th move entry of
+    # that slot, whatever its action, and from_version too.
+    v1, v2 = register(svc, 1), register(svc, 2)
+    to_staging(svc, v1)
+    to_staging(svc, v2)
+    svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="v2 misbehaves")
+    import_to(svc, 2, "staging")
+    assert [h[1:] for h in slot_history(svc)] == [
+        ("staging", "promote", None, 1), ("staging", "promote", 1, 2),
+        ("staging", "rollback", 2, 1), ("staging", "import", 1, 2)]
+    assert svc.audit.verify() == len(svc.audit.entries())
+
+
+def test_an_altered_slot_history_row_is_named_with_what_differs(svc: RegistryService) -> None:
+    to_staging(svc, register(svc, 1))
+    entry = svc.audit.entries()[-1].seq
+    with svc.db.write() as s:  # someone with database access rewrites who moved it, and when
+        event = s.exec(select(SlotEvent)).one()
+        event.actor, event.at = "mallory", event.at + timedelta(hours=1)
+        s.add(event)
+    ((row, *_),) = slot_history(svc)
+    with pytest.raises(AuditChainError) as info:
+        svc.audit.verify()
+    assert str(info.value) == (
+        f"slot history row #{row} (chat/staging promote to @1 by mallory) was altered: "
+        f"actor, at differ from audit entry #{entry}; the slot history was edited")
+
+
+def test_a_slot_history_row_without_its_entry_is_named(svc: RegistryService) -> None:
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    import_to(svc, 1, "production")
+    (_, (row, *_)) = slot_history(svc)
+    # The production move relabelled: staging has two rows for one entry...
+    with svc.db.write_engine.begin() as conn:
+        conn.execute(text(f"UPDATE slot_events SET env = 'staging' WHERE id = {row}"))
+    with pytest.raises(AuditChainError) as info:
+        svc.audit.verify()
+    assert str(info.value) == (
+        f"slot history row #{row} (chat/staging import to @1 by ana) has no audit entry; "
+        "the slot history was edited")
+    # ...or a slot that never moved has one.
+    with svc.db.write_engine.begin() as conn:
+        conn.execute(text(f"UPDATE slot_events SET env = 'shadow' WHERE id = {row}"))
+    with pytest.raises(AuditChainError, match=rf"^slot history row #{row} \(chat/shadow "
+                                              r"import to @1 by ana\) has no audit entry"):
+        svc.audit.verify()
