@@ -234,6 +234,19 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool_after_fork() -> None:
+    """Drop the parent's pool (and lock) in a forked child: the child inherits the
+    executor but none of its threads, so a task submitted there would wait forever.
+    The child makes its own pool on first use."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _sync_pool() -> ThreadPoolExecutor:
     """The threads that fsync blobs for :meth:`LocalStore.put_many`, made once
     per process (starting threads per call costs more than the writes)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import signal
 import threading
 import time
 import types
@@ -193,6 +194,29 @@ def test_put_many_syncs_each_blob_and_the_folder_once(tmp_path: Path,
     assert store.get_bytes(out[0].digest) == b"blob 0" and synced == ["file", "dir"]
     assert store.put_many([]) == []
     assert not list(store.dir.glob(".*.incomplete"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_process_makes_its_own_sync_pool(tmp_path: Path) -> None:
+    """A child forked after the parent used put_many inherits the pool without its
+    threads; the store must not hand it that pool (its put_many would wait forever)."""
+    store = LocalStore(tmp_path)
+    store.put_many([b"parent 1", b"parent 2"])  # the parent's pool now exists
+    parent_pool = local._pool
+    assert parent_pool is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its put_many finished with a new pool
+        code = 1
+        try:
+            signal.alarm(20)  # a hang kills the child instead of the test run
+            fresh = local._pool is None
+            store.put_many([b"child 1", b"child 2", b"child 3"])
+            code = 0 if fresh and local._pool is not parent_pool else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get_bytes(digest_bytes(b"child 3")) == b"child 3"
 
 
 def test_a_failed_put_many_leaves_no_temp_file(tmp_path: Path,
