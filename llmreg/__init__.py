@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import TemplateSyntaxError as TemplateSyntaxError
     from llmreg.errors import TransitionError as TransitionError
     from llmreg.errors import UnknownEnvironmentError as UnknownEnvironmentError
+    from llmreg.errors import UnknownOperationError as UnknownOperationError
     from llmreg.policy import Policy as Policy
     from llmreg.policy import load_policy as load_policy
     from llmreg.settings import Settings as Settings
@@ -140,6 +141,7 @@ __all__ = [
     "TemplateSyntaxError",
     "TransitionError",
     "UnknownEnvironmentError",
+    "UnknownOperationError",
     "VersionInfo",
     "__version__",
     "canonical_json",

@@ -38,7 +38,9 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── ServerError                            the server failed (HTTP 5xx)
     ├── InvalidWebhookError (ValueError)       a webhook URL, event name or format is refused
     ├── ReadOnlyError                          a write (or a query) a static mirror cannot do
-    └── MissingDependencyError (ImportError)   an optional extra is not installed
+    ├── MissingDependencyError (ImportError)   an optional extra is not installed
+    └── UnknownOperationError (LookupError)    a backend was asked for an operation the
+                                               table does not declare
 
 Every message names the object at fault and, where there is one, the next step.
 Each class carries a stable ``code`` (the OCI distribution-spec style used over HTTP).
@@ -268,3 +270,11 @@ class InvalidWebhookError(LLMRegError, ValueError):
     """A webhook is refused: unknown event, bad format, or a URL the SSRF guard blocks."""
 
     code = "WEBHOOK_INVALID"
+
+
+class UnknownOperationError(LLMRegError, LookupError):
+    """A backend was called with an operation name that
+    :data:`llmreg.contract.operations.OPERATIONS` does not declare (a programming error
+    in a caller, named with the closest declared names)."""
+
+    code = "OPERATION_UNKNOWN"

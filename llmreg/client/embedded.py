@@ -208,9 +208,10 @@ class EmbeddedBackend(Backend):
     def call(self, operation: str, /, **args: Any) -> Any:
         """The operation's handler (:mod:`llmreg.service.operations`) on the service,
         as the local identity (which holds every role here)."""
+        from llmreg.contract.operations import operation as declared
         from llmreg.service.operations import HANDLERS
 
-        return HANDLERS[operation](self.service, self.actor(), **args)
+        return HANDLERS[declared(operation).name](self.service, self.actor(), **args)
 
     # -- blobs -----------------------------------------------------------------------
 

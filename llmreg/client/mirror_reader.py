@@ -286,13 +286,15 @@ class MirrorBackend(Backend):
 
     def call(self, operation: str, /, **args: Any) -> Any:
         """A mirror holds manifests and slot pointers, nothing else: every operation of
-        the table is refused, named as it is declared."""
-        from llmreg.contract.operations import OPERATIONS
+        the table is refused, named as it is declared, except one declared
+        ``on_mirror="drop"`` (heartbeats: served traffic is the registry's to count)."""
+        from llmreg.contract.operations import operation as declared
 
-        op = OPERATIONS[operation]
-        if operation == "heartbeats":  # served traffic is the registry's to count, not ours
-            log.debug("llmreg: %d heartbeats dropped: the mirror %s takes none",
-                      len(args.get("beats") or ()), self.url)
+        op = declared(operation)
+        if op.on_mirror == "drop":
+            log.debug("llmreg: %s dropped: the mirror %s takes none (%s)", operation,
+                      self.url, ", ".join(f"{len(v)} {k}" for k, v in args.items()
+                                          if isinstance(v, list | tuple)) or "no items")
             return None
         self._refuse(f"{operation} ({op.method} {op.path})")
 

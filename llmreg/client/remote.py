@@ -245,9 +245,9 @@ class HTTPBackend(Backend):
         parameters into the query string, body fields as JSON; the answer validated as
         the declared response. A batch declared with ``batch`` goes in requests of at
         most its size, each one transaction on the server."""
-        from llmreg.contract.operations import OPERATIONS
+        from llmreg.contract.operations import operation as declared
 
-        op = OPERATIONS[operation]
+        op = declared(operation)
         if not op.http:
             raise errors.ConfigError(f"{op.beside} (this client speaks to {self.url})")
         if op.batch is not None:
@@ -301,9 +301,9 @@ def _adapter(operation: str) -> Any:
     """The validator of an operation's declared response (built once per operation)."""
     from pydantic import TypeAdapter
 
-    from llmreg.contract.operations import OPERATIONS
+    from llmreg.contract.operations import operation as declared
 
-    return TypeAdapter(OPERATIONS[operation].response)
+    return TypeAdapter(declared(operation).response)
 
 
 def _jsonable(value: Any) -> Any:

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -70,6 +71,7 @@ from llmreg.contract.models import (
     WebhookBody,
     WhoAmI,
 )
+from llmreg.errors import UnknownOperationError
 from llmreg.types import (
     AlertInfo,
     ApprovalInfo,
@@ -120,7 +122,11 @@ class Operation:
     the query parameters; ``body`` is the JSON body's model. ``local`` names arguments
     only an in-process call passes (the server decides them itself: the author of a
     registration is the token's subject). ``http=False``: the operation runs beside the
-    registry only, never through a server, and ``beside`` says why.
+    registry only, never through a server, and ``beside`` says why. ``headers`` maps a
+    request header to the body field it sets (``If-Match`` on a promotion is its
+    compare-and-set, as ``expect_current``). ``on_mirror="drop"``: a static mirror
+    drops the call instead of refusing it (an app's heartbeats are the registry's to
+    count; a mirror has nowhere to put them, and the app must not fail for it).
     """
 
     name: str
@@ -139,6 +145,8 @@ class Operation:
     batch: tuple[str, int] | None = None  # (list field, most items a request carries)
     http: bool = True
     beside: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    on_mirror: Literal["refuse", "drop"] = "refuse"
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -208,7 +216,8 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("gates", "GET", "/v1/gates", "reader", GateVerdict,
               query={"ref": Param(str), "to": Param(str)}),
     Operation("promote", "POST", "/v1/promotions", "publisher", PromotionResult,
-              body=PromotionBody, writes=True, status=201, errors=(409, 422)),
+              body=PromotionBody, writes=True, status=201, errors=(409, 422),
+              headers={"If-Match": "expect_current"}),
     Operation("rollback", "POST", "/v1/rollbacks", "publisher", SlotEventInfo,
               body=RollbackBody, writes=True, status=201, errors=(409,)),
     Operation("deprecate", "POST", "/v1/deprecations", "publisher", VersionInfo,
@@ -226,7 +235,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("gc", "POST", "/v1/gc", "admin", GcResult, body=GcBody, writes=True),
     # -- served traffic ------------------------------------------------------------------
     Operation("heartbeats", "POST", "/v1/heartbeats", "reader", HeartbeatResult,
-              body=HeartbeatBody, writes=True, status=202),
+              body=HeartbeatBody, writes=True, status=202, on_mirror="drop"),
     Operation("served", "GET", "/v1/served", "reader", list[ServedInfo], filters=True,
               query={"name": Param(str | None, None), "env": Param(str | None, None)}),
     # -- tokens ------------------------------------------------------------------------------
@@ -274,3 +283,27 @@ OPERATIONS: dict[str, Operation] = _ops(
 )
 """Every operation by name. Streams of bytes (blob upload and download) and the resolve
 hot path are transport primitives of each backend, not rows here."""
+
+
+def operation(name: str) -> Operation:
+    """The declaration of ``name``; an undeclared name is an
+    :class:`~llmreg.errors.UnknownOperationError` naming the closest declared ones.
+
+    Example:
+        >>> operation("promote").path
+        '/v1/promotions'
+        >>> operation("promot")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.UnknownOperationError: operation 'promot' is not declared in ...
+    """
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), OPERATIONS, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else \
+            "see llmreg.contract.operations.OPERATIONS for the declared names"
+        raise UnknownOperationError(
+            f"operation {str(name)[:80]!r} is not declared in "
+            f"llmreg.contract.operations.OPERATIONS; {hint}") from None
+

@@ -10,6 +10,7 @@ import pytest
 
 import llmreg
 from llmreg.contract.operations import OPERATIONS, Operation
+from llmreg.errors import UnknownOperationError
 from llmreg.service.operations import HANDLERS
 
 
@@ -65,5 +66,24 @@ def test_approvals_are_read_by_ref_and_environment(reg: llmreg.Client,
 
 
 def test_an_operation_outside_the_table_is_no_call(reg: llmreg.Client) -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownOperationError,
+                       match=r"^operation 'drop_everything' is not declared in llmreg\.contract"
+                             r"\.operations\.OPERATIONS; see llmreg\.contract\.operations"):
         reg._backend.call("drop_everything")
+    with pytest.raises(UnknownOperationError, match=r"'promot' .*; did you mean promote\?$"):
+        reg._backend.call("promot")
+
+
+def test_every_backend_refuses_an_undeclared_operation(tmp_path: Path) -> None:
+    from llmreg.client.mirror_reader import MirrorBackend
+    from llmreg.client.remote import HTTPBackend
+    from llmreg.settings import Settings
+
+    settings = Settings(cache=tmp_path / "c")
+    (tmp_path / "root.json").write_text("{}")
+    remote = HTTPBackend("http://registry.invalid", settings=settings, cache=tmp_path / "c")
+    mirror = MirrorBackend(f"file://{tmp_path}", trusted_root=tmp_path / "root.json",
+                           settings=settings)
+    for backend in (remote, mirror):  # refused before anything is sent or read
+        with pytest.raises(UnknownOperationError, match="'approve_all' is not declared"):
+            backend.call("approve_all")

@@ -109,6 +109,18 @@ def test_errors_map_to_client_exceptions(server: Server) -> None:
     with pytest.raises(SlotConflictError, match="holds @1, not @2 as expected"):
         pat.promote(f"support-rag@{v2.version}", to="staging", reason="x",
                     expect_current="support-rag@2")
+    # The same compare-and-set as the declared If-Match header (an entity tag: quotes
+    # dropped); the header wins over the body's expect_current.
+    raw = server.http.post("/v1/promotions",
+                           headers={**server.headers("pat"), "If-Match": '"support-rag@2"'},
+                           json={"ref": f"support-rag@{v2.version}", "env": "staging",
+                                 "reason": "x", "expect_current": "support-rag@1"})
+    assert raw.status_code == 409 and "holds @1, not @2 as expected" in raw.text
+    raw = server.http.post("/v1/promotions",
+                           headers={**server.headers("pat"), "If-Match": '"support-rag@1"'},
+                           json={"ref": f"support-rag@{v2.version}", "env": "staging",
+                                 "reason": "x"})
+    assert raw.status_code == 201 and raw.json()["event"]["to_version"] == v2.version
     body = server.http.get("/v1/refs/nope@1", headers=server.headers("rita")).json()
     assert body == {"errors": [{"code": "BUNDLE_UNKNOWN", "detail": None,
                                 "message": "'nope' is not registered; see `llmreg list` for "

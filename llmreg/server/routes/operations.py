@@ -5,7 +5,8 @@ names its role and error statuses in the OpenAPI).
 
 A route's signature is built from the declaration: the caller's identity (with the
 operation's role), each path and query parameter with its type and bounds, and the body
-model. What only a server does after a handler — drop a moved slot from this replica's
+model, and any request header the operation declares (``If-Match`` on a promotion).
+What only a server does after a handler — drop a moved slot from this replica's
 resolve cache, count the move in the metrics, forget a revoked token — is in
 :data:`AFTER`, keyed by operation.
 
@@ -36,9 +37,6 @@ _KW = inspect.Parameter.KEYWORD_ONLY
 
 def _promote(state: ServerState, request: Request, args: dict[str, Any],
              call: Callable[[], Any]) -> Any:
-    if_match = request.headers.get("if-match")
-    if if_match is not None:  # ``If-Match: "<ref>"`` is compare-and-set, as expect_current
-        args["expect_current"] = if_match.strip().strip('"')
     try:
         result = call()
     except GateFailedError as exc:
@@ -74,6 +72,11 @@ AFTER: dict[str, Callable[[ServerState, Request, dict[str, Any], Callable[[], An
 }
 
 
+def _header_param(header: str) -> str:
+    """The route parameter of a declared request header (``If-Match`` → ``if_match``)."""
+    return header.lower().replace("-", "_")
+
+
 def _route(op: Operation) -> Callable[..., Any]:
     """A FastAPI endpoint for ``op``: its signature declares the inputs; its body flattens
     them into the handler's keyword arguments."""
@@ -83,10 +86,13 @@ def _route(op: Operation) -> Callable[..., Any]:
     def route(**kw: Any) -> Any:
         svc, state, request, actor = kw.pop("s"), kw.pop("state"), kw.pop("request"), \
             kw.pop("actor")
-        kw.pop("if_match", None)
+        headers = {field: kw.pop(_header_param(h)) for h, field in op.headers.items()}
         body = kw.pop("body", None)
         if body is not None:
             kw.update(body.model_dump())
+        for field, value in headers.items():  # a declared header sets its body field
+            if value is not None:  # ``If-Match: "<ref>"``: an entity tag, quotes dropped
+                kw[field] = value.strip().strip('"')
         if after is None:
             return handler(svc, actor, **kw)
         return after(state, request, kw, lambda: handler(svc, actor, **kw))
@@ -104,9 +110,9 @@ def _route(op: Operation) -> Callable[..., Any]:
                                         default=default))
     if op.body is not None:
         params.append(inspect.Parameter("body", _KW, annotation=op.body))
-    if op.name == "promote":
-        params.append(inspect.Parameter("if_match", _KW, default=None,
-                                        annotation=Annotated[str | None, Header()]))
+    for h in op.headers:
+        params.append(inspect.Parameter(_header_param(h), _KW, default=None,
+                                        annotation=Annotated[str | None, Header(alias=h)]))
     route.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     route.__annotations__ = {p.name: p.annotation for p in params}
     route.__name__ = route.__qualname__ = op.name
