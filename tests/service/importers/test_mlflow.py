@@ -9,6 +9,7 @@ the venv they fail, unless ``LLMREG_MLFLOW_TESTS=off`` says they are off on purp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,13 +53,10 @@ def mlflow_python() -> str | None:
     return py
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """One real MLflow server for the module (SQLite, local artifacts), filled once."""
-    py = mlflow_python()
-    if py is None:
-        pytest.skip("LLMREG_MLFLOW_TESTS=off")
-    work = tmp_path_factory.mktemp("mlflow")
+@contextlib.contextmanager
+def running_mlflow(work: Path, py: str) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite, local artifacts under ``work``), filled once
+    through MLflow's own client; yields its URI and stops it on exit."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     mlflow_bin = str(Path(py).parent / "mlflow")
@@ -84,7 +82,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         fill = subprocess.run([py, str(DATA / "fill.py"), uri], cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)
         assert fill.returncode == 0, fill.stderr[-3000:]
-        yield uri, py
+        yield uri
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -93,6 +91,22 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """One real MLflow server for the module, filled once. ``LLMREG_MLFLOW_URI`` names
+    one already started and filled by :func:`running_mlflow` (scripts/mutate starts one
+    for a whole mutation run instead of one per mutant); the tests only read from it."""
+    py = mlflow_python()
+    if py is None:
+        pytest.skip("LLMREG_MLFLOW_TESTS=off")
+    shared = os.environ.get("LLMREG_MLFLOW_URI")
+    if shared:
+        yield shared, py
+        return
+    with running_mlflow(tmp_path_factory.mktemp("mlflow"), py) as uri:
+        yield uri, py
 
 
 @pytest.fixture(scope="module")
