@@ -22,6 +22,7 @@ field of :class:`Gates`, its :class:`GateKind` here, and its judge.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -390,8 +391,10 @@ class Policy(_P):
 
     @classmethod
     def written_by_init(cls) -> Policy:
-        """The policy ``llmreg init`` writes (:data:`DEFAULT_POLICY_YAML`)."""
-        return parse_policy(DEFAULT_POLICY_YAML, source="(built-in default)")
+        """The policy ``llmreg init`` writes (:data:`DEFAULT_POLICY_YAML`): parsed once
+        per process (every registry opened without a policy file needs it), a deep copy
+        each call."""
+        return _built_in().model_copy(deep=True)
 
     def canonical_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -532,3 +535,8 @@ def find_policy(explicit: Path | None, home: Path) -> Policy:
     if beside.is_file():
         return load_policy(beside)
     return Policy.default()
+
+
+@functools.cache
+def _built_in() -> Policy:
+    return parse_policy(DEFAULT_POLICY_YAML, source="(built-in default)")
