@@ -3,6 +3,7 @@ header at a time, and CSRF tokens that belong to one session (or one sign-in for
 
 from __future__ import annotations
 
+import html
 import re
 from http.cookies import SimpleCookie
 from typing import Any
@@ -87,4 +88,54 @@ def test_a_sessions_csrf_token_is_its_own_and_unguessable(web: Web) -> None:
     assert web.service.versions.slot("chat", "staging").version == 1
     ok = one.post("/names/chat/versions/2/promote", data={**form, "csrf": csrf_one})
     assert ok.status_code == 303
+    assert web.service.versions.slot("chat", "staging").version == 2
+
+
+def test_safe_next_keeps_only_local_paths() -> None:
+    from llmreg.server.web.auth import safe_next
+
+    for local in ("/", "/names/chat", "/names/chat?tab=diff#top"):
+        assert safe_next(local) == local
+    for foreign in (None, "", "names/chat", "//evil.example/", "/\\evil.example",
+                    "/names\\..\\x", "https://evil.example/", "javascript:alert(1)"):
+        assert safe_next(foreign) == "/", foreign
+
+
+def test_a_form_post_without_a_session_is_told_to_sign_in(web: Web) -> None:
+    r = web.client().post("/names/chat/versions/2/promote",
+                          data={"csrf": "x", "env": "staging", "expect": "1", "reason": "x"})
+    assert r.status_code == 401
+    assert "sign in first: this action needs a session" in html.unescape(r.text)
+
+
+def test_forms_are_read_as_urlencoded_text_of_at_most_twenty_fields(web: Web) -> None:
+    c = web.signed_in("ada")
+    csrf = csrf_of(c.get("/names/chat/versions/2").text)
+    url = "/names/chat/versions/2/promote"
+    before = web.service.audit.head()
+
+    def post(body: bytes, content_type: str | None) -> Any:
+        headers = {"content-type": content_type} if content_type is not None else {}
+        return c.post(url, content=body, headers=headers)
+
+    form = f"csrf={csrf}&env=staging&expect=1&reason=x".encode()
+    for content_type, shown in ((None, ""), ("text/plain", "text/plain"),
+                                ("multipart/form-data; boundary=x", "multipart/form-data")):
+        r = post(form, content_type)
+        assert r.status_code == 400, content_type
+        assert (f"Content-Type {shown!r}: a web form must be sent as "
+                "application/x-www-form-urlencoded") in html.unescape(r.text)
+    too_many = form + b"".join(b"&f%d=1" % i for i in range(17))  # 21 fields
+    not_utf8 = form + b"&reason=\xff"
+    for body in (too_many, not_utf8):
+        r = post(body, "application/x-www-form-urlencoded")
+        assert r.status_code == 400
+        assert ("the form is not UTF-8 urlencoded text with at most 20 fields"
+                in html.unescape(r.text))
+    assert web.service.audit.head() == before  # nothing was done
+    # A charset parameter is fine, and so is a field written without "=" (a checkbox
+    # some clients send bare): twenty fields in all still pass.
+    ok = post(form + b"&confirm" + b"".join(b"&f%d=1" % i for i in range(15)),
+              "application/x-www-form-urlencoded; charset=utf-8")
+    assert ok.status_code == 303, ok.text
     assert web.service.versions.slot("chat", "staging").version == 2
