@@ -11,6 +11,7 @@ import typer
 import llmreg
 from llmreg.bundle.digest import short
 from llmreg.bundle.directory import load_bundle_dir, looks_like_path
+from llmreg.bundle.names import check_name
 from llmreg.errors import InvalidRefError, RenderError
 from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
@@ -69,9 +70,14 @@ def register(
 ) -> None:
     """Register bundle directories; identical content keeps its existing version."""
     out = Output(as_json)
-    # Validate every directory before writing anything, so a bad one changes nothing.
+    # Validate every directory and name before writing anything, so a bad one changes
+    # nothing. An explicit --name is used as given: '' is refused, never replaced.
+    if name is not None:
+        check_name(name, field="--name")
     for directory in directories:
-        load_bundle_dir(directory)
+        _, manifest_name = load_bundle_dir(directory)
+        if name is None and manifest_name is not None:
+            check_name(manifest_name, field=f"{directory}: the manifest's name")
     results = []
     with connect() as reg:
         if name is not None and len(directories) > 1:

@@ -142,6 +142,44 @@ def test_bad_bundles_exit_1_with_one_line_and_change_nothing(
     assert snapshot(home) == before
 
 
+@pytest.mark.parametrize("name", ["", " ", "\t", "\n", "  \r\n"])
+def test_an_empty_name_is_refused_never_replaced_by_the_folders(
+    run, registered: Path, tmp_path: Path, name: str
+) -> None:
+    """``--name ''`` once registered under the folder's name; an explicit name is used as
+    given, so an empty one is refused, naming the option, the value and the fix."""
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    fresh = tmp_path / "fresh-bundle"
+    shutil.copytree(registered / "ticket-classifier", fresh)
+    _sub(fresh / "llmreg.yaml", "max_tokens: 200", "max_tokens: 201")
+    for dirs in ([fresh], [fresh, registered / "support-rag"]):
+        result = run("register", *map(str, dirs), "--name", name, "-m", "x")
+        assert result.exit_code == 1, result.output
+        line = result.stderr.strip()
+        assert line.startswith("error: --name ") and "is empty; give a name such as" in line
+        assert "\n" not in line and "\r" not in line
+    assert snapshot(home) == before
+    assert "fresh-bundle" not in run("list").stdout
+
+
+@pytest.mark.parametrize("manifest_name", ["''", "' '", "'Support Bot'"])
+def test_a_bad_manifest_name_is_refused_before_anything_is_written(
+    run, registered: Path, tmp_path: Path, manifest_name: str
+) -> None:
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    bad = tmp_path / "bad"
+    shutil.copytree(registered / "ticket-classifier", bad)
+    text = (bad / "llmreg.yaml").read_text()
+    (bad / "llmreg.yaml").write_text(f"name: {manifest_name}\n" + text.replace(
+        "name: ticket-classifier\n", ""))
+    result = run("register", str(registered / "support-rag"), str(bad), "-m", "x")
+    assert result.exit_code == 1, result.output
+    assert "the manifest's name" in result.stderr
+    assert snapshot(home) == before
+
+
 def test_render_errors(run, registered: Path) -> None:
     result = run("render", "ticket-classifier@1", "--var", "subject=a", "--var", "body=b",
                  "--var", "sender=x")
