@@ -272,3 +272,24 @@ def test_an_integer_out_of_range_is_one_error_and_exit_1(run, registered: Path,
 def test_a_limit_longer_than_the_log_shows_it_all(run, registered: Path) -> None:
     whole = run("audit", "--json")
     assert run("audit", "--limit", str(10**30), "--json").output == whole.output
+
+
+@pytest.mark.parametrize("text", ['{"f1": 0.9, "f1": 0.1}', '{"a": {"b": 1, "b": 2}}',
+                                  '{"x": [{"y": 1, "y": 1}]}'])
+def test_json_files_the_cli_reads_refuse_a_key_named_twice(run, registered: Path,
+                                                           tmp_path: Path, text: str) -> None:
+    """--vars and --metrics files are parsed as manifests are: never "last one wins"."""
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    (tmp_path / "w.bin").write_bytes(b"w")
+    for args in (["render", "support-rag@1", "--vars", str(path)],
+                 ["eval", "attach", "support-rag@1", "--suite", "regression",
+                  "--metrics", str(path)],
+                 ["log-model", "lora", "--weights", str(tmp_path / "w.bin"), "-m", "x",
+                  "--metrics", str(path)]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "appears twice; keep one" in result.stderr, args
+    assert snapshot(home) == before
