@@ -17,6 +17,7 @@ from llmreg._version import __version__
 from llmreg.contract.models import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors, web
+from llmreg.server.declared import declared_routes
 from llmreg.server.delivery_loop import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None,
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
         return Health(status="ready")
 
+    if state.metrics is not None:  # the closed set of route labels: what the app declares
+        state.metrics.routes = frozenset(d.path for d in declared_routes(app.routes))
     return app
 
 

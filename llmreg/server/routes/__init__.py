@@ -99,3 +99,4 @@ def _is_dependency(hint: Any) -> bool:
     return get_origin(hint) is Annotated and any(
         isinstance(m, params.Depends) for m in get_args(hint)[1:])
 
+
