@@ -61,8 +61,12 @@ def create_app(settings: Settings | None = None,
         finally:
             worker.stop()
 
+    # /openapi.json is always served; the pages that render it load Swagger UI and ReDoc
+    # from a CDN onto this origin (beside the web session cookie): only when asked for.
     app = FastAPI(title="llmreg", version=__version__, lifespan=lifespan,
-                  description="The registry of LLM bundles: what runs where, and why.")
+                  description="The registry of LLM bundles: what runs where, and why.",
+                  docs_url="/docs" if settings.api_docs else None,
+                  redoc_url="/redoc" if settings.api_docs else None)
     state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
