@@ -62,8 +62,9 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     characters between the quotes, with the full length said after a cut.
 
     Only the first ``limit`` characters of a long string are looked at, so quoting
-    megabytes costs no more than quoting a name. Anything that is not a string is quoted
-    by its ``repr`` (which escapes the strings inside it), under the same cap.
+    megabytes costs no more than quoting a name. Anything that is not a string (a number,
+    ``None``, a list) is written as its ``repr`` (which escapes the strings inside it),
+    under the same cap, so ``3`` stays ``3``.
 
     Args:
         value: what the caller gave (a name, ref, header, field value, ...).
@@ -76,10 +77,15 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
         '\\x1b[31mred\\x1b[0m'
         >>> print(shown("x" * 10_000, limit=8))
         'xxxxxxxx…' (10000 characters)
-        >>> print(shown(3))
-        '3'
+        >>> print(shown(3), shown(None), shown(["a\\n"]))
+        3 None ['a\\n']
     """
-    text = value if isinstance(value, str) else repr(value)
+    if not isinstance(value, str):
+        text = repr(value)
+        if len(text) <= limit and text.isprintable():
+            return text
+        return shown(text, limit)  # quoted: it is cut, or holds what repr left raw
+    text = value
     out: list[str] = []
     used = 0
     for ch in text[:limit + 1]:

@@ -62,6 +62,13 @@ def test_an_escape_is_never_cut_in_half(limit: int) -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    (3, "'3'"), (None, "'None'"), (b"\x1b", "'b\\'\\\\x1b\\''"), (["a\n"], "'[\\'a\\\\n\\']'")])
+    (3, "3"), (2.5, "2.5"), (None, "None"), (True, "True"), (b"\x1b", "b'\\x1b'"),
+    (["a\n"], "['a\\n']")])
 def test_values_that_are_not_strings_are_quoted_by_repr(value: object, expected: str) -> None:
     assert shown(value) == expected
+
+
+def test_a_long_value_that_is_not_a_string_is_cut_too() -> None:
+    text = shown(list(range(1000)))
+    assert text.startswith("'[0, 1, 2,") and text.endswith("…' (4890 characters)")
+    assert len(text) < SHOWN_LIMIT + 30

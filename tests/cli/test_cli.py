@@ -293,3 +293,18 @@ def test_json_files_the_cli_reads_refuse_a_key_named_twice(run, registered: Path
         assert result.exit_code == 1, (args, result.output)
         assert "appears twice; keep one" in result.stderr, args
     assert snapshot(home) == before
+
+
+@pytest.mark.parametrize("value", ["\x1b[31mred\x1b[0m", "x\nforged", "<script>x</script>",
+                                   "y" * 10_000, "ab\u202ecd"])
+def test_hostile_input_is_quoted_escaped_and_capped_on_stderr(run, registered: Path,
+                                                              value: str) -> None:
+    for args in (["show", f"support-rag@{value}"], ["history", value],
+                 ["promote", f"support-rag@{value}", "--to", "staging", "--reason", "r"],
+                 ["promote", "support-rag@1", "--to", value, "--reason", "r"],
+                 ["register", str(registered / "support-rag"), "--name", value, "-m", "x"]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output[:300])
+        line = result.stderr.strip()
+        assert line.startswith("error: ") and line.isprintable(), (args, line[:300])
+        assert len(line) < 1_000 and "\x1b" not in line, args

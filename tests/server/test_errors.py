@@ -62,3 +62,59 @@ def test_allow_lists_what_each_route_on_the_path_answers(server: Server) -> None
     for method in allowed_methods(routes, "/v1/tokens"):
         got = server.http.request(method, "/v1/tokens", headers=server.headers("ada"))
         assert got.status_code != 405
+
+
+HOSTILE = ["\x1b[31mred\x1b[0m", "x\nforged: line", "<script>alert(1)</script>",
+           "y" * 10_000, "ab\u202ecd", "\x00", "prod\r\n"]
+
+
+def _twice(key: str) -> str:
+    """A JSON object naming ``key`` twice."""
+    import json
+
+    return "{" + f"{json.dumps(key)}: 1, {json.dumps(key)}: 2" + "}"
+
+
+def _safe(message: str) -> None:
+    assert message.isprintable(), message[:200]
+    assert len(message) < 1_000
+    for raw in ("\x1b", "\n", "\r", "\x00", "\u202e"):
+        assert raw not in message
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_input_is_quoted_escaped_and_capped_through_http(server: Server,
+                                                                 value: str) -> None:
+    from urllib.parse import quote
+
+    auth = server.headers("ada")
+    answers = [
+        server.http.get(f"/v1/refs/{quote(value, safe='')}", headers=auth),
+        server.http.get(f"/v1/refs/{quote('support-rag@' + value, safe='')}", headers=auth),
+        server.http.post("/v1/promotions", json={"ref": value, "env": "staging",
+                                                 "reason": "r"}, headers=auth),
+        server.http.post("/v1/promotions", json={"ref": "a@1", "env": value, "reason": "r"},
+                         headers=auth),
+        server.http.post("/v1/tokens", json={"subject": value, "role": "reader"},
+                         headers=auth),
+        server.http.post("/v1/tokens", json={"subject": "x", "role": value}, headers=auth),
+        server.http.post("/v1/tokens", content=_twice(value),
+                         headers={**auth, "content-type": "application/json"}),
+    ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, answer.text[:300]
+        _safe(answer.json()["errors"][0]["message"])
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_input_is_quoted_escaped_and_capped_through_the_client(server: Server,
+                                                                       value: str) -> None:
+    import llmreg
+
+    client = server.client("ada")
+    for call in (lambda: client.get(value), lambda: client.get(f"support-rag@{value}"),
+                 lambda: client.promote(f"support-rag@{value}", to="staging", reason="r"),
+                 lambda: client.promote("support-rag@1", to=value, reason="r")):
+        with pytest.raises(llmreg.LLMRegError) as info:
+            call()
+        _safe(str(info.value))
