@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,9 @@ import typer
 import llmreg
 from llmreg.bundle.digest import short
 from llmreg.bundle.directory import load_bundle_dir, looks_like_path
-from llmreg.errors import InvalidRefError, RenderError
+from llmreg.bundle.names import check_name
+from llmreg.bundle.parse import load_json
+from llmreg.errors import InvalidRefError, RenderError, shown
 from llmreg.policy import DEFAULT_POLICY_YAML, POLICY_FILENAME
 from llmreg.settings import HOME_DIRNAME
 
@@ -69,9 +70,14 @@ def register(
 ) -> None:
     """Register bundle directories; identical content keeps its existing version."""
     out = Output(as_json)
-    # Validate every directory before writing anything, so a bad one changes nothing.
+    # Validate every directory and name before writing anything, so a bad one changes
+    # nothing. An explicit --name is used as given: '' is refused, never replaced.
+    if name is not None:
+        check_name(name, field="--name")
     for directory in directories:
-        load_bundle_dir(directory)
+        _, manifest_name = load_bundle_dir(directory)
+        if name is None and manifest_name is not None:
+            check_name(manifest_name, field=f"{directory}: the manifest's name")
     results = []
     with connect() as reg:
         if name is not None and len(directories) > 1:
@@ -172,12 +178,14 @@ def render(
     variables: dict[str, Any] = {}
     if vars_file is not None:
         try:
-            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
+            text = vars_file.read_text(encoding="utf-8")
         except (OSError, ValueError) as exc:
             raise RenderError(
-                f"--vars {str(vars_file)!r} is not a readable JSON file: {exc}") from None
+                f"--vars {shown(str(vars_file))} is not a readable JSON file: {exc}") from None
+        # parsed as manifests are: a key named twice is refused, never "last one wins"
+        loaded = load_json(text, f"--vars {shown(str(vars_file))}", error=RenderError)
         if not isinstance(loaded, dict):
-            raise RenderError(f"--vars {str(vars_file)!r} must hold a JSON object")
+            raise RenderError(f"--vars {shown(str(vars_file))} must hold a JSON object")
         variables.update(loaded)
     for item in var or []:
         key, sep, value = item.partition("=")

@@ -3,7 +3,6 @@ deprecation, status, policy and audit."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,8 @@ import typer
 
 import llmreg
 from llmreg.bundle.digest import short
-from llmreg.errors import GateFailedError, InvalidEvidenceError
+from llmreg.bundle.parse import load_json
+from llmreg.errors import GateFailedError, InvalidEvidenceError, shown
 from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
 
 from ._common import STATE, connect, handle_errors, note_audit_head
@@ -44,14 +44,16 @@ def register_commands(app: typer.Typer) -> None:
 
 def _metrics(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InvalidEvidenceError(f"--metrics {str(path)!r} cannot be read: {exc.strerror}"
-                                   ) from None
+        raise InvalidEvidenceError(f"--metrics {shown(str(path))} cannot be read: "
+                                   f"{exc.strerror}") from None
     except ValueError as exc:
-        raise InvalidEvidenceError(f"--metrics {str(path)!r} is not JSON: {exc}") from None
+        raise InvalidEvidenceError(f"--metrics {shown(str(path))} is not JSON: {exc}") from None
+    # parsed as manifests are: a key named twice is refused, never "last one wins"
+    data = load_json(text, f"--metrics {shown(str(path))}", error=InvalidEvidenceError)
     if not isinstance(data, dict):
-        raise InvalidEvidenceError(f'--metrics {str(path)!r} must hold a flat JSON object, '
+        raise InvalidEvidenceError(f'--metrics {shown(str(path))} must hold a flat JSON object, '
                                    'e.g. {"accuracy": 0.93}')
     return data
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from llmreg.bundle.digest import short
-from llmreg.errors import InvalidEvidenceError
+from llmreg.bundle.parse import load_json
+from llmreg.errors import InvalidEvidenceError, shown
 
 from ._common import connect, handle_errors, note_audit_head
 from ._output import JSON_OPTION, Output
@@ -41,9 +41,11 @@ def log_model(
     values: dict[str, Any] | None = None
     if metrics is not None:
         try:
-            values = json.loads(metrics.read_text(encoding="utf-8"))
+            text = metrics.read_text(encoding="utf-8")
         except (OSError, ValueError) as exc:
-            raise InvalidEvidenceError(f"--metrics {str(metrics)!r}: {exc}") from None
+            raise InvalidEvidenceError(f"--metrics {shown(str(metrics))}: {exc}") from None
+        # parsed as manifests are: a key named twice is refused, never "last one wins"
+        values = load_json(text, f"--metrics {shown(str(metrics))}", error=InvalidEvidenceError)
     with out.progress("upload") as progress, connect() as reg:
         bundle = reg.log_model(name, weights=list(weights), message=message, dataset=dataset,
                                config=config, metrics=values, framework=framework,

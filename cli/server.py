@@ -55,7 +55,7 @@ def serve(
         "--mirror-keys", help="The mirror's keys folder (default LLMREG_MIRROR_KEYS, else "
                               "mirror-keys).")] = None,
 ) -> None:
-    """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /docs."""
+    """Serve the registry over HTTP (FastAPI on uvicorn); OpenAPI at /openapi.json."""
     try:
         import fastapi  # noqa: F401  (the workers import it; say so here, not in a traceback)
         import uvicorn

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import InvalidEvidenceError as InvalidEvidenceError
     from llmreg.errors import InvalidNameError as InvalidNameError
     from llmreg.errors import InvalidRefError as InvalidRefError
+    from llmreg.errors import InvalidRequestError as InvalidRequestError
     from llmreg.errors import InvalidWebhookError as InvalidWebhookError
     from llmreg.errors import LLMRegError as LLMRegError
     from llmreg.errors import MirrorVerificationError as MirrorVerificationError
@@ -113,6 +114,7 @@ __all__ = [
     "InvalidEvidenceError",
     "InvalidNameError",
     "InvalidRefError",
+    "InvalidRequestError",
     "InvalidWebhookError",
     "LLMRegError",
     "Messages",

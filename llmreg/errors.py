@@ -12,6 +12,8 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── PostprocessError (ValueError)          a post-processing step rejected the output
     ├── InvalidRefError (ValueError)           a ref does not parse (``name@what``)
     ├── InvalidNameError (ValueError)          a bundle or artifact name is not allowed
+    ├── InvalidRequestError (ValueError)       an HTTP request body is malformed (a JSON
+    │                                          object that names a key twice)
     ├── RefNotFoundError (LookupError)         unknown name, version or digest
     ├── AmbiguousRefError (LookupError)        a short digest matches several bundles
     ├── BlobNotFoundError (FileNotFoundError)  a blob is missing from the store
@@ -44,9 +46,60 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
 
 Every message names the object at fault and, where there is one, the next step.
 Each class carries a stable ``code`` (the OCI distribution-spec style used over HTTP).
+A message that quotes what the caller gave quotes it through :func:`shown`: escaped and
+length-capped, so no input reaches a terminal, a log or a page raw.
 """
 
 from __future__ import annotations
+
+SHOWN_LIMIT = 160  # characters of escaped input an error message quotes, at most
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """``value`` as an error message may quote it: a ``repr``-like, single-quoted form
+    in which every control, format or separator character (newlines, ANSI escapes,
+    bidirectional overrides, NUL) is written as its escape, cut to at most ``limit``
+    characters between the quotes, with the full length said after a cut.
+
+    Only the first ``limit`` characters of a long string are looked at, so quoting
+    megabytes costs no more than quoting a name. Anything that is not a string (a number,
+    ``None``, a list) is written as its ``repr`` (which escapes the strings inside it),
+    under the same cap, so ``3`` stays ``3``.
+
+    Args:
+        value: what the caller gave (a name, ref, header, field value, ...).
+        limit: characters between the quotes, at most (escapes count as written).
+
+    Example:
+        >>> print(shown("support-rag@1\\n"))
+        'support-rag@1\\n'
+        >>> print(shown("\\x1b[31mred\\x1b[0m"))
+        '\\x1b[31mred\\x1b[0m'
+        >>> print(shown("x" * 10_000, limit=8))
+        'xxxxxxxx…' (10000 characters)
+        >>> print(shown(3), shown(None), shown(["a\\n"]))
+        3 None ['a\\n']
+    """
+    if not isinstance(value, str):
+        text = repr(value)
+        if len(text) <= limit and text.isprintable():
+            return text
+        return shown(text, limit)  # quoted: it is cut, or holds what repr left raw
+    text = value
+    out: list[str] = []
+    used = 0
+    for ch in text[:limit + 1]:
+        if ch == "'" or ch == "\\":
+            piece = "\\" + ch
+        elif ch.isprintable():
+            piece = ch
+        else:
+            piece = repr(ch)[1:-1]  # '\\n', '\\x1b', '\\u202e', ...
+        if used + len(piece) > limit:
+            return "'" + "".join(out) + f"…' ({len(text)} characters)"
+        out.append(piece)
+        used += len(piece)
+    return "'" + "".join(out) + "'"
 
 
 class LLMRegError(Exception):
@@ -103,6 +156,14 @@ class InvalidNameError(LLMRegError, ValueError):
     """A bundle or artifact name contains characters that are not allowed."""
 
     code = "NAME_INVALID"
+
+
+class InvalidRequestError(LLMRegError, ValueError):
+    """An HTTP request body is malformed before any field is read: a JSON object names
+    the same key twice (the server never lets the last one win). FastAPI's own refusals
+    of a field use the same ``REQUEST_INVALID`` code."""
+
+    code = "REQUEST_INVALID"
 
 
 class RefNotFoundError(LLMRegError, LookupError):

@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from llmreg.bundle.digest import canonical_json, digest_bytes
-from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError
+from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError, shown
 
 POLICY_FILENAME = "llmreg-policy.yaml"
 REGISTERED = "registered"
@@ -423,7 +423,7 @@ class Policy(_P):
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UnknownEnvironmentError(
-            f"environment {name!r} is not in the policy; {hint}use one of "
+            f"environment {shown(name)} is not in the policy; {hint}use one of "
             f"{self.environment_names()}")
 
     def is_environment(self, name: str) -> bool:

@@ -32,6 +32,9 @@ server — never at import time.
                          read by :mod:`llmreg.bundle.render`
 ``LLMREG_JOBS``          server: 1 runs the scheduled jobs in the background (``llmreg
                          serve`` sets it unless ``--no-jobs``); ``LLMREG_JOBS_TICK``: s
+``LLMREG_API_DOCS``      server: 1 serves the interactive API pages ``/docs`` and
+                         ``/redoc`` (off by default: they load scripts from a CDN onto
+                         the registry's origin); ``/openapi.json`` is always served
 =======================  ===============================================================
 
 Store URLs (``LLMREG_STORE``, ``LLMREG_PUBLISH``, a mirror's ``DEST``) are read by one
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from llmreg.errors import ConfigError, MissingDependencyError, RegistryNotFoundError
+from llmreg.errors import ConfigError, MissingDependencyError, RegistryNotFoundError, shown
 
 HOME_DIRNAME = ".llmreg"
 _TRUE = {"1", "true", "yes", "on"}
@@ -120,6 +123,9 @@ class Settings:
     # Server: run the scheduled jobs in the background (``llmreg serve`` turns it on).
     jobs: bool = False
     jobs_tick: float = 0.5
+    # Server: /docs and /redoc (Swagger UI, ReDoc) load third-party scripts from a CDN
+    # onto this origin, where the web pages' session cookie lives: off unless asked for.
+    api_docs: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -161,7 +167,12 @@ class Settings:
         jobs_raw = env.get("LLMREG_JOBS", "").strip().lower()
         if jobs_raw not in _TRUE | _FALSE:
             raise ConfigError(f"LLMREG_JOBS={env['LLMREG_JOBS']!r} is not a boolean; use 1 or 0")
+        docs_raw = env.get("LLMREG_API_DOCS", "").strip().lower()
+        if docs_raw not in _TRUE | _FALSE:
+            raise ConfigError(f"LLMREG_API_DOCS={shown(env['LLMREG_API_DOCS'])} is not a "
+                              "boolean; use 1 or 0")
         return cls(
+            api_docs=docs_raw in _TRUE,
             jobs=jobs_raw in _TRUE,
             jobs_tick=_positive(env, "LLMREG_JOBS_TICK", cls.jobs_tick),
             max_body=int(_positive(env, "LLMREG_MAX_BODY", cls.max_body)),

@@ -164,6 +164,10 @@ CLI_EXCEPTIONS = {
     "llmreg.bundle.digest": "short(): the 12-digit display form of a digest",
     "llmreg.bundle.diff": "the diff's record types, printed as coloured text",
     "llmreg.bundle.directory": "reading a bundle folder the user names (a path, not a ref)",
+    "llmreg.bundle.names": "check_name(): `register` checks --name and every manifest's name "
+                           "before it writes any of several folders",
+    "llmreg.bundle.parse": "load_json(): --vars and --metrics files are parsed as manifests "
+                           "are (a key named twice is refused)",
     "llmreg.bundle.pinning": "the provider names, as the choices of --default-model",
     "llmreg.client.remote": "typing only: connect() returns a Client or a RemoteClient",
     "llmreg.policy": "`init` writes the default policy; `policy check` loads a file",

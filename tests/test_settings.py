@@ -52,7 +52,10 @@ def test_defaults() -> None:
       "LLMREG_URL='reg.example' is not an http(s) URL, e.g. http://127.0.0.1:8700"),
      ({"LLMREG_READ_AUTH": "anyone"}, "LLMREG_READ_AUTH='anyone' must be 'token' or 'open'"),
      ({"LLMREG_RESOLVE_TTL": "soon"}, "LLMREG_RESOLVE_TTL='soon' must be seconds >= 0"),
-     ({"LLMREG_RESOLVE_TTL": "-1"}, "LLMREG_RESOLVE_TTL='-1' must be seconds >= 0")],
+     ({"LLMREG_RESOLVE_TTL": "-1"}, "LLMREG_RESOLVE_TTL='-1' must be seconds >= 0"),
+     ({"LLMREG_API_DOCS": "sure"}, "LLMREG_API_DOCS='sure' is not a boolean; use 1 or 0"),
+     ({"LLMREG_API_DOCS": "1\x1b[2J"},
+      "LLMREG_API_DOCS='1\\x1b[2J' is not a boolean; use 1 or 0")],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -96,3 +99,10 @@ def test_secrets_do_not_print() -> None:
     assert secret == Secret("llmreg_abc") and secret != Secret("other")
     assert secret != "llmreg_abc"
     assert hash(secret) == hash(Secret("llmreg_abc"))
+
+
+@pytest.mark.parametrize(("raw", "on"), [("", False), ("0", False), ("1", True),
+                                         ("true", True), ("off", False)])
+def test_the_api_docs_pages_are_off_unless_asked_for(raw: str, on: bool) -> None:
+    assert Settings().api_docs is False
+    assert Settings.from_env({"LLMREG_API_DOCS": raw}).api_docs is on

@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 
-from llmreg.errors import InvalidBundleError, InvalidRefError
+from llmreg.errors import InvalidBundleError, InvalidRefError, shown
 
 ALGORITHM = "sha256"
 SHORT_LEN = 12
@@ -92,7 +92,7 @@ def check_digest(value: str, *, field: str = "digest") -> str:
     """Return ``value`` if it is a full digest, else raise naming ``field``."""
     if not is_digest(value):
         raise InvalidRefError(
-            f"{field} {value!r} is not a digest; expected 'sha256:' followed by 64 lowercase "
+            f"{field} {shown(value)} is not a digest; expected 'sha256:' followed by 64 lowercase "
             "hex digits"
         )
     return value
@@ -116,11 +116,12 @@ def short(digest: str) -> str:
 def parse_prefix(value: str) -> str | None:
     """Return the hex prefix if ``value`` looks like a (short) digest, else ``None``.
 
-    Accepts ``sha256:<hex>`` and bare hex of at least 7 digits.
+    Accepts ``sha256:<hex>`` and bare hex of at least 7 digits, exactly as given
+    (surrounding whitespace makes it no digest).
 
     Example:
         >>> parse_prefix("sha256:3f2a9c1b7d4e"), parse_prefix("v2")
         ('3f2a9c1b7d4e', None)
     """
-    m = _PREFIX_RE.fullmatch(value.strip().lower())
+    m = _PREFIX_RE.fullmatch(value.lower())
     return m.group(1) if m else None

@@ -62,10 +62,17 @@ def looks_like_path(value: str | Path) -> bool:
     Example:
         >>> looks_like_path("bundles/chat"), looks_like_path("chat@3")
         (True, False)
+        >>> looks_like_path("chat@" + "9" * 10_000), looks_like_path("chat\\x00")
+        (False, False)
     """
     if isinstance(value, Path):
         return True
-    return "/" in value or value in (".", "..") or Path(value).exists()
+    if "/" in value or value in (".", ".."):
+        return True
+    try:
+        return Path(value).exists()
+    except (OSError, ValueError):  # too long for a file name, or a NUL: not a folder
+        return False
 
 
 def read_manifest(folder: Path) -> tuple[dict[str, Any], Path]:

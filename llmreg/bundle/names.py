@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from llmreg.bundle.digest import parse_prefix
-from llmreg.errors import InvalidNameError, InvalidRefError
+from llmreg.errors import InvalidNameError, InvalidRefError, shown
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 _VERSION_RE = re.compile(r"^\d{1,6}$")
@@ -39,16 +39,35 @@ _LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 def check_name(name: str, *, field: str = "name") -> str:
     """Return ``name`` if it is a valid bundle name, else raise naming the fix.
 
+    Nothing is stripped or lowercased: ``'support-bot\\n'`` is refused, never read as
+    ``support-bot``. An empty name is refused too (a caller who gives one meant to).
+
     Example:
         >>> check_name("support-bot")
         'support-bot'
+        >>> check_name(" ")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidNameError: name ' ' is empty; give a name such as 'support-bot'
     """
+    if isinstance(name, str) and not name.strip():
+        raise InvalidNameError(f"{field} {shown(name)} is empty; give a name such as "
+                               "'support-bot'")
+    if isinstance(name, str) and _untrimmed(name):
+        raise InvalidNameError(
+            f"{field} {shown(name)} has surrounding whitespace or control characters; "
+            "give the name alone (e.g. 'support-bot')")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidNameError(
-            f"{field} {name!r} is not a valid name; use 1-64 lowercase letters, digits, "
+            f"{field} {shown(name)} is not a valid name; use 1-64 lowercase letters, digits, "
             "'.', '_' or '-', starting and ending with a letter or digit (e.g. 'support-bot')"
         )
     return name
+
+
+def _untrimmed(text: str) -> bool:
+    """Whether ``text`` has whitespace at either end or any non-printable character."""
+    return text != text.strip() or not text.isprintable()
 
 
 @dataclass(frozen=True)
@@ -75,39 +94,51 @@ class Ref:
 def parse_ref(text: str) -> Ref:
     """Parse a ref string; raise :class:`InvalidRefError` naming what is wrong.
 
+    The ref is read exactly as given: surrounding whitespace or a control character
+    anywhere is refused, never stripped (``support-rag@1\\n`` must not move a slot).
+
     Example:
         >>> str(parse_ref("chat@latest"))
         'chat@latest'
+        >>> parse_ref("chat@1\\n")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidRefError: ref 'chat@1\\n' has surrounding whitespace ...
     """
     if not isinstance(text, str) or not text.strip():
-        raise InvalidRefError("ref is empty; use 'name', 'name@7' or 'name@sha256:…'")
-    text = text.strip()
+        shown_text = f" {shown(text)}" if isinstance(text, str) and text else ""
+        raise InvalidRefError(f"ref{shown_text} is empty; use 'name', 'name@7' or "
+                              "'name@sha256:…'")
+    if _untrimmed(text):
+        raise InvalidRefError(
+            f"ref {shown(text)} has surrounding whitespace or control characters; give the "
+            "ref alone, e.g. 'chat@1'")
     if "@" not in text:
         if text.startswith("sha256:"):
             prefix = parse_prefix(text)
             if prefix is None:
                 raise InvalidRefError(
-                    f"ref {text!r} is not a digest; use 'sha256:' and at least 7 hex digits"
-                )
+                    f"ref {shown(text)} is not a digest; use 'sha256:' and at least 7 hex "
+                    "digits")
             return Ref(name=None, digest_prefix=prefix)
         return Ref(name=check_name(text, field="ref name"))
     name, _, selector = text.partition("@")
-    check_name(name, field=f"ref {text!r}: name")
+    check_name(name, field=f"ref {shown(text)}: name")
     if _VERSION_RE.fullmatch(selector):
         version = int(selector)
         if version < 1:
-            raise InvalidRefError(f"ref {text!r}: versions start at 1")
+            raise InvalidRefError(f"ref {shown(text)}: versions start at 1")
         return Ref(name=name, version=version)
     prefix = parse_prefix(selector)
     if prefix is not None:
         return Ref(name=name, digest_prefix=prefix)
     if selector.startswith("sha256:"):
         raise InvalidRefError(
-            f"ref {text!r}: {selector!r} is not a digest; use 'sha256:' and at least 7 hex digits"
-        )
+            f"ref {shown(text)}: {shown(selector)} is not a digest; use 'sha256:' and at "
+            "least 7 hex digits")
     if _LABEL_RE.fullmatch(selector):
         return Ref(name=name, label=selector)
     raise InvalidRefError(
-        f"ref {text!r}: {selector!r} is neither a version number, a digest nor a label; "
-        "use 'name@7', 'name@sha256:…' or 'name@latest'"
+        f"ref {shown(text)}: {shown(selector)} is neither a version number, a digest nor a "
+        "label; use 'name@7', 'name@sha256:…' or 'name@latest'"
     )

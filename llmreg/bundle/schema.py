@@ -67,7 +67,7 @@ from llmreg.bundle.sections import Truncate as Truncate
 from llmreg.bundle.sections import _check_json_schema, _check_step_order, _Section
 from llmreg.bundle.sections import normalise_newlines as normalise_newlines
 from llmreg.bundle.served import ServedFrom
-from llmreg.errors import InvalidBundleError, LLMRegError
+from llmreg.errors import InvalidBundleError, LLMRegError, shown
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -174,7 +174,7 @@ class Bundle(_Section, ServedFrom):
         names = [a.name for a in self.artifacts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InvalidBundleError(f"artifacts: name {dupes[0]!r} is used twice")
+            raise InvalidBundleError(f"artifacts: name {shown(dupes[0])} is used twice")
 
     # -- identity ----------------------------------------------------------------
 
@@ -410,8 +410,8 @@ def _one_error(err: Any) -> tuple[str, type[LLMRegError]]:
     if err["type"] == "missing":
         return f"{loc}: required field is missing", InvalidBundleError
     value = err.get("input")
-    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{loc or 'bundle'}: {msg}{shown}", InvalidBundleError
+    got = "" if isinstance(value, dict | list) else f" (got {shown(value)})"
+    return f"{loc or 'bundle'}: {msg}{got}", InvalidBundleError
 
 
 def _close_field(loc: tuple[int | str, ...]) -> str | None:

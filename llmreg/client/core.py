@@ -154,6 +154,7 @@ class Client:
         from llmreg.errors import InvalidBundleError
 
         source: Path | None = None
+        field = "name"
         if isinstance(bundle, Bundle):
             obj = bundle
             if name is None:
@@ -162,8 +163,11 @@ class Client:
             source = Path(bundle)
             obj, manifest_name = load_bundle_dir(
                 source, allow_floating_model_ids=self.policy.models.allow_floating)
-            name = name or manifest_name or source.resolve().name
-        check_name(name)
+            if name is None:  # an explicit name, even '', is never replaced
+                name, field = ((manifest_name, "the manifest's name")
+                               if manifest_name is not None
+                               else (source.resolve().name, "the folder's name"))
+        check_name(name, field=field)
         for path in obj._sources.values():  # blobs first: never a dangling reference
             self._backend.put_file(path, None)
         who = author or self.settings.identity()

@@ -17,6 +17,7 @@ from llmreg._version import __version__
 from llmreg.contract.models import Health
 from llmreg.policy import find_policy
 from llmreg.server import errors, web
+from llmreg.server.declared import declared_routes
 from llmreg.server.delivery_loop import DeliveryLoop
 from llmreg.server.deps import Service
 from llmreg.server.guard import BodyGuard
@@ -60,8 +61,12 @@ def create_app(settings: Settings | None = None,
         finally:
             worker.stop()
 
+    # /openapi.json is always served; the pages that render it load Swagger UI and ReDoc
+    # from a CDN onto this origin (beside the web session cookie): only when asked for.
     app = FastAPI(title="llmreg", version=__version__, lifespan=lifespan,
-                  description="The registry of LLM bundles: what runs where, and why.")
+                  description="The registry of LLM bundles: what runs where, and why.",
+                  docs_url="/docs" if settings.api_docs else None,
+                  redoc_url="/redoc" if settings.api_docs else None)
     state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
     app.add_middleware(BodyGuard, state=state)  # before any route reads a body
@@ -104,6 +109,8 @@ def create_app(settings: Settings | None = None,
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
         return Health(status="ready")
 
+    if state.metrics is not None:  # the closed set of route labels: what the app declares
+        state.metrics.routes = frozenset(d.path for d in declared_routes(app.routes))
     return app
 
 

@@ -8,6 +8,7 @@ all with the one :class:`~llmreg.contract.models.ErrorBody` schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,8 @@ from starlette.exceptions import HTTPException
 
 from llmreg import errors as e
 from llmreg.contract.models import ErrorBody
+from llmreg.errors import shown
+from llmreg.server.declared import allowed_methods, declared_routes
 
 STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
@@ -82,6 +85,15 @@ def error_response(exc: e.LLMRegError, status: int | None = None) -> JSONRespons
 
 
 _VALIDATION = "#/components/schemas/HTTPValidationError"
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
+def _part(part: object) -> str:
+    """One step of a field's location: a field name or index as is; a key the caller
+    chose (a metrics name, a provenance key) quoted through :func:`shown`."""
+    if isinstance(part, int) or (isinstance(part, str) and _FIELD.fullmatch(part)):
+        return str(part)
+    return shown(part, limit=40)
 
 
 def install(app: FastAPI) -> None:
@@ -114,7 +126,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        field = ".".join(_part(p) for p in first.get("loc", ()) if p != "body")
         message = f"{field or 'body'}: {first.get('msg', 'invalid')}"
         # The caller's input is not echoed back: it may be bytes, or megabytes.
         detail = [{k: str(v) if k == "msg" else v for k, v in err.items()
@@ -123,7 +135,15 @@ def install(app: FastAPI) -> None:
                             headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code,
-                            headers={"Cache-Control": "no-store"})
+        headers = {**(exc.headers or {}), "Cache-Control": "no-store"}
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            # Allow (RFC 9110 §15.5.6) lists what every route on this path answers, read
+            # from the app's routes: the framework's own names only the first route found.
+            allow = allowed_methods(declared_routes(request.app.routes), request.scope["path"])
+            headers["Allow"] = ", ".join(allow)
+            message = (f"method {shown(request.method)} is not allowed here; this path "
+                       f"answers {', '.join(allow) or 'nothing'}")
+        return JSONResponse(error_body(code, message), exc.status_code, headers=headers)

@@ -17,6 +17,10 @@ route or framework code:
    has arrived slower than ``LLMREG_BODY_MIN_RATE`` bytes a second (8 KiB) once
    ``LLMREG_BODY_GRACE`` seconds (10) have passed, is 408. No worker thread waits on a
    slow client: bodies are read on the event loop.
+4. **One value per key.** Every API route is a :class:`StrictJSONRoute` (routes are
+   added through :func:`llmreg.server.routes.endpoint`), whose request parses a JSON
+   body with :func:`strict_json`: an object that names a key twice, at any depth, is
+   ``400 REQUEST_INVALID`` naming the key, never "the last one wins".
 
 Example:
     >>> pace = Pace(Settings())
@@ -30,18 +34,25 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmreg.errors import (
     AuthError,
     InvalidRefError,
+    InvalidRequestError,
     LLMRegError,
     PayloadTooLargeError,
     RequestTimeoutError,
+    shown,
 )
 from llmreg.server.errors import error_response
 from llmreg.server.state import ServerState
@@ -123,8 +134,8 @@ class BodyGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            raise InvalidRefError(f"Content-Length {length.decode('latin-1')!r} is not a "
-                                  "number of bytes")
+            raise InvalidRefError(f"Content-Length {shown(length.decode('latin-1'))} is not "
+                                  "a number of bytes")
         header = headers.get(b"authorization")
         if not scope["path"].startswith("/v1/"):
             return  # a web form: its route checks the session cookie and the CSRF token
@@ -159,3 +170,60 @@ def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
         return await receive()
 
     return replayed
+
+
+def strict_json(body: bytes | str) -> Any:
+    """Parse a JSON request body, refusing an object that names a key twice (at any
+    depth) with :class:`InvalidRequestError`; other malformed JSON raises
+    :class:`json.JSONDecodeError`, as :func:`json.loads` does.
+
+    Example:
+        >>> strict_json(b'{"model": {"id": "a", "temperature": 0}}')
+        {'model': {'id': 'a', 'temperature': 0}}
+        >>> strict_json(b'{"model": {"id": "a", "id": "b"}}')
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidRequestError: the JSON body names the key 'id' twice in one ...
+    """
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise InvalidRequestError(f"the JSON body names the key {shown(key)} twice in "
+                                          "one object; send each key once")
+            out[key] = value
+        return out
+
+    return json.loads(body, object_pairs_hook=pairs)
+
+
+class StrictJSONRequest(Request):
+    """A request whose :meth:`json` is :func:`strict_json`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """An API route that reads its JSON body through :class:`StrictJSONRequest`.
+
+    FastAPI turns any error of body parsing other than a ``JSONDecodeError`` into a bare
+    ``400 "There was an error parsing the body"``; the refusal it wraps is raised again
+    here, so it reaches the one error shape with its code and message.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            try:
+                return await handle(StrictJSONRequest(request.scope, request.receive))
+            except HTTPException as exc:
+                if isinstance(exc.__cause__, InvalidRequestError):
+                    raise exc.__cause__ from None
+                raise
+
+        return strict

@@ -9,10 +9,13 @@ files in ``PROMETHEUS_MULTIPROC_DIR`` (``llmreg serve`` sets up a fresh folder),
 scrape of any worker sums them all (prometheus-client's multiprocess mode); so
 ``llmreg_resolves_total`` counts every request whichever worker answered it.
 
-Labels stay bounded: a name or environment appears as a label only once the registry
-has answered for it (200/304); unknown names and environments are counted under
-``_unknown``, so a client asking for random names cannot grow the label set. No
-digests, tokens or versions are labels.
+Labels stay bounded: every label value comes from a closed set, whatever the requests.
+A name or environment appears as a label only once the registry has answered for it
+(200/304); unknown names and environments are counted under ``_unknown``, so a client
+asking for random names cannot grow the label set. A write's method is one of the
+standard methods (:data:`METHODS`) or ``_other``, and its route one the app declares
+(its path template, read from the app's routes) or ``_unknown``. No digests, tokens,
+versions or raw paths are labels.
 
 Other parts of the server add their own metrics through the helpers here, once per
 process (a second call with the same name returns the same metric)::
@@ -45,6 +48,10 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 UNKNOWN = "_unknown"
+OTHER = "_other"
+# The methods RFC 9110 defines, plus PATCH: a method label is one of these or _other.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT",
+                     "TRACE"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0)
 MODES = ("off", "public", "token")
@@ -211,6 +218,9 @@ class ServerMetrics:
                          False: [0] * (len(self._bounds) + 1)}
         self._seconds = {True: 0.0, False: 0.0}
         self._scheduled = False
+        # The route labels a write may carry: the app's declared path templates, set by
+        # create_app once its routes are added (anything else counts as _unknown).
+        self.routes: frozenset[str] = frozenset()
 
     def resolved(self, name: str, env: str, status: int, seconds: float, *,
                  hit: bool) -> None:
@@ -253,8 +263,19 @@ class ServerMetrics:
             self._seconds[hit] = 0.0
 
     def wrote(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Time one write request."""
-        self.write_seconds.labels(method, route, str(status)).observe(seconds)
+        """Time one write request; a method or route outside the closed sets is counted
+        as ``_other`` / ``_unknown``.
+
+        Example:
+            >>> m = ServerMetrics(environments={})
+            >>> m.routes = frozenset({"/v1/promotions"})
+            >>> m.wrote("BREW", "/coffee", 405, 0.001)
+            >>> m.write_seconds.labels("_other", "_unknown", "405")._sum.get() > 0
+            True
+        """
+        self.write_seconds.labels(method if method in METHODS else OTHER,
+                                  route if route in self.routes else UNKNOWN,
+                                  str(status)).observe(seconds)
 
     def moved(self, env: str, action: str) -> None:
         """Count one promotion or rollback."""

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from llmreg.db.engine import Database
 from llmreg.db.models import Token, utcnow
-from llmreg.errors import InvalidRefError, RefNotFoundError
+from llmreg.errors import InvalidRefError, RefNotFoundError, shown
 from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.rows import token_info
@@ -48,11 +48,11 @@ class Access:
     def create_token(self, subject: str, role: str, *, created_by: str) -> tuple[str, TokenInfo]:
         """Create a token; return the secret token string (shown once) and its record."""
         if role not in ROLES:
-            raise InvalidRefError(f"role {role!r} is not one of {', '.join(ROLES)}")
-        subject = (subject or "").strip()
+            raise InvalidRefError(f"role {shown(role)} is not one of {', '.join(ROLES)}")
+        subject = subject or ""  # never stripped: 'ana\n' is refused, not made 'ana'
         if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", subject):
             raise InvalidRefError(
-                f"subject {subject!r} is not allowed; use a person's or a service's name "
+                f"subject {shown(subject)} is not allowed; use a person's or a service's name "
                 "(letters, digits, '.', '_', '@', '-')")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -76,7 +76,7 @@ class Access:
         with self.db.write() as s:
             row = s.exec(select(Token).where(Token.token_id == token_id)).first()
             if row is None:
-                raise RefNotFoundError(f"no token {token_id!r}; see `llmreg token list`")
+                raise RefNotFoundError(f"no token {shown(token_id)}; see `llmreg token list`")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 s.add(row)

@@ -26,7 +26,13 @@ from sqlmodel import Session, col, select
 from llmreg.bundle.digest import short
 from llmreg.bundle.names import Ref, parse_ref
 from llmreg.db.models import BundleName, Slot, Version
-from llmreg.errors import AmbiguousRefError, EmptySlotError, InvalidRefError, RefNotFoundError
+from llmreg.errors import (
+    AmbiguousRefError,
+    EmptySlotError,
+    InvalidRefError,
+    RefNotFoundError,
+    shown,
+)
 from llmreg.policy import Policy
 
 NAMES_SCANNED = 10_000  # names compared for a "did you mean" (bounded work per miss)
@@ -43,7 +49,7 @@ def resolve_in(session: Session, ref: str | Ref, policy: Policy) -> tuple[Bundle
         found = session.exec(query.where(Version.number == parsed.version)).first()
         if found is None:
             raise RefNotFoundError(
-                f"{parsed.name!r} has no version {parsed.version} (latest is "
+                f"{shown(parsed.name)} has no version {parsed.version} (latest is "
                 f"{row.latest_version}); see `llmreg history {parsed.name}`")
         return row, found
     if parsed.digest_prefix is not None:
@@ -54,7 +60,7 @@ def resolve_in(session: Session, ref: str | Ref, policy: Policy) -> tuple[Bundle
     assert parsed.label is not None
     if not policy.is_environment(parsed.label):
         raise InvalidRefError(
-            f"ref {str(parsed)!r}: {parsed.label!r} is not a version, a digest, 'latest' "
+            f"ref {shown(str(parsed))}: {shown(parsed.label)} is not a version, a digest, 'latest' "
             f"or an environment ({policy.environment_names()})")
     return slot_in(session, row, policy.canonical_env(parsed.label))
 
@@ -63,7 +69,8 @@ def slot_in(session: Session, row: BundleName, env: str) -> tuple[BundleName, Ve
     """The version the canonical environment ``env`` holds for ``row``."""
     slot = session.exec(select(Slot).where(Slot.name_id == row.id, Slot.env == env)).first()
     if slot is None:
-        raise EmptySlotError(f"{row.name!r} has nothing in {env!r}; see `llmreg status {row.name}`")
+        raise EmptySlotError(f"{shown(row.name)} has nothing in {shown(env)}; see "
+                             f"`llmreg status {row.name}`")
     version = session.exec(select(Version).where(Version.name_id == row.id,
                                                  Version.number == slot.version)).one()
     return row, version
@@ -92,7 +99,7 @@ def not_registered(session: Session, name: str) -> RefNotFoundError:
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return RefNotFoundError(
-        f"{name!r} is not registered; {hint}see `llmreg list` for the names there are")
+        f"{shown(name)} is not registered; {hint}see `llmreg list` for the names there are")
 
 
 def prefix_filter(query: Any, prefix: str) -> Any:
@@ -109,7 +116,7 @@ def _by_content(session: Session, parsed: Ref) -> tuple[BundleName, Version]:
     query = select(Version).order_by(col(Version.id))
     rows = session.exec(prefix_filter(query, parsed.digest_prefix)).all()
     if not rows:
-        raise RefNotFoundError(f"no bundle has digest {str(parsed)!r}")
+        raise RefNotFoundError(f"no bundle has digest {shown(str(parsed))}")
     version = _one(rows, str(parsed))
     name = session.get(BundleName, version.name_id)
     assert name is not None
@@ -119,9 +126,9 @@ def _by_content(session: Session, parsed: Ref) -> tuple[BundleName, Version]:
 def _one(rows: Sequence[Version], ref: str) -> Version:
     digests = sorted({r.digest for r in rows})
     if not digests:
-        raise RefNotFoundError(f"no version matches {ref!r}; see `llmreg history`")
+        raise RefNotFoundError(f"no version matches {shown(ref)}; see `llmreg history`")
     if len(digests) > 1:
-        shown = ", ".join(short(d) for d in digests[:5])
+        listed = ", ".join(short(d) for d in digests[:5])
         raise AmbiguousRefError(
-            f"{ref!r} matches {len(digests)} bundles ({shown}); give more hex digits")
+            f"{shown(ref)} matches {len(digests)} bundles ({listed}); give more hex digits")
     return rows[0]

@@ -142,6 +142,44 @@ def test_bad_bundles_exit_1_with_one_line_and_change_nothing(
     assert snapshot(home) == before
 
 
+@pytest.mark.parametrize("name", ["", " ", "\t", "\n", "  \r\n"])
+def test_an_empty_name_is_refused_never_replaced_by_the_folders(
+    run, registered: Path, tmp_path: Path, name: str
+) -> None:
+    """``--name ''`` once registered under the folder's name; an explicit name is used as
+    given, so an empty one is refused, naming the option, the value and the fix."""
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    fresh = tmp_path / "fresh-bundle"
+    shutil.copytree(registered / "ticket-classifier", fresh)
+    _sub(fresh / "llmreg.yaml", "max_tokens: 200", "max_tokens: 201")
+    for dirs in ([fresh], [fresh, registered / "support-rag"]):
+        result = run("register", *map(str, dirs), "--name", name, "-m", "x")
+        assert result.exit_code == 1, result.output
+        line = result.stderr.strip()
+        assert line.startswith("error: --name ") and "is empty; give a name such as" in line
+        assert "\n" not in line and "\r" not in line
+    assert snapshot(home) == before
+    assert "fresh-bundle" not in run("list").stdout
+
+
+@pytest.mark.parametrize("manifest_name", ["''", "' '", "'Support Bot'"])
+def test_a_bad_manifest_name_is_refused_before_anything_is_written(
+    run, registered: Path, tmp_path: Path, manifest_name: str
+) -> None:
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    bad = tmp_path / "bad"
+    shutil.copytree(registered / "ticket-classifier", bad)
+    text = (bad / "llmreg.yaml").read_text()
+    (bad / "llmreg.yaml").write_text(f"name: {manifest_name}\n" + text.replace(
+        "name: ticket-classifier\n", ""))
+    result = run("register", str(registered / "support-rag"), str(bad), "-m", "x")
+    assert result.exit_code == 1, result.output
+    assert "the manifest's name" in result.stderr
+    assert snapshot(home) == before
+
+
 def test_render_errors(run, registered: Path) -> None:
     result = run("render", "ticket-classifier@1", "--var", "subject=a", "--var", "body=b",
                  "--var", "sender=x")
@@ -234,3 +272,39 @@ def test_an_integer_out_of_range_is_one_error_and_exit_1(run, registered: Path,
 def test_a_limit_longer_than_the_log_shows_it_all(run, registered: Path) -> None:
     whole = run("audit", "--json")
     assert run("audit", "--limit", str(10**30), "--json").output == whole.output
+
+
+@pytest.mark.parametrize("text", ['{"f1": 0.9, "f1": 0.1}', '{"a": {"b": 1, "b": 2}}',
+                                  '{"x": [{"y": 1, "y": 1}]}'])
+def test_json_files_the_cli_reads_refuse_a_key_named_twice(run, registered: Path,
+                                                           tmp_path: Path, text: str) -> None:
+    """--vars and --metrics files are parsed as manifests are: never "last one wins"."""
+    home = Path(json.loads(run("init", "--json").stdout)["home"])
+    before = snapshot(home)
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    (tmp_path / "w.bin").write_bytes(b"w")
+    for args in (["render", "support-rag@1", "--vars", str(path)],
+                 ["eval", "attach", "support-rag@1", "--suite", "regression",
+                  "--metrics", str(path)],
+                 ["log-model", "lora", "--weights", str(tmp_path / "w.bin"), "-m", "x",
+                  "--metrics", str(path)]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "appears twice; keep one" in result.stderr, args
+    assert snapshot(home) == before
+
+
+@pytest.mark.parametrize("value", ["\x1b[31mred\x1b[0m", "x\nforged", "<script>x</script>",
+                                   "y" * 10_000, "ab\u202ecd"])
+def test_hostile_input_is_quoted_escaped_and_capped_on_stderr(run, registered: Path,
+                                                              value: str) -> None:
+    for args in (["show", f"support-rag@{value}"], ["history", value],
+                 ["promote", f"support-rag@{value}", "--to", "staging", "--reason", "r"],
+                 ["promote", "support-rag@1", "--to", value, "--reason", "r"],
+                 ["register", str(registered / "support-rag"), "--name", value, "-m", "x"]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output[:300])
+        line = result.stderr.strip()
+        assert line.startswith("error: ") and line.isprintable(), (args, line[:300])
+        assert len(line) < 1_000 and "\x1b" not in line, args

@@ -109,3 +109,27 @@ def test_a_folder_that_is_not_a_registry_is_an_error_not_an_empty_registry(
         assert reg.list() == []
     with llmreg.connect(folder if how == "path" else None) as reg:
         assert reg.list() == []
+
+
+@pytest.mark.parametrize("name", ["", " ", "\n", "\t\t"])
+def test_an_explicit_empty_name_is_refused_not_replaced(reg: llmreg.Client, examples: Path,
+                                                         name: str) -> None:
+    for call in (lambda: reg.log_bundle(examples / "support-rag", name=name, message="x"),
+                 lambda: reg.log_bundles([examples / "support-rag"], name=name, message="x")):
+        with pytest.raises(llmreg.InvalidNameError, match=r"^name '.*' is empty; give a name"):
+            call()
+    assert reg.list() == []
+
+
+@pytest.mark.parametrize(("manifest", "field"), [
+    ("name: ''\n", "the manifest's name"), ("name: ' x'\n", "the manifest's name"),
+    ("", "the folder's name")])
+def test_the_name_the_client_falls_back_to_is_checked_naming_where_it_came_from(
+        reg: llmreg.Client, examples: Path, manifest: str, field: str) -> None:
+    folder = examples / "Not A Name"
+    (examples / "support-rag").rename(folder)
+    text = (folder / "llmreg.yaml").read_text().replace("name: support-rag\n", "")
+    (folder / "llmreg.yaml").write_text(manifest + text)
+    with pytest.raises(llmreg.InvalidNameError, match=f"^{field} "):
+        reg.log_bundle(folder, message="x")
+    assert reg.list() == []

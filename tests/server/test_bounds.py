@@ -179,7 +179,8 @@ def test_a_name_with_a_trailing_newline_creates_nothing(server: Server) -> None:
                      ).status_code == 201
     again = http.post("/v1/names/support-rag%0A/versions",
                       json={"manifest": manifest(), "message": "m"}, headers=pat)
-    assert "name 'support-rag\\n' is not a valid name" in one_error(again, 400, "NAME_INVALID")
+    assert "name 'support-rag\\n' has surrounding whitespace or control characters" in \
+        one_error(again, 400, "NAME_INVALID")
     names = http.get("/v1/names", headers=pat).json()
     assert [n["name"] for n in names["items"]] == ["support-rag"]
 

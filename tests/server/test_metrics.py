@@ -212,3 +212,63 @@ def test_a_slow_resolve_is_answered_and_counted(svc: RegistryService,
         old, new = buckets(before, cache), buckets(after, cache)
         grew = {le for le in BUCKETS if new[le] > old[le]}
         assert grew == set(BUCKETS[BUCKETS.index(landed):]), cache
+
+
+ODD = ["BREW", "PROPFIND", "MKCOL", "PURGE", "X-ANY", "get", "Post", "SEARCH", "QUERY"]
+
+
+def _series(http: TestClient) -> int:
+    return sum(1 for line in http.get("/metrics").text.splitlines()
+               if line and not line.startswith("#"))
+
+
+def _odd_round(http: TestClient, methods: list[str], seed: int) -> None:
+    import random
+    import string
+
+    rng = random.Random(seed)
+    paths = ["/v1/names", "/v1/promotions", "/v1/tokens", "/v1/names/tc/versions", "/",
+             "/static/style.css", "/healthz", "/metrics", "/v1/resolve/tc/staging"]
+    paths += ["/" + "".join(rng.choices(string.ascii_lowercase + "/%", k=20))
+              for _ in range(10)]
+    for method in methods:
+        for path in paths:
+            http.request(method, path)
+
+
+def test_odd_methods_and_random_paths_cannot_grow_the_series(svc: RegistryService) -> None:
+    """Every label value comes from a closed set: after one round of odd requests, any
+    number of other odd methods and random paths adds no series."""
+    with TestClient(create_app(Settings(read_auth="open", metrics="public"),
+                               service=svc)) as http:
+        _odd_round(http, ODD, seed=0)
+        settled = _series(http)
+        for n in range(1, 4):
+            _odd_round(http, [f"{m}{n}" for m in ODD] + [f"M{n}{i}" for i in range(40)],
+                       seed=n)
+            assert _series(http) == settled
+        text = http.get("/metrics").text
+        from llmreg.server.declared import declared_routes
+    methods = set(re.findall(r'method="([^"]*)"', text))
+    routes = set(re.findall(r'route="([^"]*)"', text))
+    assert methods <= metrics.METHODS | {metrics.OTHER}
+    assert metrics.OTHER in methods
+    declared = {d.path for d in declared_routes(http.app.routes)}
+    assert routes <= declared | {metrics.UNKNOWN}
+    assert metrics.UNKNOWN in routes
+
+
+@pytest.mark.parametrize(("method", "route", "label"), [
+    ("POST", "/v1/promotions", ("POST", "/v1/promotions")),
+    ("BREW", "/v1/promotions", ("_other", "/v1/promotions")),
+    ("post", "/v1/promotions", ("_other", "/v1/promotions")),
+    ("DELETE", "/v1/anything/else", ("DELETE", "_unknown")),
+    ("X" * 1000, "/" + "y" * 1000, ("_other", "_unknown")),
+    ("PATCH", "", ("PATCH", "_unknown"))])
+def test_a_write_is_labelled_from_the_closed_sets(method: str, route: str,
+                                                  label: tuple[str, str]) -> None:
+    m = metrics.ServerMetrics(environments={})
+    m.routes = frozenset({"/v1/promotions"})
+    before = m.write_seconds.labels(*label, "418")._sum.get()
+    m.wrote(method, route, 418, 0.5)
+    assert m.write_seconds.labels(*label, "418")._sum.get() == before + 0.5

@@ -84,6 +84,26 @@ def test_bad_and_revoked_tokens(server: Server) -> None:
     assert server.tokens["rita"] not in after.text  # the secret is never echoed
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/openapi.json"])
-def test_probe_and_docs_routes_are_open(server: Server, path: str) -> None:
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
+def test_probe_and_openapi_routes_are_open(server: Server, path: str) -> None:
     assert server.http.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+def test_the_pages_that_load_cdn_scripts_are_off_by_default(server: Server,
+                                                            path: str) -> None:
+    """Swagger UI and ReDoc load scripts from a CDN onto the registry's origin: served
+    only with LLMREG_API_DOCS=1; the OpenAPI document is served either way."""
+    off = server.http.get(path)
+    assert off.status_code == 404 and off.json()["errors"][0]["code"] == "NOT_FOUND"
+    from fastapi.testclient import TestClient
+
+    from llmreg.server.app import create_app
+    from llmreg.settings import Settings
+
+    settings = Settings.from_env({"LLMREG_API_DOCS": "1", "LLMREG_READ_AUTH": "open"})
+    with TestClient(create_app(settings, service=server.service)) as http:
+        assert http.get(path).status_code == 200
+        assert http.get("/openapi.json").status_code == 200
+    for page in ("/", "/audit", "/signin"):
+        assert 'href="/docs"' not in server.http.get(page).text

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from llmreg.server.deps import require
 from llmreg.server.errors import responses as error_responses
+from llmreg.server.guard import StrictJSONRoute
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +33,9 @@ def endpoint(router: APIRouter, method: str, path: str, role: str, *,
     error schema: those that follow from its role and inputs (:func:`error_statuses`)
     and ``errors``, the ones particular to what it does (409, 422, …). ``filters``: the
     route filters by its optional inputs instead of looking them up (an unknown name
-    gives an empty answer, not a 404).
+    gives an empty answer, not a 404). Every route is a
+    :class:`~llmreg.server.guard.StrictJSONRoute`: a JSON body naming a key twice is
+    refused.
     """
 
     def decorate(fn: F) -> F:
@@ -40,7 +43,8 @@ def endpoint(router: APIRouter, method: str, path: str, role: str, *,
         declared = error_responses(statuses)
         router.add_api_route(path, fn, methods=[method], dependencies=[require(role)],
                              openapi_extra={"x-llmreg-role": role, **(openapi_extra or {})},
-                             responses={**declared, **(responses or {})}, **kwargs)
+                             responses={**declared, **(responses or {})},
+                             route_class_override=StrictJSONRoute, **kwargs)
         return fn
 
     return decorate
@@ -94,4 +98,5 @@ def _required_fields(model: type[BaseModel]) -> set[str]:
 def _is_dependency(hint: Any) -> bool:
     return get_origin(hint) is Annotated and any(
         isinstance(m, params.Depends) for m in get_args(hint)[1:])
+
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from llmreg.bundle.digest import check_digest
 from llmreg.contract.models import BlobPut
-from llmreg.errors import IntegrityError, InvalidRefError, PayloadTooLargeError
+from llmreg.errors import IntegrityError, InvalidRefError, PayloadTooLargeError, shown
 from llmreg.server.deps import Service, State
 from llmreg.server.errors import error_response
 from llmreg.server.guard import MAX_BLOB, body_chunks
@@ -107,7 +107,8 @@ def _chunks(s: RegistryService, digest: str) -> Iterator[bytes]:
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     unit, _, spec = header.partition("=")
     if unit.strip() != "bytes" or "," in spec:
-        raise InvalidRefError(f"Range {header!r}: only one 'bytes=START-END' range is supported")
+        raise InvalidRefError(f"Range {shown(header)}: only one 'bytes=START-END' range is "
+                              "supported")
     first, _, last = spec.strip().partition("-")
     try:
         if first == "":
@@ -116,5 +117,5 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
         start = int(first)
         end = int(last) if last else size - 1
     except ValueError:
-        raise InvalidRefError(f"Range {header!r} is not 'bytes=START-END'") from None
+        raise InvalidRefError(f"Range {shown(header)} is not 'bytes=START-END'") from None
     return start, min(end, size - 1)

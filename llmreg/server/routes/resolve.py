@@ -100,7 +100,7 @@ class FastResolve:
             try:
                 await self.app(scope, receive, sent)
             finally:
-                route = getattr(scope.get("route"), "path", "_other")
+                route = getattr(scope.get("route"), "path", "")  # "": no route matched
                 metrics.wrote(method, route, sent.status, perf_counter() - start)
         else:
             await self.app(scope, receive, send)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from llmreg.bundle.names import check_name
-from llmreg.errors import AuthError, InvalidRefError, LLMRegError, SlotConflictError
+from llmreg.errors import AuthError, InvalidRefError, LLMRegError, SlotConflictError, shown
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
 from llmreg.server.web.auth import (
@@ -105,7 +105,8 @@ async def promote(request: Request, name: str, number: str) -> Response:
                                   "slot held when the page was shown); reload the page")
         expect = form["expect"].strip()
         if expect and not expect.isdigit():
-            raise InvalidRefError(f"expect {expect[:20]!r} must be a version number or empty")
+            raise InvalidRefError(f"expect {shown(expect, limit=20)} must be a version number "
+                                  "or empty")
         if not expect:  # the page showed an empty slot: it must still be empty
             current = svc.overview.slots_of(name).get(svc.policy.canonical_env(env))
             if current is not None:

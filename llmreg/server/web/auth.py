@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmreg.errors import AuthError, InvalidRefError, PermissionDeniedError
+from llmreg.errors import AuthError, InvalidRefError, PermissionDeniedError, shown
 from llmreg.server.deps import state_of
 from llmreg.service.sessions import SESSION_TTL, SessionInfo
 from llmreg.types import ROLES, Actor
@@ -107,7 +107,7 @@ async def read_form(request: Request) -> dict[str, str]:
     if not body:
         return {}  # no fields at all: refused later for its missing CSRF token
     if kind != "application/x-www-form-urlencoded":
-        raise InvalidRefError(f"Content-Type {kind!r}: a web form must be sent as "
+        raise InvalidRefError(f"Content-Type {shown(kind)}: a web form must be sent as "
                               "application/x-www-form-urlencoded")
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True,

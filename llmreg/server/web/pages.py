@@ -33,7 +33,7 @@ from starlette.responses import RedirectResponse, Response
 
 from llmreg.bundle.names import check_name
 from llmreg.bundle.schema import Bundle
-from llmreg.errors import InvalidRefError, LLMRegError, TransitionError
+from llmreg.errors import InvalidRefError, LLMRegError, TransitionError, shown
 from llmreg.policy import Policy, Threshold
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
@@ -86,7 +86,7 @@ def _offset(value: str | None) -> int:
     if value is None or value == "":
         return 0
     if not value.isdigit() or int(value) > MAX_OFFSET:
-        raise InvalidRefError(f"offset {value[:20]!r} must be a whole number from 0 to "
+        raise InvalidRefError(f"offset {shown(value, limit=20)} must be a whole number from 0 to "
                               f"{MAX_OFFSET}")
     return int(value)
 
@@ -138,7 +138,7 @@ def version_context(svc: RegistryService, who: Viewer, name: str, number: str, *
     """Everything the version page shows (also used to show a refused action)."""
     check_name(name)
     if not number.isdigit() or not 0 < int(number) < 10**9:
-        raise InvalidRefError(f"version {number[:20]!r} must be a version number, e.g. "
+        raise InvalidRefError(f"version {shown(number, limit=20)} must be a version number, e.g. "
                               f"/names/{name}/versions/1")
     info = svc.versions.resolve(f"{name}@{number}")
     bundle = load(svc, info.digest)
@@ -234,8 +234,8 @@ def diff_page(request: Request, name: str, span: str) -> Response:
     check_name(name)
     match = _DIFF_RE.fullmatch(span)
     if match is None:
-        raise InvalidRefError(f"diff {span[:40]!r} must be OLD..NEW version numbers, e.g. "
-                              f"/names/{name}/diff/1..2")
+        raise InvalidRefError(f"diff {shown(span, limit=40)} must be OLD..NEW version "
+                              f"numbers, e.g. /names/{name}/diff/1..2")
     a, b = match.groups()
     svc = state_of(request).service
     old_info = svc.versions.resolve(f"{name}@{a}")

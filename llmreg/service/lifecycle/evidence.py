@@ -15,7 +15,7 @@ from llmreg.bundle.lineage import check_metrics
 from llmreg.db.engine import Database
 from llmreg.db.models import Evidence as EvidenceRow
 from llmreg.db.models import utcnow
-from llmreg.errors import InvalidEvidenceError, TransitionError
+from llmreg.errors import InvalidEvidenceError, TransitionError, shown
 from llmreg.policy import ARCHIVED, Policy
 from llmreg.service import audit
 from llmreg.service.blobs import Blobs
@@ -59,15 +59,17 @@ class Evidence:
         The report, if any, is a blob uploaded first and named by its digest.
         """
         if type not in EVIDENCE_TYPES:
-            raise InvalidEvidenceError(f"evidence type {type!r} is not one of {EVIDENCE_TYPES}")
+            raise InvalidEvidenceError(f"evidence type {shown(type)} is not one of "
+                                       f"{EVIDENCE_TYPES}")
         if not _SUITE_RE.fullmatch(suite or ""):
             raise InvalidEvidenceError(
-                f"suite {suite!r} is not a valid suite name; use letters, digits, '.', '_', '-'")
+                f"suite {shown(suite)} is not a valid suite name; use letters, digits, '.', "
+                "'_', '-'")
         clean = check_metrics(metrics)
         for link in links or []:
             if not re.fullmatch(r"^https?://\S{1,2000}$", link):
-                raise InvalidEvidenceError(f"link {link[:80]!r} is not an http(s) URL of at "
-                                           "most 2,000 characters")
+                raise InvalidEvidenceError(f"link {shown(link, limit=80)} is not an http(s) "
+                                           "URL of at most 2,000 characters")
         if report_digest is not None and not self.blobs.exists(report_digest):
             raise InvalidEvidenceError(f"report {report_digest} is not in the blob store; "
                                        "upload it first")

@@ -26,6 +26,7 @@ from llmreg.errors import (
     InvalidRefError,
     SlotConflictError,
     TransitionError,
+    shown,
 )
 from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
 from llmreg.service import audit
@@ -122,7 +123,7 @@ class Lifecycle:
                 exp_row, expected = self._resolve_in(s, expect_current)
                 if exp_row.id != row.id:
                     raise InvalidRefError(
-                        f"--expect-current {expect_current!r} names {exp_row.name}, not "
+                        f"--expect-current {shown(expect_current)} names {exp_row.name}, not "
                         f"{row.name}")
                 if slot is None or slot.version != expected.number:
                     holds = f"@{slot.version}" if slot else "nothing"
@@ -153,7 +154,7 @@ class Lifecycle:
             row = name_row(s, name)
             slot = _slot(s, row, env, lock=True)
             if slot is None:
-                raise EmptySlotError(f"{name!r} has nothing in {env!r} to roll back")
+                raise EmptySlotError(f"{shown(name)} has nothing in {shown(env)} to roll back")
             last = s.exec(select(SlotEvent).where(
                 SlotEvent.name_id == row.id, SlotEvent.env == env,
                 SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())).first()

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from llmreg.errors import InvalidWebhookError
+from llmreg.errors import InvalidWebhookError, shown
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -169,7 +169,7 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
     literal = _literal(host)
     addresses = [str(literal)] if literal is not None else list(resolver(host, port))
     if not addresses:
-        raise InvalidWebhookError(f"url {_show(url)}: host {host!r} does not resolve; check "
+        raise InvalidWebhookError(f"url {shown(url)}: host {host!r} does not resolve; check "
                                   "the host name")
     checked: list[str] = []
     for raw in addresses:
@@ -180,11 +180,11 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
         why = refusal(ip)
         if why is not None and not allowed:
             raise InvalidWebhookError(
-                f"url {_show(url)}: host {host} is {why} ({ip}); webhooks may not reach it "
+                f"url {shown(url)}: host {host} is {why} ({ip}); webhooks may not reach it "
                 f"unless the policy's webhooks.allow_hosts lists {host!r}")
         checked.append(str(ip))
     if not checked:
-        raise InvalidWebhookError(f"url {_show(url)}: host {host!r} has no usable address")
+        raise InvalidWebhookError(f"url {shown(url)}: host {host!r} has no usable address")
     return Target(url=url, scheme=scheme, host=host, port=port, path=path, address=checked[0])
 
 
@@ -196,26 +196,26 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
         ('https', 'hooks.example.com', 443, '/a?b=1')
     """
     if not isinstance(url, str) or len(url) > MAX_URL or any(c.isspace() for c in url):
-        raise InvalidWebhookError(f"url {_show(str(url))} must be an http(s) URL of at most "
+        raise InvalidWebhookError(f"url {shown(str(url))} must be an http(s) URL of at most "
                                   f"{MAX_URL} characters, without spaces")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidWebhookError(f"url {_show(url)} is not an http(s) URL; give one such as "
+        raise InvalidWebhookError(f"url {shown(url)} is not an http(s) URL; give one such as "
                                   "https://hooks.example.com/llmreg")
     if parts.username is not None or parts.password is not None:
-        raise InvalidWebhookError(f"url {_show(url)} carries a user name or password; put "
+        raise InvalidWebhookError(f"url {shown(url)} carries a user name or password; put "
                                   "credentials in the URL's path or query, or rely on the "
                                   "signature")
     if parts.fragment:
-        raise InvalidWebhookError(f"url {_show(url)} has a #fragment; remove it")
+        raise InvalidWebhookError(f"url {shown(url)} has a #fragment; remove it")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        raise InvalidWebhookError(f"url {_show(url)} has an invalid port") from None
+        raise InvalidWebhookError(f"url {shown(url)} has an invalid port") from None
     host = (parts.hostname or "").lower()
     if not host:
-        raise InvalidWebhookError(f"url {_show(url)} has no host")
+        raise InvalidWebhookError(f"url {shown(url)} has no host")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -229,5 +229,3 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _show(url: str) -> str:
-    return repr(url if len(url) <= 100 else url[:99] + "…")

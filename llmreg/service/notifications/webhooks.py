@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from llmreg.errors import InvalidWebhookError
+from llmreg.errors import InvalidWebhookError, shown
 from llmreg.service.notifications.outbox import EVENTS
 
 FORMATS = ("cloudevents", "slack")
@@ -29,7 +29,7 @@ FORMATS = ("cloudevents", "slack")
 def check_format(format: str) -> str:
     """``format`` if webhooks can be sent in it; else refused, naming the ones there are."""
     if format not in FORMATS:
-        raise InvalidWebhookError(f"format {format!r} is not one of {', '.join(FORMATS)}; "
+        raise InvalidWebhookError(f"format {shown(format)} is not one of {', '.join(FORMATS)}; "
                                   "use --format cloudevents or --format slack")
     return format
 
@@ -41,9 +41,8 @@ def check_events(events: Iterable[str]) -> list[str]:
     for raw in events:
         event = str(raw).strip()
         if event not in EVENTS:
-            shown = event if len(event) <= 40 else event[:39] + "…"
-            raise InvalidWebhookError(f"--events: {shown!r} is not an event; use one or more "
-                                      f"of {','.join(EVENTS)}")
+            raise InvalidWebhookError(f"--events: {shown(event, limit=40)} is not an event; "
+                                      f"use one or more of {','.join(EVENTS)}")
         if event not in wanted:
             wanted.append(event)
     if not wanted:

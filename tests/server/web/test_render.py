@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from llmreg.bundle.schema import Bundle
 from llmreg.db.models import utcnow
+from llmreg.errors import shown
 from llmreg.server.app import create_app
 from llmreg.server.web.render import ENV
 from llmreg.service import RegistryService
@@ -139,7 +140,7 @@ def test_text_from_the_request_is_text_too(probe: TestClient, payload: str) -> N
     r = probe.get(f"/audit?env={q}")
     page = Page(r.text)
     assert r.status_code == 400 and page.injected() == []
-    assert f"error: environment {payload!r} is not in the policy" in page.text
+    assert f"error: environment {shown(payload)} is not in the policy" in page.text
 
 
 def test_autoescape_is_on_for_every_template() -> None:
