@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from llmreg.bundle import digest
 from llmreg.bundle.directory import load_bundle_dir
+from llmreg.bundle.parse import _FLOAT_12
 from llmreg.bundle.schema import Bundle
 from llmreg.errors import InvalidRefError
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
@@ -105,6 +106,14 @@ def _shuffle(value: Any, rnd: Any) -> Any:
     return value
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's dumper (YAML 1.1) with llmreg's YAML 1.2 floats: a string such as ``0e0``
+    or ``1E5`` is quoted, as llmreg's loader would otherwise read it as a number."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
 def _crlf(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\n", "\r\n")
@@ -143,8 +152,8 @@ def test_yaml_json_whitespace_and_crlf_files_give_one_digest(
     (as_yaml / "system.md").write_bytes(
         b"\xef\xbb\xbf" + data["system_prompt"].replace("\n", "\r\n").encode())
     ydata["system_prompt"] = {"file": "system.md"}
-    (as_yaml / "llmreg.yaml").write_text(yaml.safe_dump(ydata, indent=indent + 1,
-                                                        sort_keys=False, allow_unicode=True))
+    (as_yaml / "llmreg.yaml").write_text(yaml.dump(ydata, Dumper=_Dumper, indent=indent + 1,
+                                                   sort_keys=False, allow_unicode=True))
     assert load_bundle_dir(as_json)[0].digest == base
     assert load_bundle_dir(as_yaml)[0].digest == base
 
@@ -211,3 +220,15 @@ def test_check_digest_names_the_field() -> None:
         digest.check_digest("sha256:ABC", field="artifacts[0].digest")
     assert str(info.value) == expected.format("artifacts[0].digest")
     assert not digest.is_digest("SHA256:" + "0" * 64)
+
+
+@pytest.mark.parametrize("text", ["0e0", "1E5", "-2.5e-3", ".5e1", "+7e+0"])
+def test_a_string_that_yaml_1_2_reads_as_a_number_is_written_quoted(tmp_path: Path,
+                                                                     text: str) -> None:
+    """The case hypothesis found: such a string in a few-shot output, dumped plain by a
+    YAML 1.1 writer, came back as a float (and was refused, rightly, as not a string)."""
+    data = {"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+            "template": {"source": "Q: {{ q }}", "variables": ["q"]},
+            "few_shot": [{"input": "x", "output": text}]}
+    (tmp_path / "llmreg.yaml").write_text(yaml.dump(data, Dumper=_Dumper))
+    assert load_bundle_dir(tmp_path)[0].digest == Bundle.from_dict(data).digest
