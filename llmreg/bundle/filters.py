@@ -122,6 +122,10 @@ def _guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             budget.step(len(value))  # each item it walks through is a step
         if name in _TEXT_IN and not isinstance(value, str):
             budget.weigh(value, f"the value given to {what}")
+            # As text: some of Jinja2's text filters would otherwise work on the value
+            # itself (indent's ``s += newline`` extends a caller's list in place).
+            value = str(value)
+            args = (*args[:offset], value, *args[offset + 1:])
         if name == "join" and not isinstance(value, list | tuple):
             value = list(value)  # a generator (select, map) can be read only once
             args = (*args[:offset], value, *args[offset + 1:])

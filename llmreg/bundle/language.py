@@ -35,6 +35,7 @@ cannot call functions or methods: use the filter instead, {{ x|upper }}
 
 from __future__ import annotations
 
+import jinja2
 from jinja2 import nodes
 
 from llmreg.bundle.filters import FILTERS, TESTS
@@ -44,6 +45,7 @@ RESERVED = "__llmreg"  # the prefix of the render's own guards
 MAX_LITERAL = 10_000  # characters in one string literal inside an expression
 MAX_ITEMS = 1_000  # items in one list, tuple or dict literal
 MAX_NUMBER = 2**53  # a number literal's size
+MAX_TOKENS = 10_000  # names, operators, literals, tags and text runs in one template
 LOOP_CALLS = frozenset({"cycle", "changed"})
 _SEE = "see the template language in docs/security.md"
 # What to write instead of a method call.
@@ -83,6 +85,29 @@ _STATEMENTS: dict[type[nodes.Node], str] = {
     nodes.Block: "a block ({% block %}), which belongs to template inheritance; remove "
                  "the block tags",
 }
+
+
+def check_size(env: jinja2.Environment, source: str) -> None:
+    """Refuse a template of more than :data:`MAX_TOKENS` tokens before it is parsed
+    (parsing and compiling cost time in proportion to them; counting stops at the limit).
+
+    Example:
+        >>> check_size(jinja2.Environment(), "{{ q }}" * 5000)
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.TemplateSyntaxError: line 1: the template has more than 10000 tokens \
+(names, operators, literals, tags, runs of text); loop over a list variable instead of \
+repeating expressions, and pass long data as variables
+    """
+    count = 0
+    for lineno, kind, _ in env.lexer.tokeniter(source, None):
+        if kind != "whitespace":
+            count += 1
+            if count > MAX_TOKENS:
+                raise TemplateSyntaxError(
+                    f"line {lineno}: the template has more than {MAX_TOKENS} tokens (names, "
+                    "operators, literals, tags, runs of text); loop over a list variable "
+                    "instead of repeating expressions, and pass long data as variables")
 
 
 def analyse(tree: nodes.Template) -> set[str]:

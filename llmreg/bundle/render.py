@@ -35,7 +35,7 @@ from llmreg.bundle import budget
 from llmreg.bundle.budget import RenderLimits as RenderLimits
 from llmreg.bundle.budget import limits as limits
 from llmreg.bundle.filters import guarded_filters, guarded_tests
-from llmreg.bundle.language import RESERVED, analyse
+from llmreg.bundle.language import RESERVED, analyse, check_size
 from llmreg.bundle.messages import Messages
 from llmreg.errors import RenderError, TemplateSyntaxError
 
@@ -93,7 +93,10 @@ def _env() -> _BoundedEnvironment:
 def _parse(source: str) -> nodes.Template:
     """Parse (never compile) and check the template against the language."""
     try:
+        check_size(_env(), source)
         tree = _env().parse(source)
+    except TemplateSyntaxError:
+        raise
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(f"line {exc.lineno}: {exc.message}") from None
     except (RecursionError, MemoryError):
@@ -235,5 +238,7 @@ def _run(template: jinja2.Template, variables: dict[str, Any], where: str) -> st
         raise RenderError(f"{where}: the sandbox refused an unsafe operation: {exc}") from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"{where}: {exc}") from None
+    except Exception as exc:  # a filter given a value it cannot take: still one line
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
     finally:
         budget.finish(token)
