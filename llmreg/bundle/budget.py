@@ -276,9 +276,12 @@ def add(left: Any, right: Any) -> Any:
     """
     budget = current()
     budget.step()
-    if isinstance(left, _SIZED) and isinstance(right, _SIZED):
-        budget.build(len(left) + len(right), "adding two values with +")
-    return left + right
+    if not (isinstance(left, _SIZED) and isinstance(right, _SIZED)):
+        return left + right
+    budget.size(len(left) + len(right), "adding two values with +")
+    result: Any = left + right  # type: ignore[operator]  # Markup escapes: may grow
+    budget.build(len(result), "adding two values with +")
+    return result
 
 
 def subtract(left: Any, right: Any) -> Any:

@@ -108,7 +108,7 @@ def body(draw: st.DrawFn, depth: int = 0, names: tuple[str, ...] = ()) -> str:
     return "".join(parts)
 
 
-@settings(max_examples=150, deadline=None, database=None,
+@settings(max_examples=100, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(source=body(), made_of=sizes())
 def test_templates_from_the_grammar_stay_within_the_bounds(

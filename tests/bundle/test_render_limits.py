@@ -69,7 +69,7 @@ BOMBS: dict[str, list[str]] = {
         "{% set a = s + s %}{% set b = a + a %}{{ b|length }}",
         "{% set a %}{{ s }}{{ s }}{{ s }}{% endset %}{{ a|length }}",
         "{% with a = s ~ s %}{% with b = a ~ a %}{{ b|length }}{% endwith %}{% endwith %}",
-        "{% set l = many + many %}{{ l|length }}",
+        "{% set l = many + many %}{{ l|length }}", "{{ ((s[:1]|e) + lt)|length }}",
     ],
     "loops": [
         "{% for a in xs %}{% for b in xs %}{% endfor %}{% endfor %}",
