@@ -3,8 +3,11 @@ slot status and the status a version takes when it leaves a slot."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
+
+import pytest
 
 from llmreg.bundle.schema import Bundle
 from llmreg.service import RegistryService
@@ -162,3 +165,217 @@ def test_listings_filter_by_name_env_and_limit(svc: RegistryService) -> None:
     assert [(e.action, e.target) for e in last_two] == [("approval", "other@1"),
                                                          ("promote", "chat@1")]
     assert [s.name for s in svc.slots.status(env="staging")] == ["chat", "other"]
+
+
+# -- the events each move emits, the owner gate, rollback and retire refusals ----------------
+
+
+def outbox(svc: RegistryService, since: int = 0) -> list[tuple[str, str | None, dict[str, Any]]]:
+    from sqlmodel import col, select
+
+    from llmreg.db.models import OutboxEvent
+
+    with svc.db.read() as s:
+        rows = s.exec(select(OutboxEvent).where(col(OutboxEvent.id) > since)
+                      .order_by(col(OutboxEvent.id))).all()
+        return [(r.type, r.name, r.data) for r in rows]
+
+
+def last_event_id(svc: RegistryService) -> int:
+    from sqlmodel import col, func, select
+
+    from llmreg.db.models import OutboxEvent
+
+    with svc.db.read() as s:
+        return int(s.exec(select(func.max(col(OutboxEvent.id)))).one() or 0)
+
+
+def test_each_move_emits_its_exact_event(svc: RegistryService) -> None:
+    ref1, digest1 = register(svc, "chat", 1)
+    ref2, digest2 = register(svc, "chat", 2)
+    register(svc, "other", 1)
+    policy = svc.policy.digest
+    long = "r" * 600
+    start = last_event_id(svc)
+    svc.lifecycle.promote(ref1, "staging", actor=ANA, reason=long)
+    svc.lifecycle.promote(ref2, "staging", actor=BO, reason="next")
+    svc.lifecycle.rollback("chat", "pre-prod", actor=CY, reason="worse")
+    assert outbox(svc, start) == [
+        ("promotion", "chat", {"name": "chat", "env": "staging", "version": 1,
+                               "digest": digest1, "from_version": None, "actor": "ana",
+                               "reason": "r" * 500, "policy_digest": policy}),
+        ("promotion", "chat", {"name": "chat", "env": "staging", "version": 2,
+                               "digest": digest2, "from_version": 1, "actor": "bo",
+                               "reason": "next", "policy_digest": policy}),
+        ("rollback", "chat", {"name": "chat", "env": "staging", "version": 1,
+                              "digest": digest1, "from_version": 2, "actor": "cy",
+                              "reason": "worse", "policy_digest": policy}),
+    ]
+
+
+def test_a_refused_promotion_emits_gate_failed_with_what_was_unmet(svc: RegistryService
+                                                                   ) -> None:
+    from llmreg.errors import GateFailedError
+
+    ref, digest = register(svc, "chat", 1)
+    svc.lifecycle.promote(ref, "staging", actor=ANA, reason="try")
+    start = last_event_id(svc)
+    with pytest.raises(GateFailedError) as info:
+        svc.lifecycle.promote("chat@staging", "production", actor=BO, reason="x" * 700)
+    unmet = [{"gate": r.gate, "detail": r.detail[:500]} for r in info.value.report.unmet()]
+    assert [u["gate"] for u in unmet] == ["eval:regression", "approvals"]
+    assert outbox(svc, start) == [
+        ("gate_failed", "chat", {"name": "chat", "version": 1, "digest": digest,
+                                 "env": "production", "actor": "bo", "reason": "x" * 500,
+                                 "policy_digest": svc.policy.digest, "unmet": unmet})]
+
+
+def test_gate_failed_keeps_at_most_twenty_unmet_gates_of_500_characters(
+        svc: RegistryService) -> None:
+    from llmreg.types import GateReport, GateResult
+
+    report = GateReport(name="chat", version=1, digest="sha256:" + "0" * 64,
+                        from_status="registered", to_env="production", current_version=None,
+                        policy_digest="sha256:" + "1" * 64,
+                        results=[GateResult(gate=f"g{i}", passed=False, detail="d" * 900)
+                                 for i in range(25)])
+    start = last_event_id(svc)
+    svc.lifecycle._gate_failed(report, actor=ANA, reason="")
+    [(kind, name, data)] = outbox(svc, start)
+    assert (kind, name, data["reason"], data["actor"]) == ("gate_failed", "chat", "", "ana")
+    assert data["unmet"] == [{"gate": f"g{i}", "detail": "d" * 500} for i in range(20)]
+
+
+def owned_svc(tmp_path: Path) -> RegistryService:
+    from llmreg.policy import Policy
+
+    return RegistryService.open_home(tmp_path / "owned", policy=Policy.written_by_init())
+
+
+def test_the_owner_gate_holds_a_names_first_move_until_it_has_an_owner(tmp_path: Path
+                                                                       ) -> None:
+    from llmreg.errors import GateFailedError
+    from llmreg.types import GateResult
+
+    svc = owned_svc(tmp_path)
+    try:
+        register(svc, "other", 1)
+        svc.owners.set("other", team="ops", contacts=["ops@example.com"], actor=ANA)
+        svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")  # another name moved
+        ref, _ = register(svc, "chat", 1)
+        with pytest.raises(GateFailedError) as info:
+            svc.lifecycle.promote(ref, "staging", actor=ANA, reason="x")
+        assert info.value.report.results[0] == GateResult(
+            gate="owner", passed=False,
+            detail="'chat' has no owner and the policy requires one (require_owner); run "
+                   "`llmreg owner set chat --team TEAM --contact ADDRESS`")
+        svc.owners.set("chat", team="search", contacts=["search@example.com"], actor=ANA)
+        _, report = svc.lifecycle.promote(ref, "staging", actor=ANA, reason="x")
+        assert report.results[0] == GateResult(gate="owner", passed=True,
+                                               detail="owned by search")
+        # Once the name has moved, later versions are not asked again.
+        ref2, _ = register(svc, "chat", 2)
+        _, report = svc.lifecycle.promote(ref2, "staging", actor=ANA, reason="x")
+        assert [r.gate for r in report.results] == ["transition"]
+    finally:
+        svc.close()
+
+
+def test_rollback_refusals_name_the_slot_and_the_way_out(svc: RegistryService) -> None:
+    from llmreg.errors import EmptySlotError, TransitionError
+
+    with pytest.raises(EmptySlotError) as empty:
+        register(svc, "chat", 1)
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x")
+    assert str(empty.value) == "'chat' has nothing in 'staging' to roll back"
+    for i in (2, 3):
+        register(svc, "chat", i)
+    svc.lifecycle.promote("chat@1", "staging", actor=ANA, reason="x")
+    with pytest.raises(TransitionError) as first:
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x")
+    assert str(first.value) == ("chat@1 is the first version staging has held; there is "
+                                "nothing to roll back to")
+    # The event that put the slot where it is, not an older one of the same version or
+    # another environment's: 1 -> 2 -> 3 in staging, 3 also in shadow from nothing.
+    svc.lifecycle.promote("chat@2", "staging", actor=ANA, reason="x")
+    svc.lifecycle.promote("chat@3", "staging", actor=ANA, reason="x")
+    svc.approvals.approve("chat@3", "shadow", actor=BO)
+    svc.lifecycle.promote("chat@3", "shadow", actor=ANA, reason="x")
+    assert svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x").to_version == 2
+    for i in (1, 2):
+        register(svc, "arch", i)
+        svc.lifecycle.promote(f"arch@{i}", "staging", actor=ANA, reason="x")
+    svc.lifecycle.deprecate("arch@1", actor=ANA, reason="x")
+    svc.lifecycle.archive("arch@1", actor=ANA, reason="x")
+    with pytest.raises(TransitionError) as archived:
+        svc.lifecycle.rollback("arch", "staging", actor=ANA, reason="x")
+    assert str(archived.value) == "arch@1 is archived; promote another version instead"
+
+
+def test_rollback_reads_only_its_own_names_events(svc: RegistryService) -> None:
+    for name in ("chat", "other"):
+        for i in (1, 2):
+            register(svc, name, i)
+    svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")
+    svc.lifecycle.promote("other@2", "staging", actor=ANA, reason="x")
+    svc.lifecycle.promote("chat@2", "staging", actor=ANA, reason="x")  # from nothing
+    from llmreg.errors import TransitionError
+
+    with pytest.raises(TransitionError, match="chat@2 is the first version staging has"):
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x")
+
+
+def test_retire_refusals_are_exact(svc: RegistryService) -> None:
+    from llmreg.errors import TransitionError
+
+    register(svc, "chat", 1)
+    register(svc, "other", 1)
+    svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")  # other@1, not chat@1
+    with pytest.raises(TransitionError) as bad:
+        svc.lifecycle.retire("chat@1", "frozen", actor=ANA, reason="x")
+    assert str(bad.value) == "status 'frozen' is not 'deprecated' or 'archived'"
+    svc.lifecycle.retire("chat@1", "deprecated", actor=ANA, reason="x")
+    with pytest.raises(TransitionError) as again:
+        svc.lifecycle.retire("chat@1", "deprecated", actor=ANA, reason="x")
+    assert str(again.value) == "chat@1 is already deprecated"
+    svc.lifecycle.retire("chat@1", "archived", actor=ANA, reason="x")
+    for status in ("deprecated", "archived"):
+        with pytest.raises(TransitionError) as frozen:
+            svc.lifecycle.retire("chat@1", status, actor=ANA, reason="x")
+        assert str(frozen.value) == "chat@1 is already archived"
+
+
+def test_an_import_records_each_gate_it_bypassed(svc: RegistryService) -> None:
+    from llmreg.errors import TransitionError
+    from llmreg.types import GateResult
+
+    register(svc, "chat", 1)
+    _, digest2 = register(svc, "chat", 2)
+    with svc.db.write() as s:
+        event = svc.lifecycle.import_move_in(s, "chat", 2, "prod", actor=ANA,
+                                             reason="imported from mlflow")
+        assert svc.lifecycle.import_move_in(s, "chat", 2, "production", actor=ANA,
+                                            reason="again") is None
+    assert event is not None
+    assert (event.env, event.to_version, event.to_digest, event.action) == (
+        "production", 2, digest2, "import")
+    assert event.gates == [
+        GateResult(gate="bypassed-by-import", passed=True, detail="imported from mlflow"),
+        *[GateResult(gate=f"{g} (bypassed-by-import)", passed=False,
+                     detail="not judged: registered -> production was an import")
+          for g in ("transition",)]]
+    assert svc.versions.slot("chat", "production").version == 2
+    # From staging, the policy's transition exists: each of its gates is named.
+    svc.lifecycle.promote("chat@1", "staging", actor=ANA, reason="x")
+    with svc.db.write() as s:
+        event = svc.lifecycle.import_move_in(s, "chat", 1, "production", actor=ANA,
+                                             reason="imported")
+    assert event is not None and [g.gate for g in event.gates] == [
+        "bypassed-by-import", "eval:regression (bypassed-by-import)",
+        "approvals (bypassed-by-import)"]
+    svc.lifecycle.deprecate("chat@2", actor=ANA, reason="x")
+    svc.lifecycle.archive("chat@2", actor=ANA, reason="x")
+    with pytest.raises(TransitionError) as frozen, svc.db.write() as s:
+        svc.lifecycle.import_move_in(s, "chat", 2, "staging", actor=ANA, reason="x")
+    assert str(frozen.value) == ("chat@2 is archived (frozen); the import cannot point "
+                                 "staging at it; nothing was imported")
