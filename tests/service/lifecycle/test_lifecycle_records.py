@@ -302,6 +302,9 @@ def test_rollback_refusals_name_the_slot_and_the_way_out(svc: RegistryService) -
     svc.approvals.approve("chat@3", "shadow", actor=BO)
     svc.lifecycle.promote("chat@3", "shadow", actor=ANA, reason="x")
     assert svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x").to_version == 2
+    # Staging now holds @2 for the second time: the newest move into it (the rollback,
+    # from @3) is the one undone, not the first (from @1).
+    assert svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x").to_version == 3
     for i in (1, 2):
         register(svc, "arch", i)
         svc.lifecycle.promote(f"arch@{i}", "staging", actor=ANA, reason="x")
@@ -316,9 +319,9 @@ def test_rollback_reads_only_its_own_names_events(svc: RegistryService) -> None:
     for name in ("chat", "other"):
         for i in (1, 2):
             register(svc, name, i)
-    svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")
-    svc.lifecycle.promote("other@2", "staging", actor=ANA, reason="x")
     svc.lifecycle.promote("chat@2", "staging", actor=ANA, reason="x")  # from nothing
+    svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")
+    svc.lifecycle.promote("other@2", "staging", actor=ANA, reason="x")  # later, from @1
     from llmreg.errors import TransitionError
 
     with pytest.raises(TransitionError, match="chat@2 is the first version staging has"):
