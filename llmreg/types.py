@@ -321,6 +321,9 @@ class DeprecationReport(BaseModel):
     at: datetime
     applied: bool
     actions: list[DeprecationAction]
+    # A run's planned actions it did not take: an environment took the version after the
+    # plan was read (the reason says which), so it was left as it was.
+    skipped: list[DeprecationAction] = []
 
 
 class ServedInfo(BaseModel):

@@ -126,13 +126,21 @@ class RetireBody(_Body):
     reason: str = Field("", max_length=2000)
 
 
+# Requests one beat may report: a client flushes every 30 s, so this is ~33,000 requests
+# a second from one process for one slot, far above what one process serves of an LLM
+# call. The service refuses more, naming the beat (``llmreg.service.hygiene.traffic``).
+MAX_BEAT_COUNT = 1_000_000
+
+
 class Beat(_Body):
-    """Requests served from one slot's digest since the last beat."""
+    """Requests served from one slot's digest since the last beat (0: none, ignored)."""
 
     name: str
     env: str
     digest: str
-    count: int = Field(1, ge=0, le=10**9)
+    # The maximum is checked by the service, whose refusal names the beat and the fix;
+    # here it only shows in the OpenAPI.
+    count: int = Field(1, ge=0, json_schema_extra={"maximum": MAX_BEAT_COUNT})
 
 
 class HeartbeatBody(_Body):

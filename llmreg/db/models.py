@@ -248,7 +248,8 @@ class Heartbeat(SQLModel, table=True):
     name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
-    count: int = Field(default=0, nullable=False)
+    # 64-bit: see llmreg.service.hygiene.traffic (capped per beat, saturating sum).
+    count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     first_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     last_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
@@ -280,7 +281,7 @@ class HeartbeatHour(SQLModel, table=True):
     env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     digest: str = Field(sa_column=sa.Column(sa.String(71), nullable=False))
     hour: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
-    count: int = Field(default=0, nullable=False)
+    count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
 class Alert(SQLModel, table=True):

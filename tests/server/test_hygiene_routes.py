@@ -82,3 +82,23 @@ def test_deprecation_jobs_envs_and_drift_over_http(server: Server) -> None:
     assert envs == {"staging": 1, "shadow": 0, "production": 0}
     [item] = rita.drift("staging", "production")
     assert item.state == "only_a" and item.a_version == 12
+
+
+def test_a_heartbeat_over_the_cap_is_refused_over_http_and_writes_nothing(
+        server: Server) -> None:
+    setup_registry(server)
+    digest = server.service.versions.resolve("chat@12").digest
+    beat = {"name": "chat", "env": "staging", "digest": digest}
+    over = server.http.post("/v1/heartbeats", headers=server.headers("rita"),
+                            json={"beats": [{**beat, "count": 1_000_001}]})
+    assert over.status_code == 400
+    assert over.json()["errors"][0]["code"] == "REF_INVALID"
+    assert over.json()["errors"][0]["message"] == (
+        "beats[0].count is 1000001; one beat reports at most 1000000 requests; split it "
+        "into several beats or flush more often; nothing was recorded")
+    zero = server.http.post("/v1/heartbeats", headers=server.headers("rita"),
+                            json={"beats": [{**beat, "count": 0}]})
+    assert (zero.status_code, zero.json()) == (202, {"accepted": 1})
+    assert server.service.traffic.heartbeats("chat") == []
+    schema = server.http.get("/openapi.json").json()["components"]["schemas"]["Beat"]
+    assert schema["properties"]["count"]["maximum"] == 1_000_000

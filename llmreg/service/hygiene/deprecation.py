@@ -14,7 +14,11 @@ Each action is one audit entry whose actor is :data:`ACTOR` (the policy, not a p
 carrying the rule and the policy digest; an archive also emits an ``archive`` event.
 A run plans and acts inside one write transaction that holds the registry's deprecation
 lock (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: an advisory
-transaction lock), so two runs at once act once: the second finds nothing left to do.
+transaction lock), so two runs at once act once: the second finds nothing left to do. Before each
+version is retired, the run locks the slot rows of its name (the lock promotions and
+rollbacks take) and the version row, and reads again whether an environment holds it:
+one that moved there after the plan was read is skipped, with the reason, never retired
+under a slot.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from llmreg.db.engine import Database
 from llmreg.db.models import BundleName, Slot, SlotEvent, Version, utcnow
 from llmreg.policy import ARCHIVED, DEPRECATED, Policy
 from llmreg.service.lifecycle.lifecycle import retire_version
+from llmreg.service.refs import name_id
 from llmreg.types import DeprecationAction, DeprecationReport
 
 ACTOR = "policy:deprecation"
@@ -67,28 +72,84 @@ class Deprecation:
                                  actions=actions)
 
     def run(self, *, now: datetime | None = None) -> DeprecationReport:
-        """Apply the plan under the deprecation lock; a second run finds nothing to do."""
+        """Apply the plan under the deprecation lock; a second run finds nothing to do.
+
+        Each planned version is checked again, under the slot row locks that promotions
+        and rollbacks take, just before it is retired: a version that an environment took
+        since the plan was read is left alone and reported in ``skipped`` with the reason.
+        """
         now = now or utcnow()
         with self.db.write() as s:
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(sa.text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})"))
-            actions = plan_in(s, self.policy, now)
-            rows: dict[int, BundleName] = {}
+            planned = plan_in(s, self.policy, now)
             by_name = {r.name: r for r in s.exec(select(BundleName).where(
-                col(BundleName.name).in_(sorted({a.name for a in actions})))).all()} \
-                if actions else {}
-            for a in actions:
-                row = by_name[a.name]
-                rows[a.version] = row
-                version = s.exec(select(Version).where(Version.name_id == row.id,
-                                                       Version.number == a.version)
-                                 .with_for_update()).one()
+                col(BundleName.name).in_(sorted({a.name for a in planned})))).all()} \
+                if planned else {}
+            # Every row lock first (slots, then versions: the order a move takes them),
+            # and only then the audit chain's lock that each retirement takes, so a move
+            # waiting on the chain never holds a row this run still needs.
+            for row in sorted(by_name.values(), key=name_id):
+                lock_slots(s, row)
+            checked = [(a, by_name[a.name], *recheck(s, by_name[a.name], a.version,
+                                                     ARCHIVED if a.action == "archive"
+                                                     else DEPRECATED))
+                       for a in planned]
+            actions, skipped = [], []
+            for a, row, version, why in checked:
+                if version is None:
+                    skipped.append(a.model_copy(update={"reason": f"skipped: {why}"}))
+                    continue
                 status = ARCHIVED if a.action == "archive" else DEPRECATED
                 retire_version(s, row, version, status, actor=ACTOR, rule=a.rule,
                                reason=a.reason, policy_digest=self.policy.digest, at=now,
                                old=version.status)
+                actions.append(a)
         return DeprecationReport(policy_digest=self.policy.digest, at=now, applied=True,
-                                 actions=actions)
+                                 actions=actions, skipped=skipped)
+
+
+def lock_slots(s: Session, row: BundleName) -> None:
+    """Take the row lock of every slot of ``row``'s name, in ``s``'s write transaction.
+
+    A promotion or rollback of the name locks its slot (``SELECT … FOR UPDATE``) before
+    it reads the version it moves there and holds the lock until it commits, so from
+    here on each one of them has either committed (and is seen by the next read) or
+    waits for this transaction (and then finds the version retired). SQLite holds the
+    database write lock for the whole transaction instead.
+
+    Example:
+        >>> with svc.db.write() as s:  # doctest: +SKIP
+        ...     lock_slots(s, name_row(s, "chat"))
+    """
+    s.exec(select(Slot.id).where(Slot.name_id == row.id).order_by(col(Slot.id))
+           .with_for_update()).all()
+
+
+def recheck(s: Session, row: BundleName, number: int, status: str
+            ) -> tuple[Version | None, str]:
+    """Read version ``number`` again under its row lock (after :func:`lock_slots`) and say
+    whether it may still become ``status``: ``(version, "")``, or ``(None, why not)``.
+
+    The version row is locked before the slots are read again, so a promotion into a
+    slot that did not exist yet (it has no slot row to wait on; it locks the version
+    before it moves, see ``Lifecycle._move``) is seen here or refused there.
+
+    Example:
+        >>> with svc.db.write() as s:  # doctest: +SKIP
+        ...     row = name_row(s, "chat"); lock_slots(s, row)
+        ...     recheck(s, row, 2, "archived")[1]
+        'production holds it now'
+    """
+    version = s.exec(select(Version).where(Version.name_id == row.id, Version.number == number)
+                     .with_for_update().execution_options(populate_existing=True)).one()
+    holding = s.exec(select(Slot.env).where(Slot.name_id == row.id, Slot.version == number)
+                     .order_by(col(Slot.env))).all()
+    if holding:
+        return None, f"{', '.join(holding)} holds it now (moved there after the plan was read)"
+    if version.status == ARCHIVED or version.status == status:
+        return None, f"it is {version.status} already"
+    return version, ""
 
 
 def plan_in(s: Session, policy: Policy, now: datetime) -> list[DeprecationAction]:

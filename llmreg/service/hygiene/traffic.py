@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from llmreg.bundle.digest import check_digest
 from llmreg.bundle.names import check_name
+from llmreg.contract.models import MAX_BEAT_COUNT
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Heartbeat, HeartbeatHour, Slot, Version, utcnow
 from llmreg.errors import InvalidRefError, RefNotFoundError
@@ -24,7 +25,8 @@ from llmreg.policy import Policy
 from llmreg.types import ServedInfo
 
 MAX_BEATS = 1000  # heartbeats in one batch
-MAX_COUNT = 10**9  # requests in one heartbeat
+MAX_COUNT = MAX_BEAT_COUNT  # requests in one heartbeat (1,000,000), refused above
+MAX_TOTAL = 2**63 - 1  # a stored count (BIGINT) saturates here instead of overflowing
 RETENTION_DAYS = 8  # hourly rollups kept: a week of "resolves in the last 7 days" and a day
 
 
@@ -55,10 +57,21 @@ class Traffic:
         self.policy = policy
 
     def record(self, beats: list[dict[str, Any]], *, now: datetime | None = None) -> int:
-        """Add served-request counts per (name, env, digest); return how many were stored.
+        """Add served-request counts per (name, env, digest); return how many beats were
+        accepted.
 
         Each beat must name a registered version of the name (by its digest) and an
-        environment of the policy. A batch with one bad beat changes nothing.
+        environment of the policy, with a ``count`` from 0 to :data:`MAX_COUNT`. A batch
+        with one bad beat changes nothing. A beat of ``count: 0`` is accepted and
+        ignored: it reports no traffic, so it neither marks the slot as served nor closes
+        a stale-production alert. Stored totals saturate at :data:`MAX_TOTAL`.
+
+        Example:
+            >>> svc.traffic.record([{"name": "chat", "env": "production",
+            ...                      "digest": digest, "count": 0}])  # doctest: +SKIP
+            1
+            >>> svc.traffic.served("chat")[0].last_served is None  # doctest: +SKIP
+            True
         """
         if len(beats) > MAX_BEATS:
             raise InvalidRefError(f"{len(beats)} heartbeats in one batch; the limit is "
@@ -71,10 +84,14 @@ class Traffic:
             env = self.policy.canonical_env(str(beat.get("env", "")))
             digest = check_digest(str(beat.get("digest", "")), field=f"beats[{i}].digest")
             count = beat.get("count", 1)
-            if isinstance(count, bool) or not isinstance(count, int) \
-                    or not 0 <= count <= MAX_COUNT:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise InvalidRefError(f"beats[{i}].count {count!r} must be a whole number "
                                       f"from 0 to {MAX_COUNT}")
+            if count > MAX_COUNT:
+                raise InvalidRefError(
+                    f"beats[{i}].count is {count}; one beat reports at most {MAX_COUNT} "
+                    "requests; split it into several beats or flush more often; nothing "
+                    "was recorded")
             totals[(name, env, digest)] = totals.get((name, env, digest), 0) + count
         with self.db.write() as s:
             for i, (name, _env, digest) in enumerate(totals):
@@ -85,7 +102,8 @@ class Traffic:
                         f"beats[{i}]: {name}@{digest[:19]}… is not a registered version; "
                         "report only bundles resolved from this registry")
             for (name, env, digest), count in totals.items():
-                _add(s, name, env, digest, count, now, hour)
+                if count:  # a beat of 0 is no traffic: it must not look like serving
+                    _add(s, name, env, digest, count, now, hour)
         return len(beats)
 
     def prune(self, *, now: datetime | None = None) -> int:
@@ -182,11 +200,16 @@ def _add(s: Session, name: str, env: str, digest: str, count: int, now: datetime
     s.execute(sa.update(Heartbeat).where(
         col(Heartbeat.name) == name, col(Heartbeat.env) == env,
         col(Heartbeat.digest) == digest).values(
-        count=Heartbeat.count + count,
+        count=_saturating(col(Heartbeat.count), count),
         last_at=sa.case((col(Heartbeat.last_at) < now, now), else_=col(Heartbeat.last_at))))
     s.execute(insert_ignore(s, HeartbeatHour, name=name, env=env, digest=digest, hour=hour,
                             count=0))
     s.execute(sa.update(HeartbeatHour).where(
         col(HeartbeatHour.name) == name, col(HeartbeatHour.env) == env,
         col(HeartbeatHour.digest) == digest, col(HeartbeatHour.hour) == hour)
-        .values(count=HeartbeatHour.count + count))
+        .values(count=_saturating(col(HeartbeatHour.count), count)))
+
+
+def _saturating(column: Any, count: int) -> Any:
+    """``column + count``, stopping at :data:`MAX_TOTAL` (never overflowing BIGINT)."""
+    return sa.case((column > MAX_TOTAL - count, MAX_TOTAL), else_=column + count)

@@ -253,6 +253,18 @@ class Lifecycle:
               gates: list[GateResult]) -> SlotEventInfo:
         now = utcnow()
         previous = slot.version if slot else None
+        # Read the version again under its row lock: a deprecation run locks it too (after
+        # this slot's lock) before it retires it, so a version retired after it was judged
+        # is seen here, and a run that comes later sees this move. SQLite: the write lock.
+        judged = version.status
+        s.refresh(version, with_for_update=True)
+        if version.status != judged:
+            label = f"{row.name}@{version.number}"
+            if version.status == ARCHIVED:
+                raise TransitionError(f"{label} was archived while this {action} was judged; "
+                                      "nothing changed; promote another version instead")
+            raise SlotConflictError(f"{label} became {version.status} while this {action} "
+                                    "was judged; nothing changed; try again")
         if slot is not None:
             # Compare-and-set on the version the slot held when we judged it.
             moved = s.execute(
