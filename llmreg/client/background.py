@@ -103,6 +103,12 @@ class HeartbeatBatcher(DaemonLoop):
     """
 
     MAX_KEYS = 10_000
+    # The most one beat may report (the server refuses more: contract.models.MAX_BEAT_COUNT,
+    # kept equal by a test; this module stays free of pydantic). A larger count, kept
+    # through an outage, goes as several beats; past MAX_BEATS_PER_KEY of them the
+    # rest is dropped (the registry needs to know a slot serves, not every request).
+    MAX_BEAT_COUNT = 1_000_000
+    MAX_BEATS_PER_KEY = 10
     thread_name = "llmreg-heartbeat"
 
     def __init__(self, flush: Callable[[list[dict[str, Any]]], None], interval: float) -> None:
@@ -131,8 +137,8 @@ class HeartbeatBatcher(DaemonLoop):
             counts, self._counts = self._counts, {}
         if not counts:
             return
-        beats = [{"name": n, "env": e, "digest": d, "count": c}
-                 for (n, e, d), c in counts.items()]
+        beats = [{"name": n, "env": e, "digest": d, "count": part}
+                 for (n, e, d), c in counts.items() for part in self._parts(c)]
         try:
             self._flush_fn(beats)
         except Exception as exc:  # heartbeats must never hurt the app
@@ -141,6 +147,22 @@ class HeartbeatBatcher(DaemonLoop):
                 for (n, e, d), c in counts.items():
                     if len(self._counts) < self.MAX_KEYS:
                         self._counts[(n, e, d)] = self._counts.get((n, e, d), 0) + c
+
+    def _parts(self, count: int) -> list[int]:
+        """``count`` as beats the server takes: each at most :attr:`MAX_BEAT_COUNT`, at
+        most :attr:`MAX_BEATS_PER_KEY` of them.
+
+        Example:
+            >>> HeartbeatBatcher(print, 30)._parts(2_500_000)
+            [1000000, 1000000, 500000]
+        """
+        full, rest = divmod(count, self.MAX_BEAT_COUNT)
+        parts = [self.MAX_BEAT_COUNT] * full + ([rest] if rest else [])
+        if len(parts) > self.MAX_BEATS_PER_KEY:
+            log.debug("llmreg heartbeat: %d requests of one slot not reported (over %d "
+                      "beats)", count - self.MAX_BEAT_COUNT * self.MAX_BEATS_PER_KEY,
+                      self.MAX_BEATS_PER_KEY)
+        return parts[:self.MAX_BEATS_PER_KEY]
 
     def close(self) -> None:
         """Stop the thread after a last flush (also run at interpreter exit)."""
