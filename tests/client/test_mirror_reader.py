@@ -26,6 +26,7 @@ from llmreg.errors import (
     RefNotFoundError,
     RegistryUnavailableError,
 )
+from llmreg.client.mirror_reader import MirrorBackend, explain
 from llmreg.service import RegistryService
 from llmreg.service.mirror.keys import keygen
 from llmreg.service.mirror.publisher import pointer_bytes, publish
@@ -458,3 +459,64 @@ def test_the_mirror_settings() -> None:
         "s3://bucket/m", Path("root.json"), "s3://bucket/m", Path("keys"))
     with pytest.raises(ConfigError, match="is not an http"):
         Settings.from_env({"LLMREG_URL": "ftp://x", "LLMREG_TRUSTED_ROOT": "root.json"})
+
+
+# -- the exact words of each refusal ---------------------------------------------------
+
+def backend_of(m: Mirror, url: str | None = None, cache: str = "cache") -> MirrorBackend:
+    """A mirror backend on ``url`` (the file:// mirror by default)."""
+    return MirrorBackend(url or f"file://{m.path}", trusted_root=m.keys / "root.json",
+                         settings=Settings(cache=m.tmp / cache))
+
+
+def test_each_refusal_names_what_needs_the_registry(mirror: Mirror) -> None:
+    backend = backend_of(mirror)
+    tail = " needs the registry itself (LLMREG_URL=http(s)://… of a server, or LLMREG_HOME)"
+    head = f"file://{mirror.path} is a read-only mirror: "
+    refusals = [("whoami", backend.actor),
+                ("uploading a blob", lambda: backend.put_file(Path("x"), None)),
+                ("uploading a blob", lambda: backend.put_bytes(b"x")),
+                ("downloading an artifact", lambda: backend.blob_chunks("sha256:00", 0)),
+                ("the policy", lambda: backend.policy),
+                ("promote (POST /v1/promotions)", lambda: backend.call("promote"))]
+    for what, refused in refusals:
+        with pytest.raises(ReadOnlyError) as exc:
+            refused()
+        assert str(exc.value) == head + what + tail
+
+
+def test_a_dropped_heartbeat_is_logged_with_what_it_carried(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    backend = backend_of(mirror)
+    with caplog.at_level(logging.DEBUG, logger="llmreg"):
+        assert backend.call("heartbeats", beats=[1], other=(2, 3), note="x") is None
+        assert backend.call("heartbeats") is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"llmreg: heartbeats dropped: the mirror file://{mirror.path} takes none "
+        "(1 beats, 2 other)",
+        f"llmreg: heartbeats dropped: the mirror file://{mirror.path} takes none (no items)"]
+
+
+def test_an_unreadable_root_and_an_empty_slot_are_named(mirror: Mirror) -> None:
+    with pytest.raises(ConfigError) as exc:
+        MirrorBackend(f"file://{mirror.path}", trusted_root=Path("nope.json"))
+    assert str(exc.value) == ("trusted_root='nope.json' cannot be read (No such file or "
+                              "directory); give the mirror's root.json (docs/mirror.md)")
+    with pytest.raises(EmptySlotError) as empty:
+        backend_of(mirror).resolve_slot("chat", "shadow", strict=True, max_stale=None)
+    assert str(empty.value) == (f"the mirror file://{mirror.path} has no chat@shadow: nothing "
+                                "runs there, or it was not published yet (`llmreg publish`)")
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("UnsignedMetadataError", "signature not made by a trusted key: m"),
+    ("BadVersionNumberError", "rollback or mix-and-match (metadata of another version than "
+                              "the one trusted or signed for): m"),
+    ("ExpiredMetadataError", "frozen metadata: m"),
+    ("LengthOrHashMismatchError", "tampered content (length or hash differs from the signed "
+                                  "metadata): m"),
+    ("RepositoryError", "metadata that does not verify (RepositoryError): m")])
+def test_explain_names_each_attack(kind: str, said: str) -> None:
+    from tuf.api import exceptions
+
+    assert explain(getattr(exceptions, kind)("m")) == said
