@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -520,3 +521,136 @@ def test_explain_names_each_attack(kind: str, said: str) -> None:
     from tuf.api import exceptions
 
     assert explain(getattr(exceptions, kind)("m")) == said
+
+
+# -- the fetcher: HTTP, file://, s3:// --------------------------------------------------
+
+class Served:
+    """A mirror folder served over HTTP on 127.0.0.1 (the standard library, in a thread):
+    it logs each path asked, and answers ``status[path]`` instead where one is set."""
+
+    def __init__(self, folder: Path) -> None:
+        import functools
+        import threading
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        self.status: dict[str, int] = {}
+        served = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                served.requests.append(self.path)
+                if self.path in served.status:
+                    self.send_error(served.status[self.path])
+                    return
+                super().do_GET()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                         functools.partial(Handler, directory=str(folder)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def served(mirror: Mirror) -> Iterator[Served]:
+    s = Served(mirror.path)
+    yield s
+    s.stop()
+
+
+def test_over_http_only_what_changed_is_fetched(mirror: Mirror, served: Served,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg.client import mirror_reader
+    from llmreg.client.transport import StdlibHTTP
+
+    made: list[tuple[str, dict[str, str], float]] = []
+
+    class Recorded(StdlibHTTP):
+        def __init__(self, url: str, headers: dict[str, str], timeout: float = -1) -> None:
+            made.append((url, headers, timeout))
+            super().__init__(url, headers, timeout)
+
+    monkeypatch.setattr(mirror_reader, "StdlibHTTP", Recorded)
+    backend = backend_of(mirror, served.url)
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+    assert [re.sub("[0-9a-f]{64}", "H", r) for r in served.requests] == [
+        "/metadata/2.root.json", "/metadata/timestamp.json", "/metadata/1.snapshot.json",
+        "/metadata/1.targets.json", "/targets/pointers/chat/H.production.json",
+        "/metadata/1.manifests.json", "/targets/blobs/sha256/H.H"]
+    served.requests.clear()  # nothing changed: the timestamp says so, the rest is kept
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+    assert served.requests == ["/metadata/2.root.json", "/metadata/timestamp.json"]
+    assert made == [(served.url, {}, 5.0)]  # one connection, no headers, a 5 s timeout
+    backend.close()
+
+
+def test_a_manifest_cached_from_one_address_is_not_fetched_from_another(
+        mirror: Mirror, served: Served) -> None:
+    assert mirror.client().resolve("chat", env="production").version == 1  # over file://
+    over_http = backend_of(mirror, served.url)  # the same cache: TUF's own state is per URL
+    assert over_http.resolve_slot("chat", "production", strict=True, max_stale=None
+                                  ).version == 1
+    assert over_http.get("chat@1").version == 1
+    assert not [r for r in served.requests if r.startswith("/targets/blobs/")]
+    over_http.close()
+
+
+def test_what_the_http_fetcher_says_when_it_fails(mirror: Mirror, served: Served) -> None:
+    def fails(url: str) -> str:
+        backend = backend_of(mirror, url, cache="fresh")
+        try:
+            with pytest.raises(RegistryUnavailableError) as exc:
+                backend.resolve_slot("chat", "production", strict=True, max_stale=None)
+        finally:
+            backend.close()
+        return str(exc.value).removesuffix(
+            "; strict=True, so the cached answer for chat@production is not used")
+
+    url = served.url
+    served.status["/metadata/2.root.json"] = 500
+    assert fails(url) == (f"cannot read the mirror {url} ({url}/metadata/2.root.json "
+                          "answered 500)")
+    served.status = {"/metadata/timestamp.json": 404}  # 2.root.json: 404, no newer root
+    assert fails(url) == (f"cannot read the mirror {url} ({url}/metadata/timestamp.json "
+                          "answered 404)")
+    from tests.conftest import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert fails(nobody) == (f"cannot read the mirror {nobody} ({nobody}/metadata/2.root.json"
+                             ": [Errno 111] Connection refused)")
+    gone = mirror.tmp / "gone"
+    assert fails(f"file://{gone}") == (f"cannot read the mirror file://{gone} (file://{gone}"
+                                       "/metadata/timestamp.json not found)")
+
+
+def test_the_fetcher_reads_nothing_outside_its_mirror(mirror: Mirror) -> None:
+    from tuf import ngclient
+    from tuf.api.exceptions import DownloadHTTPError
+
+    from llmreg.client.mirror_reader import make_fetcher
+
+    for base in (f"file://{mirror.path}", "http://127.0.0.1:9", "s3://bucket/m"):
+        fetcher = make_fetcher(base, ngclient)
+        with pytest.raises(DownloadHTTPError) as exc:
+            fetcher.download_bytes(f"{base}-next/metadata/root.json", 1000)
+        assert (str(exc.value), exc.value.status_code) == (
+            f"{base}-next/metadata/root.json is outside the mirror {base}", 404)
+        fetcher.close()
+    fetcher = make_fetcher(f"file://{mirror.path}", ngclient)
+    assert fetcher.download_bytes(f"file://{mirror.path}/metadata/1.root.json", 10**6
+                                  ) == (mirror.path / "metadata" / "1.root.json").read_bytes()
+    for missing in ("metadata/9.root.json", "metadata"):  # a file that is not, a folder
+        with pytest.raises(DownloadHTTPError) as exc:
+            fetcher.download_bytes(f"file://{mirror.path}/{missing}", 10**6)
+        assert (str(exc.value), exc.value.status_code) == (
+            f"file://{mirror.path}/{missing} not found", 404)
