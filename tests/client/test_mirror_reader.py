@@ -654,3 +654,79 @@ def test_the_fetcher_reads_nothing_outside_its_mirror(mirror: Mirror) -> None:
             fetcher.download_bytes(f"file://{mirror.path}/{missing}", 10**6)
         assert (str(exc.value), exc.value.status_code) == (
             f"file://{mirror.path}/{missing} not found", 404)
+
+
+def test_the_s3_fetcher_maps_keys_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own Stubber on a real client: the requests it is asked to make, and
+    botocore's real error classes back (no server, no network)."""
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+    from tuf import ngclient
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+
+    from llmreg.client import mirror_reader
+    from llmreg.settings import s3_client
+
+    client = s3_client(region_name="us-east-1", aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    made: list[int] = []
+
+    def counted() -> object:
+        made.append(1)
+        return client
+
+    def no_http(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an s3:// mirror is not read over HTTP")
+
+    monkeypatch.setattr(mirror_reader, "_s3_client", counted)
+    monkeypatch.setattr(mirror_reader, "StdlibHTTP", no_http)
+    stub = Stubber(client)
+
+    def body(data: bytes) -> dict[str, object]:
+        return {"Body": StreamingBody(io.BytesIO(data), len(data))}
+
+    for base, key in [("s3://bkt/a/b", "a/b/metadata/x.json"),
+                      ("s3://bkt/a/b/", "a/b/metadata/x.json"),
+                      ("s3://bkt", "metadata/x.json"), ("s3://bkt/", "metadata/x.json")]:
+        stub.add_response("get_object", body(base.encode()), {"Bucket": "bkt", "Key": key})
+        with stub:
+            fetcher = mirror_reader.make_fetcher(base.rstrip("/"), ngclient)
+            assert fetcher.download_bytes(f"{base.rstrip('/')}/metadata/x.json", 100
+                                          ) == base.encode()
+    made.clear()
+    fetcher = mirror_reader.make_fetcher("s3://bkt/m", ngclient)
+    url = "s3://bkt/m/metadata/x.json"
+    errors: list[tuple[str, str, int]] = [("NoSuchKey", "", 404),
+                                          ("AccessDenied", "denied", 403),
+                                          ("403", "Forbidden", 403),
+                                          ("InternalError", "down", 500)]
+    for code, message, status in errors:
+        stub.add_client_error("get_object", service_error_code=code, service_message=message,
+                              http_status_code=status)
+    said = "An error occurred ({}) when calling the GetObject operation: {}"
+    with stub:
+        for kind, text, status in [
+                (DownloadHTTPError, f"{url} not found", 404),
+                (DownloadHTTPError, f"{url}: {said.format('AccessDenied', 'denied')}", 403),
+                (DownloadHTTPError, f"{url}: {said.format('403', 'Forbidden')}", 403),
+                (DownloadError, f"{url}: {said.format('InternalError', 'down')}", 0)]:
+            with pytest.raises(DownloadError) as exc:
+                fetcher.download_bytes(url, 100)
+            assert type(exc.value) is kind and str(exc.value) == text
+            assert getattr(exc.value, "status_code", 0) == status
+    assert made == [1]  # one client, made on the first read
+    stub.assert_no_pending_responses()
+
+
+def test_an_s3_mirror_without_boto3_says_how_to_get_it(
+        mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # "not installed"
+    backend = backend_of(mirror, "s3://bucket/m")
+    with pytest.raises(MissingDependencyError) as exc:
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert str(exc.value) == ("an s3:// mirror needs boto3: pip install 'llmreg[s3]'; or "
+                              "read it over https://")
