@@ -730,3 +730,103 @@ def test_an_s3_mirror_without_boto3_says_how_to_get_it(
         backend.resolve_slot("chat", "production", strict=False, max_stale=None)
     assert str(exc.value) == ("an s3:// mirror needs boto3: pip install 'llmreg[s3]'; or "
                               "read it over https://")
+
+
+# -- python-tuf, imported on the first resolve -----------------------------------------
+
+SDKS = ("boto3", "google.cloud", "azure", "hvac", "PyKCS11", "sigstore")
+
+
+@dataclass
+class TufImport:
+    """What ``sys.modules`` held of the SDKs each time ``tuf.ngclient`` was looked for;
+    ``during``, when set, runs then (another thread meddling with ``sys.modules``)."""
+
+    seen: list[dict[str, object]]
+    during: Any = None
+
+
+@pytest.fixture
+def tuf_unimported(monkeypatch: pytest.MonkeyPatch) -> Iterator[TufImport]:
+    """python-tuf (and securesystemslib) as if never imported, and none of the signer SDKs
+    loaded; everything is put back afterwards."""
+    from importlib.abc import MetaPathFinder
+
+    def ours(name: str) -> bool:
+        return name.split(".")[0] in ("tuf", "securesystemslib")
+
+    saved = {k: v for k, v in sys.modules.items() if ours(k)}
+    for key in saved:
+        del sys.modules[key]
+    for sdk in SDKS:
+        monkeypatch.delitem(sys.modules, sdk, raising=False)
+    state = TufImport([])
+
+    class Watch(MetaPathFinder):
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            if name == "tuf.ngclient":
+                state.seen.append({m: sys.modules.get(m, "absent") for m in SDKS})
+                if state.during:
+                    state.during()
+
+    watch = Watch()
+    sys.meta_path.insert(0, watch)
+    try:
+        yield state
+    finally:
+        sys.meta_path.remove(watch)
+        for key in [k for k in sys.modules if ours(k)]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+def test_tuf_is_imported_with_the_signer_sdks_hidden_then_shown_again(
+        tuf_unimported: TufImport) -> None:
+    import types
+
+    from llmreg.client.mirror_reader import _import_tuf
+
+    app_loaded = types.ModuleType("hvac")  # the application imported this one itself
+    sys.modules["hvac"] = app_loaded
+    try:
+        ngclient = _import_tuf()
+        assert ngclient is sys.modules["tuf.ngclient"] and ngclient.Updater
+        assert tuf_unimported.seen == [{**dict.fromkeys(SDKS), "hvac": app_loaded}]
+        assert {m: sys.modules.get(m, "absent") for m in SDKS} == {
+            **dict.fromkeys(SDKS, "absent"), "hvac": app_loaded}
+        assert _import_tuf() is ngclient and len(tuf_unimported.seen) == 1  # once
+    finally:
+        del sys.modules["hvac"]
+
+
+def test_only_the_hiding_marks_are_taken_back(tuf_unimported: TufImport) -> None:
+    """Something else (another thread, a test double) sets or drops an SDK's entry while
+    tuf imports: its change stays."""
+    import types
+
+    from llmreg.client.mirror_reader import _import_tuf
+
+    double = types.ModuleType("azure")
+
+    def meddle() -> None:
+        sys.modules["azure"] = double
+        del sys.modules["PyKCS11"]
+
+    tuf_unimported.during = meddle
+    try:
+        _import_tuf()
+        assert sys.modules.get("azure") is double and "PyKCS11" not in sys.modules
+    finally:
+        sys.modules.pop("azure", None)
+
+
+def test_without_tuf_a_mirror_says_how_to_get_it(tuf_unimported: TufImport) -> None:
+    from llmreg.client.mirror_reader import _import_tuf
+    from llmreg.errors import MissingDependencyError
+
+    sys.modules["tuf"] = None  # type: ignore[assignment]  # "not installed"
+    with pytest.raises(MissingDependencyError) as exc:
+        _import_tuf()
+    assert str(exc.value) == ("a signed mirror needs python-tuf: pip install "
+                              "'llmreg[mirror]'")
+    assert not [m for m in SDKS if m in sys.modules]  # shown again after the failure
