@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import llmreg
+from llmreg.client.mirror_reader import MirrorBackend, explain
 from llmreg.errors import (
     ConfigError,
     EmptySlotError,
@@ -27,7 +28,6 @@ from llmreg.errors import (
     RefNotFoundError,
     RegistryUnavailableError,
 )
-from llmreg.client.mirror_reader import MirrorBackend, explain
 from llmreg.service import RegistryService
 from llmreg.service.mirror.keys import keygen
 from llmreg.service.mirror.publisher import pointer_bytes, publish
@@ -830,3 +830,113 @@ def test_without_tuf_a_mirror_says_how_to_get_it(tuf_unimported: TufImport) -> N
     assert str(exc.value) == ("a signed mirror needs python-tuf: pip install "
                               "'llmreg[mirror]'")
     assert not [m for m in SDKS if m in sys.modules]  # shown again after the failure
+
+
+# -- the client's state on disk, get and resolve by ref --------------------------------
+
+def test_the_client_keeps_tuf_state_per_mirror_and_root_in_its_cache(
+        mirror: Mirror) -> None:
+    import hashlib
+
+    from llmreg.client.mirror_reader import MirrorClient
+
+    copy = mirror.tmp / "mirrorX"  # a trailing slash is dropped, nothing more
+    shutil.copytree(mirror.path, copy)
+    reg = MirrorClient(f"file://{copy}/", trusted_root=mirror.keys / "root.json",
+                       settings=Settings(cache=mirror.tmp / "unused"), cache=mirror.tmp / "c")
+    reg.close()  # nothing opened yet: nothing to close
+    assert reg.url == f"file://{copy}"
+    assert reg.resolve("chat", env="production").version == 1
+    root = (mirror.keys / "root.json").read_bytes()
+    tag = hashlib.sha256(f"file://{copy}".encode() + b"\0" + root).hexdigest()[:16]
+    assert sorted(p.name for p in (mirror.tmp / "c" / "mirror").iterdir()) == [tag]
+    state = mirror.tmp / "c" / "mirror" / tag
+    assert sorted(p.name for p in (state / "metadata").iterdir()) == [
+        "manifests.json", "root.json", "root_history", "snapshot.json", "targets.json",
+        "timestamp.json"]
+    digest = mirror.svc.versions.slot("chat", "production").digest
+    pointer = pointer_bytes("chat", "production", 1, digest)
+    assert sorted((state / "targets").iterdir()) == sorted(
+        state / "targets" / hashlib.sha256(path.encode()).hexdigest()
+        for path in ("pointers/chat/production.json", f"blobs/sha256/{digest[7:]}"))
+    assert (state / "targets" / hashlib.sha256(b"pointers/chat/production.json").hexdigest()
+            ).read_bytes() == pointer
+    assert not (mirror.tmp / "unused").exists() and not Path("None").exists()
+    reg.close()
+
+
+def test_get_by_label_version_prefix_and_ref(mirror: Mirror) -> None:
+    next_version_in_production(mirror)  # production and staging: v2
+    register(mirror.svc, 3)  # the latest, in no environment
+    mirror.publish()
+    reg = mirror.client()
+    assert [reg.get(ref).version for ref in ("chat", "chat@latest", "chat@staging",
+                                             "chat@prod", "chat@production", "chat@1")
+            ] == [3, 3, 2, 2, 2, 1]
+    assert reg.resolve("chat@2").version == 2 and reg.resolve("chat@2").env is None
+    with pytest.raises(RefNotFoundError) as exc:
+        reg.get("chat@sha256:0000000")
+    assert str(exc.value) == (f"the mirror file://{mirror.path} has no chat@sha256:0000000; "
+                              "see `llmreg history chat` on the registry")
+    with pytest.raises(RefNotFoundError) as exc:
+        reg.get("nope")
+    assert str(exc.value) == f"the mirror file://{mirror.path} has no bundle named 'nope'"
+    mirror.path.rename(mirror.tmp / "gone")  # by label, as resolve: the cache serves
+    assert reg.get("chat@production").version == 2
+    reg.close()
+
+
+def test_an_alias_served_from_the_cache_keeps_its_environment(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = mirror.client()
+    assert reg.resolve("chat", env="prod").env == "production"
+    mirror.path.rename(mirror.tmp / "gone")
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        served = reg.resolve("chat", env="prod")
+    assert (served.served_from_cache, served.env, served.version) == (True, "production", 1)
+
+
+def test_get_refuses_an_index_the_registry_would_never_sign(
+        mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compromised publisher signs a names index naming FAKE for v9 (its blob holds
+    chat@1's manifest), then one with no versions at all."""
+    from llmreg.service.mirror import publisher
+
+    real = mirror.svc.versions.slot("chat", "production").digest
+    small, paths = publisher._Publisher._small_files, publisher._Publisher._manifest_paths
+    for index in ({"name": "chat", "versions": {"9": FAKE}}, {"name": "chat", "versions": {}}):
+        with monkeypatch.context() as patch:
+            patch.setattr(publisher._Publisher, "_small_files", lambda self, i=index: {
+                **small(self), "names/chat.json": json.dumps(i).encode()})
+            patch.setattr(publisher._Publisher, "_manifest_paths", lambda self: {
+                **paths(self), f"blobs/sha256/{FAKE.removeprefix('sha256:')}": real})
+            mirror.publish()
+        reg = mirror.client(f"c{len(index['versions'])}")
+        with pytest.raises((MirrorVerificationError, RefNotFoundError)) as exc:
+            reg.get("chat")
+        assert str(exc.value) == (
+            "the mirror's manifest abababababab does not hash to its digest"
+            if index["versions"] else
+            f"the mirror file://{mirror.path} has no chat; see `llmreg history chat` on "
+            "the registry")
+        assert type(exc.value) is (MirrorVerificationError if index["versions"]
+                                   else RefNotFoundError)
+        reg.close()
+
+
+def test_old_keys_do_not_sign_for_a_client_that_saw_them_rotated(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    """The timestamp key is rotated (root 2) after it leaked; the attacker serves what
+    the old key signed, without root 2. The client trusts the newest root it verified,
+    not the one it was pinned to."""
+    from llmreg.service.mirror.keys import rotate
+
+    shutil.copytree(mirror.path, mirror.tmp / "signed-with-the-old-key")
+    reg = cached_then(mirror)
+    rotate(mirror.keys, "timestamp")
+    next_version_in_production(mirror)
+    assert reg.resolve("chat", env="production").version == 2  # walked to root 2
+    shutil.rmtree(mirror.path)
+    shutil.copytree(mirror.tmp / "signed-with-the-old-key", mirror.path)
+    assert_falls_back(reg, caplog, "signature not made by a trusted key", version=2)
+    reg.close()
