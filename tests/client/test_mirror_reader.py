@@ -576,9 +576,9 @@ def test_over_http_only_what_changed_is_fetched(mirror: Mirror, served: Served,
     made: list[tuple[str, dict[str, str], float]] = []
 
     class Recorded(StdlibHTTP):
-        def __init__(self, url: str, headers: dict[str, str], timeout: float = -1) -> None:
-            made.append((url, headers, timeout))
-            super().__init__(url, headers, timeout)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append((args[0], args[1], self._timeout))  # the timeout it got
 
     monkeypatch.setattr(mirror_reader, "StdlibHTTP", Recorded)
     backend = backend_of(mirror, served.url)
@@ -689,7 +689,8 @@ def test_the_s3_fetcher_maps_keys_and_errors(monkeypatch: pytest.MonkeyPatch) ->
 
     for base, key in [("s3://bkt/a/b", "a/b/metadata/x.json"),
                       ("s3://bkt/a/b/", "a/b/metadata/x.json"),
-                      ("s3://bkt", "metadata/x.json"), ("s3://bkt/", "metadata/x.json")]:
+                      ("s3://bkt", "metadata/x.json"), ("s3://bkt/", "metadata/x.json"),
+                      ("s3://bkt/X", "X/metadata/x.json"), ("s3://bkt//a", "a/metadata/x.json")]:
         stub.add_response("get_object", body(base.encode()), {"Bucket": "bkt", "Key": key})
         with stub:
             fetcher = mirror_reader.make_fetcher(base.rstrip("/"), ngclient)
