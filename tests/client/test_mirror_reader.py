@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 import llmreg
+from llmreg.client.mirror_reader import MirrorBackend, explain
 from llmreg.errors import (
     ConfigError,
     EmptySlotError,
@@ -458,3 +460,484 @@ def test_the_mirror_settings() -> None:
         "s3://bucket/m", Path("root.json"), "s3://bucket/m", Path("keys"))
     with pytest.raises(ConfigError, match="is not an http"):
         Settings.from_env({"LLMREG_URL": "ftp://x", "LLMREG_TRUSTED_ROOT": "root.json"})
+
+
+# -- the exact words of each refusal ---------------------------------------------------
+
+def backend_of(m: Mirror, url: str | None = None, cache: str = "cache") -> MirrorBackend:
+    """A mirror backend on ``url`` (the file:// mirror by default)."""
+    return MirrorBackend(url or f"file://{m.path}", trusted_root=m.keys / "root.json",
+                         settings=Settings(cache=m.tmp / cache))
+
+
+def test_each_refusal_names_what_needs_the_registry(mirror: Mirror) -> None:
+    backend = backend_of(mirror)
+    tail = " needs the registry itself (LLMREG_URL=http(s)://… of a server, or LLMREG_HOME)"
+    head = f"file://{mirror.path} is a read-only mirror: "
+    refusals = [("whoami", backend.actor),
+                ("uploading a blob", lambda: backend.put_file(Path("x"), None)),
+                ("uploading a blob", lambda: backend.put_bytes(b"x")),
+                ("downloading an artifact", lambda: backend.blob_chunks("sha256:00", 0)),
+                ("the policy", lambda: backend.policy),
+                ("promote (POST /v1/promotions)", lambda: backend.call("promote"))]
+    for what, refused in refusals:
+        with pytest.raises(ReadOnlyError) as exc:
+            refused()
+        assert str(exc.value) == head + what + tail
+
+
+def test_a_dropped_heartbeat_is_logged_with_what_it_carried(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    backend = backend_of(mirror)
+    with caplog.at_level(logging.DEBUG, logger="llmreg"):
+        assert backend.call("heartbeats", beats=[1], other=(2, 3), note="x") is None
+        assert backend.call("heartbeats") is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"llmreg: heartbeats dropped: the mirror file://{mirror.path} takes none "
+        "(1 beats, 2 other)",
+        f"llmreg: heartbeats dropped: the mirror file://{mirror.path} takes none (no items)"]
+
+
+def test_an_unreadable_root_and_an_empty_slot_are_named(mirror: Mirror) -> None:
+    with pytest.raises(ConfigError) as exc:
+        MirrorBackend(f"file://{mirror.path}", trusted_root=Path("nope.json"))
+    assert str(exc.value) == ("trusted_root='nope.json' cannot be read (No such file or "
+                              "directory); give the mirror's root.json (docs/mirror.md)")
+    with pytest.raises(EmptySlotError) as empty:
+        backend_of(mirror).resolve_slot("chat", "shadow", strict=True, max_stale=None)
+    assert str(empty.value) == (f"the mirror file://{mirror.path} has no chat@shadow: nothing "
+                                "runs there, or it was not published yet (`llmreg publish`)")
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("UnsignedMetadataError", "signature not made by a trusted key: m"),
+    ("BadVersionNumberError", "rollback or mix-and-match (metadata of another version than "
+                              "the one trusted or signed for): m"),
+    ("ExpiredMetadataError", "frozen metadata: m"),
+    ("LengthOrHashMismatchError", "tampered content (length or hash differs from the signed "
+                                  "metadata): m"),
+    ("RepositoryError", "metadata that does not verify (RepositoryError): m")])
+def test_explain_names_each_attack(kind: str, said: str) -> None:
+    from tuf.api import exceptions
+
+    assert explain(getattr(exceptions, kind)("m")) == said
+
+
+# -- the fetcher: HTTP, file://, s3:// --------------------------------------------------
+
+class Served:
+    """A mirror folder served over HTTP on 127.0.0.1 (the standard library, in a thread):
+    it logs each path asked, and answers ``status[path]`` instead where one is set."""
+
+    def __init__(self, folder: Path) -> None:
+        import functools
+        import threading
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        self.status: dict[str, int] = {}
+        served = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                served.requests.append(self.path)
+                if self.path in served.status:
+                    self.send_error(served.status[self.path])
+                    return
+                super().do_GET()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                         functools.partial(Handler, directory=str(folder)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def served(mirror: Mirror) -> Iterator[Served]:
+    s = Served(mirror.path)
+    yield s
+    s.stop()
+
+
+def test_over_http_only_what_changed_is_fetched(mirror: Mirror, served: Served,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg.client import mirror_reader
+    from llmreg.client.transport import StdlibHTTP
+
+    made: list[tuple[str, dict[str, str], float]] = []
+
+    class Recorded(StdlibHTTP):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append((args[0], args[1], self._timeout))  # the timeout it got
+
+    monkeypatch.setattr(mirror_reader, "StdlibHTTP", Recorded)
+    backend = backend_of(mirror, served.url)
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+    assert [re.sub("[0-9a-f]{64}", "H", r) for r in served.requests] == [
+        "/metadata/2.root.json", "/metadata/timestamp.json", "/metadata/1.snapshot.json",
+        "/metadata/1.targets.json", "/targets/pointers/chat/H.production.json",
+        "/metadata/1.manifests.json", "/targets/blobs/sha256/H.H"]
+    served.requests.clear()  # nothing changed: the timestamp says so, the rest is kept
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+    assert served.requests == ["/metadata/2.root.json", "/metadata/timestamp.json"]
+    assert made == [(served.url, {}, 5.0)]  # one connection, no headers, a 5 s timeout
+    backend.close()
+
+
+def test_a_manifest_cached_from_one_address_is_not_fetched_from_another(
+        mirror: Mirror, served: Served) -> None:
+    assert mirror.client().resolve("chat", env="production").version == 1  # over file://
+    over_http = backend_of(mirror, served.url)  # the same cache: TUF's own state is per URL
+    assert over_http.resolve_slot("chat", "production", strict=True, max_stale=None
+                                  ).version == 1
+    assert over_http.get("chat@1").version == 1
+    assert not [r for r in served.requests if r.startswith("/targets/blobs/")]
+    over_http.close()
+
+
+def test_what_the_http_fetcher_says_when_it_fails(mirror: Mirror, served: Served) -> None:
+    def fails(url: str) -> str:
+        backend = backend_of(mirror, url, cache="fresh")
+        try:
+            with pytest.raises(RegistryUnavailableError) as exc:
+                backend.resolve_slot("chat", "production", strict=True, max_stale=None)
+        finally:
+            backend.close()
+        return str(exc.value).removesuffix(
+            "; strict=True, so the cached answer for chat@production is not used")
+
+    url = served.url
+    served.status["/metadata/2.root.json"] = 500
+    assert fails(url) == (f"cannot read the mirror {url} ({url}/metadata/2.root.json "
+                          "answered 500)")
+    served.status = {"/metadata/timestamp.json": 404}  # 2.root.json: 404, no newer root
+    assert fails(url) == (f"cannot read the mirror {url} ({url}/metadata/timestamp.json "
+                          "answered 404)")
+    from tests.conftest import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert fails(nobody) == (f"cannot read the mirror {nobody} ({nobody}/metadata/2.root.json"
+                             ": [Errno 111] Connection refused)")
+    gone = mirror.tmp / "gone"
+    assert fails(f"file://{gone}") == (f"cannot read the mirror file://{gone} (file://{gone}"
+                                       "/metadata/timestamp.json not found)")
+
+
+def test_the_fetcher_reads_nothing_outside_its_mirror(mirror: Mirror) -> None:
+    from tuf import ngclient
+    from tuf.api.exceptions import DownloadHTTPError
+
+    from llmreg.client.mirror_reader import make_fetcher
+
+    for base in (f"file://{mirror.path}", "http://127.0.0.1:9", "s3://bucket/m"):
+        fetcher = make_fetcher(base, ngclient)
+        with pytest.raises(DownloadHTTPError) as exc:
+            fetcher.download_bytes(f"{base}-next/metadata/root.json", 1000)
+        assert (str(exc.value), exc.value.status_code) == (
+            f"{base}-next/metadata/root.json is outside the mirror {base}", 404)
+        fetcher.close()
+    fetcher = make_fetcher(f"file://{mirror.path}", ngclient)
+    assert fetcher.download_bytes(f"file://{mirror.path}/metadata/1.root.json", 10**6
+                                  ) == (mirror.path / "metadata" / "1.root.json").read_bytes()
+    for missing in ("metadata/9.root.json", "metadata"):  # a file that is not, a folder
+        with pytest.raises(DownloadHTTPError) as exc:
+            fetcher.download_bytes(f"file://{mirror.path}/{missing}", 10**6)
+        assert (str(exc.value), exc.value.status_code) == (
+            f"file://{mirror.path}/{missing} not found", 404)
+
+
+def test_the_s3_fetcher_maps_keys_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own Stubber on a real client: the requests it is asked to make, and
+    botocore's real error classes back (no server, no network)."""
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+    from tuf import ngclient
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+
+    from llmreg.client import mirror_reader
+    from llmreg.settings import s3_client
+
+    client = s3_client(region_name="us-east-1", aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    made: list[int] = []
+
+    def counted() -> object:
+        made.append(1)
+        return client
+
+    def no_http(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an s3:// mirror is not read over HTTP")
+
+    monkeypatch.setattr(mirror_reader, "_s3_client", counted)
+    monkeypatch.setattr(mirror_reader, "StdlibHTTP", no_http)
+    stub = Stubber(client)
+
+    def body(data: bytes) -> dict[str, object]:
+        return {"Body": StreamingBody(io.BytesIO(data), len(data))}
+
+    for base, key in [("s3://bkt/a/b", "a/b/metadata/x.json"),
+                      ("s3://bkt/a/b/", "a/b/metadata/x.json"),
+                      ("s3://bkt", "metadata/x.json"), ("s3://bkt/", "metadata/x.json"),
+                      ("s3://bkt/X", "X/metadata/x.json"), ("s3://bkt//a", "a/metadata/x.json")]:
+        stub.add_response("get_object", body(base.encode()), {"Bucket": "bkt", "Key": key})
+        with stub:
+            fetcher = mirror_reader.make_fetcher(base.rstrip("/"), ngclient)
+            assert fetcher.download_bytes(f"{base.rstrip('/')}/metadata/x.json", 100
+                                          ) == base.encode()
+    made.clear()
+    fetcher = mirror_reader.make_fetcher("s3://bkt/m", ngclient)
+    url = "s3://bkt/m/metadata/x.json"
+    errors: list[tuple[str, str, int]] = [("NoSuchKey", "", 404),
+                                          ("AccessDenied", "denied", 403),
+                                          ("403", "Forbidden", 403),
+                                          ("InternalError", "down", 500)]
+    for code, message, status in errors:
+        stub.add_client_error("get_object", service_error_code=code, service_message=message,
+                              http_status_code=status)
+    said = "An error occurred ({}) when calling the GetObject operation: {}"
+    with stub:
+        for kind, text, status in [
+                (DownloadHTTPError, f"{url} not found", 404),
+                (DownloadHTTPError, f"{url}: {said.format('AccessDenied', 'denied')}", 403),
+                (DownloadHTTPError, f"{url}: {said.format('403', 'Forbidden')}", 403),
+                (DownloadError, f"{url}: {said.format('InternalError', 'down')}", 0)]:
+            with pytest.raises(DownloadError) as exc:
+                fetcher.download_bytes(url, 100)
+            assert type(exc.value) is kind and str(exc.value) == text
+            assert getattr(exc.value, "status_code", 0) == status
+    assert made == [1]  # one client, made on the first read
+    stub.assert_no_pending_responses()
+
+
+def test_an_s3_mirror_without_boto3_says_how_to_get_it(
+        mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmreg.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # "not installed"
+    backend = backend_of(mirror, "s3://bucket/m")
+    with pytest.raises(MissingDependencyError) as exc:
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert str(exc.value) == ("an s3:// mirror needs boto3: pip install 'llmreg[s3]'; or "
+                              "read it over https://")
+
+
+# -- python-tuf, imported on the first resolve -----------------------------------------
+
+SDKS = ("boto3", "google.cloud", "azure", "hvac", "PyKCS11", "sigstore")
+
+
+@dataclass
+class TufImport:
+    """What ``sys.modules`` held of the SDKs each time ``tuf.ngclient`` was looked for;
+    ``during``, when set, runs then (another thread meddling with ``sys.modules``)."""
+
+    seen: list[dict[str, object]]
+    during: Any = None
+
+
+@pytest.fixture
+def tuf_unimported(monkeypatch: pytest.MonkeyPatch) -> Iterator[TufImport]:
+    """python-tuf (and securesystemslib) as if never imported, and none of the signer SDKs
+    loaded; everything is put back afterwards."""
+    from importlib.abc import MetaPathFinder
+
+    def ours(name: str) -> bool:
+        return name.split(".")[0] in ("tuf", "securesystemslib")
+
+    saved = {k: v for k, v in sys.modules.items() if ours(k)}
+    for key in saved:
+        del sys.modules[key]
+    for sdk in SDKS:
+        monkeypatch.delitem(sys.modules, sdk, raising=False)
+    state = TufImport([])
+
+    class Watch(MetaPathFinder):
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            if name == "tuf.ngclient":
+                state.seen.append({m: sys.modules.get(m, "absent") for m in SDKS})
+                if state.during:
+                    state.during()
+
+    watch = Watch()
+    sys.meta_path.insert(0, watch)
+    try:
+        yield state
+    finally:
+        sys.meta_path.remove(watch)
+        for key in [k for k in sys.modules if ours(k)]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+def test_tuf_is_imported_with_the_signer_sdks_hidden_then_shown_again(
+        tuf_unimported: TufImport) -> None:
+    import types
+
+    from llmreg.client.mirror_reader import _import_tuf
+
+    app_loaded = types.ModuleType("hvac")  # the application imported this one itself
+    sys.modules["hvac"] = app_loaded
+    try:
+        ngclient = _import_tuf()
+        assert ngclient is sys.modules["tuf.ngclient"] and ngclient.Updater
+        assert tuf_unimported.seen == [{**dict.fromkeys(SDKS), "hvac": app_loaded}]
+        assert {m: sys.modules.get(m, "absent") for m in SDKS} == {
+            **dict.fromkeys(SDKS, "absent"), "hvac": app_loaded}
+        assert _import_tuf() is ngclient and len(tuf_unimported.seen) == 1  # once
+    finally:
+        del sys.modules["hvac"]
+
+
+def test_only_the_hiding_marks_are_taken_back(tuf_unimported: TufImport) -> None:
+    """Something else (another thread, a test double) sets or drops an SDK's entry while
+    tuf imports: its change stays."""
+    import types
+
+    from llmreg.client.mirror_reader import _import_tuf
+
+    double = types.ModuleType("azure")
+
+    def meddle() -> None:
+        sys.modules["azure"] = double
+        del sys.modules["PyKCS11"]
+
+    tuf_unimported.during = meddle
+    try:
+        _import_tuf()
+        assert sys.modules.get("azure") is double and "PyKCS11" not in sys.modules
+    finally:
+        sys.modules.pop("azure", None)
+
+
+def test_without_tuf_a_mirror_says_how_to_get_it(tuf_unimported: TufImport) -> None:
+    from llmreg.client.mirror_reader import _import_tuf
+    from llmreg.errors import MissingDependencyError
+
+    sys.modules["tuf"] = None  # type: ignore[assignment]  # "not installed"
+    with pytest.raises(MissingDependencyError) as exc:
+        _import_tuf()
+    assert str(exc.value) == ("a signed mirror needs python-tuf: pip install "
+                              "'llmreg[mirror]'")
+    assert not [m for m in SDKS if m in sys.modules]  # shown again after the failure
+
+
+# -- the client's state on disk, get and resolve by ref --------------------------------
+
+def test_the_client_keeps_tuf_state_per_mirror_and_root_in_its_cache(
+        mirror: Mirror) -> None:
+    import hashlib
+
+    from llmreg.client.mirror_reader import MirrorClient
+
+    copy = mirror.tmp / "mirrorX"  # a trailing slash is dropped, nothing more
+    shutil.copytree(mirror.path, copy)
+    reg = MirrorClient(f"file://{copy}/", trusted_root=mirror.keys / "root.json",
+                       settings=Settings(cache=mirror.tmp / "unused"), cache=mirror.tmp / "c")
+    reg.close()  # nothing opened yet: nothing to close
+    assert reg.url == f"file://{copy}"
+    assert reg.resolve("chat", env="production").version == 1
+    root = (mirror.keys / "root.json").read_bytes()
+    tag = hashlib.sha256(f"file://{copy}".encode() + b"\0" + root).hexdigest()[:16]
+    assert sorted(p.name for p in (mirror.tmp / "c" / "mirror").iterdir()) == [tag]
+    state = mirror.tmp / "c" / "mirror" / tag
+    assert sorted(p.name for p in (state / "metadata").iterdir()) == [
+        "manifests.json", "root.json", "root_history", "snapshot.json", "targets.json",
+        "timestamp.json"]
+    digest = mirror.svc.versions.slot("chat", "production").digest
+    pointer = pointer_bytes("chat", "production", 1, digest)
+    assert sorted((state / "targets").iterdir()) == sorted(
+        state / "targets" / hashlib.sha256(path.encode()).hexdigest()
+        for path in ("pointers/chat/production.json", f"blobs/sha256/{digest[7:]}"))
+    assert (state / "targets" / hashlib.sha256(b"pointers/chat/production.json").hexdigest()
+            ).read_bytes() == pointer
+    assert not (mirror.tmp / "unused").exists() and not Path("None").exists()
+    reg.close()
+
+
+def test_get_by_label_version_prefix_and_ref(mirror: Mirror) -> None:
+    next_version_in_production(mirror)  # production and staging: v2
+    register(mirror.svc, 3)  # the latest, in no environment
+    mirror.publish()
+    reg = mirror.client()
+    assert [reg.get(ref).version for ref in ("chat", "chat@latest", "chat@staging",
+                                             "chat@prod", "chat@production", "chat@1")
+            ] == [3, 3, 2, 2, 2, 1]
+    assert reg.resolve("chat@2").version == 2 and reg.resolve("chat@2").env is None
+    with pytest.raises(RefNotFoundError) as exc:
+        reg.get("chat@sha256:0000000")
+    assert str(exc.value) == (f"the mirror file://{mirror.path} has no chat@sha256:0000000; "
+                              "see `llmreg history chat` on the registry")
+    with pytest.raises(RefNotFoundError) as exc:
+        reg.get("nope")
+    assert str(exc.value) == f"the mirror file://{mirror.path} has no bundle named 'nope'"
+    mirror.path.rename(mirror.tmp / "gone")  # by label, as resolve: the cache serves
+    assert reg.get("chat@production").version == 2
+    reg.close()
+
+
+def test_an_alias_served_from_the_cache_keeps_its_environment(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    reg = mirror.client()
+    assert reg.resolve("chat", env="prod").env == "production"
+    mirror.path.rename(mirror.tmp / "gone")
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        served = reg.resolve("chat", env="prod")
+    assert (served.served_from_cache, served.env, served.version) == (True, "production", 1)
+
+
+def test_get_refuses_an_index_the_registry_would_never_sign(
+        mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compromised publisher signs a names index naming FAKE for v9 (its blob holds
+    chat@1's manifest), then one with no versions at all."""
+    from llmreg.service.mirror import publisher
+
+    real = mirror.svc.versions.slot("chat", "production").digest
+    small, paths = publisher._Publisher._small_files, publisher._Publisher._manifest_paths
+    for index in ({"name": "chat", "versions": {"9": FAKE}}, {"name": "chat", "versions": {}}):
+        with monkeypatch.context() as patch:
+            patch.setattr(publisher._Publisher, "_small_files", lambda self, i=index: {
+                **small(self), "names/chat.json": json.dumps(i).encode()})
+            patch.setattr(publisher._Publisher, "_manifest_paths", lambda self: {
+                **paths(self), f"blobs/sha256/{FAKE.removeprefix('sha256:')}": real})
+            mirror.publish()
+        reg = mirror.client(f"c{len(index['versions'])}")
+        with pytest.raises((MirrorVerificationError, RefNotFoundError)) as exc:
+            reg.get("chat")
+        assert str(exc.value) == (
+            "the mirror's manifest abababababab does not hash to its digest"
+            if index["versions"] else
+            f"the mirror file://{mirror.path} has no chat; see `llmreg history chat` on "
+            "the registry")
+        assert type(exc.value) is (MirrorVerificationError if index["versions"]
+                                   else RefNotFoundError)
+        reg.close()
+
+
+def test_old_keys_do_not_sign_for_a_client_that_saw_them_rotated(
+        mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
+    """The timestamp key is rotated (root 2) after it leaked; the attacker serves what
+    the old key signed, without root 2. The client trusts the newest root it verified,
+    not the one it was pinned to."""
+    from llmreg.service.mirror.keys import rotate
+
+    shutil.copytree(mirror.path, mirror.tmp / "signed-with-the-old-key")
+    reg = cached_then(mirror)
+    rotate(mirror.keys, "timestamp")
+    next_version_in_production(mirror)
+    assert reg.resolve("chat", env="production").version == 2  # walked to root 2
+    shutil.rmtree(mirror.path)
+    shutil.copytree(mirror.tmp / "signed-with-the-old-key", mirror.path)
+    assert_falls_back(reg, caplog, "signature not made by a trusted key", version=2)
+    reg.close()
