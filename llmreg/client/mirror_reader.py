@@ -373,8 +373,10 @@ def make_fetcher(url: str, ngclient: Any) -> Any:
                 try:
                     with open(url[7:] + path, "rb") as fh:
                         yield fh.read()
-                except (FileNotFoundError, IsADirectoryError):
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                     raise DownloadHTTPError(f"{target} not found", 404) from None
+                except OSError as exc:  # unreadable: an outage of this mirror, not an attack
+                    raise DownloadError(f"{target}: {exc.strerror or exc}") from None
                 return
             if url.startswith("s3://"):
                 yield self._get_s3(path)

@@ -182,6 +182,25 @@ def assert_falls_back(reg: llmreg.Client, caplog: pytest.LogCaptureFixture, why:
     assert "strict=True" in str(exc.value)
 
 
+@pytest.mark.parametrize("damage", ["a file", "unreadable"])
+def test_a_file_mirror_that_cannot_be_read_is_an_outage_served_from_the_cache(
+        mirror: Mirror, damage: str) -> None:
+    """Not only a missing folder: a file in its place (NotADirectoryError) or any other
+    OSError is an outage with a clean message, never an exception out of resolve."""
+    reg = cached_then(mirror)
+    if damage == "a file":
+        mirror.path.rename(mirror.tmp / "moved")
+        mirror.path.write_text("not a folder")
+    else:
+        meta = mirror.path / "metadata"
+        (meta / "timestamp.json").unlink()
+        (meta / "loop").symlink_to(meta / "loop")
+        (meta / "timestamp.json").symlink_to(meta / "loop")  # ELOOP: an OSError
+    assert reg.resolve("chat", env="production").served_from_cache
+    with pytest.raises(RegistryUnavailableError, match=r"cannot read the mirror"):
+        reg.resolve("chat", env="production", strict=True)
+
+
 def test_an_unreachable_mirror_falls_back_to_the_cache(
         mirror: Mirror, caplog: pytest.LogCaptureFixture) -> None:
     reg = cached_then(mirror)
