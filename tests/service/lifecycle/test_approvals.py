@@ -50,3 +50,45 @@ def test_the_same_digest_under_two_names_is_approved_once_per_name(
     assert a.digest == b.digest
     assert svc.approvals.approve(a.ref, "production", actor=BO)[1] is True
     assert svc.approvals.approve(b.ref, "production", actor=BO)[1] is True
+
+
+def test_an_approval_emits_its_exact_event_once(svc: RegistryService) -> None:
+    from tests.service.lifecycle.test_lifecycle_records import last_event_id, outbox
+
+    ref, digest = register(svc, "chat", 1)
+    start = last_event_id(svc)
+    svc.approvals.approve(ref, "prod", actor=BO, comment="c" * 600)
+    svc.approvals.approve(ref, "production", actor=BO, comment="again")  # not new: no event
+    assert outbox(svc, start) == [
+        ("approval", "chat", {"name": "chat", "version": 1, "digest": digest,
+                              "env": "production", "approver": "bo", "comment": "c" * 500})]
+
+
+def test_approvals_are_listed_for_one_name_digest_and_environment_oldest_first(
+        svc: RegistryService) -> None:
+    ref, digest = register(svc, "chat", 1)
+    register(svc, "chat", 2)
+    svc.versions.register(Bundle.from_dict(minimal(system_prompt="chat 1")), name="twin",
+                          message="same digest", author="ana")
+    for who in ("bo", "cy", "di"):
+        svc.approvals.approve(ref, "production", actor=Actor(who))
+    svc.approvals.approve("chat@2", "production", actor=Actor("ed"))  # another digest
+    svc.approvals.approve("twin@1", "production", actor=Actor("fay"))  # another name
+    svc.approvals.approve(ref, "shadow", actor=Actor("gus"))  # another environment
+    got = svc.approvals.list("chat@1", "prod")  # an alias of production
+    assert [(a.approver, a.name, a.env, a.digest) for a in got] == [
+        ("bo", "chat", "production", digest), ("cy", "chat", "production", digest),
+        ("di", "chat", "production", digest)]
+
+
+def test_approval_refusals_name_who_why_and_the_way_out(svc: RegistryService) -> None:
+    ref, _ = register(svc, "chat", 1)
+    with pytest.raises(ApprovalError) as own:
+        svc.approvals.approve(ref, "production", actor=Actor("ana"))
+    assert str(own.value) == ("ana is the author of chat@1 and cannot approve it for "
+                              "production; ask another approver")
+    reader = Actor("rita", frozenset({"reader", "publisher"}))
+    with pytest.raises(ApprovalError) as role:
+        svc.approvals.approve(ref, "production", actor=reader)
+    assert str(role.value) == ("rita has roles ['publisher', 'reader'], and approving for "
+                               "production needs approver")

@@ -43,3 +43,39 @@ def test_a_report_must_be_uploaded_first(svc: RegistryService) -> None:
                                                    "store; upload it first"):
         svc.evidence.attach(ref, type="eval", suite="s", metrics={"a": 1.0},
                             actor=ANA, report_digest=missing)
+
+
+def test_each_refusal_of_attach_is_exact_and_changes_nothing(svc: RegistryService) -> None:
+    ref, _ = register(svc, "chat", 1)
+    cases = [
+        (dict(type="vibes"), "evidence type 'vibes' is not one of ('eval', 'shadow-metrics')"),
+        (dict(suite="bad suite"), "suite 'bad suite' is not a valid suite name; use letters, "
+                                  "digits, '.', '_', '-'"),
+        (dict(suite=""), "suite '' is not a valid suite name; use letters, digits, '.', "
+                         "'_', '-'"),
+        (dict(links=["ftp://" + "x" * 100]),
+         "link 'ftp://" + "x" * 74 + "…' (106 characters) is not an http(s) URL of at most "
+         "2,000 characters"),
+    ]
+    for change, message in cases:
+        args = {"type": "eval", "suite": "regression", "metrics": {"a": 1.0}, **change}
+        with pytest.raises(InvalidEvidenceError) as info:
+            svc.evidence.attach(ref, actor=ANA, **args)  # type: ignore[arg-type]
+        assert str(info.value) == message
+    assert svc.evidence.of_digest(svc.versions.resolve(ref).digest) == []
+
+
+def test_evidence_is_attached_through_an_environment_alias_and_read_in_order(
+        svc: RegistryService) -> None:
+    ref, digest = register(svc, "chat", 1)
+    register(svc, "chat", 2)
+    svc.lifecycle.promote(ref, "staging", actor=ANA, reason="x")
+    first = svc.evidence.attach("chat@pre-prod", type="eval", suite="a", metrics={"m": 1.0},
+                                actor=ANA)
+    second = svc.evidence.attach(ref, type="shadow-metrics", suite="b", metrics={"m": 2.0}, actor=ANA,
+                                 links=["https://ci.example/1"])
+    svc.evidence.attach("chat@2", type="eval", suite="c", metrics={"m": 3.0}, actor=ANA)
+    assert first.digest == digest
+    got = svc.evidence.of_digest(digest)
+    assert [(e.id, e.suite, e.links) for e in got] == [
+        (first.id, "a", []), (second.id, "b", ["https://ci.example/1"])]
