@@ -154,3 +154,26 @@ def test_a_slot_history_row_without_its_entry_is_named(svc: RegistryService) -> 
     with pytest.raises(AuditChainError, match=rf"^slot history row #{row} \(chat/shadow "
                                               r"import to @1 by ana\) has no audit entry"):
         svc.audit.verify()
+
+
+def test_the_service_reads_entries_by_name_environment_alias_and_limit(
+        svc: RegistryService) -> None:
+    from llmreg.bundle.schema import Bundle
+    from tests.conftest import minimal
+
+    ref = register(svc, 1)
+    to_staging(svc, ref)
+    svc.versions.register(Bundle.from_dict(minimal(system_prompt="other")), name="other",
+                          message="v1", author="ana")
+    svc.lifecycle.promote("other@1", "staging", actor=ANA, reason="x")
+    everything = [(e.action, e.name) for e in svc.audit.entries()]
+    assert everything == [("register", "chat"), ("policy", None), ("promote", "chat"),
+                          ("register", "other"), ("promote", "other")]
+    assert [(e.action, e.name) for e in svc.audit.entries("chat")] == [
+        ("register", "chat"), ("promote", "chat")]
+    assert [(e.action, e.name) for e in svc.audit.entries(limit=2)] == everything[-2:]
+    assert [(e.action, e.name) for e in svc.audit.entries("chat", limit=1)] == [
+        ("promote", "chat")]
+    by_alias = [(e.action, e.name, e.env) for e in svc.audit.entries(env="pre-prod")]
+    assert by_alias == [("promote", "chat", "staging"), ("promote", "other", "staging")]
+    assert svc.audit.entries(env="production") == []
