@@ -72,8 +72,8 @@ def test_evidence_is_attached_through_an_environment_alias_and_read_in_order(
     svc.lifecycle.promote(ref, "staging", actor=ANA, reason="x")
     first = svc.evidence.attach("chat@pre-prod", type="eval", suite="a", metrics={"m": 1.0},
                                 actor=ANA)
-    second = svc.evidence.attach(ref, type="shadow-metrics", suite="b", metrics={"m": 2.0}, actor=ANA,
-                                 links=["https://ci.example/1"])
+    second = svc.evidence.attach(ref, type="shadow-metrics", suite="b", metrics={"m": 2.0},
+                                 actor=ANA, links=["https://ci.example/1"])
     svc.evidence.attach("chat@2", type="eval", suite="c", metrics={"m": 3.0}, actor=ANA)
     assert first.digest == digest
     got = svc.evidence.of_digest(digest)
