@@ -124,6 +124,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _group_shared_fixtures(items)
     unmarked = [item.nodeid for item in items
                 if "mlflow_server" in getattr(item, "fixturenames", ())
                 and not (item.get_closest_marker("mlflow") and item.get_closest_marker("slow"))]
@@ -131,6 +132,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("these tests start MLflow (the mlflow_server fixture) but do "
                                 "not carry both @pytest.mark.mlflow and @pytest.mark.slow: "
                                 + ", ".join(unmarked))
+
+
+# -- the suite on several cores (pytest-xdist, `-n` in pyproject.toml's addopts) --------
+# A file whose tests share a module- or session-scoped fixture of ours (a server, a built
+# wheel, the quickstart's registry) runs on one worker (--dist loadgroup), so that the
+# fixture is built once; every other test goes to whichever worker is free.
+
+TESTS = ROOT / "tests"
+
+
+def _group_shared_fixtures(items: list[pytest.Item]) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for defs in info.name2fixturedefs.values():
+            code = getattr(defs[-1].func, "__code__", None)
+            if (defs[-1].scope != "function" and code is not None
+                    and Path(code.co_filename).is_relative_to(TESTS)):
+                item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(ROOT))))
+                break
 
 
 # -- coverage floors ------------------------------------------------------------------

@@ -53,7 +53,8 @@ def test_a_record_pointed_at_another_names_manifest_is_ignored(
 
 
 @pytest.mark.parametrize("field,value", [("resolved_at", time.time() + 86_400 * 365),
-                                         ("version", 99), ("canonical_env", "staging")])
+                                         ("version", 99), ("canonical_env", "staging")],
+                         ids=["resolved_at", "version", "canonical_env"])  # stable ids for xdist
 def test_any_edited_field_is_detected(cache: ClientCache, field: str, value: object) -> None:
     cache.remember("chat", "production", cache.keep(b"{}"), 1)
     path = slot_file(cache, "chat")
