@@ -3,12 +3,14 @@ scheduled jobs, served traffic, alerts, environments and drift."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
 import typer
 
 from llmreg.bundle.digest import short
 from llmreg.policy import JobPeriods
+from llmreg.types import DeprecationReport
 
 from ._common import connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
@@ -84,14 +86,29 @@ def owner_list(as_json: bool = JSON_OPTION) -> None:
                           empty="no owners yet; see `llmreg owner set --help`")
 
 
-def _print_plan(out: Output, applied: bool, actions: list, digest: str) -> None:  # type: ignore[type-arg]
+# Rules that keep a version keep_last would otherwise archive: each such version is
+# listed with its reason; the versions kept because an environment holds them or they
+# are among the newest are counted.
+_ROLLBACK_RULES = ("keep_rollback", "archive_grace_days", "restored")
+
+
+def _print_plan(out: Output, applied: bool, report: DeprecationReport) -> None:
     verb = "did" if applied else "would do"
-    if not actions:
-        out.line(f"nothing to do under policy {short(digest)}")
-        return
-    out.line(f"the deprecation policy ({short(digest)}) {verb} {len(actions)} action(s):")
-    for a in actions:
+    digest = short(report.policy_digest)
+    if not report.actions:
+        out.line(f"nothing to do under policy {digest}")
+    else:
+        out.line(f"the deprecation policy ({digest}) {verb} {len(report.actions)} action(s):")
+    for a in report.actions:
         out.line(f"  {a.action} {a.name}@{a.version}  [{a.rule}] {a.reason}", markup=False)
+    for a in report.skipped:
+        out.line(f"  {a.action} {a.name}@{a.version}  [{a.rule}] {a.reason}", markup=False)
+    for k in (k for k in report.kept if k.rule in _ROLLBACK_RULES):
+        out.line(f"  keep {k.name}@{k.version}  [{k.rule}] {k.reason}", markup=False)
+    rest = Counter(k.rule for k in report.kept if k.rule not in _ROLLBACK_RULES)
+    if rest:
+        out.line("  also kept: " + ", ".join(f"{n} by {rule}" for rule, n in sorted(rest.items()))
+                 + " (--json lists each)", markup=False)
 
 
 def deprecation_plan(as_json: bool = JSON_OPTION) -> None:
@@ -100,7 +117,7 @@ def deprecation_plan(as_json: bool = JSON_OPTION) -> None:
         report = reg.deprecation_plan()
     out = Output(as_json)
     out.json(report)
-    out.view(_print_plan, False, report.actions, report.policy_digest)
+    out.view(_print_plan, False, report)
 
 
 def deprecation_run(as_json: bool = JSON_OPTION) -> None:
@@ -111,7 +128,7 @@ def deprecation_run(as_json: bool = JSON_OPTION) -> None:
             note_audit_head(reg)
     out = Output(as_json)
     out.json(report)
-    out.view(_print_plan, True, report.actions, report.policy_digest)
+    out.view(_print_plan, True, report)
 
 
 def jobs_run(

@@ -38,7 +38,7 @@ def register_commands(app: typer.Typer) -> None:
     app.add_typer(shadow_app, name="shadow")
     app.add_typer(gate_app, name="gate")
     app.add_typer(policy_app, name="policy")
-    for command in (approve, promote, rollback, deprecate, archive, status, audit):
+    for command in (approve, promote, rollback, deprecate, archive, restore, status, audit):
         app.command(command.__name__)(handle_errors(command))
 
 
@@ -191,6 +191,19 @@ def archive(
         info = reg.archive(ref, reason=reason)
         note_audit_head(reg)
     Output(as_json).result(info, f"{info.ref} is archived")
+
+
+def restore(
+    ref: Annotated[str, REF],
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded (required).")] = "",
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Take an archived version out of the archive (admin): registered again."""
+    with connect() as reg:
+        info = reg.restore(ref, reason=reason)
+        note_audit_head(reg)
+    Output(as_json).result(info, f"{info.ref} is restored ({info.status}); moving it still "
+                                 "meets the policy's gates")
 
 
 def status(

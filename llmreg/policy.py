@@ -105,8 +105,13 @@ require_owner: true
 # `stale_production_days` (reminded every `remind_every_days`).
 # Add `deprecate_after_days: N` to deprecate versions N days after they left
 # their last environment (they are then archived only once deprecated).
+# Rollback targets are never archived: the last `keep_rollback` versions each
+# environment held, and every version that left an environment less than
+# `archive_grace_days` ago (or was restored that recently), stay.
 deprecation:
   keep_last: 10
+  keep_rollback: 2
+  archive_grace_days: 14
   stale_production_days: 30
   remind_every_days: 7
 
@@ -280,6 +285,8 @@ class Deprecation(_P):
     """What the deprecation job does (see docs/policy.md)."""
 
     keep_last: int = Field(10, ge=1)
+    keep_rollback: int = Field(2, ge=0)  # per environment: the versions it held last
+    archive_grace_days: int = Field(14, ge=0)  # since a version left an environment
     stale_production_days: int = Field(30, ge=1)
     remind_every_days: int = Field(7, ge=1)
     deprecate_after_days: int | None = Field(None, ge=1)

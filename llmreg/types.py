@@ -314,6 +314,17 @@ class DeprecationAction(BaseModel):
     reason: str
 
 
+class KeptVersion(BaseModel):
+    """A version the deprecation rules leave as it is, and the rule that keeps it."""
+
+    name: str
+    version: int
+    digest: str
+    # held | keep_rollback | archive_grace_days | restored | keep_last | deprecate_after_days
+    rule: str
+    reason: str
+
+
 class DeprecationReport(BaseModel):
     """What a deprecation plan or run found, under which policy, at which time."""
 
@@ -321,6 +332,9 @@ class DeprecationReport(BaseModel):
     at: datetime
     applied: bool
     actions: list[DeprecationAction]
+    # Every version that is not archived and that no action touches, with the rule that
+    # keeps it (the first that applies, in the order of KeptVersion.rule's comment).
+    kept: list[KeptVersion] = []
     # A run's planned actions it did not take: an environment took the version after the
     # plan was read (the reason says which), so it was left as it was.
     skipped: list[DeprecationAction] = []

@@ -478,6 +478,16 @@ class Client:
         """Archive a version that runs nowhere: frozen, tagged, never deleted."""
         return self._backend.call("archive", ref=ref, reason=reason)
 
+    def restore(self, ref: str, *, reason: str) -> VersionInfo:
+        """Take an archived version out of the archive (admin): it is registered again,
+        and its moves still meet the policy's gates.
+
+        Example:
+            >>> reg.restore("support-rag@1", reason="incident 42")  # doctest: +SKIP
+            VersionInfo(name='support-rag', version=1, ..., status='registered', ...)
+        """
+        return self._backend.call("restore", ref=ref, reason=reason)
+
     # -- integrity ---------------------------------------------------------------------
 
     def put_blob(self, path: Path, progress: Progress | None = None) -> str:

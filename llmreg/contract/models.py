@@ -126,6 +126,13 @@ class RetireBody(_Body):
     reason: str = Field("", max_length=2000)
 
 
+class RestoreBody(_Body):
+    """``POST /v1/restores``: an archived version back out of the archive (admin)."""
+
+    ref: str
+    reason: str = Field(max_length=2000)
+
+
 # Requests one beat may report: a client flushes every 30 s, so this is ~33,000 requests
 # a second from one process for one slot, far above what one process serves of an LLM
 # call. The service refuses more, naming the beat (``llmreg.service.hygiene.traffic``).

@@ -65,6 +65,7 @@ from llmreg.contract.models import (
     RegisterBody,
     RegisterManyBody,
     RegistrationBatch,
+    RestoreBody,
     RetireBody,
     RollbackBody,
     TokenBody,
@@ -224,6 +225,8 @@ OPERATIONS: dict[str, Operation] = _ops(
               body=RetireBody, writes=True, errors=(409,)),
     Operation("archive", "POST", "/v1/archives", "publisher", VersionInfo,
               body=RetireBody, writes=True, errors=(409,)),
+    Operation("restore", "POST", "/v1/restores", "admin", VersionInfo,
+              body=RestoreBody, writes=True, errors=(409,)),
     # -- audit and integrity ------------------------------------------------------------------
     Operation("audit", "GET", "/v1/audit", "reader", list[AuditInfo], filters=True,
               query={"name": Param(str | None, None), "limit": Param(Limit | None, None),

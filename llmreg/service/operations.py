@@ -267,6 +267,12 @@ def archive(svc: RegistryService, actor: Actor, *, ref: str, reason: str = "") -
     return svc.lifecycle.archive(ref, actor=actor, reason=reason)
 
 
+@handles("restore")
+def restore(svc: RegistryService, actor: Actor, *, ref: str, reason: str) -> Any:
+    """Take an archived version out of the archive (admin; audited with the reason)."""
+    return svc.lifecycle.restore(ref, actor=actor, reason=reason)
+
+
 # -- audit and integrity ------------------------------------------------------------------------
 
 

@@ -68,8 +68,10 @@ def test_must_show_keep_last_three_of_ten(run, project: Path) -> None:
     assert run("promote", "chat@9", "--to", "staging", "--reason", "next").exit_code == 0
     plan = run("deprecation", "plan")
     assert plan.exit_code == 0
-    listed = [line.split()[1] for line in plan.stdout.splitlines() if line.startswith("  ")]
+    listed = [line.split()[1] for line in plan.stdout.splitlines()
+              if line.startswith("  archive")]
     assert listed == [f"chat@{n}" for n in (1, 3, 4, 5, 6, 7)]
+    assert "also kept: 2 by held, 2 by keep_last (--json lists each)" in plan.stdout
     assert "not among the last 3 versions (@8-@10)" in plan.stdout
     data = json.loads(run("deprecation", "plan", "--json").stdout)
     assert [a["version"] for a in data["actions"]] == [1, 3, 4, 5, 6, 7]

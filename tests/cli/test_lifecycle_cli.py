@@ -111,6 +111,23 @@ def test_rollback_history_deprecate_archive(run, project: Path, examples: Path) 
     actions = [e["action"] for e in json.loads(run("audit", "support-rag", "--json").stdout)]
     assert actions == ["register", "owner", "register", "promote", "promote", "rollback",
                        "deprecate", "archive"]
+    # Out of the archive, registered again (it was deprecated), and movable again through the gates.
+    no_reason = run("restore", "support-rag@2")
+    assert no_reason.exit_code == 1 and no_reason.stderr.count("\n") == 1
+    assert "--reason is empty" in no_reason.stderr
+    back = run("restore", "support-rag@2", "--reason", "incident 42")
+    assert back.exit_code == 0, back.stderr
+    assert "support-rag@2 is restored (registered); moving it still meets the policy's gates" \
+        in back.stdout
+    again = run("restore", "support-rag@2", "--reason", "twice")
+    assert again.exit_code == 1
+    assert "support-rag@2 is registered, not archived; only an archived version can be " \
+        "restored" in again.stderr
+    moved = run("promote", "support-rag@2", "--to", "staging", "--reason", "x")
+    assert moved.exit_code == 0, moved.stderr
+    last = json.loads(run("audit", "support-rag", "--limit", "2", "--json").stdout)
+    assert [(e["action"], e["detail"].get("to")) for e in last] == [
+        ("restore", "registered"), ("promote", None)]
 
 
 def test_policy_check(run, project: Path) -> None:

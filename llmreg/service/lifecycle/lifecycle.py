@@ -329,6 +329,30 @@ class Lifecycle:
         """Archive a version: frozen and tagged, never deleted, never promoted again."""
         return self.retire(ref, ARCHIVED, actor=actor, reason=reason)
 
+    def restore(self, ref: str, *, actor: Actor, reason: str) -> VersionInfo:
+        """Take an archived version out of the archive, audited with the reason: it is
+        ``registered`` again (a deprecated version too: the policy moves versions out of
+        ``registered``), untagged, and moves only through the policy's gates, with
+        evidence that is still valid. The deprecation job leaves it alone for
+        ``archive_grace_days``.
+        """
+        reason = _reason(reason)
+        with self.db.write() as s:
+            row, version = self._resolve_in(s, ref)
+            label = f"{row.name}@{version.number}"
+            if version.status != ARCHIVED:
+                raise TransitionError(f"{label} is {version.status}, not archived; only an "
+                                      "archived version can be restored")
+            version.status = REGISTERED
+            version.retired_at = version.retire_rule = version.retire_policy = None
+            s.add(version)
+            s.flush()
+            audit.append(s, actor=actor.name, action="restore", name=row.name, target=label,
+                         at=utcnow(), detail={"digest": version.digest,
+                                              "version": version.number, "from": ARCHIVED,
+                                              "to": REGISTERED, "reason": reason})
+            return version_info(row.name, version)
+
     def retire(self, ref: str, status: str, *, actor: Actor, reason: str,
                rule: str = "manual") -> VersionInfo:
         """Move a version that runs nowhere to ``deprecated`` or ``archived``, tagged with

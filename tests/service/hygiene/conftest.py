@@ -37,7 +37,11 @@ from llmreg.types import Actor
 from tests.conftest import minimal
 
 ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
-KEEP3 = DEFAULT_POLICY_YAML.replace("keep_last: 10", "keep_last: 3")
+# keep_last 3 with the default rollback rules (keep_rollback 2, archive_grace_days 14),
+# and KEEP3: keep_last 3 alone, so that each rule is pinned on its own.
+ROLLBACK_SAFE = DEFAULT_POLICY_YAML.replace("keep_last: 10", "keep_last: 3")
+KEEP3 = ROLLBACK_SAFE.replace("keep_rollback: 2", "keep_rollback: 0").replace(
+    "archive_grace_days: 14", "archive_grace_days: 0")
 DEPRECATE14 = KEEP3.replace("  remind_every_days: 7",
                             "  remind_every_days: 7\n  deprecate_after_days: 14")
 VERSIONS = {"chat": 10, "search": 6, "triage": 4}

@@ -26,9 +26,9 @@ from llmreg.service.hygiene.deprecation import ACTOR
 from llmreg.service.hygiene.traffic import HeartbeatHour
 from llmreg.types import Actor
 from tests.conftest import minimal
+from tests.service.hygiene.conftest import KEEP3  # keep_last 3, rollback rules off
 
 ANA, BO, CY = Actor("ana"), Actor("bo"), Actor("cy")
-KEEP3 = DEFAULT_POLICY_YAML.replace("keep_last: 10", "keep_last: 3")
 
 
 def open_svc(home: Path, url: str | None, text_: str = KEEP3) -> RegistryService:

@@ -382,3 +382,44 @@ def test_an_import_records_each_gate_it_bypassed(svc: RegistryService) -> None:
         svc.lifecycle.import_move_in(s, "chat", 2, "staging", actor=ANA, reason="x")
     assert str(frozen.value) == ("chat@2 is archived (frozen); the import cannot point "
                                  "staging at it; nothing was imported")
+
+
+# --- restore: out of the archive, back to the status before it ----------------------
+
+
+def test_restore_makes_an_archived_version_registered_again(svc: RegistryService
+                                                                     ) -> None:
+    from llmreg.errors import InvalidRefError, TransitionError
+
+    for i in (1, 2, 3):
+        register(svc, "chat", i)
+    svc.lifecycle.archive("chat@1", actor=ANA, reason="old")
+    svc.lifecycle.deprecate("chat@2", actor=ANA, reason="superseded")
+    svc.lifecycle.archive("chat@2", actor=ANA, reason="older")
+    since = svc.audit.entries()[-1].seq
+    one = svc.lifecycle.restore("chat@1", actor=CY, reason="incident 42")
+    two = svc.lifecycle.restore("chat@2", actor=CY, reason="incident 42")
+    assert (one.status, two.status) == ("registered", "registered")  # @2 was deprecated
+    assert svc.versions.resolve("chat@1").retire_rule is None
+    assert svc.versions.resolve("chat@2").retired_at is None
+    assert entries(svc, since) == [
+        ("cy", "restore", "chat", "chat@1", None,
+         {"digest": one.digest, "version": 1, "from": "archived", "to": "registered",
+          "reason": "incident 42"}),
+        ("cy", "restore", "chat", "chat@2", None,
+         {"digest": two.digest, "version": 2, "from": "archived", "to": "registered",
+          "reason": "incident 42"})]
+    # A restored version takes evidence again, and moves only through the gates.
+    svc.evidence.attach("chat@1", type="eval", suite="regression",
+                        metrics={"accuracy": 0.95}, actor=ANA)
+    svc.lifecycle.promote("chat@1", "staging", actor=ANA, reason="back")
+    with pytest.raises(TransitionError, match=r"^chat@3 is registered, not archived; only an "
+                                              r"archived version can be restored$"):
+        svc.lifecycle.restore("chat@3", actor=CY, reason="nothing to undo")
+    with pytest.raises(TransitionError, match="chat@1 is staging, not archived"):
+        svc.lifecycle.restore("chat@1", actor=CY, reason="twice")
+    svc.lifecycle.archive("chat@3", actor=ANA, reason="x")
+    with pytest.raises(InvalidRefError, match="--reason is empty"):
+        svc.lifecycle.restore("chat@3", actor=CY, reason="  ")
+    assert svc.versions.resolve("chat@3").status == "archived"  # a refusal changes nothing
+    assert svc.audit.verify() > 0
