@@ -11,7 +11,7 @@ import typer
 import llmreg
 from llmreg.bundle.digest import short
 from llmreg.bundle.parse import load_json
-from llmreg.errors import GateFailedError, InvalidEvidenceError, shown
+from llmreg.errors import GateFailedError, InvalidEvidenceError, InvalidRefError, shown
 from llmreg.policy import POLICY_FILENAME, Policy, find_policy, load_policy
 
 from ._common import STATE, connect, handle_errors, note_audit_head
@@ -159,11 +159,22 @@ def rollback(
     name: Annotated[str, typer.Argument(help="A registered name.")],
     env: Annotated[str, typer.Option("--env", help="The environment to roll back.")],
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded.")],
+    to: Annotated[str | None, typer.Option(
+        "--to", help="@N: any version the slot held before (default: the one before the "
+                     "current one).")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Return an environment slot to the version it held before the current one."""
+    """Return an environment slot to a version it held before (by default, the one
+    before the current one)."""
+    number = None
+    if to is not None:
+        text = to.removeprefix("@")
+        if not (text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 2**31):
+            raise InvalidRefError(f"--to {shown(to)} is not a version; give @N, e.g. --to @3 "
+                                  f"(`llmreg history {name} --env {env}` lists them)")
+        number = int(text)
     with connect() as reg:
-        event = reg.rollback(name, env=env, reason=reason)
+        event = reg.rollback(name, env=env, reason=reason, to=number)
         note_audit_head(reg)
     Output(as_json).result(event, f"rolled {event.name}/{event.env} back to "
                                   f"@{event.to_version} (was @{event.from_version})")

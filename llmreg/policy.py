@@ -99,6 +99,13 @@ models:
 # (`llmreg owner set NAME --team … --contact …`).
 require_owner: true
 
+# `llmreg rollback NAME --env E [--to @N]` returns a slot to a version it held
+# before. Who may (the role), and whether that version must meet the gates into
+# the environment again (gates: true) or returns on its record (gates: false).
+rollback:
+  role: publisher
+  gates: false
+
 # What `llmreg deprecation run` (and `llmreg serve`, on schedule) does by itself:
 # archive versions older than the last `keep_last` that no environment holds, and
 # alert the owner when a production slot has served nothing for
@@ -281,6 +288,15 @@ class ModelRules(_P):
     allow_floating: bool = False
 
 
+class Rollback(_P):
+    """Who may roll a slot back, and whether the target must meet the gates again."""
+
+    role: Literal["publisher", "approver", "admin"] = "publisher"
+    # False: a version the slot held before returns without new evidence (the reason is
+    # recorded). True: it must meet, now, the gates of a transition into the environment.
+    gates: bool = False
+
+
 class Deprecation(_P):
     """What the deprecation job does (see docs/policy.md)."""
 
@@ -355,6 +371,7 @@ class Policy(_P):
     transitions: list[Transition] = Field(min_length=1)
     models: ModelRules = ModelRules()
     require_owner: bool = False
+    rollback: Rollback = Rollback()
     deprecation: Deprecation = Deprecation()
     jobs: JobPeriods = JobPeriods()
     webhooks: Webhooks = Webhooks()

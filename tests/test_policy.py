@@ -146,7 +146,7 @@ def test_the_default_policys_digest_is_pinned() -> None:
     # Every promotion records this digest: a change to the default policy or to the
     # canonical form must be deliberate.
     p = Policy.default()
-    assert p.digest == "sha256:e9284e2c847bf58bb118706c446fe9845862d53e3f0763a2e52aa28dc6cc2e7f"
+    assert p.digest == "sha256:711c581eac01d1245b56dda99fe44ce5ca7f44732309b94e6c9d8d38f1235d9d"
     assert p.canonical_dict()["transitions"][1] == {
         "from": "staging", "to": "shadow",
         "gates": {"evals": [], "shadow_metrics": {}, "approvals": {

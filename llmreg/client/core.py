@@ -466,9 +466,17 @@ class Client:
         return self._backend.call("promote", ref=ref, env=to, reason=reason,
                                   expect_current=expect_current).event
 
-    def rollback(self, name: str, *, env: str, reason: str) -> SlotEventInfo:
-        """Return ``env``'s slot of ``name`` to the version it held before."""
-        return self._backend.call("rollback", name=name, env=env, reason=reason)
+    def rollback(self, name: str, *, env: str, reason: str,
+                 to: int | None = None) -> SlotEventInfo:
+        """Return ``env``'s slot of ``name`` to the version it held before the current one,
+        or to version ``to``: any version the slot held before.
+
+        Example:
+            >>> reg.rollback("support-rag", env="production", reason="incident 42",
+            ...              to=3).to_version  # doctest: +SKIP
+            3
+        """
+        return self._backend.call("rollback", name=name, env=env, reason=reason, to=to)
 
     def deprecate(self, ref: str, *, reason: str = "") -> VersionInfo:
         """Mark a version that runs nowhere as deprecated."""

@@ -112,11 +112,12 @@ class PromotionBody(_Body):
 
 
 class RollbackBody(_Body):
-    """``POST /v1/rollbacks``."""
+    """``POST /v1/rollbacks``: back one step, or ``to`` a version the slot held before."""
 
     name: str
     env: str
     reason: str = Field(max_length=2000)
+    to: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class RetireBody(_Body):

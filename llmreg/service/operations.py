@@ -250,9 +250,10 @@ def promote(svc: RegistryService, actor: Actor, *, ref: str, env: str, reason: s
 
 
 @handles("rollback")
-def rollback(svc: RegistryService, actor: Actor, *, name: str, env: str, reason: str) -> Any:
+def rollback(svc: RegistryService, actor: Actor, *, name: str, env: str, reason: str,
+             to: int | None = None) -> Any:
     """Return a slot to the version it held before the current one."""
-    return svc.lifecycle.rollback(name, env, actor=actor, reason=reason)
+    return svc.lifecycle.rollback(name, env, actor=actor, reason=reason, to=to)
 
 
 @handles("deprecate")

@@ -102,6 +102,18 @@ def test_rollback_history_deprecate_archive(run, project: Path, examples: Path) 
     assert [(m["action"], m["from_version"], m["to_version"]) for m in moves] == [
         ("promote", None, 1), ("promote", 1, 2), ("rollback", 2, 1)]
     assert moves[-1]["reason"] == "worse answers"
+    for bad in ("two", "@0", "@-1", "@" + "9" * 40, "@１"):
+        refused = run("rollback", "support-rag", "--env", "staging", "--reason", "x",
+                      "--to", bad)
+        assert refused.exit_code == 1 and refused.stderr.count("\n") == 1, bad
+        assert "is not a version; give @N, e.g. --to @3" in refused.stderr, bad
+    never = run("rollback", "support-rag", "--env", "staging", "--reason", "x", "--to", "@7")
+    assert never.exit_code == 1 and "staging never held support-rag@7" in never.stderr
+    forward = run("rollback", "support-rag", "--env", "staging", "--reason", "again",
+                  "--to", "@2")
+    assert forward.exit_code == 0 and "back to @2 (was @1)" in forward.stdout
+    assert run("rollback", "support-rag", "--env", "staging", "--reason", "x", "--to",
+               "1").exit_code == 0  # N or @N
     busy = run("archive", "support-rag@1")
     assert busy.exit_code == 1 and "runs in staging" in busy.stderr
     assert run("deprecate", "support-rag@2", "--reason", "superseded").exit_code == 0
@@ -110,7 +122,7 @@ def test_rollback_history_deprecate_archive(run, project: Path, examples: Path) 
     assert frozen.exit_code == 1 and "archived" in frozen.stderr
     actions = [e["action"] for e in json.loads(run("audit", "support-rag", "--json").stdout)]
     assert actions == ["register", "owner", "register", "promote", "promote", "rollback",
-                       "deprecate", "archive"]
+                       "rollback", "rollback", "deprecate", "archive"]
     # Out of the archive, registered again (it was deprecated), and movable again through the gates.
     no_reason = run("restore", "support-rag@2")
     assert no_reason.exit_code == 1 and no_reason.stderr.count("\n") == 1

@@ -24,6 +24,7 @@ from llmreg.errors import (
     EmptySlotError,
     GateFailedError,
     InvalidRefError,
+    PermissionDeniedError,
     SlotConflictError,
     TransitionError,
     shown,
@@ -140,37 +141,108 @@ class Lifecycle:
             raise GateFailedError(
                 f"{row.name}@{version.number} cannot move to {env}: {unmet}", report)
 
-    def rollback(self, name: str, env: str, *, actor: Actor, reason: str) -> SlotEventInfo:
-        """Return ``env``'s slot to the version it held before the current one.
+    def rollback(self, name: str, env: str, *, actor: Actor, reason: str,
+                 to: int | None = None) -> SlotEventInfo:
+        """Return ``env``'s slot to a version it held before: the one before the current
+        one, or version ``to`` (any version the slot held before).
 
-        That version held the slot before, so it returns without new evidence; the
+        The policy's ``rollback`` rules apply: the actor needs ``rollback.role``, and with
+        ``rollback.gates`` the version must meet, now, the gates of a transition into
+        ``env``; without, it returns on its record (it held the slot before), and the
         reason is recorded.
         """
         check_name(name)
         env = self.policy.canonical_env(env)
         reason = _reason(reason)
+        rules = self.policy.rollback
+        if actor.roles is not None and rules.role not in actor.roles:
+            raise PermissionDeniedError(
+                f"{actor.name} may not roll back {shown(name)}/{env}: the policy's "
+                f"rollback.role is {rules.role}; ask someone with that role")
         with self.db.write() as s:
             note_policy(s, self.policy, self.blobs, actor)
             row = name_row(s, name)
             slot = _slot(s, row, env, lock=True)
             if slot is None:
                 raise EmptySlotError(f"{shown(name)} has nothing in {shown(env)} to roll back")
-            last = s.exec(select(SlotEvent).where(
-                SlotEvent.name_id == row.id, SlotEvent.env == env,
-                SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())).first()
-            if last is None or last.from_version is None:
-                raise TransitionError(
-                    f"{name}@{slot.version} is the first version {env} has held; there is "
-                    "nothing to roll back to")
-            _, target = self._resolve_in(s, Ref(name=name, version=last.from_version))
+            number = self._rollback_target(s, row, env, slot, to)
+            _, target = self._resolve_in(s, Ref(name=name, version=number))
             if target.status == ARCHIVED:
-                raise TransitionError(f"{name}@{target.number} is archived; promote another "
-                                      "version instead")
-            gate = GateResult(gate="rollback", passed=True,
-                              detail=f"{name}@{target.number} held {env} before "
-                                     f"{name}@{slot.version}")
+                raise TransitionError(
+                    f"{name}@{target.number} is archived; an admin can take it out of the "
+                    f"archive with `llmreg restore {name}@{target.number}`, or promote "
+                    "another version")
+            gates = [GateResult(gate="rollback", passed=True,
+                                detail=f"{name}@{target.number} held {env} before "
+                                       f"{name}@{slot.version}")]
+            if rules.gates:
+                report = self._judge_into(s, row, target, env, slot)
+                if not report.passed:
+                    unmet = "; ".join(f"{r.gate}: {r.detail}" for r in report.unmet())
+                    raise GateFailedError(
+                        f"{name}@{target.number} cannot return to {env} (the policy's "
+                        f"rollback.gates is true): {unmet}", report)
+                gates += report.results
             return self._move(s, row, target, env, slot, actor=actor, reason=reason,
-                              action="rollback", gates=[gate])
+                              action="rollback", gates=gates)
+
+    @staticmethod
+    def _rollback_target(s: Session, row: BundleName, env: str, slot: Slot,
+                         to: int | None) -> int:
+        """The version a rollback returns ``env`` to: ``to``, which the slot must have
+        held before, or the one it held before the current one."""
+        name = row.name
+        if to is not None:
+            if to == slot.version:
+                raise TransitionError(f"{name}/{env} holds @{to} already; nothing to roll "
+                                      "back")
+            held = s.exec(select(SlotEvent.id).where(
+                SlotEvent.name_id == row.id, SlotEvent.env == env,
+                SlotEvent.to_version == to).limit(1)).first()
+            if held is None:
+                raise TransitionError(
+                    f"{env} never held {name}@{to}; a rollback returns to a version the "
+                    f"slot held before (`llmreg history {name} --env {env}`); promote it "
+                    "instead")
+            return to
+        last = s.exec(select(SlotEvent).where(
+            SlotEvent.name_id == row.id, SlotEvent.env == env,
+            SlotEvent.to_version == slot.version).order_by(col(SlotEvent.id).desc())).first()
+        if last is None or last.from_version is None:
+            raise TransitionError(
+                f"{name}@{slot.version} is the first version {env} has held; there is "
+                "nothing to roll back to")
+        return last.from_version
+
+    def _judge_into(self, s: Session, row: BundleName, version: Version, env: str,
+                    slot: Slot) -> GateReport:
+        """The gates of the policy's transitions into ``env`` for ``version``, as it is
+        now: the report of the first transition it meets, else of the first one."""
+        reports: list[GateReport] = []
+        if not self.policy.transitions_to(env):
+            return GateReport(name=row.name, version=version.number, digest=version.digest,
+                              from_status=version.status, to_env=env,
+                              current_version=slot.version, policy_digest=self.policy.digest,
+                              results=[GateResult(gate="transition", passed=False,
+                                                  detail=f"the policy has no transition "
+                                                         f"into {env}")])
+        for transition in self.policy.transitions_to(env):
+            approvals = s.exec(select(Approval).where(
+                Approval.name_id == row.id, Approval.digest == version.digest,
+                Approval.env == env)).all()
+            label = f"{row.name}@{version.number}"
+            results = judge(transition, ref=label, author=version.author,
+                            evidence=evidence_rows(s, version.digest),
+                            approvals=[approval_info(row.name, a) for a in approvals],
+                            baseline=evidence_rows(s, slot.digest),
+                            baseline_ref=f"{row.name}@{slot.version}")
+            reports.append(GateReport(name=row.name, version=version.number,
+                                      digest=version.digest, from_status=transition.from_,
+                                      to_env=env, current_version=slot.version,
+                                      policy_digest=self.policy.digest, results=results))
+            if reports[-1].passed:
+                return reports[-1]
+        return reports[0]
 
     def import_move_in(self, s: Session, name: str, number: int, env: str, *, actor: Actor,
                        reason: str) -> SlotEventInfo | None:

@@ -312,7 +312,11 @@ def test_rollback_refusals_name_the_slot_and_the_way_out(svc: RegistryService) -
     svc.lifecycle.archive("arch@1", actor=ANA, reason="x")
     with pytest.raises(TransitionError) as archived:
         svc.lifecycle.rollback("arch", "staging", actor=ANA, reason="x")
-    assert str(archived.value) == "arch@1 is archived; promote another version instead"
+    assert str(archived.value) == ("arch@1 is archived; an admin can take it out of the "
+                                   "archive with `llmreg restore arch@1`, or promote another "
+                                   "version")
+    svc.lifecycle.restore("arch@1", actor=CY, reason="needed")
+    assert svc.lifecycle.rollback("arch", "staging", actor=ANA, reason="x").to_version == 1
 
 
 def test_rollback_reads_only_its_own_names_events(svc: RegistryService) -> None:
@@ -423,3 +427,97 @@ def test_restore_makes_an_archived_version_registered_again(svc: RegistryService
         svc.lifecycle.restore("chat@3", actor=CY, reason="  ")
     assert svc.versions.resolve("chat@3").status == "archived"  # a refusal changes nothing
     assert svc.audit.verify() > 0
+
+
+# --- rollback --to @N and the policy's rollback rules ---------------------------------
+
+
+def test_rollback_to_any_version_the_slot_held_before(svc: RegistryService) -> None:
+    from llmreg.errors import TransitionError
+
+    for i in (1, 2, 3, 4):
+        register(svc, "chat", i)
+    for i in (1, 2, 3):
+        svc.lifecycle.promote(f"chat@{i}", "staging", actor=ANA, reason=f"take {i}")
+    event = svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="two back", to=1)
+    assert (event.action, event.from_version, event.to_version) == ("rollback", 3, 1)
+    assert event.gates[0].gate == "rollback"
+    assert event.gates[0].detail == "chat@1 held staging before chat@3"
+    assert svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="fwd", to=3
+                                  ).to_version == 3
+    with pytest.raises(TransitionError) as never:
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x", to=4)
+    assert str(never.value) == ("staging never held chat@4; a rollback returns to a version "
+                                "the slot held before (`llmreg history chat --env staging`); "
+                                "promote it instead")
+    with pytest.raises(TransitionError, match=r"^chat/staging holds @3 already; nothing"):
+        svc.lifecycle.rollback("chat", "staging", actor=ANA, reason="x", to=3)
+    svc.approvals.approve("chat@3", "shadow", actor=BO)
+    svc.lifecycle.promote("chat@3", "shadow", actor=ANA, reason="x")
+    with pytest.raises(TransitionError, match="^shadow never held chat@1;"):  # staging did
+        svc.lifecycle.rollback("chat", "shadow", actor=ANA, reason="x", to=1)
+    moves = [(e.action, e.from_version, e.to_version) for e in svc.slots.history("chat",
+                                                                                "staging")]
+    assert moves[-2:] == [("rollback", 3, 1), ("rollback", 1, 3)]
+
+
+def rollback_policy(tmp_path: Path, rules: str) -> RegistryService:
+    from llmreg.policy import DEFAULT_POLICY_YAML, parse_policy
+
+    text = DEFAULT_POLICY_YAML.replace("rollback:\n  role: publisher\n  gates: false",
+                                       f"rollback:\n{rules}")
+    assert text != DEFAULT_POLICY_YAML
+    return RegistryService.open_home(tmp_path / "r", policy=parse_policy(text, source="p.yaml"))
+
+
+def test_the_policy_says_who_may_roll_back(tmp_path: Path) -> None:
+    from llmreg.errors import PermissionDeniedError
+    from llmreg.types import roles_of
+
+    svc = rollback_policy(tmp_path, "  role: approver\n  gates: false")
+    try:
+        for i in (1, 2):
+            register(svc, "chat", i)
+            svc.lifecycle.promote(f"chat@{i}", "staging", actor=ANA, reason="x")
+        publisher = Actor("pat", roles_of("publisher"))
+        with pytest.raises(PermissionDeniedError) as denied:
+            svc.lifecycle.rollback("chat", "staging", actor=publisher, reason="x")
+        assert str(denied.value) == ("pat may not roll back 'chat'/staging: the policy's "
+                                     "rollback.role is approver; ask someone with that role")
+        assert svc.slots.status("chat")[0].version == 2  # a refusal changes nothing
+        approver = Actor("al", roles_of("approver"))
+        assert svc.lifecycle.rollback("chat", "staging", actor=approver, reason="x"
+                                      ).to_version == 1
+    finally:
+        svc.close()
+
+
+def test_with_gates_a_rollback_target_must_meet_the_gates_again(tmp_path: Path) -> None:
+    from llmreg.errors import GateFailedError
+
+    svc = rollback_policy(tmp_path, "  role: publisher\n  gates: true")
+    try:
+        for i in (1, 2):
+            register(svc, "chat", i)
+            svc.owners.set("chat", team="chat-team", contacts=["chat@example.com"], actor=ANA)
+            svc.evidence.attach(f"chat@{i}", type="eval", suite="regression",
+                                metrics={"accuracy": 0.95}, actor=ANA)
+            for who in (BO, CY):
+                svc.approvals.approve(f"chat@{i}", "production", actor=who)
+            svc.lifecycle.promote(f"chat@{i}", "staging", actor=ANA, reason="x")
+            svc.lifecycle.promote(f"chat@{i}", "production", actor=ANA, reason="x")
+        # chat@1 meets the gates into production: it returns, with the gates recorded.
+        event = svc.lifecycle.rollback("chat", "production", actor=ANA, reason="x")
+        assert event.to_version == 1
+        assert [g.gate for g in event.gates][0] == "rollback" and len(event.gates) > 1
+        assert all(g.passed for g in event.gates)
+        # chat@2's only eval now fails: it cannot come back to production.
+        svc.evidence.attach("chat@2", type="eval", suite="regression",
+                            metrics={"accuracy": 0.5}, actor=ANA)
+        with pytest.raises(GateFailedError) as refused:
+            svc.lifecycle.rollback("chat", "production", actor=ANA, reason="x", to=2)
+        assert str(refused.value).startswith("chat@2 cannot return to production (the "
+                                             "policy's rollback.gates is true): ")
+        assert svc.slots.status("chat", "production")[0].version == 1
+    finally:
+        svc.close()
