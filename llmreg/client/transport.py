@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from llmreg import errors
-from llmreg.client.limits import CHUNK, Deadline, TooLongError
+from llmreg.client.limits import CHUNK, Deadline, DeadlineError, TooLongError
 from llmreg.errors import LLMRegError
 
 
@@ -65,8 +65,14 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        self._sock.settimeout(self._deadline.timeout(self._per_read))
-        return self._sock.recv_into(buffer)
+        timeout = self._deadline.timeout(self._per_read)
+        self._sock.settimeout(timeout)
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError:
+            if timeout < self._per_read:  # the deadline's time ran out, not one read's
+                raise DeadlineError(self._deadline.seconds) from None
+            raise
 
 
 class _Response(http.client.HTTPResponse):
@@ -116,6 +122,7 @@ class StdlibHTTP:
                     self._conn = cls(self._host, self._port,
                                      timeout=deadline.timeout(self._timeout))
                 conn = self._conn
+                response = None
                 conn.response_class = functools.partial(  # type: ignore[assignment]
                     _Response, deadline=deadline, per_read=self._timeout)
                 try:
@@ -126,6 +133,8 @@ class StdlibHTTP:
                     return (response.status,
                             {k.lower(): v for k, v in response.getheaders()}, body)
                 except (OSError, http.client.HTTPException, TooLongError) as exc:
+                    if response is not None:  # not held by the connection once it closes
+                        response.close()
                     conn.close()  # never reused half-read
                     self._conn = None
                     # Only a kept-alive connection the server had closed is worth one
