@@ -20,7 +20,7 @@ Play = Callable[["Handler", bytes], None]
 
 
 class Handler(SimpleHTTPRequestHandler):
-    server: HostileServer  # type: ignore[assignment]
+    server: HostileServer
 
     def log_message(self, *args: object) -> None:
         pass
@@ -29,7 +29,7 @@ class Handler(SimpleHTTPRequestHandler):
         hostile = self.server.hostile
         hostile.requests.append(self.path)
         for suffix, play in hostile.plays.items():
-            if self.path.endswith(suffix):
+            if self.path.split("?")[0].endswith(suffix):
                 play(self, hostile.original(self.path))
                 return
         if self.path in hostile.answers:
@@ -82,6 +82,7 @@ class Hostile:
 
     def original(self, path: str) -> bytes:
         """What the folder holds at ``path`` (empty when nothing)."""
+        path = path.split("?")[0]
         if self.folder is None:
             return self.answers.get(path, (0, {}, b""))[2]
         file = self.folder / path.lstrip("/")
