@@ -147,7 +147,7 @@ class MirrorBackend(Backend):
                               f"({exc.strerror}); give the mirror's root.json "
                               "(docs/mirror.md)") from None
         root = cache or self.settings.cache or default_cache()
-        self._cache = ClientCache(root, f"mirror:{self.url}")
+        self._cache = ClientCache(root, f"mirror:{self.url}", self.settings.cache_key)
         # TUF's trusted metadata for this (mirror, pinned root): a rollback below what
         # this machine has seen is refused.
         tag = hashlib.sha256(self.url.encode() + b"\0" + self._root).hexdigest()[:16]

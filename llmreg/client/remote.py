@@ -92,7 +92,8 @@ class HTTPBackend(Backend):
             http.headers.update(self._auth)
         self._injected = http is not None
         self._stdlib = StdlibHTTP(self._base, self._auth)
-        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base)
+        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base,
+                                  self.settings.cache_key)
         self._policy: Policy | None = None
 
     def close(self) -> None:

@@ -42,6 +42,23 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llmreg"
 
 
+def default_key() -> Path:
+    """Where the cache's key lives unless ``LLMREG_CACHE_KEY`` says: the user state folder
+    (``$XDG_STATE_HOME/llmreg/cache.key``, ``~/.local/state/llmreg/cache.key``, or the
+    platform's equivalent) — never inside the cache folder it protects.
+
+    Example:
+        >>> default_key().name
+        'cache.key'
+    """
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "llmreg" / "cache.key"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "llmreg" / "cache.key"
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "llmreg" / "cache.key"
+
+
 def quote_path(value: str) -> str:
     """Quote a name or ref for a URL path (keeping `@` and `:` readable)."""
     return quote(value, safe="@:")
