@@ -96,8 +96,8 @@ class Deadline:
 
 
 def read_capped(chunks: Iterable[bytes], limit: int, deadline: Deadline, what: str) -> bytes:
-    """Join ``chunks`` into at most ``limit`` bytes, checking ``deadline`` before each
-    one: :class:`TooLongError` as soon as there are more, :class:`DeadlineError` when
+    """Join ``chunks`` into at most ``limit`` bytes, checking ``deadline`` as each
+    arrives: :class:`TooLongError` as soon as there are more, :class:`DeadlineError` when
     time is up (the iterator is not read further either way).
 
     Example:
