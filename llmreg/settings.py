@@ -23,6 +23,11 @@ server — never at import time.
 ``LLMREG_MIRROR_KEYS``   the mirror's keys folder (default ``mirror-keys``)
 ``LLMREG_TOKEN``         the API token for that server
 ``LLMREG_CACHE``         the client's on-disk cache (default: the user cache folder)
+``LLMREG_CACHE_KEY``     the file holding the key that authenticates the cache's slot
+                         records, kept outside the cache folder (default: the user state
+                         folder, e.g. ``~/.local/state/llmreg/cache.key``)
+``LLMREG_READ_DEADLINE`` client: seconds one resolve or request may take in all,
+                         connecting and reading included (default 30; docs/security.md)
 ``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
 ``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
 ``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB)
@@ -109,6 +114,9 @@ class Settings:
     url: str | None = None
     token: Secret | None = None
     cache: Path | None = None
+    cache_key: Path | None = None
+    # Client: the total time one resolve (or one request) may take (llmreg.client.limits).
+    read_deadline: float = 30.0
     trusted_root: Path | None = None
     publish: str | None = None
     mirror_keys: Path | None = None
@@ -188,6 +196,9 @@ class Settings:
             url=url.rstrip("/") if url else None,
             token=Secret(env["LLMREG_TOKEN"]) if env.get("LLMREG_TOKEN") else None,
             cache=Path(env["LLMREG_CACHE"]).expanduser() if env.get("LLMREG_CACHE") else None,
+            cache_key=(Path(env["LLMREG_CACHE_KEY"]).expanduser()
+                       if env.get("LLMREG_CACHE_KEY") else None),
+            read_deadline=_positive(env, "LLMREG_READ_DEADLINE", cls.read_deadline),
             read_auth=read_auth,
             resolve_ttl=ttl,
             trusted_root=Path(trusted_root).expanduser() if trusted_root else None,

@@ -4,14 +4,17 @@ Manifests are blobs in a :class:`~llmreg.store.local.LocalStore` under the cache
 folder (``LLMREG_CACHE``), verified on every read like any blob. The last answer for
 each (server, name, environment) is a small JSON record that says which digest and
 version the slot held and when it was resolved. A record is bound to its server, name,
-environment, digest, version and time by an HMAC whose key lives in the cache folder
-(created once, mode 0600), so a record edited by hand — pointed at another name's
-manifest, or moved into the future to pass ``max_stale`` — is detected and ignored,
-never served.
+environment, digest, version and time by an HMAC whose key is kept *outside* the cache
+folder (``LLMREG_CACHE_KEY``, default the user state folder; created once, mode 0600 in
+a 0700 folder), so a record edited by hand — pointed at another name's manifest, or
+moved into the future to pass ``max_stale`` — is detected and ignored, never served,
+even by someone who can write the whole cache folder (a shared or mounted cache). A key
+file inside the cache folder is refused with :class:`~llmreg.errors.ConfigError`.
 
 Example:
     >>> import tempfile
-    >>> cache = ClientCache(Path(tempfile.mkdtemp()), "http://registry.test")
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> cache = ClientCache(tmp / "cache", "http://registry.test", key=tmp / "cache.key")
     >>> digest = cache.keep(b'{"kind":"llm"}')
     >>> cache.remember("chat", "production", digest, 3)
     >>> cache.last("chat", "production").version
@@ -34,7 +37,8 @@ from pathlib import Path
 
 from llmreg.bundle.digest import short
 from llmreg.bundle.resolved import ResolvedBundle
-from llmreg.errors import BlobNotFoundError, IntegrityError, LLMRegError
+from llmreg.client.transport import default_key
+from llmreg.errors import BlobNotFoundError, ConfigError, IntegrityError, LLMRegError
 from llmreg.store.local import LocalStore
 
 log = logging.getLogger("llmreg")
@@ -56,9 +60,14 @@ class SlotRecord:
 class ClientCache:
     """Verified manifests and authenticated slot records, under one folder."""
 
-    def __init__(self, root: Path, server: str) -> None:
+    def __init__(self, root: Path, server: str, key: Path | None = None) -> None:
         self.root = root
         self.server = server
+        self.key_file = key or default_key()
+        if self.key_file.absolute().is_relative_to(root.absolute()):
+            raise ConfigError(f"LLMREG_CACHE_KEY={str(self.key_file)!r} is inside the cache "
+                              f"folder {str(root)!r} it protects; keep the key elsewhere "
+                              "(docs/security.md)")
         self._blobs = LocalStore(root)
         self._slots = root / "slots" / hashlib.sha256(server.encode()).hexdigest()[:16]
         self._key: bytes | None = None
@@ -131,7 +140,7 @@ class ClientCache:
 
     def _secret(self) -> bytes:
         if self._key is None:
-            path = self.root / "cache.key"
+            path = self.key_file
             try:
                 self._key = path.read_bytes()
             except FileNotFoundError:
@@ -147,7 +156,7 @@ def _create_key(path: Path) -> bytes:
     key = os.urandom(32)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(key)
@@ -175,7 +184,8 @@ def serve_cached(cache: ClientCache, name: str, env: str, record: SlotRecord | N
     Example:
         >>> import tempfile
         >>> from llmreg.errors import RegistryUnavailableError
-        >>> cache = ClientCache(Path(tempfile.mkdtemp()), "http://registry")
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> cache = ClientCache(tmp / "cache", "http://registry", key=tmp / "cache.key")
         >>> try:
         ...     serve_cached(cache, "chat", "production", None,
         ...                  RegistryUnavailableError("cannot reach http://registry"),

@@ -509,9 +509,15 @@ class Client:
 
     def _read_blob(self, digest: str) -> bytes:
         from llmreg.bundle.digest import digest_bytes
+        from llmreg.client.limits import MAX_ANSWER, Deadline, TooLongError, read_capped
         from llmreg.errors import IntegrityError
 
-        data = b"".join(self._backend.blob_chunks(digest, 0))
+        try:
+            data = read_capped(self._backend.blob_chunks(digest, 0), MAX_ANSWER,
+                               Deadline(self._backend.settings.read_deadline), digest)
+        except TooLongError as exc:
+            raise IntegrityError(f"blob {exc}, more than llmreg reads into memory; "
+                                 "refusing it") from None
         if digest_bytes(data) != digest:
             raise IntegrityError(f"blob {digest} does not hash to its digest; refusing it")
         return data
@@ -549,6 +555,12 @@ class Client:
                 done = 0
             with open(partial, "ab") as fh:
                 for chunk in self._backend.blob_chunks(art.digest, done):
+                    if done + len(chunk) > art.size:  # stop at the listed size, not after
+                        fh.close()
+                        partial.unlink()
+                        raise IntegrityError(
+                            f"artifact {art.name!r} of {ref}: the download is longer than "
+                            f"its {art.size} bytes; stopped there, nothing was kept")
                     fh.write(chunk)
                     done += len(chunk)
                     if progress is not None:

@@ -13,13 +13,21 @@ from ``https://…`` (any web server, CDN or public bucket), ``file://…`` or
 3. reads the manifest the pointer names from the disk cache, or from the mirror
    (``blobs/sha256/<hex>``, verified by TUF and against the digest), and keeps it.
 
-When the mirror cannot be reached, or what it serves does not verify (tampered,
-replayed, frozen, signed with an untrusted key, mixed from two publishes), ``resolve``
+Every file is read in chunks, stopped as soon as it is longer than the length its signed
+metadata lists (or, where TUF lists none, the maximum for its kind), and the whole
+resolve ends within ``LLMREG_READ_DEADLINE`` seconds (:mod:`llmreg.client.limits`).
+
+When the mirror cannot be reached or answers too slowly (an outage), or what it serves
+does not verify (tampered, longer than signed, replayed, frozen, signed with an
+untrusted key, mixed from two publishes: an attack), ``resolve``
 serves the last verified answer from the same disk cache as the HTTP client, with a
 warning naming what failed — or raises with ``strict=True`` (or past ``max_stale``):
 :class:`~llmreg.errors.MirrorVerificationError` for an attack,
-:class:`~llmreg.errors.RegistryUnavailableError` for an outage. A mirror is read-only:
-everything but ``resolve`` and ``get`` raises :class:`~llmreg.errors.ReadOnlyError`.
+:class:`~llmreg.errors.RegistryUnavailableError` for an outage. A damaged trusted root on
+this machine (the pinned file, or the newest root kept in the cache) is neither: it is a
+:class:`~llmreg.errors.ConfigError` naming the file and the fix, and nothing is served.
+A mirror is read-only: everything but ``resolve`` and ``get`` raises
+:class:`~llmreg.errors.ReadOnlyError`.
 
 python-tuf is imported on the first resolve, not by ``import llmreg``; docs/benchmarks.md
 has its import cost.
@@ -33,12 +41,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -48,6 +59,16 @@ from llmreg.bundle.resolved import ResolvedBundle
 from llmreg.client.backend import Backend, Progress
 from llmreg.client.cache import ClientCache, SlotRecord, serve_cached
 from llmreg.client.core import Client
+from llmreg.client.limits import (
+    CHUNK,
+    MAX_ROOT,
+    MAX_SNAPSHOT,
+    MAX_TARGETS,
+    MAX_TIMESTAMP,
+    Deadline,
+    TooLongError,
+    read_capped,
+)
 from llmreg.client.transport import StdlibHTTP, default_cache
 from llmreg.errors import (
     ConfigError,
@@ -118,14 +139,15 @@ class MirrorBackend(Backend):
                  cache: Path | None = None) -> None:
         self.url = self._base = url.rstrip("/")
         self.settings = settings or Settings.from_env()
+        self._trusted_root = Path(trusted_root)
         try:
-            self._root = Path(trusted_root).read_bytes()
+            self._root = self._trusted_root.read_bytes()
         except OSError as exc:
             raise ConfigError(f"trusted_root={str(trusted_root)!r} cannot be read "
                               f"({exc.strerror}); give the mirror's root.json "
                               "(docs/mirror.md)") from None
         root = cache or self.settings.cache or default_cache()
-        self._cache = ClientCache(root, f"mirror:{self.url}")
+        self._cache = ClientCache(root, f"mirror:{self.url}", self.settings.cache_key)
         # TUF's trusted metadata for this (mirror, pinned root): a rollback below what
         # this machine has seen is refused.
         tag = hashlib.sha256(self.url.encode() + b"\0" + self._root).hexdigest()[:16]
@@ -142,16 +164,37 @@ class MirrorBackend(Backend):
         """A refreshed TUF client (one per resolve: python-tuf refreshes once each)."""
         ngclient = _import_tuf()
         if self._fetcher is None:
-            self._fetcher = make_fetcher(self._base, ngclient)
+            self._fetcher = make_fetcher(self._base, ngclient, self.settings.read_deadline)
+        self._fetcher.start()  # one deadline for every file this resolve reads
         meta = self._dir / "metadata"
         meta.mkdir(parents=True, exist_ok=True)
         # The newest root this machine verified, else the pinned one.
         bootstrap = None if (meta / "root.json").exists() else self._root
-        updater: Updater = ngclient.Updater(
-            str(meta), f"{self.url}/metadata/", str(self._dir / "targets"),
-            f"{self.url}/targets/", self._fetcher, bootstrap=bootstrap)
+        config = ngclient.UpdaterConfig(root_max_length=MAX_ROOT,
+                                        timestamp_max_length=MAX_TIMESTAMP,
+                                        snapshot_max_length=MAX_SNAPSHOT,
+                                        targets_max_length=MAX_TARGETS)
+        try:
+            updater: Updater = ngclient.Updater(
+                str(meta), f"{self.url}/metadata/", str(self._dir / "targets"),
+                f"{self.url}/targets/", self._fetcher, config, bootstrap=bootstrap)
+        except (OSError, _tuf_exceptions().RepositoryError) as exc:
+            # Nothing was downloaded yet: this is this machine's root, not the mirror's.
+            raise self._damaged_root(bootstrap is None, exc) from None
         updater.refresh()
         return updater
+
+    def _damaged_root(self, kept: bool, exc: Exception) -> ConfigError:
+        """The error for a local trusted root that does not load: the newest one kept
+        in the cache, or the pinned one (``trusted_root``)."""
+        why = f"{type(exc).__name__}: {exc}"
+        if kept:
+            return ConfigError(
+                f"the trusted root kept on this machine, {self._dir / 'metadata' / 'root.json'}"
+                f", is damaged ({why}); delete the folder {self._dir} to start again from "
+                "the pinned root (docs/mirror.md)")
+        return ConfigError(f"the pinned trusted root {str(self._trusted_root)!r} is damaged "
+                           f"({why}); give the mirror's root.json again (docs/mirror.md)")
 
     def _fetch_target(self, updater: Updater, path: str) -> bytes:
         info = updater.get_targetinfo(path)
@@ -330,7 +373,9 @@ def explain(exc: Exception) -> str:
         'frozen metadata: timestamp.json is expired'
     """
     x = _tuf_exceptions()
-    kinds = [(x.UnsignedMetadataError, "signature not made by a trusted key"),
+    kinds = [(oversized_error(), "oversized file (longer than signed or allowed; reading "
+                                 "stopped there)"),
+             (x.UnsignedMetadataError, "signature not made by a trusted key"),
              (x.BadVersionNumberError, "rollback or mix-and-match (metadata of another "
                                        "version than the one trusted or signed for)"),
              (x.ExpiredMetadataError, "frozen metadata"),
@@ -342,6 +387,35 @@ def explain(exc: Exception) -> str:
     return f"metadata that does not verify ({type(exc).__name__}): {exc}"
 
 
+@functools.cache
+def oversized_error() -> type[Exception]:
+    """python-tuf's length-or-hash error, for a file longer than its cap: the mirror
+    served more than its signed metadata lists (or than any genuine file of its kind),
+    so it is refused as tampered content, never taken for an outage.
+
+    Example:
+        >>> explain(oversized_error()("timestamp.json is longer than 16384 bytes"))[:14]
+        'oversized file'
+    """
+    class OversizedFileError(_tuf_exceptions().LengthOrHashMismatchError):  # type: ignore[misc]
+        pass
+
+    return OversizedFileError
+
+
+# What llmreg reads at most of a metadata file whose length TUF does not list.
+_MAXIMA = {"root": MAX_ROOT, "timestamp": MAX_TIMESTAMP, "snapshot": MAX_SNAPSHOT}
+
+
+def _cap_said(path: str, limit: int) -> str:
+    """What the cap of a mirror's file is: its signed length, or llmreg's maximum for a
+    metadata file whose length TUF does not list (docs/mirror.md)."""
+    kind = path.rsplit("/", 1)[-1].removesuffix(".json").rpartition(".")[2]
+    if path.startswith("/metadata/") and limit == _MAXIMA.get(kind, MAX_TARGETS):
+        return f"the most llmreg reads of {kind} metadata"
+    return "the length the mirror's signed metadata lists for it"
+
+
 def _s3_client() -> Any:
     """boto3, configured by the standard AWS settings (``AWS_ENDPOINT_URL_S3``, keys) and
     llmreg's one S3 policy (:data:`llmreg.settings.S3_CONFIG`)."""
@@ -350,9 +424,22 @@ def _s3_client() -> Any:
     return s3_client("an s3:// mirror", hint="; or read it over https://")
 
 
-def make_fetcher(url: str, ngclient: Any) -> Any:
+def make_fetcher(url: str, ngclient: Any, deadline: float = 30.0) -> Any:
     """python-tuf's fetcher for the mirror's scheme: the standard library's HTTP (no
-    urllib3 pool per call), a local folder, or boto3 for ``s3://``."""
+    urllib3 pool per call), a local folder, or boto3 for ``s3://``.
+
+    Each file is read in chunks and refused past its cap (python-tuf's ``max_length``:
+    the signed length, or the maximum for its kind) as soon as it is longer, with
+    :func:`oversized_error`; every read ends by the deadline that :meth:`start` began
+    (``deadline`` seconds; also begun when the fetcher is made), else a ``DownloadError``.
+
+    Example:
+        >>> from tuf import ngclient
+        >>> fetcher = make_fetcher("file:///srv/mirror", ngclient, deadline=10)
+        >>> fetcher.download_bytes("file:///srv/mirror/metadata/timestamp.json", 16384)
+        ... # doctest: +SKIP
+        b'{"signatures": ...'
+    """
     base = ngclient.FetcherInterface
     from tuf.api.exceptions import DownloadError, DownloadHTTPError
 
@@ -360,51 +447,77 @@ def make_fetcher(url: str, ngclient: Any) -> Any:
         def __init__(self) -> None:
             self._http: StdlibHTTP | None = None
             self._s3: Any = None
+            self.start()
+
+        def start(self) -> None:
+            """Begin the deadline of one resolve."""
+            self.deadline = Deadline(deadline)
 
         def close(self) -> None:
             if self._http is not None:
                 self._http.close()
 
-        def _fetch(self, target: str) -> Iterator[bytes]:
+        @contextmanager
+        def download_file(self, target: str, max_length: int) -> Iterator[Any]:
+            data = self._read(target, max_length)
+            with tempfile.TemporaryFile() as fh:
+                fh.write(data)
+                fh.seek(0)
+                yield fh
+
+        def _fetch(self, target: str) -> Iterator[bytes]:  # the interface's; unused
+            yield self._read(target, MAX_TARGETS)
+
+        def _read(self, target: str, limit: int) -> bytes:
             if not target.startswith(url + "/"):
                 raise DownloadHTTPError(f"{target} is outside the mirror {url}", 404)
             path = target[len(url):]
-            if url.startswith("file://"):
-                try:
-                    with open(url[7:] + path, "rb") as fh:
-                        yield fh.read()
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    raise DownloadHTTPError(f"{target} not found", 404) from None
-                except OSError as exc:  # unreadable: an outage of this mirror, not an attack
-                    raise DownloadError(f"{target}: {exc.strerror or exc}") from None
-                return
-            if url.startswith("s3://"):
-                yield self._get_s3(path)
-                return
+            try:
+                if url.startswith("file://"):
+                    return self._read_file(target, url[7:] + path, limit)
+                if url.startswith("s3://"):
+                    return self._get_s3(path, limit)
+                return self._get_http(target, path, limit)
+            except TooLongError:
+                raise oversized_error()(f"{target} is longer than {limit} bytes, "
+                                        f"{_cap_said(path, limit)}") from None
+
+        def _read_file(self, target: str, file: str, limit: int) -> bytes:
+            try:
+                with open(file, "rb") as fh:
+                    return read_capped(iter(lambda: fh.read(CHUNK), b""), limit,
+                                       self.deadline, target)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise DownloadHTTPError(f"{target} not found", 404) from None
+            except OSError as exc:  # unreadable, or the deadline: an outage, not an attack
+                raise DownloadError(f"{target}: {exc.strerror or exc}") from None
+
+        def _get_http(self, target: str, path: str, limit: int) -> bytes:
             if self._http is None:
                 self._http = StdlibHTTP(url, {}, timeout=5.0)
             try:
-                status, _, body = self._http.get(path, {})
+                status, _, body = self._http.get(path, {}, limit=limit, deadline=self.deadline)
             except (OSError, http.client.HTTPException) as exc:
                 raise DownloadError(f"{target}: {exc}") from None
             if status != 200:
                 raise DownloadHTTPError(f"{target} answered {status}", status)
-            yield body
+            return body
 
-        def _get_s3(self, path: str) -> bytes:
+        def _get_s3(self, path: str, limit: int) -> bytes:
             bucket, _, prefix = url[5:].partition("/")
             if self._s3 is None:
                 self._s3 = _s3_client()
             key = f"{prefix.strip('/')}{path}" if prefix.strip("/") else path.lstrip("/")
             try:
-                data: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+                return read_capped(body.iter_chunks(CHUNK), limit, self.deadline, url + path)
+            except TooLongError:
+                raise
             except self._s3.exceptions.NoSuchKey:
                 raise DownloadHTTPError(f"{url}{path} not found", 404) from None
             except Exception as exc:  # botocore's errors: no credentials, endpoint down, …
                 if "AccessDenied" in str(exc) or "403" in str(exc):
                     raise DownloadHTTPError(f"{url}{path}: {exc}", 403) from None
                 raise DownloadError(f"{url}{path}: {exc}") from None
-            return data
 
     return Fetcher()
-

@@ -7,6 +7,11 @@ answer for each (server, name, environment) is kept too. When the server cannot 
 reached or answers 5xx, ``resolve`` serves that last answer from the cache and logs a
 warning saying how stale it is — unless ``strict=True`` or it is older than
 ``max_stale`` seconds, when it raises :class:`~llmreg.errors.RegistryUnavailableError`.
+An answer that does not arrive whole within ``LLMREG_READ_DEADLINE`` seconds, or is
+longer than a manifest can be, counts as the server being down: reading stops there, and
+the same rule applies (:mod:`llmreg.client.limits`). Every other request reads its answer
+with a cap too (:data:`~llmreg.client.limits.MAX_ANSWER`) and the same deadline, checked
+at each chunk and cutting httpx's own timeouts to what is left.
 
 The resolve path is an application's startup path: it must not pay for pydantic or
 httpx. So this module imports them lazily, inside the methods that need them (every
@@ -36,6 +41,14 @@ from llmreg.bundle.resolved import ResolvedBundle
 from llmreg.client.backend import Backend, Progress
 from llmreg.client.cache import ClientCache, SlotRecord, serve_cached
 from llmreg.client.core import Client
+from llmreg.client.limits import (
+    MAX_ANSWER,
+    MAX_MANIFEST,
+    Deadline,
+    DeadlineError,
+    TooLongError,
+    read_capped,
+)
 from llmreg.client.transport import CODES, StdlibHTTP, default_cache, quote_path
 from llmreg.errors import IntegrityError, LLMRegError, RegistryUnavailableError, ServerError
 from llmreg.settings import Settings
@@ -79,7 +92,8 @@ class HTTPBackend(Backend):
             http.headers.update(self._auth)
         self._injected = http is not None
         self._stdlib = StdlibHTTP(self._base, self._auth)
-        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base)
+        self._cache = ClientCache(cache or self.settings.cache or default_cache(), self._base,
+                                  self.settings.cache_key)
         self._policy: Policy | None = None
 
     def close(self) -> None:
@@ -98,38 +112,57 @@ class HTTPBackend(Backend):
                                         timeout=httpx.Timeout(10.0, connect=2.0))
         return self._client
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> bytes:
+        """One request; its answer's body, read with a cap and a total deadline."""
+        try:
+            status, _, content = self._bounded(method, path, MAX_ANSWER, **kwargs)
+        except (ConnectionError, TooLongError) as exc:
+            raise RegistryUnavailableError(f"cannot read the registry at {self.url}: {exc}"
+                                           ) from None
+        if status >= 400:
+            raise self._error(status, content)
+        return content
+
+    def _bounded(self, method: str, path: str, limit: int, **kwargs: Any
+                 ) -> tuple[int, dict[str, str], bytes]:
+        """A request through httpx, its answer read in chunks: :class:`TooLongError` past
+        ``limit`` bytes, :class:`ConnectionError` for a transport failure or the deadline.
+        httpx's timeouts are cut to the time left, and the deadline is checked per chunk.
+        A streamed upload (``put_file``: weights may take hours) gets its deadline once
+        its body is sent, for the answer alone."""
         import httpx
 
+        seconds = self.settings.read_deadline
+        uploading = not isinstance(kwargs.get("content", b""), bytes)
+        deadline = Deadline(seconds)
+        if not uploading:
+            given = self._http.timeout
+            # A tuple, not httpx.Timeout: an injected client may be another httpx build.
+            kwargs["timeout"] = tuple(min(getattr(given, phase) or seconds, seconds)
+                                      for phase in ("connect", "read", "write", "pool"))
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise RegistryUnavailableError(f"cannot reach the registry at {self.url}: {exc}"
-                                           ) from None
-        if response.status_code >= 400:
-            raise self._error(response.status_code, response.content)
-        return response
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._call(method, path, **kwargs).json()
+            with self._http.stream(method, path, **kwargs) as response:
+                if uploading:
+                    deadline = Deadline(seconds)
+                content = read_capped(response.iter_bytes(), limit, deadline,
+                                      f"the answer to {method} {path}")
+        except (httpx.TransportError, DeadlineError) as exc:
+            raise ConnectionError(str(exc) or type(exc).__name__) from None
+        return (response.status_code,
+                {k.lower(): v for k, v in response.headers.items()}, content)
 
     def _get_raw(self, path: str, headers: dict[str, str]
                  ) -> tuple[int, dict[str, str], bytes]:
         """GET for the resolve path: an injected httpx client, else the standard library.
-        Transport failures are raised as :class:`ConnectionError`."""
+        Transport failures and the deadline are raised as :class:`ConnectionError`, an
+        answer longer than a manifest can be as :class:`TooLongError`."""
         if not self._injected:
             try:
-                return self._stdlib.get(path, headers)
+                return self._stdlib.get(path, headers, limit=MAX_MANIFEST,
+                                        deadline=Deadline(self.settings.read_deadline))
             except (OSError, http.client.HTTPException) as exc:
                 raise ConnectionError(str(exc)) from None
-        import httpx
-
-        try:
-            response = self._http.get(path, headers=headers)
-        except httpx.TransportError as exc:
-            raise ConnectionError(str(exc)) from None
-        return (response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                response.content)
+        return self._bounded("GET", path, MAX_MANIFEST, headers=headers)
 
     def _error(self, status: int, content: bytes) -> LLMRegError:
         try:
@@ -163,6 +196,9 @@ class HTTPBackend(Backend):
         except ConnectionError as exc:
             return self._fallback(name, env, record, f"cannot reach {self.url} ({exc})",
                                   strict, max_stale)
+        except TooLongError as exc:
+            return self._fallback(name, env, record, f"{self.url} sent {exc} (the most a "
+                                  "manifest can be); reading stopped there", strict, max_stale)
         if status >= 500:
             return self._fallback(name, env, record, f"{self.url} answered {status}",
                                   strict, max_stale)
@@ -266,7 +302,7 @@ class HTTPBackend(Backend):
             body = {k: args[k] for k in op.body_fields if k in args}
             kwargs["content"] = json.dumps(body, default=_jsonable).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
-        return _adapter(operation).validate_json(self._call(op.method, path, **kwargs).content)
+        return _adapter(operation).validate_json(self._call(op.method, path, **kwargs))
 
     @property
     def policy(self) -> Policy:

@@ -133,3 +133,33 @@ def test_the_name_the_client_falls_back_to_is_checked_naming_where_it_came_from(
     with pytest.raises(llmreg.InvalidNameError, match=f"^{field} "):
         reg.log_bundle(folder, message="x")
     assert reg.list() == []
+
+
+@pytest.mark.parametrize("extra", [1, 1 << 20], ids=["one byte", "a mebibyte"])
+def test_pull_stops_at_the_artifacts_listed_size(reg: llmreg.Client, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 extra: int) -> None:
+    """A backend that sends more than the manifest lists is cut there: nothing past the
+    listed size is written, and nothing is kept."""
+    from collections.abc import Iterator
+
+    from llmreg.errors import IntegrityError
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"w" * 1000)
+    reg.log_model("tiny", weights=weights, message="first")
+    backend = reg._backend
+    genuine = backend.blob_chunks
+
+    def longer(digest: str, offset: int) -> Iterator[bytes]:
+        yield from genuine(digest, offset)
+        while True:  # endless: only a cap ends it
+            yield b"x" * extra
+
+    monkeypatch.setattr(backend, "blob_chunks", longer)
+    with pytest.raises(IntegrityError) as exc:
+        reg.pull("tiny@1", tmp_path / "out")
+    assert "is longer than its 1000 bytes; stopped there, nothing was kept" in str(exc.value)
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setattr(backend, "blob_chunks", genuine)
+    assert [p.name for p in reg.pull("tiny@1", tmp_path / "out")] == ["w.bin"]

@@ -32,6 +32,7 @@ from llmreg.service import RegistryService
 from llmreg.service.mirror.keys import keygen
 from llmreg.service.mirror.publisher import pointer_bytes, publish
 from llmreg.settings import Settings
+from tests.client.hostile import Hostile, drip, edited, endless, late, slow_headers
 from tests.mirror import ANA, make_keys, register, to_production
 
 
@@ -483,10 +484,11 @@ def test_the_mirror_settings() -> None:
 
 # -- the exact words of each refusal ---------------------------------------------------
 
-def backend_of(m: Mirror, url: str | None = None, cache: str = "cache") -> MirrorBackend:
+def backend_of(m: Mirror, url: str | None = None, cache: str = "cache",
+               deadline: float = 30.0) -> MirrorBackend:
     """A mirror backend on ``url`` (the file:// mirror by default)."""
     return MirrorBackend(url or f"file://{m.path}", trusted_root=m.keys / "root.json",
-                         settings=Settings(cache=m.tmp / cache))
+                         settings=Settings(cache=m.tmp / cache, read_deadline=deadline))
 
 
 def test_each_refusal_names_what_needs_the_registry(mirror: Mirror) -> None:
@@ -960,3 +962,253 @@ def test_old_keys_do_not_sign_for_a_client_that_saw_them_rotated(
     shutil.copytree(mirror.tmp / "signed-with-the-old-key", mirror.path)
     assert_falls_back(reg, caplog, "signature not made by a trusted key", version=2)
     reg.close()
+
+
+# -- bounded reads: a cap per file, one deadline per resolve -----------------------------
+# A hostile server (tests/client/hostile.py) in front of the real mirror folder answers
+# chosen files with a play; everything else is the genuine published file.
+
+@pytest.fixture
+def hostile(mirror: Mirror) -> Iterator[Hostile]:
+    h = Hostile(mirror.path)
+    yield h
+    h.stop()
+
+
+def cached_over(m: Mirror, url: str, deadline: float = 30.0) -> MirrorBackend:
+    """A backend on ``url`` that resolved chat@production once (v1 is cached)."""
+    backend = backend_of(m, url, deadline=deadline)
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+    return backend
+
+
+def serves_cache(backend: MirrorBackend, kind: type[Exception], said: str,
+                 caplog: pytest.LogCaptureFixture) -> None:
+    """The cached v1 served with a warning saying ``said``; ``kind`` when strict."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="llmreg"):
+        served = backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert (served.served_from_cache, served.version) == (True, 1)
+    assert said in caplog.text, caplog.text
+    with pytest.raises(kind) as exc:
+        backend.resolve_slot("chat", "production", strict=True, max_stale=None)
+    assert type(exc.value) is kind and said in str(exc.value)
+
+
+ENDLESS = [endless(b" "), endless(b"\x00"), endless(b'{"signed":')]
+
+
+@pytest.mark.parametrize("play", ENDLESS, ids=["spaces", "nul", "json"])
+def test_an_endless_timestamp_is_cut_at_its_cap_and_refused_as_an_attack(
+        mirror: Mirror, hostile: Hostile, play: Any, caplog: pytest.LogCaptureFixture) -> None:
+    backend = cached_over(mirror, hostile.url)
+    hostile.plays["/metadata/timestamp.json"] = play
+    hostile.sent = 0
+    started = time.monotonic()
+    serves_cache(backend, MirrorVerificationError,
+                 f"oversized file (longer than signed or allowed; reading stopped there): "
+                 f"{hostile.url}/metadata/timestamp.json is longer than 16384 bytes, the most "
+                 "llmreg reads of timestamp metadata", caplog)
+    assert time.monotonic() - started < 5
+    assert hostile.sent < 8 * 1024 * 1024  # the client hung up; socket buffers at most
+    backend.close()
+
+
+@pytest.mark.parametrize(("suffix", "what"), [
+    (".root.json", "the most llmreg reads of root metadata"),
+    (".snapshot.json", "the length the mirror's signed metadata lists for it"),
+    (".production.json", "the length the mirror's signed metadata lists for it")],
+    ids=["root", "snapshot", "pointer"])
+def test_every_kind_of_file_is_cut_at_its_own_cap(
+        mirror: Mirror, hostile: Hostile, suffix: str, what: str) -> None:
+    next_version_in_production(mirror)  # a new snapshot and pointer to read, v3 of root
+    hostile.plays[suffix] = endless()
+    backend = backend_of(mirror, hostile.url, cache="fresh")
+    with pytest.raises(MirrorVerificationError) as exc:
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert re.search(r"is longer than (\d+) bytes, " + re.escape(what), str(exc.value))
+    limit = int(re.findall(r"longer than (\d+) bytes", str(exc.value))[0])
+    assert limit == 512 * 1024 if suffix == ".root.json" else limit < 16384
+    backend.close()
+
+
+def test_the_cap_is_exact_a_listed_length_and_a_maximum_alike(mirror: Mirror) -> None:
+    """One byte over is refused, the exact length is read: a padded timestamp still
+    verifies (its signature covers the signed part), so up to 16384 bytes it is used."""
+    stamp = mirror.path / "metadata" / "timestamp.json"
+    genuine = stamp.read_bytes()
+    stamp.write_bytes(genuine + b" " * (16384 - len(genuine)))
+    assert backend_of(mirror, cache="a").resolve_slot(
+        "chat", "production", strict=True, max_stale=None).version == 1
+    stamp.write_bytes(genuine + b" " * (16385 - len(genuine)))
+    with pytest.raises(MirrorVerificationError, match="longer than 16384 bytes, the most"):
+        backend_of(mirror, cache="b").resolve_slot("chat", "production", strict=True,
+                                                   max_stale=None)
+    stamp.write_bytes(genuine)
+    pointer = mirror.pointer("production")
+    data = pointer.read_bytes()
+    pointer.write_bytes(data + b" ")
+    with pytest.raises(MirrorVerificationError,
+                       match=rf"longer than {len(data)} bytes, the length the mirror's"):
+        backend_of(mirror, cache="c").resolve_slot("chat", "production", strict=True,
+                                                   max_stale=None)
+
+
+EDITS = [("longer", lambda b: b + b"\n"), ("shorter", lambda b: b[:-1]),
+         ("wrong hash", lambda b: b.replace(b"variant 2", b"variant 3")),
+         ("much longer", lambda b: b + b"x" * 100_000)]
+
+
+@pytest.mark.parametrize(("label", "change"), EDITS, ids=[e[0] for e in EDITS])
+def test_a_manifest_of_another_length_or_hash_is_an_attack_never_an_outage(
+        mirror: Mirror, hostile: Hostile, label: str, change: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    backend = cached_over(mirror, hostile.url)
+    next_version_in_production(mirror)
+    digest = mirror.svc.versions.slot("chat", "production").digest.removeprefix("sha256:")
+    hostile.plays = {f"{digest}.{digest}": edited(change)}
+    said = ("oversized file" if label.endswith("longer") else "tampered content")
+    serves_cache(backend, MirrorVerificationError, said, caplog)
+    backend.close()
+
+
+DRIPS = [("drip", drip(0.3)), ("drip without a length", drip(0.3, declared=False)),
+         ("headers that never end", slow_headers(0.2)), ("silence", late(10.0))]
+
+
+@pytest.mark.parametrize(("label", "play"), DRIPS, ids=[d[0] for d in DRIPS])
+def test_a_slow_answer_ends_at_the_deadline_as_an_outage(
+        mirror: Mirror, hostile: Hostile, label: str, play: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    backend = cached_over(mirror, hostile.url, deadline=1.0)
+    hostile.plays["/metadata/timestamp.json"] = play
+    for strict in (False, True):
+        started = time.monotonic()
+        try:
+            with caplog.at_level(logging.WARNING, logger="llmreg"):
+                served = backend.resolve_slot("chat", "production", strict=strict,
+                                              max_stale=None)
+            assert not strict and served.served_from_cache and served.version == 1
+        except RegistryUnavailableError as exc:
+            assert strict and type(exc) is RegistryUnavailableError
+            assert "no whole answer within the 1s deadline (LLMREG_READ_DEADLINE)" in str(exc)
+        assert 0.9 < time.monotonic() - started < 2.0
+    assert "no whole answer within the 1s deadline" in caplog.text
+    hostile.plays.clear()  # the next resolve has a deadline of its own
+    assert not backend.resolve_slot("chat", "production", strict=True,
+                                    max_stale=None).served_from_cache
+    backend.close()
+
+
+def test_the_deadline_covers_the_whole_resolve_not_each_file(
+        mirror: Mirror, hostile: Hostile) -> None:
+    """Each file comes in 0.3 s, under the deadline; the seven of a first resolve do not."""
+    hostile.plays[".json"] = late(0.3)
+    backend = backend_of(mirror, hostile.url, cache="fresh", deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailableError, match="within the 1s deadline"):
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert time.monotonic() - started < 1.6
+    backend.close()
+
+
+def test_a_spent_deadline_is_an_outage_on_a_file_mirror_too(mirror: Mirror) -> None:
+    backend = backend_of(mirror, deadline=1e-9)
+    with pytest.raises(RegistryUnavailableError, match="within the 1e-09s deadline"):
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+
+
+def test_the_fetchers_own_interface_reads_capped_too(mirror: Mirror) -> None:
+    from tuf import ngclient
+
+    from llmreg.client.mirror_reader import make_fetcher
+
+    fetcher = make_fetcher(f"file://{mirror.path}", ngclient)
+    url = f"file://{mirror.path}/metadata/1.root.json"
+    assert b"".join(fetcher.fetch(url)) == (mirror.path / "metadata" / "1.root.json"
+                                            ).read_bytes()
+
+
+def test_an_s3_object_longer_than_its_cap_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+    from tuf import ngclient
+
+    from llmreg.client import mirror_reader
+    from llmreg.settings import s3_client
+
+    client = s3_client(region_name="us-east-1", aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    monkeypatch.setattr(mirror_reader, "_s3_client", lambda: client)
+    stub = Stubber(client)
+    for size in (100, 101):
+        stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"x" * size), size)},
+                          {"Bucket": "bkt", "Key": "m/metadata/x.json"})
+    fetcher = mirror_reader.make_fetcher("s3://bkt/m", ngclient)
+    with stub:
+        assert fetcher.download_bytes("s3://bkt/m/metadata/x.json", 100) == b"x" * 100
+        with pytest.raises(mirror_reader.oversized_error(),
+                           match=r"x.json is longer than 100 bytes"):
+            fetcher.download_bytes("s3://bkt/m/metadata/x.json", 100)
+
+
+# -- a damaged trusted root on this machine ----------------------------------------------
+
+DAMAGES = [("garbage", b"not json"), ("empty", b""), ("truncated", None),
+           ("edited, not re-signed", "edited")]
+
+
+def damage(data: bytes, how: bytes | str | None, m: Mirror) -> bytes:
+    if how is None:
+        return data[: len(data) // 2]
+    if how == "edited":
+        edited = re.sub(rb'"expires": ?"(\d{4})', rb'"expires": "2999', data)
+        assert edited != data
+        return edited
+    assert isinstance(how, bytes)
+    return how
+
+
+@pytest.mark.parametrize(("label", "how"), DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_a_damaged_kept_root_is_named_with_its_fix_not_blamed_on_the_mirror(
+        mirror: Mirror, label: str, how: bytes | str | None) -> None:
+    backend = cached_over(mirror, f"file://{mirror.path}")
+    kept = backend._dir / "metadata" / "root.json"
+    kept.resolve().write_bytes(damage(kept.read_bytes(), how, mirror))
+    for strict in (False, True):  # a cached answer exists, and is not served either
+        with pytest.raises(ConfigError) as exc:
+            backend.resolve_slot("chat", "production", strict=strict, max_stale=None)
+        assert str(exc.value).startswith(
+            f"the trusted root kept on this machine, {kept}, is damaged (")
+        assert str(exc.value).endswith(f"); delete the folder {backend._dir} to start again "
+                                       "from the pinned root (docs/mirror.md)")
+        assert "mirror file://" not in str(exc.value)
+    with pytest.raises(ConfigError, match="the trusted root kept on this machine"):
+        backend.get("chat@1")
+    shutil.rmtree(backend._dir)  # the fix it gives
+    assert backend.resolve_slot("chat", "production", strict=True, max_stale=None).version == 1
+
+
+def test_a_kept_root_that_cannot_be_read_is_named(mirror: Mirror) -> None:
+    backend = cached_over(mirror, f"file://{mirror.path}")
+    kept = (backend._dir / "metadata" / "root.json").resolve()
+    kept.unlink()
+    kept.mkdir()  # an OSError, not a parse error
+    with pytest.raises(ConfigError, match=r"kept on this machine, .*, is damaged "
+                                          r"\(IsADirectoryError: "):
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+
+
+@pytest.mark.parametrize(("label", "how"), DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_a_damaged_pinned_root_is_named_with_its_fix(
+        mirror: Mirror, label: str, how: bytes | str | None) -> None:
+    pinned = mirror.tmp / "pinned-root.json"
+    pinned.write_bytes(damage((mirror.keys / "root.json").read_bytes(), how, mirror))
+    backend = MirrorBackend(f"file://{mirror.path}", trusted_root=pinned,
+                            settings=Settings(cache=mirror.tmp / "c"))
+    with pytest.raises(ConfigError) as exc:
+        backend.resolve_slot("chat", "production", strict=False, max_stale=None)
+    assert str(exc.value).startswith(f"the pinned trusted root {str(pinned)!r} is damaged (")
+    assert str(exc.value).endswith("); give the mirror's root.json again (docs/mirror.md)")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from llmreg.client.limits import Deadline
 from llmreg.client.remote import RemoteClient
 from llmreg.client.transport import StdlibHTTP
 from llmreg.server.app import create_app
@@ -29,6 +30,11 @@ from llmreg.settings import Settings
 from tests.conftest import EXAMPLES
 
 KEEP_ALIVE = 0.5  # seconds the server keeps an idle connection open
+
+
+def bounds() -> dict[str, Any]:
+    """A 1 MiB cap and a fresh 30 s deadline, for each call that is about neither."""
+    return {"limit": 1 << 20, "deadline": Deadline(30)}
 
 
 @dataclass
@@ -85,10 +91,10 @@ def closed_by_peer(conn: http.client.HTTPConnection) -> bool:
 
 def test_requests_share_one_kept_alive_connection(live: Live) -> None:
     transport = StdlibHTTP(live.url, live.auth())
-    status, headers, body = transport.get("/healthz", {})
+    status, headers, body = transport.get("/healthz", {}, **bounds())
     assert (status, body) == (200, b'{"status":"ok"}')
     assert headers["content-type"] == "application/json"  # header names are lower-cased
-    status, _, _ = transport.get("/readyz", {"X-Extra": "1"})
+    status, _, _ = transport.get("/readyz", {"X-Extra": "1"}, **bounds())
     assert status == 200
     assert len(live.client_ports) == 2 and live.client_ports[0] == live.client_ports[1]
     transport.close()
@@ -97,14 +103,14 @@ def test_requests_share_one_kept_alive_connection(live: Live) -> None:
 
 def test_one_retry_when_the_server_closed_the_kept_alive_connection(live: Live) -> None:
     transport = StdlibHTTP(live.url, live.auth())
-    assert transport.get("/healthz", {})[0] == 200
+    assert transport.get("/healthz", {}, **bounds())[0] == 200
     stale = transport._conn
     assert stale is not None
     deadline = time.monotonic() + 10
     while not closed_by_peer(stale):  # the server drops the idle connection
         assert time.monotonic() < deadline, "the server never closed the idle connection"
         time.sleep(0.05)
-    status, _, body = transport.get("/healthz", {})
+    status, _, body = transport.get("/healthz", {}, **bounds())
     assert (status, body) == (200, b'{"status":"ok"}')
     assert transport._conn is not stale  # the retry opened a fresh connection
     assert len(live.client_ports) == 2 and live.client_ports[0] != live.client_ports[1]
@@ -128,14 +134,14 @@ def test_without_the_retry_the_stale_connection_fails(live: Live) -> None:
 
 def test_a_path_prefix_and_default_headers_are_sent(live: Live) -> None:
     under_prefix = StdlibHTTP(f"{live.url}/base/", live.auth())
-    status, _, body = under_prefix.get("/healthz", {})
+    status, _, body = under_prefix.get("/healthz", {}, **bounds())
     assert status == 404 and b'"code":"NOT_FOUND"' in body  # it asked for /base/healthz
     anonymous = StdlibHTTP(live.url, {})
-    status, headers, body = anonymous.get("/v1/names", {})
+    status, headers, body = anonymous.get("/v1/names", {}, **bounds())
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     authed = StdlibHTTP(live.url, live.auth())
-    assert authed.get("/v1/names", {})[0] == 200
-    assert anonymous.get("/v1/names", live.auth())[0] == 200  # per-call headers merge in
+    assert authed.get("/v1/names", {}, **bounds())[0] == 200
+    assert anonymous.get("/v1/names", live.auth(), **bounds())[0] == 200  # headers merge in
     for transport in (under_prefix, anonymous, authed):
         transport.close()
 
@@ -146,7 +152,7 @@ def test_nothing_listening_raises_after_the_second_attempt() -> None:
         port = s.getsockname()[1]  # free, and nothing listens once the socket closes
     transport = StdlibHTTP(f"http://127.0.0.1:{port}", {}, timeout=2)
     with pytest.raises(ConnectionRefusedError):
-        transport.get("/healthz", {})
+        transport.get("/healthz", {}, **bounds())
     assert transport._conn is None  # no half-open connection is kept
 
 

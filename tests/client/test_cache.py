@@ -1,4 +1,5 @@
-"""The remote client's disk cache: verified manifests, authenticated slot records."""
+"""The client's disk cache: verified manifests, and slot records authenticated by a key
+kept outside the cache folder."""
 
 from __future__ import annotations
 
@@ -75,9 +76,14 @@ def test_a_record_from_the_future_is_refused_even_with_a_valid_mac(cache: Client
     assert cache.last("chat", "production") is None
 
 
-def test_the_key_is_private_and_shared_by_every_client_of_the_folder(cache: ClientCache) -> None:
+def test_the_key_is_private_outside_the_folder_and_shared_by_its_clients(
+        cache: ClientCache, state_home: Path) -> None:
     cache.remember("chat", "production", cache.keep(b"{}"), 1)
-    assert (cache.root / "cache.key").stat().st_mode & 0o777 == 0o600
+    key = state_home / "llmreg" / "cache.key"
+    assert cache.key_file == key and len(key.read_bytes()) == 32
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.parent.stat().st_mode & 0o777 == 0o700
+    assert not list(cache.root.rglob("*.key"))  # nothing in the folder it protects
     again = ClientCache(cache.root, SERVER)
     assert again.last("chat", "production") is not None
     other_server = ClientCache(cache.root, "http://elsewhere.test")
@@ -99,3 +105,55 @@ def test_a_damaged_manifest_raises_and_can_be_dropped(cache: ClientCache) -> Non
         cache.read(digest)
     cache.drop(digest)
     assert not cache.has(digest)
+
+
+def test_a_folder_alone_cannot_forge_a_record(cache: ClientCache, tmp_path: Path) -> None:
+    """Whoever can write the whole cache folder — records, manifests and an old in-folder
+    key — still cannot make the client serve a record: the key is not there."""
+    import hashlib
+    import hmac
+
+    mine, theirs = cache.keep(b'{"a":1}'), cache.keep(b'{"b":2}')
+    cache.remember("chat", "production", mine, 1)
+    path = slot_file(cache, "chat")
+    forged_key = b"k" * 32
+    (cache.root / "cache.key").write_bytes(forged_key)  # where the key used to live
+    data = json.loads(path.read_text())
+    data["digest"] = theirs
+    message = json.dumps([SERVER, data["name"], data["env"], data["canonical_env"],
+                          data["digest"], data["version"], data["resolved_at"]])
+    data["mac"] = hmac.new(forged_key, message.encode(), hashlib.sha256).hexdigest()
+    path.write_text(json.dumps(data))
+    assert ClientCache(cache.root, SERVER).last("chat", "production") is None
+    assert cache.last("chat", "production") is None
+
+
+@pytest.mark.parametrize("inside", ["cache.key", "sub/k", "."], ids=["key", "nested", "root"])
+def test_a_key_inside_the_cache_folder_is_refused(tmp_path: Path, inside: str) -> None:
+    from llmreg.errors import ConfigError
+
+    root = tmp_path / "cache"
+    with pytest.raises(ConfigError) as exc:
+        ClientCache(root, SERVER, key=root / inside)
+    assert str(exc.value) == (f"LLMREG_CACHE_KEY={str(root / inside)!r} is inside the cache "
+                              f"folder {str(root)!r} it protects; keep the key elsewhere "
+                              "(docs/security.md)")
+    assert ClientCache(root, SERVER, key=tmp_path / "cache.key").key_file == \
+        tmp_path / "cache.key"  # beside it is fine
+
+
+def test_the_key_follows_the_setting_and_the_platform(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    import sys
+
+    from llmreg.client.transport import default_key
+    from llmreg.settings import Settings
+
+    assert Settings.from_env({"LLMREG_CACHE_KEY": "~/k"}).cache_key == Path.home() / "k"
+    assert Settings.from_env({}).cache_key is None
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert default_key() == tmp_path / ".local" / "state" / "llmreg" / "cache.key"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert default_key() == tmp_path / "Library" / "Application Support" / "llmreg" / "cache.key"
