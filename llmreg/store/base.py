@@ -165,7 +165,7 @@ class BlobStore(abc.ABC):
                 table = None if stored is None else ChunkTable.decode(stored)
                 if table is None or table.digest != digest or (
                         token is not None and table.token != token):
-                    table = self._verify_whole(digest, token)
+                    table = self._verify_whole(digest)
                 cache.put(table)
         return table
 
@@ -175,12 +175,12 @@ class BlobStore(abc.ABC):
         self._tables().put(table)
         self.save_table(table.digest, table.encode())
 
-    def _verify_whole(self, digest: str, token: str | None) -> ChunkTable:
+    def _verify_whole(self, digest: str) -> ChunkTable:
         cache = self._tables()
-        if token is not None and cache.is_bad(digest, token):
-            raise corrupt(digest, "it failed verification and has not changed since")
         raw, found = self.open_part(digest, 0)
         with raw:
+            if cache.is_bad(digest, found):  # not hashed again until the copy changes
+                raise corrupt(digest, "it failed verification and has not changed since")
             try:
                 table = ChunkTable.build(raw, digest, found)
             except IntegrityError:
