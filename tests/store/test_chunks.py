@@ -95,7 +95,7 @@ def test_local_open_part_seeks_and_names_a_missing_blob(tmp_path: Path) -> None:
     with raw:
         assert raw.read(3) == b"456" and token.count(":") == 3
     missing = digest_bytes(b"absent")
-    with pytest.raises(BlobNotFoundError, match=f"blob {missing} is not in the blobs at"):
+    with pytest.raises(BlobNotFoundError, match=f"blob {missing} is not in the store at"):
         blobs.open_part(missing, 0)
     with pytest.raises(BlobNotFoundError):
         blobs.read_range(missing, 0, 1)

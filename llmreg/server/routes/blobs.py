@@ -149,7 +149,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     if "," in spec:
         raise RangeNotSatisfiableError(f"Range {shown(header)} names several ranges; send "
                                        "one 'bytes=START-END' per request")
-    first, dash, last = spec.strip().partition("-")
+    first, dash, last = spec.partition("-")
+    first, last = first.strip(" \t"), last.strip(" \t")  # blanks around the dash: allowed
     if not dash or not _DIGITS.fullmatch(first + last) or not (first or last):
         raise RangeNotSatisfiableError(f"Range {shown(header)} is not 'bytes=START-END', "
                                        "'bytes=START-' or 'bytes=-SUFFIX'")
