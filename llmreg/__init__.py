@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import PermissionDeniedError as PermissionDeniedError
     from llmreg.errors import PolicyError as PolicyError
     from llmreg.errors import PostprocessError as PostprocessError
+    from llmreg.errors import RangeNotSatisfiableError as RangeNotSatisfiableError
     from llmreg.errors import ReadOnlyError as ReadOnlyError
     from llmreg.errors import RefNotFoundError as RefNotFoundError
     from llmreg.errors import RegistryNotFoundError as RegistryNotFoundError
@@ -126,6 +127,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PostprocessError",
+    "RangeNotSatisfiableError",
     "ReadOnlyError",
     "RefNotFoundError",
     "Registration",

@@ -35,6 +35,8 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── AuthError                              no valid token (HTTP 401)
     ├── PermissionDeniedError (PermissionError)  the token's role may not do this (HTTP 403)
     ├── PayloadTooLargeError (ValueError)      a request body over the server's limit
+    ├── RangeNotSatisfiableError (ValueError)  a blob read's Range is malformed, names
+    │                                          several ranges or lies outside (HTTP 416)
     ├── RequestTimeoutError (TimeoutError)     a request body arrived too slowly (HTTP 408)
     ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
     ├── ServerError                            the server failed (HTTP 5xx)
@@ -294,6 +296,17 @@ class PayloadTooLargeError(LLMRegError, ValueError):
     """A request body is larger than the server accepts."""
 
     code = "PAYLOAD_TOO_LARGE"
+
+
+class RangeNotSatisfiableError(LLMRegError, ValueError):
+    """A blob read's ``Range`` header is not one satisfiable ``bytes=`` range (HTTP 416).
+
+    Example:
+        >>> RangeNotSatisfiableError("Range 'bytes=9-' is outside the blob").code
+        'RANGE_INVALID'
+    """
+
+    code = "RANGE_INVALID"
 
 
 class RequestTimeoutError(LLMRegError, TimeoutError):

@@ -172,8 +172,9 @@ class LocalStore(BlobStore):
 
     def discard(self, digest: str) -> None:
         """Remove a blob (garbage collection of unreferenced blobs, cache repair)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path(digest).unlink()
+        for path in (self.path(digest), self.table_path(digest)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def age(self, digest: str) -> float | None:
         try:
@@ -194,13 +195,37 @@ class LocalStore(BlobStore):
                 path.unlink(missing_ok=True)
         return [p.name for p in stale]
 
-    def read_range(self, digest: str, start: int, end: int) -> bytes:
+    def open_part(self, digest: str, start: int, stop: int | None = None
+                  ) -> tuple[BinaryIO, str]:
+        """The file, positioned at ``start``, and its token: inode, size, mtime and
+        ctime (a rename or a write changes it; ctime cannot be set back)."""
         try:
-            with open(self.path(digest), "rb") as fh:
-                fh.seek(start)
-                return fh.read(end - start + 1)
+            fh = open(self.path(digest), "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError:
             raise BlobNotFoundError(f"blob {digest} is not in the store at {self.dir}") from None
+        st = os.fstat(fh.fileno())
+        fh.seek(start)
+        return fh, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+    def table_path(self, digest: str) -> Path:
+        """Where the chunk table of ``digest`` is kept: ``<root>/chunks/sha256/<hex>``,
+        outside the blob folder, so nothing that lists blobs sees it."""
+        return self.root / "chunks" / "sha256" / hex_of(digest)
+
+    def load_table(self, digest: str) -> bytes | None:
+        try:
+            return self.table_path(digest).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def save_table(self, digest: str, data: bytes) -> None:
+        """Write the table to a temp file and rename it (no fsync: a torn or lost table
+        fails its own check and costs one verification)."""
+        path = self.table_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{_tmp_name()}.incomplete"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
     def iter_digests(self) -> Iterator[str]:
         if not self.dir.is_dir():

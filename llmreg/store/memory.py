@@ -24,6 +24,7 @@ class MemoryStore(BlobStore):
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
         self._written: dict[str, float] = {}
+        self._versions: dict[str, int] = {}  # bumped on every write: the token
         self._lock = threading.Lock()
 
     def put_stream(self, stream: BinaryIO, *, expected_digest: str | None = None) -> Descriptor:
@@ -38,6 +39,7 @@ class MemoryStore(BlobStore):
         data = b"".join(parts)
         with self._lock:
             self._blobs[digest] = data  # the right bytes replace a damaged copy
+            self._versions[digest] = self._versions.get(digest, 0) + 1
             self._written.setdefault(digest, time.time())
         return Descriptor(digest, len(data))
 
@@ -65,6 +67,13 @@ class MemoryStore(BlobStore):
     def corrupt(self, digest: str, data: bytes) -> None:
         """Replace a blob's bytes without changing its key (tests only)."""
         self._blobs[digest] = data
+        self._versions[digest] = self._versions.get(digest, 0) + 1
+
+    def open_part(self, digest: str, start: int, stop: int | None = None
+                  ) -> tuple[BinaryIO, str]:
+        data = self._get(digest)
+        token = f"v{self._versions.get(digest, 0)}"
+        return io.BytesIO(data[start:stop]), token
 
     def _get(self, digest: str) -> bytes:
         try:

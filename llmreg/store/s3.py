@@ -177,11 +177,41 @@ class S3Store(BlobStore):
         written: float = head["LastModified"].timestamp()
         return time.time() - written
 
-    def read_range(self, digest: str, start: int, end: int) -> bytes:
-        obj = self.client.get_object(Bucket=self.bucket, Key=self.key(digest),
-                                     Range=f"bytes={start}-{end}")
-        data: bytes = obj["Body"].read()
+    def open_part(self, digest: str, start: int, stop: int | None = None
+                  ) -> tuple[BinaryIO, str]:
+        """A ranged GET's body (unverified) and the object's ETag as its token."""
+        from botocore.exceptions import ClientError
+
+        extra = {} if start == 0 and stop is None else {
+            "Range": f"bytes={start}-{'' if stop is None else stop - 1}"}
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(digest), **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise BlobNotFoundError(f"blob {digest} is not in s3://{self.bucket}/"
+                                        f"{self.prefix}") from None
+            raise
+        return obj["Body"], str(obj.get("ETag", ""))
+
+    def table_key(self, digest: str) -> str:
+        """The key of ``digest``'s chunk table: ``<prefix>/chunks/sha256/<hex>``."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        return f"{base}chunks/sha256/{hex_of(digest)}"
+
+    def load_table(self, digest: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket,
+                                                 Key=self.table_key(digest))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
         return data
+
+    def save_table(self, digest: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.table_key(digest), Body=data)
 
     def iter_digests(self) -> Iterator[str]:
         base = f"{self.prefix}/" if self.prefix else ""
@@ -194,3 +224,4 @@ class S3Store(BlobStore):
 
     def discard(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
+        self.client.delete_object(Bucket=self.bucket, Key=self.table_key(digest))
