@@ -23,12 +23,15 @@ EXAMPLE_NAMES = ("meeting-summariser", "support-rag", "ticket-classifier")
 
 @pytest.fixture(autouse=True)
 def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Clear LLMREG_* and point LLMREG_HOME at a fresh folder; run in tmp_path."""
+    """Clear LLMREG_* and point LLMREG_HOME (and the user state folder) at fresh folders;
+    run in tmp_path."""
     for key in list(os.environ):
         if key.startswith("LLMREG_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("LLMREG_HOME", str(tmp_path / "home" / ".llmreg"))
     monkeypatch.setenv("LLMREG_USER", "tester")
+    # The client cache's key lives in the user state folder: each test has its own.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
     monkeypatch.chdir(tmp_path)
 
 
