@@ -20,12 +20,15 @@ parser, behind limits applied to the bytes before the parser sees them:
   without a word). Idle keep-alive connections close after uvicorn's 5 s, as before.
 - **The rest of a refused body.** When the answer is sent before the request's body is
   all in (a 401, 403 or 413 answered before reading it, a ``GET`` with a body), the rest
-  is read and dropped for :data:`LINGER` seconds, then the connection is closed: no body
-  keeps a connection open after its answer.
+  is read and dropped for :data:`LINGER` seconds (or :data:`LINGER_BYTES`), then the
+  connection is closed: no body keeps a connection open after its answer.
 
-Refusals are in the one JSON error shape (:mod:`llmreg.server.errors`), sent with
-``Connection: close``; the connection then reads and drops what the client still sends
-for :data:`LINGER` seconds, so the client sees the answer instead of a reset.
+Refusals of a head are in the one JSON error shape (:mod:`llmreg.server.errors`), sent
+with ``Connection: close``; the connection then reads and drops what the client still
+sends for :data:`LINGER` seconds (at most :data:`LINGER_BYTES`), so the client sees the
+answer instead of a reset. A
+chunked body's framing or trailers over the bound close the connection without an
+answer (its request has, or is getting, one already).
 Malformed HTTP is ``400 REQUEST_INVALID`` in the same shape.
 
 Example:
@@ -55,6 +58,7 @@ from llmreg.server.errors import error_body, status_for
 from llmreg.settings import Settings
 
 LINGER = 2.0  # seconds a refused or answered request's remaining bytes are read and dropped
+LINGER_BYTES = 1024 * 1024  # or until this many have been: the client is not listening
 
 
 @functools.cache
@@ -104,6 +108,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # answered with a refusal: what still comes is dropped
         self._head_timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
+        self._lingered = 0  # bytes read while lingering
 
     # -- the connection -------------------------------------------------------------
 
@@ -120,6 +125,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        if self._linger is not None:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self._hang_up()
+                return
         if self._refused:
             return  # lingering after a refusal: dropped
         try:
@@ -190,7 +200,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed, self._body_open = 0, False
         if self._linger is not None:  # the rest arrived in time: the connection goes on
             self._linger.cancel()
-            self._linger = None
+            self._linger, self._lingered = None, 0
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -216,15 +226,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             "(LLMREG_HEADER_TIMEOUT)"))
 
     def _refuse(self, error: LLMRegError) -> None:
-        """Answer ``error`` and close; an answer already under way is cut instead (two
-        answers cannot share the connection)."""
+        """Answer ``error`` and close. A request whose answer is under way or sent (its
+        body's framing or trailers went over a bound) is cut instead: one request, one
+        answer."""
         self._refused = True
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
+        if self._body_open or (self.cycle is not None and not self.cycle.response_complete):
+            # About a body whose request is answered or being answered: cut, not answered.
             self._hang_up()
             return
         self.transport.write(refusal(error, self.server_state.default_headers))

@@ -27,8 +27,9 @@ route or framework code (the request line and headers were bounded before that, 
 4. **Few large bodies at once.** A body of ``LLMREG_LARGE_BODY`` bytes or more (1 MiB,
    by ``Content-Length`` or once that much has arrived) needs one of
    ``LLMREG_MAX_LARGE_BODIES`` slots per worker (4), held until its answer is sent; it
-   waits up to :data:`LARGE_BODY_WAIT` seconds for one, then gets ``503 BUSY`` with
-   ``Retry-After``. Blob uploads take the same slots.
+   waits for one as long as a body may stall (``LLMREG_BODY_IDLE_TIMEOUT``, at most
+   :data:`LARGE_BODY_WAIT` seconds), then gets ``503 BUSY`` with ``Retry-After``. Blob
+   uploads take the same slots.
 5. **One value per key, bounded values and depth.** Every API route is a
    :class:`StrictJSONRoute` (routes are added through
    :func:`llmreg.server.routes.endpoint`), whose request parses a JSON body with
@@ -79,7 +80,7 @@ from llmreg.settings import Settings
 MAX_BLOB = 64 * 1024**3  # bytes of one blob upload: weights are large, not unbounded
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_FORM = 64 * 1024  # bytes of a web form (sign-in, approve, promote, rollback)
-LARGE_BODY_WAIT = 10.0  # seconds a large body waits for a slot before 503 BUSY
+LARGE_BODY_WAIT = 10.0  # seconds a large body waits for a slot, at most, before 503 BUSY
 
 
 class Pace:
@@ -170,6 +171,7 @@ class LargeBodies:
     def __init__(self, settings: Settings) -> None:
         self.size = settings.large_body
         self.slots = settings.max_large_bodies
+        self.wait = min(LARGE_BODY_WAIT, settings.body_idle_timeout)
         self._free: asyncio.Semaphore | None = None  # made on the worker's event loop
 
     def slot(self) -> Slot:
@@ -186,12 +188,11 @@ class Slot:
         self._bodies, self._free, self.held = bodies, free, False
 
     async def take(self) -> None:
-        """Wait up to :data:`LARGE_BODY_WAIT` seconds for a slot, else
-        :class:`ServerBusyError`."""
+        """Wait for a slot as long as a body may stall, else :class:`ServerBusyError`."""
         if self.held:
             return
         try:
-            await asyncio.wait_for(self._free.acquire(), timeout=LARGE_BODY_WAIT)
+            await asyncio.wait_for(self._free.acquire(), timeout=self._bodies.wait)
         except TimeoutError:
             raise ServerBusyError(
                 f"this server is reading {self._bodies.slots} bodies of "
