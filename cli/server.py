@@ -84,9 +84,11 @@ def serve(
                          "(--read-auth open)")
     made = _metrics_folder(settings.metrics, workers)
     try:
+        # The httptools parser, behind llmreg's bounds on request heads (size, number of
+        # fields, deadline) and on what a refused body may still send: uvicorn has none.
         uvicorn.run("llmreg.server.app:create_app_from_env", factory=True, host=host,
                     port=port, workers=workers, access_log=access_log, log_level="info",
-                    loop="auto", http="auto")
+                    loop="auto", http="llmreg.server.connection:BoundedHttpToolsProtocol")
     finally:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import EmptySlotError as EmptySlotError
     from llmreg.errors import FloatingModelIdError as FloatingModelIdError
     from llmreg.errors import GateFailedError as GateFailedError
+    from llmreg.errors import HeaderTooLargeError as HeaderTooLargeError
     from llmreg.errors import IntegrityError as IntegrityError
     from llmreg.errors import InvalidBundleError as InvalidBundleError
     from llmreg.errors import InvalidEvidenceError as InvalidEvidenceError
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from llmreg.errors import RegistryUnavailableError as RegistryUnavailableError
     from llmreg.errors import RenderError as RenderError
     from llmreg.errors import RequestTimeoutError as RequestTimeoutError
+    from llmreg.errors import ServerBusyError as ServerBusyError
     from llmreg.errors import ServerError as ServerError
     from llmreg.errors import SlotConflictError as SlotConflictError
     from llmreg.errors import TemplateSyntaxError as TemplateSyntaxError
@@ -115,6 +117,7 @@ __all__ = [
     "InvalidEvidenceError",
     "InvalidNameError",
     "InvalidRefError",
+    "HeaderTooLargeError",
     "InvalidRequestError",
     "InvalidWebhookError",
     "LLMRegError",
@@ -137,6 +140,7 @@ __all__ = [
     "RenderError",
     "RequestTimeoutError",
     "ResolvedBundle",
+    "ServerBusyError",
     "ServerError",
     "Settings",
     "SlotConflictError",

@@ -35,9 +35,14 @@ that generic handlers keep working (``RefNotFoundError`` is a ``LookupError``)::
     ├── AuthError                              no valid token (HTTP 401)
     ├── PermissionDeniedError (PermissionError)  the token's role may not do this (HTTP 403)
     ├── PayloadTooLargeError (ValueError)      a request body over the server's limit
+    │   └── HeaderTooLargeError                a request line and headers over the limit
+    │                                          (HTTP 431)
     ├── RangeNotSatisfiableError (ValueError)  a blob read's Range is malformed, names
     │                                          several ranges or lies outside (HTTP 416)
-    ├── RequestTimeoutError (TimeoutError)     a request body arrived too slowly (HTTP 408)
+    ├── RequestTimeoutError (TimeoutError)     a request's head or body arrived too slowly
+    │                                          (HTTP 408)
+    ├── ServerBusyError                        every slot for a large body is taken (HTTP
+    │                                          503, ``Retry-After``)
     ├── RegistryUnavailableError (ConnectionError)  the server cannot be reached, no cache
     ├── ServerError                            the server failed (HTTP 5xx)
     ├── InvalidWebhookError (ValueError)       a webhook URL, event name or format is refused
@@ -298,6 +303,12 @@ class PayloadTooLargeError(LLMRegError, ValueError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class HeaderTooLargeError(PayloadTooLargeError):
+    """A request line and its headers are longer, or more, than the server accepts."""
+
+    code = "HEADERS_TOO_LARGE"
+
+
 class RangeNotSatisfiableError(LLMRegError, ValueError):
     """A blob read's ``Range`` header is not one satisfiable ``bytes=`` range (HTTP 416).
 
@@ -310,9 +321,16 @@ class RangeNotSatisfiableError(LLMRegError, ValueError):
 
 
 class RequestTimeoutError(LLMRegError, TimeoutError):
-    """A request body stalled or arrived slower than the server's minimum rate."""
+    """A request's headers or body stalled, took too long, or arrived slower than the
+    server's minimum rate."""
 
     code = "REQUEST_TIMEOUT"
+
+
+class ServerBusyError(LLMRegError):
+    """The server reads as many large bodies at once as it may; try again shortly."""
+
+    code = "BUSY"
 
 
 class RegistryUnavailableError(LLMRegError, ConnectionError):

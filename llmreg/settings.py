@@ -30,9 +30,16 @@ server — never at import time.
                          connecting and reading included (default 30; docs/security.md)
 ``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
 ``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
-``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB)
+``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB);
+                         ``LLMREG_MAX_JSON_NODES``: values in it (500,000)
 ``LLMREG_BODY_*``        server: ``IDLE_TIMEOUT`` (30 s), ``GRACE`` (10 s) and
-                         ``MIN_RATE`` (8192 bytes/s) of request bodies (docs/security.md)
+                         ``MIN_RATE`` (8192 bytes/s) of request bodies, ``TIMEOUT``
+                         (60 s) for a whole JSON or form body (docs/security.md)
+``LLMREG_LARGE_BODY``    server: bytes from which a body is large (default 1 MiB);
+                         ``LLMREG_MAX_LARGE_BODIES``: how many a worker reads at once (4)
+``LLMREG_MAX_HEADER_*``  server (``llmreg serve``): ``BYTES`` of a request line and its
+                         headers (32 KiB); ``LLMREG_MAX_HEADERS``: header fields (100);
+                         ``LLMREG_HEADER_TIMEOUT``: seconds to send them (10)
 ``LLMREG_RENDER_*``      ``MAX_CHARS``, ``MAX_STEPS``, ``TIMEOUT``: a render's budget,
                          read by :mod:`llmreg.bundle.render`
 ``LLMREG_JOBS``          server: 1 runs the scheduled jobs in the background (``llmreg
@@ -128,6 +135,15 @@ class Settings:
     body_idle_timeout: float = 30.0
     body_grace: float = 10.0
     body_min_rate: int = 8 * 1024
+    body_timeout: float = 60.0  # a whole JSON or form body (blobs: the pace rule)
+    large_body: int = 1024 * 1024  # a body this large needs one of max_large_bodies slots
+    max_large_bodies: int = 4  # per worker process
+    max_json_nodes: int = 500_000  # values in one JSON body (nesting: bundle.parse.MAX_DEPTH)
+    # Request heads, enforced in front of the HTTP parser by `llmreg serve`
+    # (llmreg.server.connection): size, number of fields, time to send them.
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
     # Server: run the scheduled jobs in the background (``llmreg serve`` turns it on).
     jobs: bool = False
     jobs_tick: float = 0.5
@@ -187,6 +203,15 @@ class Settings:
             body_idle_timeout=_positive(env, "LLMREG_BODY_IDLE_TIMEOUT", cls.body_idle_timeout),
             body_grace=_positive(env, "LLMREG_BODY_GRACE", cls.body_grace),
             body_min_rate=int(_positive(env, "LLMREG_BODY_MIN_RATE", cls.body_min_rate)),
+            body_timeout=_positive(env, "LLMREG_BODY_TIMEOUT", cls.body_timeout),
+            large_body=int(_positive(env, "LLMREG_LARGE_BODY", cls.large_body)),
+            max_large_bodies=int(_positive(env, "LLMREG_MAX_LARGE_BODIES",
+                                           cls.max_large_bodies)),
+            max_json_nodes=int(_positive(env, "LLMREG_MAX_JSON_NODES", cls.max_json_nodes)),
+            max_header_bytes=int(_positive(env, "LLMREG_MAX_HEADER_BYTES",
+                                           cls.max_header_bytes)),
+            max_headers=int(_positive(env, "LLMREG_MAX_HEADERS", cls.max_headers)),
+            header_timeout=_positive(env, "LLMREG_HEADER_TIMEOUT", cls.header_timeout),
             home=Path(home).expanduser() if home else None,
             database_url=env.get("LLMREG_DATABASE_URL") or None,
             store=store,

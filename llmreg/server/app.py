@@ -69,10 +69,13 @@ def create_app(settings: Settings | None = None,
                   redoc_url="/redoc" if settings.api_docs else None)
     state = app.state.llmreg = ServerState.build(settings, service)
     errors.install(app)
-    app.add_middleware(BodyGuard, state=state)  # before any route reads a body
+    routers = [module.router for module in (resolve, operations, blobs)]
+    # Before any route reads a body; it reads each route's role from these routers.
+    app.add_middleware(BodyGuard, state=state,
+                       routes=[route for router in routers for route in router.routes])
     app.add_middleware(FastResolve, state=state)  # outermost: the hot path
-    for module in (resolve, operations, blobs):
-        app.include_router(module.router)
+    for router in routers:
+        app.include_router(router)
 
     if state.metrics is not None:
         metrics_mode = settings.metrics

@@ -26,10 +26,14 @@ STATUS: dict[type[e.LLMRegError], int] = {
     e.RefNotFoundError: 404, e.EmptySlotError: 404, e.BlobNotFoundError: 404,
     e.AuthError: 401, e.PermissionDeniedError: 403, e.ApprovalError: 403,
     e.GateFailedError: 422, e.SlotConflictError: 409, e.TransitionError: 409,
-    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.RequestTimeoutError: 408,
+    e.AuditChainError: 409, e.PayloadTooLargeError: 413, e.HeaderTooLargeError: 431,
+    e.RequestTimeoutError: 408, e.ServerBusyError: 503,
     e.DigestInvalidError: 400, e.IntegrityError: 500,
     e.ServerError: 500,
 }
+
+
+RETRY_AFTER = 1  # seconds a client waits after 503 BUSY (a slot frees within a body's time)
 
 
 def _codes(status: int) -> str:
@@ -47,6 +51,8 @@ MEANING: dict[int, str] = {
     409: f"The state changed or forbids this ({_codes(409)}).",
     408: f"The request body stalled or came too slowly ({_codes(408)}).",
     413: f"The request body is over the server's limit ({_codes(413)}).",
+    431: f"The request line and headers are over the server's limit ({_codes(431)}).",
+    503: f"Every slot for a large body is taken ({_codes(503)}); sent with `Retry-After`.",
     422: f"A promotion's gates are not all met ({_codes(422)}; `detail` is the gate report).",
     500: f"Stored bytes do not match their digest, or the server failed ({_codes(500)}); "
          "sent with `Cache-Control: no-store`.",
@@ -80,6 +86,8 @@ def error_response(exc: e.LLMRegError, status: int | None = None) -> JSONRespons
     headers = {"Cache-Control": "no-store"}
     if isinstance(exc, e.AuthError):
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, e.ServerBusyError):
+        headers["Retry-After"] = str(RETRY_AFTER)
     return JSONResponse(error_body(exc.code, str(exc), detail), status or status_for(exc),
                         headers=headers)
 

@@ -44,6 +44,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/rollbacks"): {"name": "nope", "env": "staging", "reason": "r"},
     ("POST", "/v1/deprecations"): {"ref": "nope@1"},
     ("POST", "/v1/archives"): {"ref": "nope@1"},
+    ("POST", "/v1/restores"): {"ref": "nope@1", "reason": "x"},
     ("POST", "/v1/heartbeats"): {"beats": [{"name": "nope", "env": "production",
                                             "digest": UNKNOWN["digest"]}]},
     ("POST", "/v1/gc"): {"dry_run": True},

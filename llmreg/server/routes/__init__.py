@@ -55,14 +55,16 @@ def error_statuses(method: str, path: str, role: str, fn: Callable[..., Any], *,
     """The error statuses implied by a route's role, method and inputs.
 
     401 everywhere (a bad token is refused even where reads are open), 403 where the
-    role is above reader, 408 and 413 where there is a body, 400 where there is any input,
+    role is above reader, 408, 413 and 503 where there is a body, 400 where there is any input,
     404 where an input names something to look up (see :data:`LOOKUPS`). FastAPI's
     own 422 for invalid input is not among them: this server answers 400 instead (see
     :func:`llmreg.server.errors.install`).
     """
     out = {401} if role == "reader" else {401, 403}
     if method in ("POST", "PUT", "PATCH"):
-        out |= {408, 413}  # a body may be too slow or too large (llmreg.server.guard)
+        # A body may be too slow or too large, or wait in vain for a large-body slot
+        # (llmreg.server.guard).
+        out |= {408, 413, 503}
     in_path = set(re.findall(r"{(\w+)}", path))
     inputs = bool(in_path)
     looked_up = set() if method == "PUT" else in_path  # a PUT creates what its path names
