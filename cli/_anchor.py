@@ -47,7 +47,8 @@ class _HeadReader(MirrorBackend):
 
 
 def signed_head(url: str, trusted_root: Path | None) -> SignedHead:
-    """The audit head the mirror at ``url`` signed, verified against ``trusted_root``.
+    """The audit head the mirror at ``url`` (``https://``, ``file://``, ``s3://`` or a
+    folder) signed, verified against ``trusted_root``.
 
     Example:
         >>> signed_head("file:///srv/mirror", Path("root.json")).seq  # doctest: +SKIP
@@ -56,6 +57,8 @@ def signed_head(url: str, trusted_root: Path | None) -> SignedHead:
     if trusted_root is None:
         raise ConfigError(f"--mirror {url} needs the mirror's root: give --trusted-root "
                           "PATH (or set LLMREG_TRUSTED_ROOT), e.g. mirror-keys/root.json")
+    if "://" not in url:  # a folder: the mirror `llmreg publish FOLDER` wrote
+        url = Path(url).expanduser().resolve().as_uri()
     reader = _HeadReader(url, trusted_root=trusted_root)
     try:
         return reader.audit_head()

@@ -26,9 +26,9 @@ Example:
     >>> from datetime import UTC, datetime
     >>> o = Owner(name_id=1, team="search", contacts=["s@example.com"],
     ...           updated_at=datetime(2026, 1, 2, tzinfo=UTC), updated_by="ana")
-    >>> owner_row("chat", o)
-    ('owners/chat', {'contacts': ['s@example.com'], 'team': 'search', \
-'updated_at': '2026-01-02T00:00:00.000000Z', 'updated_by': 'ana'})
+    >>> key, fields = owner_row("chat", o)
+    >>> key, fields["team"], fields["updated_at"]
+    ('owners/chat', 'search', '2026-01-02T00:00:00.000000Z')
 """
 
 from __future__ import annotations

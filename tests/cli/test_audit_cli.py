@@ -42,6 +42,12 @@ def mirror() -> list[str]:
             "--trusted-root", "keys/root.json"]
 
 
+def test_a_mirror_folder_is_read_as_its_file_url(home: Path, tmp_path: Path) -> None:
+    done = verify("--mirror", "mirror", "--trusted-root", "keys/root.json")
+    assert done.exit_code == 0, done.output
+    assert f"anchored to the head file://{tmp_path / 'mirror'} signed (#" in done.stdout
+
+
 def test_an_intact_registry_verifies_against_the_mirror_it_published(home: Path) -> None:
     plain = verify()
     assert plain.exit_code == 0, plain.output
