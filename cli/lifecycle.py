@@ -240,8 +240,14 @@ def audit(
     limit: Annotated[int | None, typer.Option("--limit", min=1,
                                               help="Only the last N entries.")] = None,
     anchor: Annotated[str | None, typer.Option(
-        "--head", help="With verify: a head printed earlier; the log must still hold it.")
-                      ] = None,
+        "--head", help="With verify: a head printed earlier (or carried by a webhook "
+                       "event); the log must still hold it.")] = None,
+    mirror: Annotated[str | None, typer.Option(
+        "--mirror", help="With verify: a signed mirror (URL or folder); the log must still "
+                         "hold the audit head it signed.")] = None,
+    trusted_root: Annotated[Path | None, typer.Option(
+        "--trusted-root", help="The mirror's root.json (default: LLMREG_TRUSTED_ROOT).")
+                            ] = None,
     env: Annotated[str | None, typer.Option(
         "--env", help="Only entries about this environment, across names (who moved it).")
                    ] = None,
@@ -251,15 +257,52 @@ def audit(
     out = Output(as_json)
     with connect() as reg:
         if name == "verify":
-            count = reg.verify_audit(anchor)
-            head = reg.audit(limit=1)
-            tail = f"; head {head[-1].hash}" if head else ""
-            out.result({"verified": count, "head": head[-1].hash if head else None},
-                       f"audit log verified: {count} entries chain correctly{tail}")
+            verify_audit(reg, out, anchor, mirror, trusted_root)
             return
         entries = reg.audit(name, limit, env=env)
     out.table(entries, ("#", "when", "who", "action", "target", "env"),
               lambda e: (e.seq, e.at, e.actor, e.action, e.target, e.env))
+
+
+def verify_audit(reg: llmreg.Client, out: Output, head: str | None, mirror: str | None,
+                 trusted_root: Path | None) -> None:
+    """``llmreg audit verify``: the chain, the rows it covers, and each anchor given."""
+    from llmreg.errors import AuditChainError
+
+    from ._anchor import signed_head
+
+    anchors: list[tuple[str, str | None]] = []
+    if head is not None:
+        anchors.append((f"the head given ({short(head)})", head))
+    if mirror is not None:
+        signed = signed_head(mirror, trusted_root or reg.settings.trusted_root)
+        anchors.append((f"the head {signed.url} signed (#{signed.seq})", signed.head))
+    # The backend's answer in full (rows checked, rows only counted), not just the count
+    # Client.verify_audit returns. One verification per anchor (at least one).
+    call = reg._backend.call
+    found = None
+    for label, value in anchors or [("", None)]:
+        try:
+            found = call("audit_verify", head=value)
+        except AuditChainError as exc:
+            if not str(exc).startswith("the audit log does not contain head"):
+                raise
+            raise AuditChainError(f"checked against {label}: {exc}") from None
+    assert found is not None
+    text = (f"audit log verified: {found.verified} entries chain correctly, {found.rows} "
+            "rows equal their audited fields")
+    if found.unrecorded:
+        text += (f", {found.unrecorded} rows written before rows were audited (checked "
+                 "by counts only)")
+    if found.head:
+        text += f"; head {found.head}"
+    text += ("; anchored to " + " and ".join(label for label, _ in anchors) if anchors
+             else "; no anchor (a consistent rewrite of the whole log would pass: give "
+                  "--mirror URL or --head HASH)")
+    out.result({"verified": found.verified, "head": found.head, "rows": found.rows,
+                "unrecorded": found.unrecorded,
+                "anchors": [{"what": label, "head": value} for label, value in anchors]},
+               text)
 
 
 def policy_check(

@@ -280,10 +280,15 @@ class FsckResult(BaseModel):
 
 
 class AuditVerifyResult(BaseModel):
-    """``GET /v1/audit/verify``: entries verified and the chain's head hash."""
+    """``GET /v1/audit/verify``: entries verified and the chain's head hash; the covered
+    rows that equal their audited fields, the rows of an upgraded registry that no entry
+    recorded (checked by counts only), and the head it was checked against, if any."""
 
     verified: int
     head: str | None
+    rows: int = 0
+    unrecorded: int = 0
+    anchor: str | None = None
 
 
 class PolicyResponse(BaseModel):

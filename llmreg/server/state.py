@@ -148,6 +148,9 @@ class ChainCheck:
     count: int | None = None  # entries verified (None: not checked yet)
     problem: str | None = None  # the break found, if any
     running: bool = False  # a re-check is under way in the background
+    rows: int = 0  # covered rows equal to their audited fields
+    unrecorded: int = 0  # rows of an upgraded registry no entry recorded (counted only)
+    anchor: str | None = None  # what the head checked against was (None: no anchor)
 
 
 @dataclass

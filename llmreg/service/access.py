@@ -21,6 +21,7 @@ from llmreg.db.models import Token, utcnow
 from llmreg.errors import InvalidRefError, RefNotFoundError, shown
 from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.audited import token_row
 from llmreg.service.rows import token_info
 from llmreg.types import ROLES, Actor, TokenInfo, roles_of
 
@@ -62,7 +63,7 @@ class Access:
             s.add(row)
             s.flush()
             audit.append(s, actor=created_by, action="token-create", target=token_id,
-                         detail={"subject": subject, "role": role})
+                         detail={"subject": subject, "role": role}, rows=[token_row(row)])
             info = token_info(row)
         return f"llmreg_{token_id}_{secret}", info
 
@@ -81,7 +82,7 @@ class Access:
                 row.revoked_at = utcnow()
                 s.add(row)
                 audit.append(s, actor=actor, action="token-revoke", target=token_id,
-                             detail={"subject": row.subject})
+                             detail={"subject": row.subject}, rows=[token_row(row)])
             return token_info(row)
 
     def authenticate(self, token: str) -> Actor | None:

@@ -10,6 +10,7 @@ Entries are appended in the same transaction as the state change they record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from llmreg.db.engine import Database
 from llmreg.db.models import AuditEntry, table, utcnow
 from llmreg.errors import AuditChainError, InvalidRefError
 from llmreg.policy import Policy
+from llmreg.service.audited import Audited, Row, check_rows
 from llmreg.service.rows import MAX_ROW_ID
 from llmreg.types import AuditInfo
 
@@ -41,16 +43,20 @@ def entry_hash(seq: int, at: datetime, actor: str, action: str, name: str | None
 
 def append(session: Session, *, actor: str, action: str, name: str | None = None,
            target: str | None = None, env: str | None = None,
-           detail: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+           detail: dict[str, Any] | None = None, at: datetime | None = None,
+           rows: list[Row] | None = None) -> AuditEntry:
     """Append an entry inside the caller's write transaction (``at``: the time of the
-    state change it records, when the caller stamped one)."""
+    state change it records, when the caller stamped one; ``rows``: the covered rows it
+    wrote, as :mod:`llmreg.service.audited` forms them, recorded in ``detail["rows"]``)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_SERIALISE)
     last = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
     seq = (last.seq or 0) + 1 if last else 1
     prev = last.hash if last else GENESIS
     at = at or utcnow()
-    body = detail or {}
+    body = dict(detail or {})
+    if rows:
+        body["rows"] = dict(rows)
     entry = AuditEntry(seq=seq, at=at, actor=actor, action=action, name=name, target=target,
                        env=env, detail=body, prev_hash=prev,
                        hash=entry_hash(seq, at, actor, action, name, target, env, body, prev))
@@ -70,7 +76,8 @@ _APPEND = sa.insert(_LOG)
 def append_many(session: Session, *, actor: str, action: str,
                 entries: list[dict[str, Any]]) -> str | None:
     """Append one entry per item of ``entries`` (each with ``name``, ``target`` and
-    ``detail``), chained in order, in one statement; the new head hash (None if none)."""
+    ``detail``, and optionally ``rows`` as :func:`append` takes them), chained in order,
+    in one statement; the new head hash (None if none)."""
     if not entries:
         return None
     if session.get_bind().dialect.name == "postgresql":
@@ -82,6 +89,8 @@ def append_many(session: Session, *, actor: str, action: str,
     for item in entries:
         seq += 1
         name, target, detail = item["name"], item["target"], item["detail"]
+        if item.get("rows"):
+            detail = {**detail, "rows": dict(item["rows"])}
         digest = entry_hash(seq, at, actor, action, name, target, None, detail, prev)
         rows.append({"seq": seq, "at": at, "actor": actor, "action": action, "name": name,
                      "target": target, "env": None, "detail": detail, "prev_hash": prev,
@@ -119,13 +128,41 @@ def entries(db: Database, name: str | None = None, limit: int | None = None, *,
         return [to_info(e) for e in reversed(session.exec(query).all())]
 
 
+@dataclass(frozen=True)
+class AuditCheck:
+    """What one verification found intact.
+
+    ``entries``: entries that chain; ``rows``: covered rows equal to their audited fields;
+    ``unrecorded``: rows of an upgraded registry that no entry recorded (checked by counts
+    only); ``head``/``seq``: the newest entry; ``anchor``: the head it was checked against.
+    """
+
+    entries: int
+    rows: int = 0
+    unrecorded: int = 0
+    head: str | None = None
+    seq: int = 0
+    anchor: str | None = None
+
+
 def verify(db: Database, head: str | None = None) -> int:
     """Recompute the chain; return the number of entries, or raise naming the first bad one.
 
     A chain can be intact and still short: someone may have deleted its newest entries.
     So the entries are also counted against the state they record (versions, evidence,
     approvals, slot moves, tokens, policies), and with ``head`` — a hash printed by an
-    earlier write — the chain must still contain that entry.
+    earlier write, a webhook event or the signed mirror — the chain must still contain
+    that entry. The rows the chain covers are checked against it (:func:`check`).
+    """
+    return check(db, head).entries
+
+
+def check(db: Database, head: str | None = None) -> AuditCheck:
+    """:func:`verify`, with what it found: entries, rows checked, rows only counted.
+
+    Example:
+        >>> check(svc.db, svc.audit.head())  # doctest: +SKIP
+        AuditCheck(entries=3, rows=4, unrecorded=0, head='sha256:…', seq=3, anchor='sha256:…')
     """
     prev = GENESIS
     expected_seq = 1
@@ -133,6 +170,7 @@ def verify(db: Database, head: str | None = None) -> int:
     seen_head = head is None
     actions: dict[str, int] = {}
     moves: dict[tuple[str | None, str | None], list[AuditEntry]] = {}
+    audited = Audited({}, {})
     with db.read() as session:
         for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))):
             label = f"audit entry #{e.seq} ({e.action} {e.target or e.name or ''} by {e.actor})"
@@ -152,15 +190,21 @@ def verify(db: Database, head: str | None = None) -> int:
             actions[e.action] = actions.get(e.action, 0) + 1
             if e.action in ("promote", "rollback", "import"):  # every slot move
                 moves.setdefault((e.name, e.env), []).append(e)
+            audited.record(e.seq, e.action, e.name, e.target, e.env, e.detail)
             expected_seq += 1
             count += 1
         if not seen_head:
             raise AuditChainError(
                 f"the audit log does not contain head {head} (it has {count} entries); "
-                "entries after it were removed")
-        _check_counts(session, actions)
+                "entries after it were removed or rewritten; restore the log from a backup "
+                "that holds it")
+        fewer = _check_counts(session, actions)
         _check_slot_history(session, moves)
-    return count
+        rows, unrecorded = check_rows(session, audited)
+        if fewer is not None:  # rows deleted that no entry's rows named (an old registry)
+            raise AuditChainError(fewer)
+    return AuditCheck(entries=count, rows=rows, unrecorded=unrecorded,
+                      head=prev if count else None, seq=count, anchor=head)
 
 
 def _check_slot_history(session: Session,
@@ -206,8 +250,10 @@ def _check_slot_history(session: Session,
                 f"#{e.seq}; the slot history was edited")
 
 
-def _check_counts(session: Session, actions: dict[str, int]) -> None:
-    """Each state change the tables hold has its entry: none was cut from the log."""
+def _check_counts(session: Session, actions: dict[str, int]) -> str | None:
+    """Each state change the tables hold has its entry: none was cut from the log. Raise
+    for more rows than entries; return the message for fewer (rows deleted), which the
+    rows check names more precisely when their entries recorded them."""
     from llmreg.db.models import Approval, Evidence, PolicyRecord, SlotEvent, Token, Version
 
     expected = [
@@ -218,14 +264,20 @@ def _check_counts(session: Session, actions: dict[str, int]) -> None:
         (("token-create",), Token, "tokens"),
         (("policy",), PolicyRecord, "enforced policies"),
     ]
+    fewer: str | None = None
     for names, model, what in expected:
         rows = session.exec(select(sa.func.count()).select_from(model)).one()
         logged = sum(actions.get(n, 0) for n in names)
-        if logged != rows:
+        if logged < rows:
             raise AuditChainError(
                 f"the audit log records {logged} {'/'.join(names)} entries but the registry "
                 f"holds {rows} {what}; entries were removed from the log (or rows added "
                 "around it)")
+        if logged > rows and fewer is None:
+            fewer = (f"the audit log records {logged} {'/'.join(names)} entries but the "
+                    f"registry holds {rows} {what}; rows were deleted outside the registry; "
+                    "restore them from a backup")
+    return fewer
 
 
 def head(db: Database) -> str | None:
@@ -233,6 +285,19 @@ def head(db: Database) -> str | None:
     with db.read() as session:
         return session.exec(select(AuditEntry.hash).order_by(col(AuditEntry.seq).desc())
                             .limit(1)).first()
+
+
+def tail_in(session: Session) -> tuple[int, str] | None:
+    """The newest entry's ``(seq, hash)`` as ``session`` sees it (None for an empty log):
+    what a webhook event and the signed mirror publish as the head.
+
+    Example:
+        >>> with svc.db.read() as s:  # doctest: +SKIP
+        ...     tail_in(s)
+        (3, 'sha256:…')
+    """
+    last = session.execute(_TAIL).first()
+    return (int(last[0]), str(last[1])) if last else None
 
 
 class AuditLog:
@@ -270,6 +335,15 @@ class AuditLog:
         break (a missing ``head``, entries fewer than the state changes they record)."""
         return verify(self.db, head)
 
+    def check(self, head: str | None = None) -> AuditCheck:
+        """:meth:`verify`, with what it found (rows checked, rows only counted, the anchor)."""
+        return check(self.db, head)
+
     def head(self) -> str | None:
         """The newest audit entry's hash (None for an empty log)."""
         return head(self.db)
+
+    def tail(self) -> tuple[int, str] | None:
+        """The newest audit entry's ``(seq, hash)`` (None for an empty log)."""
+        with self.db.read() as session:
+            return tail_in(session)

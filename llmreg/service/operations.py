@@ -290,8 +290,9 @@ def audit_verify(svc: RegistryService, actor: Actor, *,
                  head: str | None = None) -> AuditVerifyResult:
     """Recompute the hash chain; 409 ``AUDIT_BROKEN`` naming the first bad entry, or
     saying that ``head`` (a hash noted earlier) is no longer in the log."""
-    count = svc.audit.verify(head)
-    return AuditVerifyResult(verified=count, head=svc.audit.head())
+    found = svc.audit.check(head)
+    return AuditVerifyResult(verified=found.entries, head=found.head, rows=found.rows,
+                             unrecorded=found.unrecorded, anchor=found.anchor)
 
 
 @handles("verify")

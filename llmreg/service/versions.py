@@ -25,6 +25,7 @@ from llmreg.db.models import BundleName, Manifest, Version, table, utcnow
 from llmreg.errors import BlobNotFoundError, InvalidBundleError
 from llmreg.policy import REGISTERED, Policy
 from llmreg.service import audit
+from llmreg.service.audited import version_row
 from llmreg.service.blobs import Blobs
 from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row, not_registered, resolve_in, slot_in
@@ -468,7 +469,8 @@ def _commit_plan(session: Session, row: _NameRow, name: str, plan: list[_Planned
         session.execute(_ADD_VERSIONS, rows)
         audit.append_many(session, actor=author, action="register", entries=[
             {"name": name, "target": f"{name}@{r['number']}",
-             "detail": {"digest": r["digest"], "message": message, "changes": r["changes"]}}
+             "detail": {"digest": r["digest"], "message": message, "changes": r["changes"]},
+             "rows": [version_row(name, r)]}
             for r in rows])
         newest = plan[new[-1]]
         # One event per call: a batch of a thousand versions is one message, not a thousand.

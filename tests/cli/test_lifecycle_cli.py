@@ -234,7 +234,9 @@ def test_every_lifecycle_command_speaks_json(run, project: Path, examples: Path)
     assert (archived["version"], archived["status"]) == (2, "archived")
     verified = json.loads(run("audit", "verify", "--json").stdout)
     entries = json.loads(run("audit", "--json").stdout)
-    assert verified == {"verified": len(entries), "head": entries[-1]["hash"]}
+    assert verified == {"verified": len(entries), "head": entries[-1]["hash"], "rows": 8,
+                        "unrecorded": 0, "anchors": []}  # versions 2, evidence 2, slot,
+    # approval, owner, policy
     last_two = json.loads(run("audit", "--limit", "2", "--json").stdout)
     assert [e["action"] for e in last_two] == ["deprecate", "archive"]
     table = [" ".join(line.split()) for line in run("audit", "support-rag").stdout.splitlines()]

@@ -123,9 +123,14 @@ def test_registration_writes_one_exact_entry_and_the_changelog(svc: RegistryServ
     one = svc.versions.register(variant(1), name="chat", message="one", author="ana").version
     two = svc.versions.register(variant(2), name="chat", message=" two ", author="bo").version
     *_, first, second = svc.audit.entries()
+    recorded = first.detail.pop("rows")["versions/chat@1"]
     assert (first.actor, first.action, first.name, first.target, first.detail) == (
         "ana", "register", "chat", "chat@1", {"digest": one.digest, "message": "one",
                                               "changes": []})
+    # The version's row as registered, bound by the entry's hash (llmreg.service.audited).
+    assert (recorded["digest"], recorded["status"], recorded["author"], recorded["message"],
+            recorded["retired_at"]) == (one.digest, "registered", "ana", "one", None)
+    assert sorted(second.detail.pop("rows")) == ["versions/chat@2"]
     assert (second.actor, second.target, second.detail) == (
         "bo", "chat@2", {"digest": two.digest, "message": "two",
                          "changes": ["system_prompt: +1 -1 lines"]})

@@ -37,7 +37,7 @@ from llmreg.errors import InvalidRefError, LLMRegError, TransitionError, shown
 from llmreg.policy import Policy, Threshold
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
-from llmreg.server.state import ChainCheck
+from llmreg.server.state import ChainCheck, ServerState
 from llmreg.server.web.auth import SignInRequired, Viewer, new_signin_token, safe_next, viewer
 from llmreg.server.web.render import page
 from llmreg.server.web.sidebyside import side_by_side
@@ -269,33 +269,65 @@ def audit_page(request: Request) -> Response:
                                       env=filters["env"] or None,
                                       actor=filters["actor"] or None,
                                       before=_offset(before) if before else None, limit=PAGE)
-    chain = verified_chain(state.service, state.chain)
+    given = q.get("head")
+    if given is not None:  # a head the reader kept (a webhook event's, a CLI write's)
+        if not _HEAD.fullmatch(given):
+            raise InvalidRefError("head must be sha256: and 64 lowercase hex digits, as "
+                                  "printed by a write or carried by a webhook event")
+        chain = ChainCheck()
+        check_chain(svc, chain, (f"the head you gave ({given})", given))
+    else:
+        chain = verified_chain(svc, state.chain, published_anchor(state))
     return page("audit.html", title="Audit log", viewer=who, entries=entries, filters=filters,
                 envs=list(svc.policy.environments), chain=chain, page_size=PAGE)
 
 
-def verified_chain(svc: RegistryService, memo: ChainCheck) -> ChainCheck:
+_HEAD = re.compile(r"sha256:[0-9a-f]{64}")
+Anchor = tuple[str, str | None]  # what it is, for people; the head hash
+
+
+def published_anchor(state: ServerState) -> Anchor | None:
+    """The audit head this server last signed into its mirror (``serve --publish``): kept
+    in this process and in the mirror, out of reach of someone with the database only.
+
+    Example:
+        >>> published_anchor(state)  # doctest: +SKIP
+        ('the head this server last signed into the mirror file:///srv/m (#42)', 'sha256:…')
+    """
+    last = state.publisher.last if state.publisher is not None else None
+    if last is None or last.audit_head is None:
+        return None
+    return (f"the head this server last signed into the mirror {last.dest} "
+            f"(#{last.audit_seq})", last.audit_head)
+
+
+def verified_chain(svc: RegistryService, memo: ChainCheck,
+                   anchor: Anchor | None = None) -> ChainCheck:
     """The chain's status as last checked. The first audit page checks it there and
     then; after that it is re-checked in the background at most every
     :data:`VERIFY_TTL` seconds (verifying re-hashes every entry, seconds at 10,000s)."""
     if memo.count is None:
-        check_chain(svc, memo)
+        check_chain(svc, memo, anchor)
     elif time.monotonic() - memo.at >= VERIFY_TTL and not memo.running:
         memo.running = True
-        threading.Thread(target=check_chain, args=(svc, memo), daemon=True).start()
+        threading.Thread(target=check_chain, args=(svc, memo, anchor), daemon=True).start()
     return memo
 
 
-def check_chain(svc: RegistryService, memo: ChainCheck) -> None:
-    """Verify the audit chain now and record the answer in ``memo``."""
+def check_chain(svc: RegistryService, memo: ChainCheck, anchor: Anchor | None = None) -> None:
+    """Verify the audit chain (against ``anchor``'s head, if any) and the rows it covers
+    now, and record the answer in ``memo``."""
     head = svc.audit.head()
+    rows = unrecorded = 0
     try:
-        count, problem = svc.audit.verify(), None
+        found = svc.audit.check(anchor[1] if anchor else None)
+        count, rows, unrecorded, problem = found.entries, found.rows, found.unrecorded, None
     except LLMRegError as exc:
         count, problem = 0, str(exc)
     finally:
         memo.running = False
     memo.head, memo.count, memo.problem = head, count, problem
+    memo.rows, memo.unrecorded, memo.anchor = rows, unrecorded, anchor[0] if anchor else None
     memo.at, memo.checked_at = time.monotonic(), datetime.now(UTC)
 
 

@@ -18,6 +18,7 @@ from llmreg.db.engine import Database
 from llmreg.db.models import BundleName, Owner, utcnow
 from llmreg.errors import InvalidRefError
 from llmreg.service import audit
+from llmreg.service.audited import owner_row
 from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row
 from llmreg.types import Actor, OwnerInfo
@@ -109,7 +110,8 @@ class Owners:
             s.flush()
             after = {"team": team, "contacts": clean}
             audit.append(s, actor=actor.name, action="owner", name=name, target=name,
-                         detail={"from": before, "to": after})
+                         detail={"from": before, "to": after},
+                         rows=[owner_row(name, current)])
             outbox.emit(s, event="owner_change", name=name, at=at,
                         data={"name": name, "from": before, "to": after, "by": actor.name})
             return _info(name, current)

@@ -16,6 +16,7 @@ from llmreg.db.models import Approval, utcnow
 from llmreg.errors import ApprovalError, TransitionError
 from llmreg.policy import ARCHIVED, Policy
 from llmreg.service import audit
+from llmreg.service.audited import approval_row
 from llmreg.service.blobs import Blobs
 from llmreg.service.lifecycle.enforced import note_policy
 from llmreg.service.notifications import outbox
@@ -92,7 +93,8 @@ class Approvals:
             s.add(record)
             s.flush()
             audit.append(s, actor=actor.name, action="approval", name=row.name, target=label,
-                         env=env, detail={"digest": version.digest, "comment": comment})
+                         env=env, detail={"digest": version.digest, "comment": comment},
+                         rows=[approval_row(row.name, record)])
             outbox.emit(s, event="approval", name=row.name, at=record.created_at,
                         data={"name": row.name, "version": version.number,
                               "digest": version.digest, "env": env, "approver": actor.name,

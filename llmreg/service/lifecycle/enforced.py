@@ -28,6 +28,7 @@ from llmreg.bundle.digest import canonical_json
 from llmreg.db.models import PolicyRecord, utcnow
 from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.audited import policy_row
 from llmreg.service.blobs import Blobs
 from llmreg.types import Actor
 
@@ -39,6 +40,9 @@ def note_policy(s: Session, policy: Policy, blobs: Blobs, actor: Actor) -> None:
     if last is not None and last.digest == digest:
         return
     blobs.put_bytes(canonical_json(policy.canonical_dict()))
-    s.add(PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name))
+    record = PolicyRecord(digest=digest, seen_at=utcnow(), seen_by=actor.name)
+    s.add(record)
+    s.flush()  # its id keys the audited row
     audit.append(s, actor=actor.name, action="policy", target=digest,
-                 detail={"from": last.digest if last else None, "to": digest})
+                 detail={"from": last.digest if last else None, "to": digest},
+                 rows=[policy_row(record)])

@@ -18,6 +18,7 @@ from llmreg.db.models import utcnow
 from llmreg.errors import InvalidEvidenceError, TransitionError, shown
 from llmreg.policy import ARCHIVED, Policy
 from llmreg.service import audit
+from llmreg.service.audited import evidence_row
 from llmreg.service.blobs import Blobs
 from llmreg.service.refs import resolve_in
 from llmreg.service.rows import evidence_info
@@ -87,7 +88,8 @@ class Evidence:
                          target=f"{row.name}@{version.number}",
                          detail={"type": type, "suite": suite, "metrics": clean,
                                  "digest": version.digest, "passed": passed,
-                                 "report": report_digest, "evidence_id": record.id})
+                                 "report": report_digest, "evidence_id": record.id},
+                         rows=[evidence_row(record)])
             return evidence_info(record)
 
     def of_digest(self, digest: str) -> list[EvidenceInfo]:

@@ -31,6 +31,7 @@ from llmreg.errors import (
 )
 from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
 from llmreg.service import audit
+from llmreg.service.audited import slot_row, version_row
 from llmreg.service.blobs import Blobs
 from llmreg.service.hygiene.owners import owner_of
 from llmreg.service.lifecycle.enforced import note_policy
@@ -356,8 +357,12 @@ class Lifecycle:
                                         "nothing changed") from None
         version.status = env
         s.add(version)
+        rows = [version_row(row.name, version),
+                slot_row(row.name, env, version.number, version.digest, now, actor.name)]
         if previous is not None:
-            self._restatus(s, row, previous)
+            left = self._restatus(s, row, previous)
+            if left is not None:
+                rows.append(version_row(row.name, left))
         event = SlotEvent(name_id=name_id(row), env=env, action=action, from_version=previous,
                           to_version=version.number, to_digest=version.digest,
                           actor=actor.name, reason=reason, policy_digest=self.policy.digest,
@@ -368,7 +373,8 @@ class Lifecycle:
                      target=f"{row.name}@{version.number}", env=env, at=now,
                      detail={"from_version": previous, "digest": version.digest,
                              "reason": reason, "policy": self.policy.digest,
-                             "gates": [g.gate for g in gates], "event_id": event.id})
+                             "gates": [g.gate for g in gates], "event_id": event.id},
+                     rows=rows)
         outbox.emit(s, event="promotion" if action == "promote" else "rollback", name=row.name,
                     at=now, data={"name": row.name, "env": env, "version": version.number,
                                   "digest": version.digest, "from_version": previous,
@@ -376,13 +382,13 @@ class Lifecycle:
                                   "policy_digest": self.policy.digest})
         return event_info(row.name, event)
 
-    def _restatus(self, s: Session, row: BundleName, number: int) -> None:
+    def _restatus(self, s: Session, row: BundleName, number: int) -> Version | None:
         """A version that left a slot takes the status of the furthest slot it still holds
-        (a version that holds none keeps its last status)."""
+        (a version that holds none keeps its last status); the version if it changed."""
         envs = s.exec(select(Slot.env).where(Slot.name_id == row.id, Slot.version == number)
                       ).all()
         if not envs:
-            return
+            return None
         order = list(self.policy.environments)
         furthest = max(envs, key=lambda e: order.index(e) if e in order else -1)
         old = s.exec(select(Version).where(Version.name_id == row.id,
@@ -390,6 +396,8 @@ class Lifecycle:
         if old.status != furthest:
             old.status = furthest
             s.add(old)
+            return old
+        return None
 
     # -- deprecation -----------------------------------------------------------------
 
@@ -422,7 +430,8 @@ class Lifecycle:
             audit.append(s, actor=actor.name, action="restore", name=row.name, target=label,
                          at=utcnow(), detail={"digest": version.digest,
                                               "version": version.number, "from": ARCHIVED,
-                                              "to": REGISTERED, "reason": reason})
+                                              "to": REGISTERED, "reason": reason},
+                         rows=[version_row(row.name, version)])
             return version_info(row.name, version)
 
     def retire(self, ref: str, status: str, *, actor: Actor, reason: str,
@@ -465,7 +474,7 @@ def retire_version(s: Session, row: BundleName, version: Version, status: str, *
     detail = {"digest": version.digest, "from": old, "reason": reason, "rule": rule,
               "policy": policy_digest}
     audit.append(s, actor=actor, action=status.removesuffix("d"), name=row.name,
-                 target=label, detail=detail)
+                 target=label, detail=detail, rows=[version_row(row.name, version)])
     if status == ARCHIVED:
         outbox.emit(s, event="archive", name=row.name, at=at,
                     data={"name": row.name, "version": version.number, **detail, "by": actor})

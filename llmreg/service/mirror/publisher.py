@@ -9,7 +9,11 @@ server, as TUF targets:
 - ``pointers/<name>/<env>.json``: one per slot (and per alias of its environment), a
   small JSON ``{"digest", "env", "name", "version"}``, listed in the top-level
   ``targets`` role (small: what every resolve reads);
-- ``names/<name>.json``: each name's version → digest index (for ``get("name@7")``).
+- ``names/<name>.json``: each name's version → digest index (for ``get("name@7")``);
+- ``audit/head.json``: ``{"head", "seq"}``, the audit chain's newest entry when the
+  mirror was published. Signed with the targets key, it is an anchor that someone with
+  only database access cannot rewrite: ``llmreg audit verify --mirror URL`` checks the
+  database's log still holds it (docs/integrity.md).
 
 The layout is TUF's with consistent snapshots: target files are stored as
 ``targets/<dir>/<sha256>.<file>`` and metadata as ``metadata/<version>.<role>.json``;
@@ -73,6 +77,8 @@ class PublishReport:
     targets_version: int = 0
     snapshot_version: int = 0
     timestamp_version: int = 0
+    audit_seq: int = 0  # the audit head signed in ``audit/head.json`` (0: an empty log)
+    audit_head: str | None = None
 
 
 def pointer_bytes(name: str, env: str, version: int, digest: str) -> bytes:
@@ -84,6 +90,19 @@ def pointer_bytes(name: str, env: str, version: int, digest: str) -> bytes:
     """
     body = {"digest": digest, "env": env, "name": name, "version": version}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+AUDIT_HEAD = "audit/head.json"
+
+
+def audit_head_bytes(seq: int, head: str | None) -> bytes:
+    """The mirror's ``audit/head.json``: the audit chain's newest entry, canonical JSON.
+
+    Example:
+        >>> audit_head_bytes(3, "sha256:ab")
+        b'{"head":"sha256:ab","seq":3}'
+    """
+    return json.dumps({"head": head, "seq": seq}, sort_keys=True, separators=(",", ":")).encode()
 
 
 def target_file_path(path: str, sha256: str) -> str:
@@ -271,8 +290,12 @@ class _Publisher:
     # -- the targets ---------------------------------------------------------------
 
     def _small_files(self) -> dict[str, bytes]:
-        """Pointers (per slot, and per alias of its environment) and name indexes."""
+        """Pointers (per slot, and per alias of its environment), name indexes and the
+        audit head (read first: every pointer published was moved by an entry it holds)."""
         out: dict[str, bytes] = {}
+        tail = self.svc.audit.tail()
+        self.report.audit_seq, self.report.audit_head = tail if tail else (0, None)
+        out[AUDIT_HEAD] = audit_head_bytes(self.report.audit_seq, self.report.audit_head)
         envs = self.svc.policy.environments
         for slot in self.svc.slots.status():
             data = pointer_bytes(slot.name, slot.env, slot.version, slot.digest)

@@ -9,7 +9,10 @@ is fixed there, so retries and redeliveries of one event to one endpoint always 
 the same id and a receiver can drop duplicates.
 
 Payloads are built at send time from the event row: CloudEvents 1.0 structured JSON
-(:func:`cloudevent`) or a Slack incoming-webhook message (:func:`slack_message`).
+(:func:`cloudevent`) or a Slack incoming-webhook message (:func:`slack_message`). Every
+event's data carries ``"audit": {"seq", "head"}``, the audit chain's newest entry when the
+event was written (its own change's entry included), so each receiver holds an anchor
+that ``llmreg audit verify --head`` can check the database against.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -34,6 +37,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from llmreg.db.models import Delivery, OutboxEvent, Webhook, table
+from llmreg.service.audit import tail_in
 
 EVENTS: tuple[str, ...] = ("registration", "promotion", "rollback", "gate_failed", "approval",
                            "archive", "owner_change", "stale_production")
@@ -52,7 +56,9 @@ def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any]
     """Write one outbox row in the caller's transaction (same commit as the state change).
 
     Also writes one pending delivery for each webhook subscribed to ``event``. ``data``
-    must be JSON (at most 64 KiB); ``at`` is when the change happened.
+    must be JSON (at most 64 KiB); ``at`` is when the change happened. The audit head
+    (``seq`` and ``head`` of the newest entry in this transaction) is added as
+    ``data["audit"]``.
 
     Example:
         >>> from datetime import UTC, datetime
@@ -77,6 +83,10 @@ def _write(session: Session, *, event: str, name: str | None, data: dict[str, An
     """The event row and its deliveries (``only``: to that one webhook, subscribed or not);
     the event's row id. Two or three statements, no ORM unit of work: every registration
     writes one."""
+    # The audit head as this transaction sees it (its own entry included): a copy of the
+    # chain's head outside the database, kept by every receiver (docs/integrity.md).
+    tail = tail_in(session)
+    data = {**data, "audit": {"seq": tail[0], "head": tail[1]} if tail else None}
     text = json.dumps(data, default=str)
     if len(text) > MAX_DATA_BYTES:
         raise ValueError(f"event data is {len(text)} bytes; the limit is {MAX_DATA_BYTES}")
@@ -143,7 +153,7 @@ def slack_message(event: OutboxEvent) -> dict[str, Any]:
     icon = _ICONS.get(event.type, ":bell:")
     subject = f"*{event.name}*: " if event.name else ""
     facts = ", ".join(f"{k}: {_short(v)}" for k, v in event.data.items()
-                      if v not in (None, "", [], {}))
+                      if v not in (None, "", [], {}) and k != "audit")
     label = event.type.replace("_", " ")
     return {"text": f"{icon} {subject}{label}" + (f" — {facts}" if facts else "")}
 

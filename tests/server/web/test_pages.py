@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from llmreg.types import Actor
 from tests.server.web.conftest import Web, csrf_of
@@ -353,3 +354,44 @@ def test_metric_rows_show_the_bounds_each_kind_of_gate_declares() -> None:
     assert rows("eval", "other-suite") == []
     assert rows("shadow-metrics", "live") == [
         ("shadow → production", "error_rate <= 0.01", True)]
+
+
+def test_audit_page_says_whether_and_against_what_it_checked(open_web: Web,
+                                                             tmp_path: Path) -> None:
+    import html
+    import re
+
+    import sqlalchemy as sa
+
+    from llmreg.service.mirror.keys import keygen
+    from llmreg.service.mirror.publisher import AutoPublisher
+
+    c = open_web.client()
+    svc = open_web.service
+    page = html.unescape(c.get("/audit").text)
+    assert "Not checked against an anchor: a consistent rewrite of the whole log" in page
+    rows = svc.audit.check().rows
+    assert f"entries chain correctly, {rows} rows equal their audited fields" in page
+    head = svc.audit.head()
+    given = html.unescape(c.get(f"/audit?head={head}").text)
+    assert f"Checked against an anchor: the head you gave ({head})." in given
+    assert c.get("/audit?head=sha256:xyz").status_code == 400
+    # a server that publishes its mirror checks against the head it last signed there
+    state = open_web.app.state.llmreg  # type: ignore[attr-defined]
+    state.publisher = AutoPublisher(svc, str(tmp_path / "mirror"), keygen(tmp_path / "keys"))
+    report = state.publisher.after_move()
+    assert report is not None and report.audit_head == head
+    state.chain.count = None  # not checked yet: the next page checks now
+    signed = html.unescape(c.get("/audit").text)
+    assert re.search(r"Checked against an anchor: the head this server last signed into the "
+                     rf"mirror \S+mirror \(#{report.audit_seq}\)\.", signed)
+    with svc.db.write() as s:  # the log rewritten without its newest entry (and its row)
+        s.execute(sa.text(f"DELETE FROM audit_log WHERE seq = {report.audit_seq}"))
+        s.execute(sa.text("DELETE FROM slot_events WHERE id = (SELECT max(id) FROM "
+                          "slot_events)"))
+    state.chain.count = None
+    broken = html.unescape(c.get("/audit").text)
+    assert "Chain broken" in broken and f"does not contain head {head}" in broken
+    assert "against the head this server last signed into the mirror" in broken
+    edited = html.unescape(c.get(f"/audit?head={svc.audit.head()}").text)
+    assert "Chain broken" in edited  # the slot moved by the cut entry still points there

@@ -144,7 +144,13 @@ def events(svc: RegistryService) -> list[dict[str, Any]]:
     with svc.db.read() as s:
         rows = s.exec(select(OutboxEvent).where(OutboxEvent.type == STALE)
                       .order_by(col(OutboxEvent.id))).all()
-        return [dict(r.data) for r in rows]
+    out = []
+    for r in rows:  # each event also carries the audit head of its change (anchoring)
+        data = dict(r.data)
+        anchor = data.pop("audit")
+        assert set(anchor) == {"seq", "head"} and anchor["head"].startswith("sha256:")
+        out.append(data)
+    return out
 
 
 def test_production_env_is_production_else_the_last_environment() -> None:

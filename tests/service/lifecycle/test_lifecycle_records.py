@@ -8,8 +8,10 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from sqlmodel import col, select
 
 from llmreg.bundle.schema import Bundle
+from llmreg.db.models import Approval
 from llmreg.service import RegistryService
 from llmreg.types import Actor
 from tests.conftest import minimal
@@ -24,8 +26,15 @@ def register(svc: RegistryService, name: str, i: int) -> tuple[str, str]:
 
 
 def entries(svc: RegistryService, since: int) -> list[tuple[Any, ...]]:
-    return [(e.actor, e.action, e.name, e.target, e.env, e.detail)
+    """The entries after ``since``, each detail without its ``rows`` (see :func:`rows`)."""
+    return [(e.actor, e.action, e.name, e.target, e.env,
+             {k: v for k, v in e.detail.items() if k != "rows"})
             for e in svc.audit.entries() if e.seq > since]
+
+
+def rows(svc: RegistryService, since: int) -> list[list[str]]:
+    """The covered rows each entry after ``since`` recorded (llmreg.service.audited)."""
+    return [sorted(e.detail.get("rows", {})) for e in svc.audit.entries() if e.seq > since]
 
 
 def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -> None:
@@ -62,6 +71,12 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
          {"from_version": None, "digest": digest, "reason": "passes", "policy": policy,
           "gates": ["transition", "eval:regression", "approvals"], "event_id": ANY}),
     ]
+    with svc.db.read() as s:
+        first, second = s.exec(select(Approval.id).order_by(col(Approval.id))).all()
+    assert rows(svc, start) == [
+        [f"evidence/{ev.id}"], ["policies/1"], ["slots/chat/staging", "versions/chat@1"],
+        [f"approvals/{first}"], [f"approvals/{second}"],
+        ["slots/chat/production", "versions/chat@1"]]
     ref2, digest2 = register(svc, "chat", 2)
     svc.lifecycle.promote(ref2, "staging", actor=ANA, reason="next")
     mark = len(svc.audit.entries())
@@ -79,6 +94,15 @@ def test_each_step_writes_its_exact_audit_entry_and_rows(svc: RegistryService) -
          {"digest": digest2, "from": "deprecated", "reason": "cleanup", "rule": "manual",
           "policy": policy}),
     ]
+    # The rollback records the slot and the version it returns (the one that left holds
+    # no slot now, so its status did not change).
+    assert rows(svc, mark) == [["slots/chat/staging", "versions/chat@1"],
+                               ["versions/chat@2"], ["versions/chat@2"]]
+    archived = svc.audit.entries()[-1].detail["rows"]["versions/chat@2"]
+    assert (archived["status"], archived["retire_rule"], archived["digest"]) == (
+        "archived", "manual", digest2)
+    # 2 versions, 2 slots, 1 evidence, 2 approvals, 1 policy: each equal to its entry
+    assert (svc.audit.check().rows, svc.audit.check().unrecorded) == (8, 0)
     [event] = [e for e in svc.slots.history("chat", "staging")
                if e.action == "rollback"]
     assert [(g.gate, g.passed, g.detail) for g in event.gates] == [
@@ -178,7 +202,11 @@ def outbox(svc: RegistryService, since: int = 0) -> list[tuple[str, str | None, 
     with svc.db.read() as s:
         rows = s.exec(select(OutboxEvent).where(col(OutboxEvent.id) > since)
                       .order_by(col(OutboxEvent.id))).all()
-        return [(r.type, r.name, r.data) for r in rows]
+        # Each event also carries the audit head (pinned in test_outbox.py), not its payload.
+        for r in rows:  # (None on an empty log)
+            assert set(r.data["audit"] or {"seq": 0, "head": None}) == {"seq", "head"}
+        return [(r.type, r.name, {k: v for k, v in r.data.items() if k != "audit"})
+                for r in rows]
 
 
 def last_event_id(svc: RegistryService) -> int:
@@ -478,6 +506,7 @@ def test_the_policy_says_who_may_roll_back(tmp_path: Path) -> None:
     try:
         for i in (1, 2):
             register(svc, "chat", i)
+            svc.owners.set("chat", team="chat-team", contacts=["chat@example.com"], actor=ANA)
             svc.lifecycle.promote(f"chat@{i}", "staging", actor=ANA, reason="x")
         publisher = Actor("pat", roles_of("publisher"))
         with pytest.raises(PermissionDeniedError) as denied:

@@ -13,7 +13,13 @@ from llmreg.errors import ConfigError
 from llmreg.service import RegistryService
 from llmreg.service.mirror.destinations import FolderDestination, open_destination
 from llmreg.service.mirror.keys import keygen, load_root, load_signer, rotate
-from llmreg.service.mirror.publisher import AutoPublisher, publish, target_file_path
+from llmreg.service.mirror.publisher import (
+    AUDIT_HEAD,
+    AutoPublisher,
+    audit_head_bytes,
+    publish,
+    target_file_path,
+)
 from tests.mirror import ANA, make_keys, register, to_production
 
 
@@ -54,11 +60,13 @@ def test_publishing_is_incremental(svc: RegistryService, keys: Path, tmp_path: P
     assert publish(svc, tmp_path / "m", keys).written == []  # nothing changed
     svc.lifecycle.promote(v2, "staging", actor=ANA, reason="next")
     after_move = publish(svc, tmp_path / "m", keys).written
-    # one slot moved: its pointers (and aliases), targets, snapshot, timestamp — no manifest
-    assert [p for p in after_move if not p.startswith("targets/pointers/chat/")] == [
+    # one slot moved: its pointers (and aliases), the audit head, targets, snapshot,
+    # timestamp — no manifest
+    assert [p for p in after_move if not p.startswith("targets/pointers/chat/")
+            and not p.startswith("targets/audit/")] == [
         "metadata/2.targets.json", "metadata/2.snapshot.json", "metadata/timestamp.json"]
     assert sorted(p.rsplit(".", 2)[-2] for p in after_move if p.startswith("targets/")) == [
-        "pre-prod", "preprod", "staging"]
+        "head", "pre-prod", "preprod", "staging"]
     assert not any("blobs" in p or "manifests" in p for p in after_move)
     register(svc, 3)
     after_register = publish(svc, tmp_path / "m", keys).written
@@ -183,3 +191,32 @@ def test_the_auto_publisher_logs_a_failure_and_never_raises(
     with caplog.at_level(logging.ERROR, logger="llmreg"):
         assert bad.after_move() is None
     assert bad.failures == 1 and "publishing the mirror" in caplog.text
+
+
+def test_the_audit_head_is_signed_with_the_pointers(svc: RegistryService, keys: Path,
+                                                    tmp_path: Path) -> None:
+    from tuf.api.metadata import Metadata
+
+    empty = publish(svc, tmp_path / "m", keys)
+    assert (empty.audit_seq, empty.audit_head) == (0, None)
+    to_production(svc, register(svc, 1))
+    report = publish(svc, tmp_path / "m", keys)
+    seq, head = svc.audit.tail() or (0, None)
+    assert (report.audit_seq, report.audit_head) == (seq, head) and seq > 1
+    body = audit_head_bytes(seq, head)
+    assert json.loads(body) == {"head": head, "seq": seq}
+    targets = Metadata.from_bytes((tmp_path / "m" / "metadata" /
+                                   f"{report.targets_version}.targets.json").read_bytes())
+    info = targets.signed.targets[AUDIT_HEAD]  # listed in the top-level targets role
+    stored = tmp_path / "m" / target_file_path(AUDIT_HEAD, info.hashes["sha256"])
+    assert stored.read_bytes() == body and info.length == len(body)
+    assert publish(svc, tmp_path / "m", keys).written == []  # the same head: nothing new
+    svc.owners.set("chat", team="t", contacts=["t@example.com"], actor=ANA)
+    moved = publish(svc, tmp_path / "m", keys)  # a new entry, no slot moved: a new head
+    assert moved.audit_seq == seq + 1 and any(p.startswith("targets/audit/")
+                                              for p in moved.written)
+
+
+def test_the_audit_head_file_is_canonical() -> None:
+    assert audit_head_bytes(0, None) == b'{"head":null,"seq":0}'
+    assert audit_head_bytes(12, "sha256:ab") == b'{"head":"sha256:ab","seq":12}'

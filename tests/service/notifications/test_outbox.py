@@ -32,10 +32,16 @@ def svc(tmp_path: Path, database_url: str | None) -> Iterator[RegistryService]:
     service.close()
 
 
-def events(svc: RegistryService) -> list[tuple[str, str | None, dict[str, object]]]:
+def raw_events(svc: RegistryService) -> list[tuple[str, str | None, dict[str, object]]]:
     with svc.db.read() as s:
         rows = s.exec(select(OutboxEvent).order_by(col(OutboxEvent.id))).all()
         return [(e.type, e.name, e.data) for e in rows]
+
+
+def events(svc: RegistryService) -> list[tuple[str, str | None, dict[str, object]]]:
+    """The events, each without the audit head every one carries (pinned on its own)."""
+    return [(t, n, {k: v for k, v in d.items() if k != "audit"})
+            for t, n, d in raw_events(svc)]
 
 
 def register(svc: RegistryService, i: int) -> str:
@@ -192,3 +198,39 @@ def test_a_batch_registration_is_one_event_naming_its_versions(svc: RegistryServ
     assert [(r.type, r.data["count"], r.data["first_version"], r.data["version"])
             for r in rows] == [("registration", 3, 1, 3)]
     assert rows[0].data["digest"] == bundles[-1].digest
+
+
+def test_every_event_carries_the_audit_head_of_its_own_change(svc: RegistryService) -> None:
+    v1 = register(svc, 1)
+    svc.owners.set("chat", team="search", contacts=["s@example.com"], actor=ANA)
+    svc.lifecycle.promote(v1, "staging", actor=ANA, reason="try")
+    svc.approvals.approve(v1, "production", actor=BO)
+    with pytest.raises(GateFailedError):
+        svc.lifecycle.promote(v1, "production", actor=ANA, reason="too soon")
+    log = {e.hash: e for e in svc.audit.entries()}
+    got = raw_events(svc)
+    assert [kind for kind, _, _ in got] == ["registration", "owner_change", "promotion",
+                                            "approval", "gate_failed"]
+    for kind, _, data in got:
+        anchor = data["audit"]
+        assert isinstance(anchor, dict) and sorted(anchor) == ["head", "seq"]
+        entry = log[anchor["head"]]  # a head the log holds, at the seq the event says
+        assert entry.seq == anchor["seq"]
+        if kind != "gate_failed":  # the entry of the event's own change is the head
+            assert entry.action == {"registration": "register", "owner_change": "owner",
+                                    "promotion": "promote", "approval": "approval"}[kind]
+        assert svc.audit.verify(anchor["head"]) == len(log)
+
+
+def test_an_event_on_an_empty_log_says_so_and_slack_leaves_the_head_out(
+        svc: RegistryService) -> None:
+    with svc.db.write() as s:
+        emit(s, event="promotion", name="chat", data={"env": "production"},
+             at=datetime.now(UTC))
+    [(_, _, data)] = raw_events(svc)
+    assert data == {"env": "production", "audit": None}
+    e = OutboxEvent(event_id="ab" * 16, type="promotion", name="chat",
+                    at=datetime(2026, 1, 1, tzinfo=UTC),
+                    data={"env": "production", "audit": {"seq": 1, "head": "sha256:ab"}})
+    assert slack_message(e) == {"text": ":rocket: *chat*: promotion — env: production"}
+    assert cloudevent(e)["data"]["audit"] == {"seq": 1, "head": "sha256:ab"}
