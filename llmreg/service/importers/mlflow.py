@@ -350,7 +350,7 @@ class MlflowSource:
             folders += 1
             if folders > MAX_FOLDERS:
                 raise RegistryUnavailableError(
-                    f"MLflow at {self.uri}: {root} holds more than {MAX_FOLDERS} artifact "
+                    f"MLflow at {self.uri}: {shown(root)} holds more than {MAX_FOLDERS} artifact "
                     "folders, the limit per model version; nothing was imported; package "
                     "the model's files in fewer folders")
             path = f"{root}/{rel}" if rel else root
@@ -362,21 +362,21 @@ class MlflowSource:
                 if f.get("is_dir"):
                     if depth + 1 > MAX_FOLDER_DEPTH:
                         raise RegistryUnavailableError(
-                            f"MLflow at {self.uri}: {root}/{child} is more than "
+                            f"MLflow at {self.uri}: {shown(f'{root}/{child}')} is more than "
                             f"{MAX_FOLDER_DEPTH} folders deep, the limit; nothing was "
                             "imported; flatten the model's artifact folders")
                     stack.append((child, depth + 1))
                 else:
-                    out.append((child, _file_size(f.get("file_size"), f"{root}/{child}")))
+                    out.append((child, _file_size(f.get("file_size"), shown(f"{root}/{child}"))))
                 if len(out) > MAX_ITEMS:
-                    raise ConfigError(f"{root} holds more than {MAX_ITEMS} files; llmreg "
+                    raise ConfigError(f"{shown(root)} holds more than {MAX_ITEMS} files; llmreg "
                                       "imports at most that many per model version")
         return sorted(out)
 
     def download(self, root: str, rel: str, size: int, sink: Sink) -> tuple[str, int]:
         """Stream one artifact file into ``sink``, refusing it past ``size`` bytes (what
         MLflow lists) or :data:`MAX_ARTIFACT`; return its digest and size."""
-        what = f"artifact {root}/{rel}"
+        what = f"artifact {shown(f'{root}/{rel}')}"
         if size > MAX_ARTIFACT:
             raise PayloadTooLargeError(
                 f"MLflow at {self.uri} lists {what} at {size} bytes; one blob may hold at "
@@ -402,7 +402,8 @@ def _file_name(value: Any, root: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or len(name) > 255 \
             or not name.isprintable():
         raise RegistryUnavailableError(
-            f"MLflow lists a file {shown(name)} under {root}, which is not a plain file name; "
+            f"MLflow lists a file {shown(name)} under {shown(root)}, which is not a plain file "
+            "name; "
             "nothing was imported")
     return name
 
