@@ -144,14 +144,13 @@ def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver,
     headers["host"] = target.host_header
     headers["content-length"] = str(len(body))
     extensions: dict[str, Any] = {"timeout": {"connect": CONNECT_TIMEOUT, "read": TIMEOUT,
-                                              "write": TIMEOUT, "pool": CONNECT_TIMEOUT}}
+                                              "write": TIMEOUT}}
     if target.sni:
         extensions["sni_hostname"] = target.sni
     backend = DeadlineBackend(DEADLINE)
     try:
-        with httpcore.ConnectionPool(ssl_context=context, max_connections=1, retries=0,
-                                     network_backend=cast("httpcore.NetworkBackend",
-                                                          backend)) as pool, \
+        network = cast("httpcore.NetworkBackend", backend)
+        with httpcore.ConnectionPool(ssl_context=context, network_backend=network) as pool, \
                 pool.stream("POST", target.pinned_url, headers=list(headers.items()),
                             content=body, extensions=extensions) as answer:
             head = b""
@@ -215,15 +214,6 @@ class DeadlineBackend:
                                         local_address=local_address,
                                         socket_options=socket_options)
         return _DeadlineStream(stream, self)
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> Any:
-        """Never used: webhooks go to checked network addresses."""
-        raise OSError("webhooks are not sent to unix sockets")
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep, but not past the deadline."""
-        time.sleep(min(seconds, max(0.0, self.at - time.monotonic())))
 
 
 class _DeadlineStream:

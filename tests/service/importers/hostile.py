@@ -29,6 +29,7 @@ class Reply:
     chunks: Callable[[], Iterator[bytes]] | None = None
     every: float = 0.0
     length: int | None = None
+    close: bool = False  # close the connection after the chunks (a body cut short)
 
 
 Route = Callable[[str, dict[str, str]], Reply | None]
@@ -104,7 +105,9 @@ class HostileMlflow:
                     self.wfile.flush()
                     if reply.every:
                         time.sleep(reply.every)
-                if reply.length is None:
+                if reply.close:
+                    self.close_connection = True
+                elif reply.length is None:
                     self.wfile.write(b"0\r\n\r\n")
 
             def log_message(self, *args: Any) -> None:

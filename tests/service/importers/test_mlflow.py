@@ -701,3 +701,46 @@ def test_a_proxy_from_the_environment_is_used(hostile: HostileMlflow,
     with pytest.raises(RegistryUnavailableError, match="cannot be reached"):
         src.registered_models(prompts=False)
     src.close()
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (Reply(chunks=lambda: iter([b"ab"]), length=10, close=True),
+     "broke off artifact '1/abc/artifacts/w.bin' (RemoteProtocolError: "),
+    (Reply({"error_code": "RESOURCE_DOES_NOT_EXIST"}, status=404),
+     "answered 404 for artifact '1/abc/artifacts/w.bin'"),
+], ids=["cut-short", "404"])
+def test_an_artifact_that_fails_midway_is_one_line(hostile: HostileMlflow, tmp_path: Path,
+                                                   reply: Reply, expected: str) -> None:
+    hostile.route = artifact(reply)
+    assert expected in refused(tmp_path / ".llmreg", hostile.uri)
+
+
+def test_a_json_answer_cut_short_is_one_line(hostile: HostileMlflow, tmp_path: Path) -> None:
+    hostile.route = lambda path, q: Reply(chunks=lambda: iter([b'{"regis']), length=100,
+                                          close=True)
+    message = refused(tmp_path / ".llmreg", hostile.uri)
+    assert message.startswith(f"MLflow at {hostile.uri} broke off GET mlflow/registered-models"
+                              "/search (RemoteProtocolError: ")
+
+
+@pytest.mark.parametrize(("value", "size"), [(None, 0), ("12", 12), (7, 7), (0, 0)])
+def test_file_sizes_as_mlflow_writes_them(value: object, size: int) -> None:
+    assert m._file_size(value, "x") == size
+
+
+@pytest.mark.parametrize("value", [-1, "-1", "1.5", 1.5, True, "", [1], "1e3"])
+def test_file_sizes_that_are_not_sizes(value: object) -> None:
+    with pytest.raises(RegistryUnavailableError, match="which is not a size in bytes"):
+        m._file_size(value, "x")
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\\b", "x" * 256, "a\nb", "\x1b[31m"])
+def test_file_names_that_are_not_plain_names(name: str) -> None:
+    with pytest.raises(RegistryUnavailableError, match="which is not a plain file name") as info:
+        m._file_name(name, "root")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["w.bin", "x" * 255, "...", "a b", "é"])
+def test_plain_file_names_pass(name: str) -> None:
+    assert m._file_name(name, "root") == name
