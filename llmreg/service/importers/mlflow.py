@@ -21,7 +21,8 @@ A tracking server is a remote input, so every read is bounded, and each bound, w
 hit, stops the import with one error naming the server, what was being read, the limit
 and the fix, before anything is registered:
 
-- **bytes**: one JSON answer at most :data:`MAX_ANSWER`; an artifact at most what
+- **bytes**: one JSON answer at most :data:`MAX_ANSWER`, all of them together at most
+  :data:`MAX_ANSWERS` (what is read is kept, as the plan); an artifact at most what
   MLflow lists for it (reading stops at the first byte more) and at most
   :data:`MAX_ARTIFACT`, the limit of a blob upload;
 - **counts**: :data:`MAX_PAGES` pages per listing (an endless ``next_page_token``),
@@ -84,6 +85,7 @@ VARIABLE = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*(?:\.[a-zA-Z_][a-zA-Z0-9_]
 JINJA_MARKS = ("{{", "}}", "{%", "%}", "{#", "#}")
 MAX_ITEMS = 10_000  # names, versions per name, artifact files per version: each bounded
 MAX_ANSWER = 16 * 1024 * 1024  # bytes of one JSON answer (the server's own body limit)
+MAX_ANSWERS = 256 * 1024 * 1024  # bytes of all JSON answers of one import, together
 MAX_PAGES = 200  # pages of one listing: MAX_ITEMS at 100 a page, twice over
 MAX_FOLDER_DEPTH = 32  # levels of artifact folders under a model version
 MAX_FOLDERS = 1_000  # artifact folders listed per model version
@@ -170,6 +172,7 @@ class MlflowSource:
                               "the tracking server's address, e.g. http://127.0.0.1:5000")
         self.uri = uri
         self.timeout = timeout
+        self.answered = 0  # bytes of JSON answers read so far
         self.backend = DeadlineBackend(IMPORT_DEADLINE)
         self.ends_at = self.backend.at  # the whole import's deadline
         parts = urlsplit(uri)
@@ -229,6 +232,12 @@ class MlflowSource:
             body = b"".join(self._capped(r.iter_stream(), MAX_ANSWER, self._answer_too_big,
                                          what))
             status = r.status
+        self.answered += len(body)
+        if self.answered > MAX_ANSWERS:
+            raise RegistryUnavailableError(
+                f"MLflow at {self.uri}: its answers came to more than {MAX_ANSWERS} bytes by "
+                f"{what}, the limit of one import; nothing was imported; is --tracking-uri "
+                "an MLflow tracking server?")
         if status != 200:
             raise RegistryUnavailableError(
                 f"MLflow at {self.uri} answered {status} to {what}: "

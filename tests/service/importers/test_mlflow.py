@@ -385,6 +385,7 @@ def test_the_bounds_are_the_documented_ones() -> None:
 
     assert m.MAX_ARTIFACT == MAX_BLOB == 64 * 1024**3  # an artifact is checked as an upload
     assert (m.MAX_ANSWER, m.MAX_PAGES, m.MAX_ITEMS) == (16 * 1024 * 1024, 200, 10_000)
+    assert m.MAX_ANSWERS == 256 * 1024 * 1024
     assert (m.MAX_FOLDER_DEPTH, m.MAX_FOLDERS) == (32, 1_000)
     assert (m.REQUEST_DEADLINE, m.GRACE, m.MIN_RATE, m.IMPORT_DEADLINE) == (
         60.0, 30.0, 64 * 1024, 6 * 3600.0)
@@ -744,3 +745,21 @@ def test_file_names_that_are_not_plain_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["w.bin", "x" * 255, "...", "a b", "é"])
 def test_plain_file_names_pass(name: str) -> None:
     assert m._file_name(name, "root") == name
+
+
+def test_answers_past_their_total_byte_limit_are_refused(
+        hostile: HostileMlflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page is under the limit of one answer, but they are kept: together they are
+    bounded too (big items on many pages)."""
+    page = {"registered_models": [{"name": "m", "description": "x" * 900}],
+            "next_page_token": "again"}
+    size = len(json.dumps(page).encode())
+    monkeypatch.setattr(m, "MAX_ANSWERS", 2 + 3 * size)  # the prompts' "{}", 3 pages
+    hostile.route = lambda path, q: Reply(page) if path.endswith("registered-models/search") \
+        and "filter" not in q else None
+    message = refused(tmp_path / ".llmreg", hostile.uri)
+    assert message == (f"MLflow at {hostile.uri}: its answers came to more than {2 + 3 * size} "
+                       "bytes by GET mlflow/registered-models/search, the limit of one import; "
+                       "nothing was imported; is --tracking-uri an MLflow tracking server?")
+    # exactly the limit after the third page is fine; the fourth is refused
+    assert hostile.asked.count("mlflow/registered-models/search") == 1 + 4
