@@ -6,8 +6,12 @@ Manifests, config files and JSON files a bundle names are read through here:
   would otherwise win silently).
 - **No expansion bombs.** YAML anchors and aliases are fine, but the document they
   expand to may hold at most :data:`MAX_NODES` values (a "billion laughs" file is a
-  few hundred bytes that expands to 10⁹), counted on the parsed graph before anything
-  is built from it.
+  few hundred bytes that expands to 10⁹) and at most :data:`MAX_CHARS` characters of
+  keys and scalars (a few aliases of one long string are few values but gigabytes of
+  text once written out), counted on the parsed graph before anything is built from it.
+- **The same bound for JSON.** JSON has no aliases, but a 4 MiB file of ``{}`` is over
+  a million objects: its values and characters are counted on the text, before
+  ``json.loads`` builds anything, against the same two limits.
 - **Bounded depth.** At most :data:`MAX_DEPTH` levels of nesting; deeper input is one
   error line, never a ``RecursionError`` traceback.
 - **No NaN or Infinity** in JSON: they have no canonical form.
@@ -32,6 +36,7 @@ from llmreg.errors import InvalidBundleError, LLMRegError
 
 MAX_NODES = 100_000  # values in one document, after anchors are expanded
 MAX_DEPTH = 64  # levels of nesting
+MAX_CHARS = 4 * 1024 * 1024  # characters of keys and scalars, expanded: a text file's limit
 
 
 def load_json(text: str, label: str, error: type[LLMRegError] = InvalidBundleError) -> Any:
@@ -56,6 +61,7 @@ def _load_json(text: str, label: str) -> Any:
         raise InvalidBundleError(f"{label}: {name} is not a JSON number; use null or a "
                                  "finite number")
 
+    _check_json_size(text, label)
     try:
         data = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except RecursionError:
@@ -125,6 +131,40 @@ def _load_yaml(text: str, label: str) -> Any:
             loader.dispose()
 
 
+# A JSON string token (quotes included); what is left once they are cut out is structure,
+# numbers and literals (true, false, null), so the counts below see no quoted text.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_STRUCTURE = str.maketrans("", "", "[]{},: \t\r\n")
+
+
+def json_size(text: str) -> tuple[int, int]:
+    """``(values, characters)`` of a JSON text, counted without parsing it: every value
+    and key but the first is introduced by exactly one ``[``, ``{``, ``,`` or ``:``
+    (an empty ``[]`` or ``{}`` introduces none), and the characters are those of its
+    strings (between the quotes, as written) and of its numbers and literals.
+
+    Example:
+        >>> json_size('{"a": [1, 2], "b": {}}')
+        (7, 4)
+    """
+    bare, strings = _JSON_STRING.subn("", text)
+    tight = "".join(bare.split())
+    empty = tight.count("[]") + tight.count("{}")
+    values = 1 + sum(bare.count(mark) for mark in "[{,:") - empty
+    characters = len(text) - len(bare) - 2 * strings + len(bare.translate(_JSON_STRUCTURE))
+    return values, characters
+
+
+def _check_json_size(text: str, label: str) -> None:
+    values, characters = json_size(text)
+    if values > MAX_NODES:
+        raise InvalidBundleError(f"{label} holds more than {MAX_NODES} values ({values}); "
+                                 "split it, or move the data into an artifact")
+    if characters > MAX_CHARS:
+        raise InvalidBundleError(f"{label} holds more than {MAX_CHARS} characters of text "
+                                 f"({characters}); move the data into an artifact")
+
+
 def check_depth(data: Any, label: str, limit: int = MAX_DEPTH) -> None:
     """Refuse values nested deeper than ``limit`` levels (iteratively: no recursion)."""
     stack = [(data, 1)]
@@ -160,7 +200,8 @@ def _check_yaml_depth(text: str, label: str) -> None:
 
 
 def _check_expansion(root: Any, label: str) -> None:
-    """Count the values the node graph expands to, and its depth, without building it.
+    """Count the values and characters the node graph expands to, and its depth, without
+    building it.
 
     Aliases make the graph a DAG: each node's expanded size is computed once (post-order,
     iteratively), so a bomb is measured in time linear in its text.
@@ -168,6 +209,7 @@ def _check_expansion(root: Any, label: str) -> None:
     import yaml
 
     sizes: dict[int, int] = {}
+    chars: dict[int, int] = {}
     depths: dict[int, int] = {}
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
@@ -184,11 +226,17 @@ def _check_expansion(root: Any, label: str) -> None:
             stack.extend((c, False) for c in children if id(c) not in sizes)
             continue
         sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+        own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+        chars[id(node)] = own + sum(chars[id(c)] for c in children)
         depths[id(node)] = 1 + max((depths[id(c)] for c in children), default=0)
         if sizes[id(node)] > MAX_NODES:
             raise InvalidBundleError(
                 f"{label} expands to more than {MAX_NODES} values (YAML anchors and "
                 "aliases repeat what they name); write the values out or share less")
+        if chars[id(node)] > MAX_CHARS:
+            raise InvalidBundleError(
+                f"{label} expands to more than {MAX_CHARS} characters of text (YAML anchors "
+                "and aliases repeat what they name); write the text out once or share less")
         if depths[id(node)] > MAX_DEPTH + 1:
             raise _too_deep(label)
 

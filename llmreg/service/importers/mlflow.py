@@ -16,6 +16,27 @@ needed. What comes across (see docs/integrations.md):
 
 Everything is read and checked first; :meth:`~llmreg.service.importers.apply.Imports.apply` then
 writes it in one transaction.
+
+A tracking server is a remote input, so every read is bounded, and each bound, when
+hit, stops the import with one error naming the server, what was being read, the limit
+and the fix, before anything is registered:
+
+- **bytes**: one JSON answer at most :data:`MAX_ANSWER`, all of them together at most
+  :data:`MAX_ANSWERS` (what is read is kept, as the plan); an artifact at most what
+  MLflow lists for it (reading stops at the first byte more) and at most
+  :data:`MAX_ARTIFACT`, the limit of a blob upload;
+- **counts**: :data:`MAX_PAGES` pages per listing (an endless ``next_page_token``),
+  :data:`MAX_ITEMS` names, versions or files, artifact folders at most
+  :data:`MAX_FOLDER_DEPTH` deep and :data:`MAX_FOLDERS` per model version;
+- **time**: every socket operation waits at most ``timeout`` seconds, a JSON answer
+  arrives whole within :data:`REQUEST_DEADLINE`, an artifact at :data:`MIN_RATE` or
+  faster once :data:`GRACE` has passed, and the whole import ends within
+  :data:`IMPORT_DEADLINE`.
+
+All listings (names, versions, runs, artifact folders) are read before the first
+artifact byte is stored, so a bound hit while listing leaves even the blob store as it
+was; one hit while downloading leaves only complete, unreferenced blobs, which
+``llmreg gc`` removes.
 """
 
 from __future__ import annotations
@@ -25,9 +46,15 @@ import io
 import json
 import math
 import re
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlencode, urlsplit
 
+import httpcore
 import httpx
 
 from llmreg.bundle.pinning import check_model_id
@@ -39,11 +66,14 @@ from llmreg.errors import (
     IntegrityError,
     InvalidBundleError,
     LLMRegError,
+    PayloadTooLargeError,
     RegistryUnavailableError,
+    shown,
 )
 from llmreg.policy import Policy
 from llmreg.service.blobs import Blobs
 from llmreg.service.importers.apply import ImportPlan, PlannedAlias, PlannedVersion
+from llmreg.service.notifications.delivery import DeadlineBackend
 
 IS_PROMPT = "mlflow.prompt.is_prompt"
 PROMPT_TEXT = "mlflow.prompt.text"
@@ -54,6 +84,16 @@ RESPONSE_FORMAT = "_mlflow_prompt_response_format"
 VARIABLE = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*(?:\.[a-zA-Z_][a-zA-Z0-9_]*)*)\s*\}\}")
 JINJA_MARKS = ("{{", "}}", "{%", "%}", "{#", "#}")
 MAX_ITEMS = 10_000  # names, versions per name, artifact files per version: each bounded
+MAX_ANSWER = 16 * 1024 * 1024  # bytes of one JSON answer (the server's own body limit)
+MAX_ANSWERS = 256 * 1024 * 1024  # bytes of all JSON answers of one import, together
+MAX_PAGES = 200  # pages of one listing: MAX_ITEMS at 100 a page, twice over
+MAX_FOLDER_DEPTH = 32  # levels of artifact folders under a model version
+MAX_FOLDERS = 1_000  # artifact folders listed per model version
+MAX_ARTIFACT = 64 * 1024**3  # bytes of one artifact: a blob upload's limit (server MAX_BLOB)
+REQUEST_DEADLINE = 60.0  # seconds for one JSON answer, whole
+GRACE = 30.0  # seconds an artifact may take before MIN_RATE applies
+MIN_RATE = 64 * 1024  # bytes/s an artifact arrives at, on average, after GRACE
+IMPORT_DEADLINE = 6 * 3600.0  # seconds for the whole import
 PARAMS = {"temperature": "temperature", "max_tokens": "max_tokens", "top_p": "top_p",
           "top_k": "top_k", "frequency_penalty": "frequency_penalty",
           "presence_penalty": "presence_penalty", "stop_sequences": "stop"}
@@ -107,8 +147,17 @@ def _literal(text: str) -> str:
     return "{% raw %}" + text + "{% endraw %}"
 
 
+@dataclass(frozen=True)
+class Artifacts:
+    """What a model version's artifact folder holds: ``(relative path, size)`` per file."""
+
+    root: str
+    files: list[tuple[str, int]]
+
+
 class MlflowSource:
-    """A tracking server's model registry, read over its REST API.
+    """A tracking server's model registry, read over its REST API, every read bounded
+    (see the module's docstring).
 
     Example:
         >>> src = MlflowSource("http://127.0.0.1:5000")  # doctest: +SKIP
@@ -116,52 +165,147 @@ class MlflowSource:
         ['qa', 'summarise']
     """
 
-    def __init__(self, tracking_uri: str, *, client: httpx.Client | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(self, tracking_uri: str, *, timeout: float = 30.0) -> None:
         uri = tracking_uri.rstrip("/")
         if not re.match(r"^https?://[^/\s]+", uri):
             raise ConfigError(f"--tracking-uri {tracking_uri!r} is not an http(s) URL; give "
                               "the tracking server's address, e.g. http://127.0.0.1:5000")
         self.uri = uri
-        self.http = client or httpx.Client(timeout=timeout)
+        self.timeout = timeout
+        self.answered = 0  # bytes of JSON answers read so far
+        self.backend = DeadlineBackend(IMPORT_DEADLINE)
+        self.ends_at = self.backend.at  # the whole import's deadline
+        parts = urlsplit(uri)
+        proxy = None
+        if not urllib.request.proxy_bypass(parts.hostname or ""):
+            proxy_url = urllib.request.getproxies().get(parts.scheme)
+            proxy = httpcore.Proxy(proxy_url) if proxy_url else None
+        self.http = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context() if parts.scheme == "https" else None,
+            proxy=proxy, max_connections=1, network_backend=cast(
+                "httpcore.NetworkBackend", self.backend))
 
     def close(self) -> None:
-        """Close the HTTP client."""
+        """Close the connections."""
         self.http.close()
 
+    @contextmanager
+    def _request(self, url: str, what: str, deadline: float) -> Iterator[httpcore.Response]:
+        """One GET of ``url`` whose answer must start (and, for JSON, end) within
+        ``deadline`` seconds and the import's deadline; every failure is one line."""
+        self.backend.at = min(time.monotonic() + deadline, self.ends_at)
+        extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"),
+                                               self.timeout)}
+        try:
+            with self.http.stream("GET", url, extensions=extensions) as r:
+                yield r
+        except (httpcore.TimeoutException, TimeoutError):
+            raise self._too_slow(what, deadline) from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+            if isinstance(exc, LLMRegError):
+                raise
+            raise RegistryUnavailableError(
+                f"MLflow at {self.uri} cannot be reached or broke off {what} "
+                f"({type(exc).__name__}: {exc}); check --tracking-uri and that `mlflow "
+                "server` is running") from None
+
+    def _too_slow(self, what: str, deadline: float) -> RegistryUnavailableError:
+        if time.monotonic() >= self.ends_at:
+            return RegistryUnavailableError(
+                f"MLflow at {self.uri}: the import ran past its limit of {IMPORT_DEADLINE:g} "
+                f"s at {what}; nothing was imported; check the server's health, or import "
+                "from a host closer to it")
+        if self.backend.expired():
+            return RegistryUnavailableError(
+                f"MLflow at {self.uri} took more than {deadline:g} s over {what}, the limit "
+                "per request; nothing was imported; check the server's health")
+        return RegistryUnavailableError(
+            f"MLflow at {self.uri} sent nothing for {self.timeout:g} s during {what}; "
+            "nothing was imported; check the server's health")
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One REST call, as JSON; an unreachable or non-MLflow server is one clear error."""
-        url = f"{self.uri}/api/2.0/{path}"
-        try:
-            r = self.http.get(url, params=params)
-        except httpx.TransportError as exc:
+        """One REST call, as JSON, at most :data:`MAX_ANSWER` bytes within
+        :data:`REQUEST_DEADLINE`; an unreachable or non-MLflow server is one clear error."""
+        url = f"{self.uri}/api/2.0/{path}" + (f"?{urlencode(params)}" if params else "")
+        what = f"GET {path}"
+        with self._request(url, what, REQUEST_DEADLINE) as r:
+            body = b"".join(self._capped(r.iter_stream(), MAX_ANSWER, self._answer_too_big,
+                                         what))
+            status = r.status
+        self.answered += len(body)
+        if self.answered > MAX_ANSWERS:
             raise RegistryUnavailableError(
-                f"MLflow at {self.uri} cannot be reached ({type(exc).__name__}: {exc}); "
-                "check --tracking-uri and that `mlflow server` is running") from None
-        if r.status_code != 200:
+                f"MLflow at {self.uri}: its answers came to more than {MAX_ANSWERS} bytes by "
+                f"{what}, the limit of one import; nothing was imported; is --tracking-uri "
+                "an MLflow tracking server?")
+        if status != 200:
             raise RegistryUnavailableError(
-                f"MLflow at {self.uri} answered {r.status_code} to GET {path}: "
-                f"{r.text[:200]!r}; is --tracking-uri an MLflow tracking server?")
+                f"MLflow at {self.uri} answered {status} to {what}: "
+                f"{body[:200].decode('utf-8', 'replace')!r}; is --tracking-uri an MLflow "
+                "tracking server?")
         try:
-            data: dict[str, Any] = r.json()
+            data = json.loads(body)
         except ValueError:
+            data = None
+        if not isinstance(data, dict):
             raise RegistryUnavailableError(
-                f"{self.uri} answered GET {path} with something other than JSON; is "
-                "--tracking-uri an MLflow tracking server?") from None
+                f"{self.uri} answered {what} with something other than a JSON object; is "
+                "--tracking-uri an MLflow tracking server?")
         return data
+
+    def _answer_too_big(self, what: str, limit: int) -> LLMRegError:
+        return RegistryUnavailableError(
+            f"MLflow at {self.uri} answered {what} with more than {limit} bytes, the limit "
+            "of one answer; nothing was imported; is --tracking-uri an MLflow tracking "
+            "server?")
+
+    def _capped(self, chunks: Iterator[bytes], limit: int,
+                over: Callable[[str, int], LLMRegError], what: str,
+                paced: bool = False) -> Iterator[bytes]:
+        """``chunks``, stopped at the first byte past ``limit``; with ``paced``, refused
+        when slower than :data:`MIN_RATE` on average once :data:`GRACE` has passed."""
+        got = 0
+        started = time.monotonic()
+        try:
+            for chunk in chunks:
+                got += len(chunk)
+                if got > limit:
+                    raise over(what, limit)
+                elapsed = time.monotonic() - started
+                if paced and elapsed > GRACE and got < MIN_RATE * elapsed:
+                    raise RegistryUnavailableError(
+                        f"MLflow at {self.uri} sent {what} at {got / elapsed:.0f} bytes/s; "
+                        f"the minimum is {MIN_RATE} bytes/s after {GRACE:g} s; nothing was "
+                        "imported; check the server's health")
+                yield chunk
+        except (httpcore.TimeoutException, TimeoutError):
+            raise self._too_slow(what, REQUEST_DEADLINE) from None
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise RegistryUnavailableError(
+                f"MLflow at {self.uri} broke off {what} ({type(exc).__name__}: {exc}); "
+                "nothing was imported") from None
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token = None
-        while True:
+        for _ in range(MAX_PAGES):
             page = self.get(path, {**params, **({"page_token": token} if token else {})})
-            items.extend(page.get(key, []))
+            found = page.get(key, [])
+            if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+                raise RegistryUnavailableError(
+                    f"MLflow at {self.uri} answered GET {path} with {key} that is not a "
+                    "list of objects; is --tracking-uri an MLflow tracking server?")
+            items.extend(found)
             token = page.get("next_page_token")
             if len(items) > MAX_ITEMS:
                 raise ConfigError(f"MLflow at {self.uri} lists more than {MAX_ITEMS} {key}; "
                                   "import it in parts")
             if not token:
                 return items
+        raise RegistryUnavailableError(
+            f"MLflow at {self.uri} answered GET {path} with more than {MAX_PAGES} pages "
+            f"(the limit; {len(items)} {key} so far, and still a next_page_token); nothing "
+            "was imported; is --tracking-uri an MLflow tracking server?")
 
     def registered_models(self, *, prompts: bool) -> list[dict[str, Any]]:
         """Every registered prompt (``prompts=True``) or model, sorted by name."""
@@ -193,8 +337,8 @@ class MlflowSource:
         """The proxied artifact path of a model version (``mlflow-artifacts:`` URIs)."""
         uri = source
         if not uri.startswith("mlflow-artifacts:"):
-            uri = self.get("mlflow/model-versions/get-download-uri",
-                           {"name": name, "version": version}).get("artifact_uri", "")
+            uri = str(self.get("mlflow/model-versions/get-download-uri",
+                               {"name": name, "version": version}).get("artifact_uri", ""))
         if not uri.startswith("mlflow-artifacts:"):
             raise ConfigError(
                 f"models:/{name}/{version}: its artifacts are at {uri or source!r}, which the "
@@ -203,38 +347,84 @@ class MlflowSource:
         return re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", uri).rstrip("/")
 
     def artifact_files(self, root: str) -> list[tuple[str, int]]:
-        """Every file under ``root`` (relative path, size), depth first, bounded."""
+        """Every file under ``root`` (relative path, size), bounded in depth, folders and
+        files; a name that is not a plain file name is refused."""
         out: list[tuple[str, int]] = []
-        stack = [""]
+        stack = [("", 0)]
+        folders = 0
         while stack:
-            rel = stack.pop()
+            rel, depth = stack.pop()
+            folders += 1
+            if folders > MAX_FOLDERS:
+                raise RegistryUnavailableError(
+                    f"MLflow at {self.uri}: {shown(root)} holds more than {MAX_FOLDERS} artifact "
+                    "folders, the limit per model version; nothing was imported; package "
+                    "the model's files in fewer folders")
             path = f"{root}/{rel}" if rel else root
             listing = self.get("mlflow-artifacts/artifacts", {"path": path})
             for f in sorted(listing.get("files", []), key=lambda f: str(f["path"]),
                             reverse=True):
-                child = f"{rel}/{f['path']}" if rel else str(f["path"])
+                child = f"{rel}/{_file_name(f['path'], root)}" if rel else \
+                    _file_name(f["path"], root)
                 if f.get("is_dir"):
-                    stack.append(child)
+                    if depth + 1 > MAX_FOLDER_DEPTH:
+                        raise RegistryUnavailableError(
+                            f"MLflow at {self.uri}: {shown(f'{root}/{child}')} is more than "
+                            f"{MAX_FOLDER_DEPTH} folders deep, the limit; nothing was "
+                            "imported; flatten the model's artifact folders")
+                    stack.append((child, depth + 1))
                 else:
-                    out.append((child, int(f.get("file_size") or 0)))
-            if len(out) > MAX_ITEMS:
-                raise ConfigError(f"{root} holds more than {MAX_ITEMS} files; llmreg imports "
-                                  "at most that many per model version")
+                    out.append((child, _file_size(f.get("file_size"), shown(f"{root}/{child}"))))
+                if len(out) > MAX_ITEMS:
+                    raise ConfigError(f"{shown(root)} holds more than {MAX_ITEMS} files; llmreg "
+                                      "imports at most that many per model version")
         return sorted(out)
 
-    def download(self, root: str, rel: str, sink: Sink) -> tuple[str, int]:
-        """Stream one artifact file into ``sink``; return its digest and size."""
+    def download(self, root: str, rel: str, size: int, sink: Sink) -> tuple[str, int]:
+        """Stream one artifact file into ``sink``, refusing it past ``size`` bytes (what
+        MLflow lists) or :data:`MAX_ARTIFACT`; return its digest and size."""
+        what = f"artifact {shown(f'{root}/{rel}')}"
+        if size > MAX_ARTIFACT:
+            raise PayloadTooLargeError(
+                f"MLflow at {self.uri} lists {what} at {size} bytes; one blob may hold at "
+                f"most {MAX_ARTIFACT} (64 GiB, as for an upload); nothing was imported; "
+                "split the file")
         url = f"{self.uri}/api/2.0/mlflow-artifacts/artifacts/{root}/{rel}"
-        try:
-            with self.http.stream("GET", url) as r:
-                if r.status_code != 200:
-                    raise RegistryUnavailableError(
-                        f"MLflow at {self.uri} answered {r.status_code} for artifact "
-                        f"{root}/{rel}")
-                return sink(cast(BinaryIO, _Reader(r.iter_bytes())))
-        except httpx.TransportError as exc:
-            raise RegistryUnavailableError(
-                f"MLflow at {self.uri} broke off sending {root}/{rel} ({exc})") from None
+        with self._request(url, what, REQUEST_DEADLINE) as r:
+            if r.status != 200:
+                raise RegistryUnavailableError(
+                    f"MLflow at {self.uri} answered {r.status} for {what}")
+            self.backend.at = self.ends_at  # the body: paced, and by the import's deadline
+            chunks = self._capped(r.iter_stream(), size, self._longer_than_listed, what,
+                                  paced=True)
+            return sink(cast(BinaryIO, _Reader(chunks)))
+
+    def _longer_than_listed(self, what: str, size: int) -> LLMRegError:
+        return IntegrityError(f"MLflow at {self.uri} sends more than the {size} bytes it "
+                              f"lists for {what}; stopped there, nothing was imported")
+
+
+def _file_name(value: Any, root: str) -> str:
+    name = str(value)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or len(name) > 255 \
+            or not name.isprintable():
+        raise RegistryUnavailableError(
+            f"MLflow lists a file {shown(name)} under {shown(root)}, which is not a plain file "
+            "name; "
+            "nothing was imported")
+    return name
+
+
+def _file_size(value: Any, label: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise RegistryUnavailableError(
+            f"MLflow lists {label} with file_size {shown(value)}, which is not a size in "
+            "bytes; nothing was imported")
+    return value
 
 
 class _Reader(io.RawIOBase):
@@ -295,8 +485,9 @@ def plan_mlflow(source: MlflowSource, policy: Policy, *, map_aliases: dict[str, 
                 model_map: dict[str, str], sink: Sink,
                 default_model: str | None = None) -> ImportPlan:
     """Read everything from ``source`` and build the import plan; raise on the first bad
-    input, before anything is written (only artifacts may already be in the blob store,
-    unreferenced, for ``gc``).
+    input or bound hit, before anything is registered. Every listing is read before the
+    first artifact is stored; a failure while downloading leaves only complete,
+    unreferenced blobs, for ``gc``.
 
     Example:
         >>> plan = plan_mlflow(MlflowSource(uri), Policy.default(), map_aliases={},
@@ -308,32 +499,51 @@ def plan_mlflow(source: MlflowSource, policy: Policy, *, map_aliases: dict[str, 
             envs[alias] = policy.canonical_env(env)
         except LLMRegError as exc:
             raise type(exc)(f"--map-aliases {alias}={env}: {exc}; fix the mapping") from None
-    plan = ImportPlan(source=f"mlflow {source.uri}")
-    digests: dict[tuple[str, str], str] = {}
+    try:
+        return _plan(source, policy, envs, model_map, sink, default_model)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, LLMRegError):
+            raise
+        # A field missing or of the wrong type: one line, not a traceback.
+        raise RegistryUnavailableError(
+            f"MLflow at {source.uri} answered something llmreg cannot read "
+            f"({type(exc).__name__}: {shown(str(exc), 80)}); nothing was imported; is "
+            "--tracking-uri an MLflow tracking server?") from None
+
+
+def _plan(source: MlflowSource, policy: Policy, envs: dict[str, str],
+          model_map: dict[str, str], sink: Sink, default_model: str | None) -> ImportPlan:
+    # Every listing first: a bound hit here leaves even the blob store as it was.
+    listed = []
     for kind, models in (("prompt", source.registered_models(prompts=True)),
                          ("model", source.registered_models(prompts=False))):
         for model in models:
             name = str(model["name"])
-            for v in source.versions(name, prompts=kind == "prompt"):
-                if kind == "prompt":
-                    planned = _prompt_version(source, policy, name, v, model_map,
-                                              default_model)
-                else:
-                    planned = _model_version(source, name, v, sink)
-                plan.versions.append(planned)
-                digests[(name, str(v["version"]))] = planned.bundle.digest
-            for a in model.get("aliases", []):
-                alias, number = str(a["alias"]), str(a["version"])
-                if alias not in envs:
-                    plan.skipped_aliases.append(f"{name}@{alias}")
-                    continue
-                if (name, number) not in digests:
-                    raise ConfigError(f"MLflow alias {name}@{alias} points to version {number}, "
-                                      "which MLflow does not list")
-                plan.aliases.append(PlannedAlias(
-                    name=name, alias=alias, env=envs[alias], digest=digests[(name, number)],
-                    reason=f"imported from MLflow {source.uri}: alias {alias!r} held "
-                           f"version {number}; gates bypassed-by-import"))
+            versions = [(v, None if kind == "prompt" else _model_listing(source, name, v))
+                        for v in source.versions(name, prompts=kind == "prompt")]
+            listed.append((name, model, versions))
+    plan = ImportPlan(source=f"mlflow {source.uri}")
+    digests: dict[tuple[str, str], str] = {}
+    for name, model, versions in listed:
+        for v, listing in versions:
+            if listing is None:
+                planned = _prompt_version(source, policy, name, v, model_map, default_model)
+            else:
+                planned = _model_version(source, name, v, listing, sink)
+            plan.versions.append(planned)
+            digests[(name, str(v["version"]))] = planned.bundle.digest
+        for a in model.get("aliases", []):
+            alias, number = str(a["alias"]), str(a["version"])
+            if alias not in envs:
+                plan.skipped_aliases.append(f"{name}@{alias}")
+                continue
+            if (name, number) not in digests:
+                raise ConfigError(f"MLflow alias {name}@{alias} points to version {number}, "
+                                  "which MLflow does not list")
+            plan.aliases.append(PlannedAlias(
+                name=name, alias=alias, env=envs[alias], digest=digests[(name, number)],
+                reason=f"imported from MLflow {source.uri}: alias {alias!r} held "
+                       f"version {number}; gates bypassed-by-import"))
     return plan
 
 
@@ -441,13 +651,23 @@ def _chat(messages: Any) -> dict[str, Any]:
     return out
 
 
-def _model_version(source: MlflowSource, name: str, v: dict[str, Any],
-                   sink: Sink) -> PlannedVersion:
-    label = f"models:/{name}/{v['version']}"
+def _model_listing(source: MlflowSource, name: str,
+                   v: dict[str, Any]) -> tuple[Artifacts, dict[str, Any]]:
+    """A model version's artifact files and its run, read before any download."""
     root = source.artifact_root(name, str(v["version"]), str(v.get("source") or ""))
+    run_id = v.get("run_id") or None
+    run = source.run(run_id) if run_id else {"metrics": {}, "params": {}}
+    return Artifacts(root, source.artifact_files(root)), run
+
+
+def _model_version(source: MlflowSource, name: str, v: dict[str, Any],
+                   listing: tuple[Artifacts, dict[str, Any]], sink: Sink) -> PlannedVersion:
+    label = f"models:/{name}/{v['version']}"
+    found, run = listing
+    root = found.root
     artifacts = []
-    for rel, size in source.artifact_files(root):
-        digest, got = source.download(root, rel, sink)
+    for rel, size in found.files:
+        digest, got = source.download(root, rel, size, sink)
         if got != size:
             raise IntegrityError(f"{label}: artifact {rel} is {got} bytes; MLflow lists "
                                  f"{size}; nothing was imported")
@@ -461,7 +681,6 @@ def _model_version(source: MlflowSource, name: str, v: dict[str, Any],
     except LLMRegError as exc:
         raise type(exc)(f"MLflow model {name!r} version {v['version']}: {exc}") from None
     run_id = v.get("run_id") or None
-    run = source.run(run_id) if run_id else {"metrics": {}, "params": {}}
     provenance = {"source": "mlflow", "tracking_uri": source.uri, "uri": label,
                   "mlflow_version": int(v["version"]), "run_id": run_id,
                   "artifact_source": v.get("source"), "created_ms": v.get("creation_timestamp"),

@@ -7,6 +7,14 @@ are verified against it). Redirects are not followed (a 3xx is a failure), proxi
 from the environment are ignored (they would bypass the pinning), and at most
 :data:`MAX_ANSWER` bytes of the answer are read.
 
+An attempt ends by its :data:`DEADLINE` whatever the receiver does: every socket
+operation (connect, TLS handshake, each write and read) waits at most for the time the
+attempt has left, so a receiver that drips a byte every few seconds (in its status
+line, its headers, its body or its TLS handshake) fails the attempt at the deadline,
+well inside the delivery's lease. :func:`dispatch` sends each delivery on its own
+worker as soon as it is claimed and records it as soon as it ends, with at most one
+delivery per webhook in flight, so a slow receiver holds one worker and delays no other.
+
 Example:
     >>> from datetime import timedelta
     >>> timedelta(seconds=1) <= backoff(1) <= timedelta(seconds=2)
@@ -22,10 +30,11 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from llmreg._version import __version__
 from llmreg.db.models import OutboxEvent
@@ -33,12 +42,17 @@ from llmreg.errors import InvalidWebhookError, MissingDependencyError
 from llmreg.service.notifications.netguard import Resolver, check_url
 from llmreg.service.notifications.outbox import cloudevent, slack_message
 
-CONNECT_TIMEOUT = 5.0
-TIMEOUT = 10.0  # seconds for the whole exchange is bounded by these per phase
+if TYPE_CHECKING:
+    import httpcore
+
+CONNECT_TIMEOUT = 5.0  # seconds to connect
+TIMEOUT = 10.0  # seconds one read or write may wait
+DEADLINE = 30.0  # seconds for the whole attempt, whatever the receiver does (< the lease)
 MAX_ANSWER = 1024  # bytes of a receiver's answer read (for the error message)
 BASE_BACKOFF = timedelta(seconds=2)
 MAX_BACKOFF = timedelta(hours=6)
-PARALLEL = 8
+PARALLEL = 8  # deliveries in flight at once, at most one per webhook
+POLL = 0.5  # seconds between looks for newly due deliveries while others are in flight
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class Job:
     format: str
     secret: str
     event: OutboxEvent
+    webhook_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,42 +120,139 @@ def signed_headers(job: Job, body: bytes, at: datetime) -> dict[str, str]:
 
 def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver,
          verify: ssl.SSLContext | bool = True) -> Outcome:
-    """Make one attempt of ``job``: check, pin, sign, POST, read a little of the answer.
+    """Make one attempt of ``job``: check, pin, sign, POST, read a little of the answer,
+    all within :data:`DEADLINE` seconds.
 
     ``verify``: the TLS trust (default: the system's CAs), checked against the URL's
     host name even though the connection goes to the pinned address.
+
+    Example:
+        >>> send(Job(delivery_id=1, attempt=1, message_id="msg_x", url="http://10.0.0.1/",
+        ...          format="slack", secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ...          event=None), allow_hosts=(), resolver=lambda h, p: []).error
+        "url 'http://10.0.0.1/': host 10.0.0.1 is a private address (10.0.0.1); ..."
     """
-    import httpx
+    import httpcore
 
     try:
         target = check_url(job.url, allow_hosts=allow_hosts, resolver=resolver)
     except InvalidWebhookError as exc:
         return Outcome(ok=False, error=str(exc)[:500])
-    if verify is True:
-        verify = _system_trust()
+    context = _tls(verify) if target.scheme == "https" else None
     body = body_of(job)
     headers = signed_headers(job, body, datetime.fromtimestamp(time.time(), UTC))
     headers["host"] = target.host_header
-    extensions = {"sni_hostname": target.sni} if target.sni else {}
-    timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+    headers["content-length"] = str(len(body))
+    extensions: dict[str, Any] = {"timeout": {"connect": CONNECT_TIMEOUT, "read": TIMEOUT,
+                                              "write": TIMEOUT}}
+    if target.sni:
+        extensions["sni_hostname"] = target.sni
+    backend = DeadlineBackend(DEADLINE)
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                          verify=verify) as client, \
-                client.stream("POST", target.pinned_url, content=body, headers=headers,
-                              extensions=extensions) as answer:
+        network = cast("httpcore.NetworkBackend", backend)
+        with httpcore.ConnectionPool(ssl_context=context, network_backend=network) as pool, \
+                pool.stream("POST", target.pinned_url, headers=list(headers.items()),
+                            content=body, extensions=extensions) as answer:
             head = b""
-            for chunk in answer.iter_raw():
+            for chunk in answer.iter_stream():
                 head += chunk
                 if len(head) >= MAX_ANSWER:
                     break
-            status = answer.status_code
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            status = answer.status
+    except (httpcore.TimeoutException, TimeoutError) as exc:
+        if backend.expired():
+            return Outcome(ok=False, error=f"the receiver took longer than {DEADLINE:g} s, "
+                                           "the attempt's deadline (it answers too slowly)")
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+            OSError, ValueError) as exc:
         return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= status < 300:
         return Outcome(ok=True, status=status)
     text = head[:MAX_ANSWER].decode("utf-8", "replace").strip()
     why = "redirect not followed" if 300 <= status < 400 else text[:200]
     return Outcome(ok=False, status=status, error=f"HTTP {status}" + (f": {why}" if why else ""))
+
+
+class DeadlineBackend:
+    """An httpcore network backend whose every socket operation waits at most for the time
+    left before one deadline, so the whole exchange ends by it (httpcore's own timeouts
+    are per operation: a byte every few seconds would reset them forever).
+
+    Example:
+        >>> backend = DeadlineBackend(0.0)
+        >>> backend.expired()
+        True
+        >>> backend.left(10.0)
+        Traceback (most recent call last):
+        ...
+        TimeoutError: the attempt's deadline has passed
+    """
+
+    def __init__(self, seconds: float) -> None:
+        import httpcore
+
+        self.inner = httpcore.SyncBackend()
+        self.at = time.monotonic() + seconds
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.at
+
+    def left(self, timeout: float | None) -> float:
+        """``timeout`` cut to the time left; :class:`TimeoutError` once none is left."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the attempt's deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> _DeadlineStream:
+        """Connect within the time left."""
+        stream = self.inner.connect_tcp(host, port, timeout=self.left(timeout),
+                                        local_address=local_address,
+                                        socket_options=socket_options)
+        return _DeadlineStream(stream, self)
+
+
+class _DeadlineStream:
+    """A network stream whose reads, writes and TLS handshake end by the backend's
+    deadline."""
+
+    def __init__(self, inner: Any, backend: DeadlineBackend) -> None:
+        self.inner = inner
+        self.backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self.inner.read(max_bytes, timeout=self.backend.left(timeout))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, timeout=self.backend.left(timeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> _DeadlineStream:
+        tls = self.inner.start_tls(ssl_context, server_hostname=server_hostname,
+                                   timeout=self.backend.left(timeout))
+        return _DeadlineStream(tls, self.backend)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+def _tls(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    if verify is True:
+        return _system_trust()
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return verify
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,15 +264,41 @@ def _system_trust() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def send_all(jobs: Sequence[Job], *, allow_hosts: Iterable[str], resolver: Resolver,
-             verify: ssl.SSLContext | bool = True) -> list[Outcome]:
-    """Send ``jobs`` a few at a time; the outcomes in the same order."""
-    hosts = list(allow_hosts)
+def dispatch(claim: Callable[[int, frozenset[int]], list[Job]],
+             record: Callable[[Job, Outcome], None], send_one: Callable[[Job], Outcome], *,
+             limit: int) -> int:
+    """Send what ``claim`` hands out, each on its own worker, and ``record`` each outcome
+    as soon as its attempt ends; return how many attempts were made (at most ``limit``).
 
-    def one(job: Job) -> Outcome:
-        return send(job, allow_hosts=hosts, resolver=resolver, verify=verify)
+    ``claim(n, busy)`` claims at most ``n`` deliveries, none for a webhook in ``busy``
+    (those with an attempt in flight) and at most one per webhook. It is asked again
+    whenever a worker is free, and every :data:`POLL` seconds while attempts are in
+    flight, so a delivery that falls due meanwhile goes out at once: a receiver that
+    takes its whole :data:`DEADLINE` holds one worker and delays no other receiver.
 
-    if len(jobs) == 1:
-        return [one(jobs[0])]
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(jobs))) as pool:
-        return list(pool.map(one, jobs))
+    Example:
+        >>> jobs = [Job(delivery_id=i, attempt=1, message_id=f"m{i}", url="", format="slack",
+        ...             secret="", event=None, webhook_id=i) for i in (1, 2)]
+        >>> done = []
+        >>> dispatch(lambda n, busy: [jobs.pop() for _ in range(min(n, len(jobs)))],
+        ...          lambda job, out: done.append((job.delivery_id, out.ok)),
+        ...          lambda job: Outcome(ok=True), limit=10)
+        2
+        >>> sorted(done)
+        [(1, True), (2, True)]
+    """
+    made = 0
+    running: dict[Future[Outcome], Job] = {}
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        while True:
+            free = min(PARALLEL - len(running), limit - made)
+            if free > 0:
+                busy = frozenset(job.webhook_id for job in running.values())
+                for job in claim(free, busy):
+                    running[pool.submit(send_one, job)] = job
+                    made += 1
+            if not running:
+                return made
+            done, _ = wait(running, timeout=POLL, return_when=FIRST_COMPLETED)
+            for future in done:
+                record(running.pop(future), future.result())

@@ -6,11 +6,19 @@ would make the registry a proxy into that network. The guard decides from the
 *resolved* addresses, before any connection is opened:
 
 - every address the host resolves to must be globally routable: loopback, private,
-  link-local, shared (CGNAT), multicast, reserved, unspecified, documentation and the
-  cloud metadata addresses are refused, in IPv4 and IPv6 alike, including IPv4 addresses
-  carried inside IPv6 (IPv4-mapped ``::ffff:a.b.c.d``, 6to4, Teredo, NAT64);
+  link-local, shared (CGNAT), multicast, unspecified, the cloud metadata addresses and
+  every range of IANA's special-purpose registries that is not globally reachable
+  (:data:`SPECIAL`: IETF protocol assignments, benchmarking, documentation, reserved,
+  site-local, unique local, …) are refused, in IPv4 and IPv6 alike, including IPv4
+  addresses carried inside IPv6 (IPv4-mapped ``::ffff:a.b.c.d``, 6to4, NAT64: judged
+  by the IPv4 address; Teredo: always refused). The table is ours, not the standard
+  library's ``is_global``, whose answer changes between Python versions; an IPv6
+  address outside global unicast ``2000::/3`` is refused whatever the table says;
 - unless the policy's ``webhooks.allow_hosts`` names the host exactly as written in the
-  URL (a hostname or an address literal), for a receiver on your own network.
+  URL (a hostname or an address literal), for a receiver on your own network. Even
+  then, an address in the metadata range (:func:`is_metadata`: link-local, and the
+  cloud metadata addresses) is refused: no entry lets a name that now resolves there
+  through.
 
 The decision is made at ``webhook add`` and again at every delivery, and the delivery
 connects to the very address that was checked (:attr:`Target.pinned_url`, with the
@@ -52,9 +60,53 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "fd00:ec2::254",  # AWS IMDS over IPv6
     "100.100.100.200",  # Alibaba Cloud
     "168.63.129.16",  # Azure wire server (a public address)
+    "192.0.0.192",  # Oracle Cloud (legacy)
+    "fd00:ec2::23",  # AWS time sync over IPv6
+    "fd00:ec2::253",  # AWS DNS over IPv6
 ))
+# Where instance metadata lives besides those: IPv4 and IPv6 link-local.
+METADATA_RANGES = tuple(ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+
+# IANA's IPv4 and IPv6 special-purpose address registries (and the multicast ones): the
+# ranges that are not globally reachable, each with what it is. The standard library is
+# not asked: its tables differ between Python versions (3.11 calls fec0::1 and 192.0.0.8
+# global). Ranges that carry an IPv4 address (::ffff:0:0/96, 64:ff9b::/96,
+# 2002::/16, Teredo) are judged by that address first.
+SPECIAL: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), kind) for net, kind in (
+        ("0.0.0.0/32", "an unspecified"),
+        ("0.0.0.0/8", "a this-network"),
+        ("10.0.0.0/8", "a private"),
+        ("100.64.0.0/10", "a shared (CGNAT)"),
+        ("127.0.0.0/8", "a loopback"),
+        ("169.254.0.0/16", "a link-local"),
+        ("172.16.0.0/12", "a private"),
+        ("192.0.0.0/24", "an IETF protocol assignment"),
+        ("192.0.2.0/24", "a documentation"),
+        ("192.88.99.0/24", "a 6to4 relay anycast"),
+        ("192.168.0.0/16", "a private"),
+        ("198.18.0.0/15", "a benchmarking"),
+        ("198.51.100.0/24", "a documentation"),
+        ("203.0.113.0/24", "a documentation"),
+        ("224.0.0.0/4", "a multicast"),
+        ("255.255.255.255/32", "a broadcast"),
+        ("240.0.0.0/4", "a reserved"),
+        ("::/128", "an unspecified"),
+        ("::1/128", "a loopback"),
+        ("64:ff9b:1::/48", "a local-use translation"),
+        ("100::/64", "a discard-only"),
+        ("100:0:0:1::/64", "a dummy"),
+        ("2001::/23", "an IETF protocol assignment"),
+        ("2001:db8::/32", "a documentation"),
+        ("3fff::/20", "a documentation"),
+        ("5f00::/16", "a segment routing"),
+        ("fc00::/7", "a private (unique local)"),
+        ("fe80::/10", "a link-local"),
+        ("fec0::/10", "a site-local"),
+        ("ff00::/8", "a multicast"),
+    ))
 
 
 def refusal(ip: IPAddress) -> str | None:
@@ -64,27 +116,56 @@ def refusal(ip: IPAddress) -> str | None:
         >>> refusal(ipaddress.ip_address("169.254.169.254"))
         'a cloud metadata address'
         >>> refusal(ipaddress.ip_address("fd12::1"))
-        'a private address'
+        'a private (unique local) address'
+        >>> refusal(ipaddress.ip_address("2002:c000:8::1"))  # 6to4 of 192.0.0.8
+        'an IETF protocol assignment address'
     """
     if ip in METADATA:
         return "a cloud metadata address"
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or (ip.sixtofour if ip.sixtofour is not None else None)
-        if embedded is None and ip.teredo is not None:
-            embedded = ip.teredo[1]
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(embedded)
-    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
-              ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-              ("shared (CGNAT)", isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT),
-              ("private", ip.is_private), ("reserved", ip.is_reserved),
-              ("non-global", not ip.is_global))
-    for label, hit in checks:
-        if hit:
-            return f"a {label} address"
+    embedded, tunnel = _embedded(ip)
+    if embedded is not None:
+        why = refusal(embedded)
+        if why is not None or not tunnel:
+            return why  # a mapped, NAT64 or 6to4 address is judged by what it carries
+    for net, kind in SPECIAL:
+        if ip in net:
+            return f"{kind} address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST:
+        return "a reserved address"
     return None
+
+
+def is_metadata(ip: IPAddress) -> bool:
+    """Whether ``ip`` (or the IPv4 address it carries) is in the metadata range: a cloud
+    metadata address or link-local. No ``allow_hosts`` entry lets a webhook reach it.
+
+    Example:
+        >>> is_metadata(ipaddress.ip_address("::ffff:169.254.169.254"))
+        True
+        >>> is_metadata(ipaddress.ip_address("10.0.0.1"))
+        False
+    """
+    embedded, _ = _embedded(ip)
+    if embedded is not None:
+        return is_metadata(embedded)
+    return ip in METADATA or any(ip in net for net in METADATA_RANGES)
+
+
+def _embedded(ip: IPAddress) -> tuple[ipaddress.IPv4Address | None, bool]:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, NAT64, Teredo), if any,
+    and whether it is a Teredo tunnel (2001::/32, refused whatever its client: traffic
+    goes through third-party relays, and no receiver needs it)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None, False
+    if ip.teredo is not None:
+        return ip.teredo[1], True
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped, False
+    if ip.sixtofour is not None:
+        return ip.sixtofour, False
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), False
+    return None, False
 
 
 @dataclass(frozen=True)
@@ -178,6 +259,11 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
         except ValueError:
             continue
         why = refusal(ip)
+        if allowed and is_metadata(ip):
+            raise InvalidWebhookError(
+                f"url {shown(url)}: host {host} is {why} ({ip}), in the metadata range; "
+                "webhooks never reach it, even for a host in webhooks.allow_hosts: point "
+                "the host at the receiver's own address")
         if why is not None and not allowed:
             raise InvalidWebhookError(
                 f"url {shown(url)}: host {host} is {why} ({ip}); webhooks may not reach it "

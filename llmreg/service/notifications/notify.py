@@ -10,13 +10,19 @@ change they report, with one ``pending`` delivery per subscribed webhook. The wo
    the write transaction holds the database lock. A claim counts the attempt and pushes
    ``next_at`` one lease ahead, so a worker killed mid-send leaves the delivery due
    again after the lease, never lost.
-2. **Send** outside any transaction, signed per Standard Webhooks (a fresh timestamp and
-   signature, the same ``webhook-id``), with timeouts, no redirects, to the address
-   the SSRF guard checked (:mod:`llmreg.service.notifications.netguard`); at most a small part of
-   the answer is read.
-3. **Record** the outcome: ``delivered``; or the next attempt after an exponential
-   backoff with jitter; or ``dead`` after ``webhooks.max_attempts`` (policy). A stale
-   worker whose lease ran out cannot overwrite a newer attempt's outcome.
+   At most one delivery per webhook is claimed at a time, and none for a webhook with an
+   attempt in flight.
+2. **Send** outside any transaction, each claimed delivery on its own worker at once,
+   signed per Standard Webhooks (a fresh timestamp and signature, the same
+   ``webhook-id``), with no redirects, to the address the SSRF guard checked
+   (:mod:`llmreg.service.notifications.netguard`), within a total deadline per attempt
+   (``delivery.DEADLINE``, 30 s) that is shorter than the lease (60 s); at most a small
+   part of the answer is read.
+3. **Record** each outcome as soon as its attempt ends: ``delivered``; or the next
+   attempt after an exponential backoff with jitter; or ``dead`` after
+   ``webhooks.max_attempts`` (policy). A stale worker whose lease ran out cannot
+   overwrite a newer attempt's outcome. Deliveries that fall due meanwhile are claimed
+   while slow ones are still in flight: one slow receiver never delays another.
 
 Delivery is at least once: a receiver drops repeats by ``webhook-id``. What a webhook may
 ask for (events, format) is checked in :mod:`llmreg.service.notifications.webhooks`.
@@ -42,15 +48,16 @@ Example:
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import col, select
 
 from llmreg.db.engine import Database
@@ -58,14 +65,14 @@ from llmreg.db.models import Delivery, OutboxEvent, Webhook, utcnow
 from llmreg.errors import InvalidWebhookError, RefNotFoundError
 from llmreg.policy import Policy
 from llmreg.service import audit
-from llmreg.service.notifications.delivery import Job, Outcome, backoff, send_all
+from llmreg.service.notifications.delivery import Job, Outcome, backoff, dispatch, send
 from llmreg.service.notifications.netguard import Resolver, check_url, system_resolver
 from llmreg.service.notifications.outbox import TEST_EVENT, _write
 from llmreg.service.notifications.webhooks import check_events, check_format
 from llmreg.service.rows import is_row_id
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
-LEASE = timedelta(seconds=60)  # longer than one send can take (see delivery.TIMEOUT)
+LEASE = timedelta(seconds=60)  # longer than one attempt can take (delivery.DEADLINE, 30 s)
 MAX_WEBHOOKS = 100
 MAX_LIST = 1000
 KEEP = timedelta(days=30)  # delivered and dead deliveries, and their events, are kept this long
@@ -150,7 +157,7 @@ class Notify:
             delivery = s.exec(select(Delivery).where(Delivery.event_id == event_id)).one()
             delivery_id = delivery.id
         assert delivery_id is not None
-        self._deliver(now, ids=[delivery_id])
+        self._deliver(utcnow, limit=1, ids=[delivery_id])
         return self.delivery(delivery_id)
 
     # -- deliveries --------------------------------------------------------------
@@ -201,20 +208,16 @@ class Notify:
     # -- the worker --------------------------------------------------------------
 
     def deliver_due(self, now: datetime | None = None, *, limit: int = 100) -> int:
-        """Deliver what is due at ``now`` (default: the clock); return how many attempts
-        were made. At most ``limit`` per call, claimed in small batches."""
-        now = now or utcnow()
-        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY \
-                or now < self._pruned_at:
-            self._pruned_at = now
-            self.prune(now)
-        made = 0
-        while made < limit:
-            batch = self._deliver(now, limit=min(16, limit - made))
-            if batch == 0:
-                break
-            made += batch
-        return made
+        """Deliver what is due at ``now`` (default: the clock, read again at each claim and
+        record); return how many attempts were made, at most ``limit``. Returns when
+        nothing due is left and every attempt it started has ended."""
+        clock: Callable[[], datetime] = utcnow if now is None else (lambda: now)
+        at = clock()
+        if self._pruned_at is None or at - self._pruned_at >= PRUNE_EVERY \
+                or at < self._pruned_at:
+            self._pruned_at = at
+            self.prune(at)
+        return self._deliver(clock, limit=limit)
 
     def prune(self, now: datetime | None = None, *, keep: timedelta = KEEP) -> int:
         """Delete events older than ``keep`` that have nothing left to deliver, with their
@@ -233,16 +236,26 @@ class Notify:
             s.execute(delete(OutboxEvent).where(col(OutboxEvent.id).in_(old)))
             return len(old)
 
-    def _deliver(self, now: datetime, *, limit: int = 16, ids: list[int] | None = None) -> int:
-        jobs = self._claim(now, limit, ids)
-        if not jobs:
-            return 0
-        outcomes = send_all(jobs, allow_hosts=self.policy.webhooks.allow_hosts,
-                            resolver=self.resolver, verify=self.verify)
-        self._record(now, jobs, outcomes)
-        return len(jobs)
+    def _deliver(self, clock: Callable[[], datetime], *, limit: int,
+                 ids: list[int] | None = None) -> int:
+        asked = False
 
-    def _claim(self, now: datetime, limit: int, ids: list[int] | None) -> list[Job]:
+        def claim(n: int, busy: frozenset[int]) -> list[Job]:
+            nonlocal asked
+            if ids is not None and asked:
+                return []  # the given deliveries, once
+            asked = True
+            return self._claim(clock(), n, ids, busy)
+
+        def record(job: Job, outcome: Outcome) -> None:
+            self._record(clock(), [job], [outcome])
+
+        sender = functools.partial(send, allow_hosts=self.policy.webhooks.allow_hosts,
+                                   resolver=self.resolver, verify=self.verify)
+        return dispatch(claim, record, sender, limit=limit)
+
+    def _claim(self, now: datetime, limit: int, ids: list[int] | None,
+               busy: frozenset[int] = frozenset()) -> list[Job]:
         if ids is None:
             # Look before taking the write lock: an idle loop must not take SQLite's
             # database lock twice a second.
@@ -257,7 +270,12 @@ class Notify:
             if ids is not None:
                 query = query.where(col(Delivery.id).in_(ids))
             else:
-                query = query.where(col(Delivery.next_at) <= now)
+                # The oldest due delivery of each webhook with nothing in flight: a
+                # webhook's backlog waits behind its own slow receiver, not others'.
+                first = select(func.min(Delivery.id)).where(
+                    Delivery.status == "pending", col(Delivery.next_at) <= now,
+                    col(Delivery.webhook_id).not_in(busy)).group_by(col(Delivery.webhook_id))
+                query = query.where(col(Delivery.id).in_(first))
             query = query.order_by(col(Delivery.next_at), col(Delivery.id)).limit(limit)
             if self.db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -276,7 +294,7 @@ class Notify:
                 s.add(d)
                 jobs.append(Job(delivery_id=d.id, attempt=d.attempts, message_id=d.message_id,
                                 url=hook.url, format=hook.format, secret=hook.secret,
-                                event=_event_copy(event)))
+                                event=_event_copy(event), webhook_id=d.webhook_id))
             return jobs
 
     def _record(self, now: datetime, jobs: list[Job], outcomes: list[Outcome]) -> None:

@@ -9,32 +9,104 @@ import socket
 import pytest
 
 from llmreg.errors import InvalidWebhookError
-from llmreg.service.notifications.netguard import check_url, parse_url, refusal, system_resolver
+from llmreg.service.notifications.netguard import (
+    METADATA,
+    SPECIAL,
+    check_url,
+    is_metadata,
+    parse_url,
+    refusal,
+    system_resolver,
+)
 
 REFUSED = {
     "127.0.0.1": "loopback", "127.8.9.10": "loopback", "10.0.0.1": "private",
     "172.16.5.4": "private", "192.168.1.1": "private", "169.254.169.254": "cloud metadata",
     "169.254.10.10": "link-local", "0.0.0.0": "unspecified", "100.64.0.1": "shared (CGNAT)",
     "100.100.100.200": "cloud metadata", "168.63.129.16": "cloud metadata",
-    "224.0.0.1": "multicast", "240.0.0.1": "private", "255.255.255.255": "private",
-    "192.0.2.1": "private", "198.18.0.1": "private",
-    "::1": "loopback", "::": "unspecified", "fe80::1": "link-local", "fd00::1": "private",
-    "fc00::1": "private", "fd00:ec2::254": "cloud metadata", "ff02::1": "multicast",
-    "ff0e::1": "multicast", "2001:db8::1": "private", "4000::1": "reserved",
+    "224.0.0.1": "multicast", "240.0.0.1": "reserved", "255.255.255.255": "broadcast",
+    "192.0.2.1": "documentation", "198.18.0.1": "benchmarking",
+    "::1": "loopback", "::": "unspecified", "fe80::1": "link-local",
+    "fd00::1": "private (unique local)", "fc00::1": "private (unique local)",
+    "fd00:ec2::254": "cloud metadata", "ff02::1": "multicast", "ff0e::1": "multicast",
+    "2001:db8::1": "documentation", "4000::1": "reserved",
     "::ffff:127.0.0.1": "loopback", "::ffff:10.0.0.1": "private",
     "::ffff:169.254.169.254": "cloud metadata", "2002:a00:1::": "private",  # 6to4 of 10.0.0.1
     "64:ff9b::7f00:1": "loopback",  # NAT64 of 127.0.0.1
     "2001:0:4136:e378:8000:63bf:f5ff:fffe": "private",  # Teredo, client 10.0.0.1
+    # IETF-reserved and special-purpose ranges, each at its edges, in v4 and v6 forms.
+    "0.0.0.1": "this-network", "0.255.255.255": "this-network",
+    "100.127.255.254": "shared (CGNAT)", "100.63.255.255": None, "100.128.0.0": None,
+    "192.0.0.0": "IETF protocol assignment", "192.0.0.8": "IETF protocol assignment",
+    "192.0.0.9": "IETF protocol assignment", "192.0.0.170": "IETF protocol assignment",
+    "192.0.0.255": "IETF protocol assignment", "192.0.1.0": None, "191.255.255.255": None,
+    "192.0.0.192": "cloud metadata", "192.0.2.255": "documentation",
+    "198.51.100.7": "documentation", "203.0.113.200": "documentation",
+    "192.88.99.1": "6to4 relay anycast", "198.17.255.255": None,
+    "198.19.255.255": "benchmarking", "198.20.0.0": None, "239.255.255.255": "multicast",
+    "240.0.0.0": "reserved", "255.255.255.254": "reserved", "223.255.255.255": None,
+    "172.31.255.255": "private", "172.32.0.0": None, "172.15.255.255": None,
+    "fec0::1": "site-local", "feff:ffff::1": "site-local", "febf::1": "link-local",
+    "fbff::1": "reserved", "fe00::1": "reserved",
+    "2001:100::": "IETF protocol assignment", "2001:1ff:ffff::1": "IETF protocol assignment",
+    "2001:200::1": None, "2001:4:112::1": "IETF protocol assignment",
+    "2001:0:4136:e378:8000:63bf:a3d3:cba1": "IETF protocol assignment",  # Teredo, public
+    "2001:db8:ffff::1": "documentation", "3fff:fff::1": "documentation", "3fff:1000::1": None,
+    "5f00::1": "segment routing", "100::1": "discard-only", "100:0:0:1::1": "dummy",
+    "64:ff9b:1::a00:1": "local-use translation", "1fff:ffff::1": "reserved",
+    "64:ff9b::c000:8": "IETF protocol assignment",  # NAT64 of 192.0.0.8
+    "64:ff9b::c612:1": "benchmarking", "64:ff9b::f000:1": "reserved",
+    "64:ff9b::6440:1": "shared (CGNAT)", "64:ff9b::a9fe:a9fe": "cloud metadata",
+    "2002:c000:8::1": "IETF protocol assignment",  # 6to4 of 192.0.0.8
+    "2002:c0a8:101::": "private", "2002:c612:1::": "benchmarking",
+    "2002:f000:1::": "reserved", "2002:a9fe:a9fe::": "cloud metadata",
+    "2002:c000:2ff::": "documentation", "::ffff:192.0.0.8": "IETF protocol assignment",
+    "::ffff:240.1.2.3": "reserved", "::ffff:0.0.0.0": "unspecified",
+    "::a00:1": "reserved", "::808:808": "reserved",  # IPv4-compatible (deprecated)
+    "fd00:ec2::23": "cloud metadata", "fd00:ec2::253": "cloud metadata",
 }
 
 
 @pytest.mark.parametrize(("address", "kind"), sorted(REFUSED.items()))
-def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
-    assert refusal(ipaddress.ip_address(address)) == f"a {kind} address"
+def test_non_public_addresses_are_refused(address: str, kind: str | None) -> None:
+    """Each range at and just past its edges: a range missing, or one bit too wide or too
+    narrow, fails here (None: the first public address past an edge)."""
+    article = "an" if kind and kind[0] in "aeiouIU" else "a"
+    expected = None if kind is None else f"{article} {kind} address"
+    assert refusal(ipaddress.ip_address(address)) == expected
+
+
+@pytest.mark.parametrize(("network", "kind"), SPECIAL, ids=[str(n) for n, _ in SPECIAL])
+def test_every_special_range_is_refused_from_its_first_to_its_last_address(
+        network: ipaddress.IPv4Network | ipaddress.IPv6Network, kind: str) -> None:
+    for ip in (network.network_address, network.broadcast_address):
+        why = refusal(ip)
+        assert why is not None, f"{ip} of {network} passed"
+    inner = refusal(network.network_address + 1) if network.num_addresses > 2 else kind
+    assert inner is not None
+
+
+def test_what_this_python_calls_non_global_is_refused_too() -> None:
+    """The table is ours, but never more lenient than the standard library in use: every
+    edge of every range this Python's ``ipaddress`` calls private or reserved is refused
+    (IPv4 inside IPv6 is judged by the IPv4 address, as :func:`refusal` says)."""
+    tables = [ipaddress.IPv4Address._constants._private_networks,  # type: ignore[attr-defined]
+              ipaddress.IPv6Address._constants._private_networks,  # type: ignore[attr-defined]
+              ipaddress.IPv6Address._constants._reserved_networks]  # type: ignore[attr-defined]
+    carriers = [ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "64:ff9b::/96",
+                                                   "2002::/16")]
+    for table in tables:
+        for network in table:
+            if any(network.subnet_of(c) for c in carriers if c.version == network.version):
+                continue  # judged by the IPv4 address it carries
+            for ip in (network.network_address, network.broadcast_address):
+                assert refusal(ip) is not None, f"{ip} ({network}) passed"
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111",
-                                     "::ffff:93.184.215.14", "64:ff9b::5db8:d70e"])
+                                     "::ffff:93.184.215.14", "64:ff9b::5db8:d70e",
+                                     "2002:5db8:d70e::1", "192.31.196.1", "2620:4f:8000::1",
+                                     "2000::1", "3fff:1000::1", "2a00:1450:4001::1"])
 def test_public_addresses_pass(address: str) -> None:
     assert refusal(ipaddress.ip_address(address)) is None
 
@@ -64,6 +136,44 @@ def test_a_name_is_judged_by_every_address_it_resolves_to() -> None:
 def test_rebinding_to_metadata_is_refused() -> None:
     with pytest.raises(InvalidWebhookError, match="cloud metadata address"):
         check_url("http://rebind.example.com/", allow_hosts=[], resolver=fake("169.254.169.254"))
+
+
+@pytest.mark.parametrize("answer", [
+    "169.254.169.254", "169.254.170.2", "169.254.0.1", "169.254.255.255", "fe80::1",
+    "febf:ffff::1", "fd00:ec2::254", "100.100.100.200", "168.63.129.16", "192.0.0.192",
+    "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1",
+    "::ffff:100.100.100.200", "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo of 169.254.x
+])
+def test_an_allowed_name_never_resolves_into_the_metadata_range(answer: str) -> None:
+    """``allow_hosts`` lets a name reach private addresses, but a DNS change that points
+    it at instance metadata (in any form) is refused at add and at every delivery."""
+    with pytest.raises(InvalidWebhookError, match="in the metadata range") as info:
+        check_url("http://relay.internal/hook", allow_hosts=["relay.internal"],
+                  resolver=fake("10.1.2.3", answer))
+    assert "even for a host in webhooks.allow_hosts" in str(info.value)
+    assert "\n" not in str(info.value)
+    # The same name, resolving to its private address only, is still allowed.
+    t = check_url("http://relay.internal/hook", allow_hosts=["relay.internal"],
+                  resolver=fake("10.1.2.3"))
+    assert t.address == "10.1.2.3"
+
+
+@pytest.mark.parametrize("literal", ["169.254.169.254", "[fe80::1]", "[fd00:ec2::254]",
+                                     "100.100.100.200", "[::ffff:a9fe:a9fe]"])
+def test_an_allowed_metadata_literal_is_still_refused(literal: str) -> None:
+    with pytest.raises(InvalidWebhookError, match="in the metadata range"):
+        check_url(f"http://{literal}/x", allow_hosts=[literal.strip("[]")],
+                  resolver=fake())
+
+
+def test_the_metadata_range() -> None:
+    assert all(is_metadata(ip) for ip in METADATA)
+    for inside in ("169.254.0.0", "169.254.255.255", "fe80::", "febf:ffff::1",
+                   "::ffff:169.254.1.1", "64:ff9b::a9fe:1", "2002:a9fe:1::"):
+        assert is_metadata(ipaddress.ip_address(inside)), inside
+    for outside in ("169.253.255.255", "169.255.0.0", "fe7f::1", "fec0::1", "10.0.0.1",
+                    "fd00:ec2::255", "::ffff:10.0.0.1", "93.184.215.14", "2606:4700::1"):
+        assert not is_metadata(ipaddress.ip_address(outside)), outside
 
 
 def test_public_name_is_pinned_to_the_checked_address() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -486,3 +487,61 @@ def test_https_goes_to_the_checked_address_and_verifies_the_host_name(
     finally:
         service.close()
         receiver.stop()
+
+
+# -- one slow receiver delays no other ----------------------------------------------------
+
+def test_a_slow_receiver_holds_one_worker_and_delays_no_other(
+        svc: RegistryService, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.service.notifications.test_delivery import HEAD, dripping
+
+    monkeypatch.setattr(delivery_mod, "DEADLINE", 2.0)
+    with dripping(HEAD, b"a", every=0.3) as port:
+        slow = svc.notify.add(f"http://127.0.0.1:{port}/slow", ["promotion"], actor=ANA)
+        fast = svc.notify.add(receiver.url, ["promotion"], actor=ANA)
+        promote_one(svc)
+        started = datetime.now(UTC)
+        done: list[int] = []
+        # A clock 5 s ahead: what is created during the test is due, retries are not.
+        at = started + timedelta(seconds=5)
+        worker = threading.Thread(target=lambda: done.append(svc.notify.deliver_due(at)),
+                                  daemon=True)
+        worker.start()
+        # The fast receiver's delivery is recorded while the slow one is still in flight,
+        # and one that falls due meanwhile goes out too, without waiting for the slow one.
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and not receiver.received():
+            time.sleep(0.05)
+        assert len(receiver.received()) == 1 and worker.is_alive()
+        assert [d.status for d in svc.notify.deliveries(webhook_id=fast.id)] == ["delivered"]
+        promote_one(svc, 2)  # a registration and a promotion later
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and len(receiver.received()) < 2:
+            time.sleep(0.05)
+        assert len(receiver.received()) == 2 and worker.is_alive()
+        worker.join(10)
+        assert not worker.is_alive()
+    took = (datetime.now(UTC) - started).total_seconds()
+    assert done == [4] and took < LEASE.total_seconds() / 5
+    first, second = svc.notify.deliveries(webhook_id=slow.id)[::-1]
+    assert first.status == "pending" and first.attempts == 1
+    assert first.last_error == ("the receiver took longer than 2 s, the attempt's deadline "
+                                "(it answers too slowly)")
+    assert second.attempts == 1  # its turn came after the first: one attempt in flight each
+
+
+def test_a_claim_takes_the_oldest_due_delivery_of_each_idle_webhook(
+        svc: RegistryService, receiver: Receiver) -> None:
+    a = svc.notify.add(receiver.url, ["promotion"], actor=ANA)
+    b = svc.notify.add(receiver.url + "?b", ["promotion"], actor=ANA)
+    for i in range(3):
+        promote_one(svc, i)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    jobs = svc.notify._claim(now, 10, None, frozenset({a.id}))
+    assert [j.webhook_id for j in jobs] == [b.id]
+    oldest_b = min(d.id for d in svc.notify.deliveries(webhook_id=b.id))
+    assert [j.delivery_id for j in jobs] == [oldest_b] and jobs[0].attempt == 1
+    jobs = svc.notify._claim(now, 10, None, frozenset())
+    assert sorted(j.webhook_id for j in jobs) == [a.id, b.id]
+    assert len(svc.notify._claim(now, 1, None, frozenset())) == 1
+    assert svc.notify._claim(now, 10, None, frozenset({a.id, b.id})) == []
