@@ -1,6 +1,6 @@
 """What one delivery puts on the wire, exactly (body bytes, header names, content type),
-the backoff's bounds, and how ``send_all`` fans out: at most PARALLEL at once, and TLS
-verified unless told otherwise."""
+the backoff's bounds, how ``dispatch`` fans out (at most PARALLEL at once, each outcome
+recorded as it ends, never past its limit), and TLS verified unless told otherwise."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from llmreg.service.notifications.delivery import (
     MAX_BACKOFF,
     PARALLEL,
     Job,
+    Outcome,
     backoff,
     body_of,
-    send_all,
+    dispatch,
+    send,
     signed_headers,
 )
 from llmreg.service.notifications.netguard import system_resolver
@@ -40,7 +42,7 @@ def job(url: str = "http://127.0.0.1:9/", fmt: str = "cloudevents", i: int = 1) 
                         data={"env": "production", "version": 2, "reason": "naïve → ok"},
                         at=AT)
     return Job(delivery_id=i, attempt=1, message_id=f"msg_{i}", url=url, format=fmt,
-               secret=SECRET, event=event)
+               secret=SECRET, event=event, webhook_id=i)
 
 
 # --- the body and the headers ------------------------------------------------------
@@ -103,7 +105,7 @@ class _Slow(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def test_send_all_sends_at_most_parallel_at_once_and_keeps_the_order() -> None:
+def test_dispatch_sends_at_most_parallel_at_once_and_records_each_outcome() -> None:
     active = 0
     peak = 0
     lock = threading.Lock()
@@ -128,21 +130,34 @@ def test_send_all_sends_at_most_parallel_at_once_and_keeps_the_order() -> None:
 
     server = _Slow(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    count = PARALLEL + 4
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    queue = [job(f"{base}/{i}/{'ok' if i % 3 else 'no'}", i=i) for i in range(1, count + 1)]
+    asked: list[tuple[int, frozenset[int]]] = []
+    recorded: dict[int, Outcome] = {}
+
+    def claim(n: int, busy: frozenset[int]) -> list[Job]:
+        asked.append((n, busy))
+        out, queue[:] = queue[:n], queue[n:]
+        return out
+
     try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        jobs = [job(f"{base}/{i}/{'ok' if i % 3 else 'no'}", i=i)
-                for i in range(1, PARALLEL + 5)]
-        outcomes = send_all(jobs, allow_hosts=["127.0.0.1"], resolver=system_resolver)
+        made = dispatch(claim, lambda j, o: recorded.__setitem__(j.delivery_id, o),
+                        lambda j: send(j, allow_hosts=["127.0.0.1"],
+                                       resolver=system_resolver), limit=count - 1)
     finally:
         server.shutdown()
         server.server_close()
+    assert made == count - 1 and len(recorded) == count - 1  # the limit holds
     assert peak == PARALLEL
-    assert [o.ok for o in outcomes] == [bool(i % 3) for i in range(1, PARALLEL + 5)]
-    assert [o.status for o in outcomes] == [204 if i % 3 else 500
-                                            for i in range(1, PARALLEL + 5)]
+    assert asked[0] == (PARALLEL, frozenset())
+    assert all(n <= PARALLEL and len(busy) + n <= PARALLEL for n, busy in asked)
+    assert any(busy for _, busy in asked)  # asked again while others were in flight
+    assert {i: (o.ok, o.status) for i, o in recorded.items()} == {
+        i: (bool(i % 3), 204 if i % 3 else 500) for i in range(1, count)}
 
 
-def test_send_all_verifies_tls_unless_given_a_trust() -> None:
+def test_send_verifies_tls_unless_given_a_trust() -> None:
     """A receiver whose certificate no system CA signed is refused by default, and
     accepted with a context that trusts its CA."""
     import trustme
@@ -155,16 +170,12 @@ def test_send_all_verifies_tls_unless_given_a_trust() -> None:
     receiver._server.socket = server_ctx.wrap_socket(receiver._server.socket,
                                                      server_side=True)
     try:
-        url = f"https://127.0.0.1:{receiver.port}/in"
-        jobs = [job(url, i=1), job(url, i=2)]
-        refused = send_all(jobs, allow_hosts=["127.0.0.1"], resolver=system_resolver)
-        assert [o.ok for o in refused] == [False, False]
-        assert all("certificate" in (o.error or "").lower() for o in refused)
+        j = job(f"https://127.0.0.1:{receiver.port}/in")
+        refused = send(j, allow_hosts=["127.0.0.1"], resolver=system_resolver)
+        assert not refused.ok and "certificate" in (refused.error or "").lower()
         trusted = ssl.create_default_context()
         ca.configure_trust(trusted)
-        sent = send_all(jobs, allow_hosts=["127.0.0.1"], resolver=system_resolver,
-                        verify=trusted)
-        assert [o.ok for o in sent] == [True, True]
-        assert len(receiver.received()) == 2
+        sent = send(j, allow_hosts=["127.0.0.1"], resolver=system_resolver, verify=trusted)
+        assert sent.ok and len(receiver.received()) == 1
     finally:
         receiver.stop()
