@@ -174,6 +174,9 @@ CLI_EXCEPTIONS = {
     "llmreg.settings": "the folder name `init` creates; the --read-auth choices",
     "llmreg.types": "result records and the literals the CLI's choices are read from",
     "llmreg.service.mirror.keys": "`mirror keygen|rotate` make signing keys, no registry",
+    "llmreg.client.mirror_reader": "`audit verify --mirror` reads the signed audit head "
+                                   "through the verified mirror client",
+    "llmreg.service.mirror.publisher": "AUDIT_HEAD: where a mirror signs the audit head",
 }
 
 

@@ -43,7 +43,8 @@ def home() -> Path:
      "(10.20.30.40); webhooks may not reach it unless the policy's webhooks.allow_hosts "
      "lists '10.20.30.40'"),
     (["http://[fd00::1]/hook", "--events", "promotion"],
-     "error: url 'http://[fd00::1]/hook': host fd00::1 is a private address"),
+     "error: url 'http://[fd00::1]/hook': host fd00::1 is a private (unique local) "
+     "address"),
     (["http://127.0.0.1:9/x", "--events", "promotion", "--format", "teams"],
      "error: format 'teams' is not one of cloudevents, slack; use --format cloudevents or "
      "--format slack"),
