@@ -20,7 +20,7 @@ from llmreg.bundle.names import check_name
 from llmreg.contract.models import MAX_BEAT_COUNT
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Heartbeat, HeartbeatHour, Slot, Version, utcnow
-from llmreg.errors import InvalidRefError, RefNotFoundError
+from llmreg.errors import InvalidRefError, RefNotFoundError, UnknownEnvironmentError
 from llmreg.policy import Policy
 from llmreg.types import ServedInfo
 
@@ -81,7 +81,10 @@ class Traffic:
         totals: dict[tuple[str, str, str], int] = {}
         for i, beat in enumerate(beats):
             name = check_name(str(beat.get("name", "")), field=f"beats[{i}].name")
-            env = self.policy.canonical_env(str(beat.get("env", "")))
+            try:
+                env = self.policy.canonical_env(str(beat.get("env", "")))
+            except UnknownEnvironmentError as exc:
+                raise UnknownEnvironmentError(f"beats[{i}].env: {exc}") from None
             digest = check_digest(str(beat.get("digest", "")), field=f"beats[{i}].digest")
             count = beat.get("count", 1)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -166,12 +169,6 @@ class Traffic:
         order = {e: i for i, e in enumerate(self.policy.environments)}
         return sorted(out.values(), key=lambda r: (r.name, order.get(r.env, 99), not r.in_slot,
                                                    -(r.version or 0)))
-
-
-def last_served(session: Session, name: str, env: str, digest: str) -> datetime | None:
-    """When ``digest`` last served ``name`` in ``env`` (None: never)."""
-    return session.exec(select(Heartbeat.last_at).where(
-        Heartbeat.name == name, Heartbeat.env == env, Heartbeat.digest == digest)).first()
 
 
 def slot_rows(s: Session, name: str | None = None, env: str | None = None
