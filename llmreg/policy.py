@@ -332,7 +332,7 @@ def duration_seconds(text: str) -> float:
         return 0.0
     match = _DURATION_RE.fullmatch(text)
     if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"period {text!r} is not like 30s, 15m, 1h, 1d or 'continuous'")
+        raise ValueError(f"period {shown(text)} is not like 30s, 15m, 1h, 1d or 'continuous'")
     return float(int(match.group(1)) * _UNIT_S[match.group(2)])
 
 
@@ -382,24 +382,24 @@ class Policy(_P):
         for env in names:
             if not _ENV_RE.fullmatch(env) or env in RESERVED:
                 raise _FieldError(("environments", env),
-                    f"environment {env!r} is not allowed; use lowercase letters, digits, '-' "
+                    f"environment {shown(env)} is not allowed; use lowercase letters, digits, '-' "
                     f"or '_', and none of {', '.join(RESERVED)}")
         seen: dict[str, str] = {}
         for env, spec in self.environments.items():
             for alias in spec.aliases:
                 if alias in self.environments or alias in RESERVED or alias in seen:
                     raise _FieldError(("environments", env, "aliases"),
-                                      f"alias {alias!r} of {env!r} is already a name")
+                                      f"alias {shown(alias)} of {shown(env)} is already a name")
                 seen[alias] = env
         pairs = set()
         for i, t in enumerate(self.transitions):
             if t.from_ not in (REGISTERED, *names):
                 raise _FieldError(("transitions", i, "from"),
-                    f"{t.from_!r} is not {REGISTERED!r} or an environment "
+                    f"{shown(t.from_)} is not {REGISTERED!r} or an environment "
                     f"({', '.join(names)})")
             if t.to not in names:
                 raise _FieldError(("transitions", i, "to"),
-                    f"{t.to!r} is not an environment ({', '.join(names)})")
+                    f"{shown(t.to)} is not an environment ({', '.join(names)})")
             if (t.from_, t.to) in pairs:
                 raise _FieldError(("transitions", i),
                                   f"repeats the transition {t.from_} -> {t.to}")
@@ -445,7 +445,7 @@ class Policy(_P):
 
         known = [*self.environments, *(a for s in self.environments.values() for a in s.aliases)]
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = f"did you mean {shown(close[0])}? " if close else ""
         raise UnknownEnvironmentError(
             f"environment {shown(name)} is not in the policy; {hint}use one of "
             f"{self.environment_names()}")
@@ -525,7 +525,7 @@ def load_policy(path: str | Path) -> Policy:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"cannot read policy {str(p)!r}: {exc.strerror}") from None
+        raise PolicyError(f"cannot read policy {shown(str(p))}: {exc.strerror}") from None
     return parse_policy(text, source=str(p))
 
 

@@ -158,7 +158,7 @@ class Settings:
         offline_raw = env.get("LLMREG_OFFLINE", "").strip().lower()
         if offline_raw not in _TRUE | _FALSE:
             raise ConfigError(
-                f"LLMREG_OFFLINE={env['LLMREG_OFFLINE']!r} is not a boolean; use 1 or 0"
+                f"LLMREG_OFFLINE={shown(env['LLMREG_OFFLINE'])} is not a boolean; use 1 or 0"
             )
         store = env.get("LLMREG_STORE") or None
         if store is not None:
@@ -173,24 +173,25 @@ class Settings:
         if url is not None and not url.startswith(("http://", "https://", *mirror_schemes)):
             hint = (" (file:// and s3:// are signed mirrors: set LLMREG_TRUSTED_ROOT too)"
                     if url.startswith(("file://", "s3://")) else "")
-            raise ConfigError(f"LLMREG_URL={url!r} is not an http(s) URL, e.g. "
+            raise ConfigError(f"LLMREG_URL={shown(url)} is not an http(s) URL, e.g. "
                               f"http://127.0.0.1:8700{hint}")
         read_auth = env.get("LLMREG_READ_AUTH", "token") or "token"
         if read_auth not in ("token", "open"):
-            raise ConfigError(f"LLMREG_READ_AUTH={read_auth!r} must be 'token' or 'open'")
+            raise ConfigError(f"LLMREG_READ_AUTH={shown(read_auth)} must be 'token' or 'open'")
         metrics = env.get("LLMREG_METRICS", "token") or "token"
         if metrics not in ("off", "public", "token"):
-            raise ConfigError(f"LLMREG_METRICS={metrics!r} must be 'off', 'public' or 'token'")
+            raise ConfigError(f"LLMREG_METRICS={shown(metrics)} must be 'off', 'public' or 'token'")
         ttl_raw = env.get("LLMREG_RESOLVE_TTL", "1") or "1"
         try:
             ttl = float(ttl_raw)
             if ttl < 0:
                 raise ValueError
         except ValueError:
-            raise ConfigError(f"LLMREG_RESOLVE_TTL={ttl_raw!r} must be seconds >= 0") from None
+            raise ConfigError(f"LLMREG_RESOLVE_TTL={shown(ttl_raw)} must be seconds >= 0") from None
         jobs_raw = env.get("LLMREG_JOBS", "").strip().lower()
         if jobs_raw not in _TRUE | _FALSE:
-            raise ConfigError(f"LLMREG_JOBS={env['LLMREG_JOBS']!r} is not a boolean; use 1 or 0")
+            raise ConfigError(f"LLMREG_JOBS={shown(env['LLMREG_JOBS'])} is not a boolean; "
+                              "use 1 or 0")
         docs_raw = env.get("LLMREG_API_DOCS", "").strip().lower()
         if docs_raw not in _TRUE | _FALSE:
             raise ConfigError(f"LLMREG_API_DOCS={shown(env['LLMREG_API_DOCS'])} is not a "
@@ -320,16 +321,16 @@ def parse_store_url(value: str, field: str = "LLMREG_STORE",
     if scheme not in schemes:
         forms = [_FORMS[s] for s in STORE_SCHEMES if s in schemes]
         accepted = ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else forms[0]
-        raise ConfigError(f"{field}={value!r} is not {accepted} "
-                          f"(scheme {scheme!r} is not supported)")
+        raise ConfigError(f"{field}={shown(value)} is not {accepted} "
+                          f"(scheme {shown(scheme)} is not supported)")
     if scheme == "s3":
         bucket, _, prefix = value[len("s3://"):].partition("/")
         if not bucket:
-            raise ConfigError(f"{field}={value!r} names no bucket; use s3://BUCKET/PREFIX")
+            raise ConfigError(f"{field}={shown(value)} names no bucket; use s3://BUCKET/PREFIX")
         return StoreURL("s3", bucket=bucket, prefix=prefix.strip("/"))
     path = value.removeprefix("file://")
     if not path:
-        raise ConfigError(f"{field}={value!r} names no folder; use a path or file://PATH")
+        raise ConfigError(f"{field}={shown(value)} names no folder; use a path or file://PATH")
     return StoreURL("file", path=path)
 
 
@@ -388,7 +389,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         if not value > 0:
             raise ValueError
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} must be a number above 0") from None
+        raise ConfigError(f"{name}={shown(raw)} must be a number above 0") from None
     return value
 
 

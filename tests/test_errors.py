@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from llmreg.errors import SHOWN_LIMIT, shown
@@ -72,3 +75,52 @@ def test_a_long_value_that_is_not_a_string_is_cut_too() -> None:
     text = shown(list(range(1000)))
     assert text.startswith("'[0, 1, 2,") and text.endswith("…' (4890 characters)")
     assert len(text) < SHOWN_LIMIT + 30
+
+
+# --- the modules that quote what a user gave quote it with shown() --------------------
+
+HOSTILE = "\x1b[31mred\u202e" + "x" * 5000  # an ANSI escape, a bidi override, and length
+
+
+def _settings(value: str) -> None:
+    from llmreg.settings import Settings
+
+    Settings.from_env({"LLMREG_URL": value})
+
+
+def _policy(value: str) -> None:
+    from llmreg.policy import parse_policy
+
+    parse_policy(f"version: 1\nenvironments:\n  ? {json.dumps(value)}\n  : {{}}\n"
+                 "transitions: [{from: registered, to: x}]\n", source="p.yaml")
+
+
+def _pinning(value: str) -> None:
+    from llmreg.bundle.schema import Bundle
+
+    Bundle.from_dict({"model": {"provider": "openai", "id": value},
+                      "template": {"source": "Hi"}})
+
+
+def _owner(value: str) -> None:
+    from llmreg.service.hygiene.owners import check_contact
+
+    check_contact(value)
+
+
+def _mlflow(value: str) -> None:
+    from llmreg.service.importers.mlflow import MlflowSource
+
+    MlflowSource(value)
+
+
+@pytest.mark.parametrize("refuse", [_settings, _policy, _pinning, _owner, _mlflow])
+def test_a_refusal_quotes_the_input_escaped_and_capped(refuse: Any) -> None:
+    from llmreg.errors import LLMRegError
+
+    with pytest.raises((LLMRegError, ValueError)) as refused:
+        refuse(HOSTILE)
+    message = str(refused.value)
+    assert "\x1b" not in message and "\u202e" not in message
+    assert "\\x1b[31mred\\u202e" in message
+    assert len(message) < 1500 and "characters)" in message

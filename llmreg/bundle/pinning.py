@@ -45,7 +45,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmreg.errors import FloatingModelIdError, InvalidBundleError
+from llmreg.errors import FloatingModelIdError, InvalidBundleError, shown
 
 PROVIDERS = (
     "openai",
@@ -328,23 +328,23 @@ def check_model_id(
     """
     if provider not in PROVIDERS:
         raise InvalidBundleError(
-            f"{field.rsplit('.', 1)[0]}.provider {provider!r} is not known; use one of "
+            f"{field.rsplit('.', 1)[0]}.provider {shown(provider)} is not known; use one of "
             + ", ".join(PROVIDERS)
         )
     if allow_floating or is_pinned(provider, model_id, weights=weights):
         return
     if provider == "self-hosted":
         raise FloatingModelIdError(
-            f"{field} {model_id!r} is self-hosted but names no weights; set "
+            f"{field} {shown(model_id)} is self-hosted but names no weights; set "
             f"{field.rsplit('.', 1)[0]}.weights to the weights bundle's digest 'sha256:…'"
         )
     rule = _RULES[provider]
     bad_date = _impossible_date(model_id)
-    what = (f"ends in {bad_date!r}, which is not a real date" if bad_date
+    what = (f"ends in {shown(bad_date)}, which is not a real date" if bad_date
             else f"is a floating alias for {provider}")
     raise FloatingModelIdError(
-        f"{field} {model_id!r} {what}; pin {rule.form}, "
-        f"for example {rule.suggest(model_id)!r}"
+        f"{field} {shown(model_id)} {what}; pin {rule.form}, "
+        f"for example {shown(rule.suggest(model_id))}"
     )
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from llmreg.bundle.names import check_name
 from llmreg.db.engine import Database
 from llmreg.db.models import BundleName, Owner, utcnow
-from llmreg.errors import InvalidRefError
+from llmreg.errors import InvalidRefError, shown
 from llmreg.service import audit
 from llmreg.service.audited import owner_row
 from llmreg.service.notifications import outbox
@@ -50,7 +50,7 @@ def check_contact(contact: str) -> str:
         if parts.scheme in ("http", "https") and parts.hostname:
             return value
     raise InvalidRefError(
-        f"--contact {value[:80]!r} is not an email address, an http(s) URL or a webhook "
+        f"--contact {shown(value, 80)} is not an email address, an http(s) URL or a webhook "
         "endpoint (webhook:ID); e.g. --contact team@example.com")
 
 
@@ -83,7 +83,7 @@ class Owners:
         team = (team or "").strip()
         if not _TEAM_RE.fullmatch(team):
             raise InvalidRefError(
-                f"--team {team[:80]!r} is not a team name; use letters, digits, spaces, "
+                f"--team {shown(team, 80)} is not a team name; use letters, digits, spaces, "
                 "'.', '_', '/', '-' (at most 128), e.g. --team search-platform")
         if not contacts:
             raise InvalidRefError("--contact is missing; give at least one, e.g. "

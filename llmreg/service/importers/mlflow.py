@@ -168,7 +168,7 @@ class MlflowSource:
     def __init__(self, tracking_uri: str, *, timeout: float = 30.0) -> None:
         uri = tracking_uri.rstrip("/")
         if not re.match(r"^https?://[^/\s]+", uri):
-            raise ConfigError(f"--tracking-uri {tracking_uri!r} is not an http(s) URL; give "
+            raise ConfigError(f"--tracking-uri {shown(tracking_uri)} is not an http(s) URL; give "
                               "the tracking server's address, e.g. http://127.0.0.1:5000")
         self.uri = uri
         self.timeout = timeout
@@ -241,7 +241,7 @@ class MlflowSource:
         if status != 200:
             raise RegistryUnavailableError(
                 f"MLflow at {self.uri} answered {status} to {what}: "
-                f"{body[:200].decode('utf-8', 'replace')!r}; is --tracking-uri an MLflow "
+                f"{shown(body[:200].decode('utf-8', 'replace'))}; is --tracking-uri an MLflow "
                 "tracking server?")
         try:
             data = json.loads(body)
@@ -341,7 +341,7 @@ class MlflowSource:
                                {"name": name, "version": version}).get("artifact_uri", ""))
         if not uri.startswith("mlflow-artifacts:"):
             raise ConfigError(
-                f"models:/{name}/{version}: its artifacts are at {uri or source!r}, which the "
+                f"models:/{name}/{version}: its artifacts are at {shown(uri or source)}, which the "
                 "tracking server does not serve; run `mlflow server` with artifact serving "
                 "(--serve-artifacts, the default) and an --artifacts-destination")
         return re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", uri).rstrip("/")
@@ -542,7 +542,7 @@ def _plan(source: MlflowSource, policy: Policy, envs: dict[str, str],
                                   "which MLflow does not list")
             plan.aliases.append(PlannedAlias(
                 name=name, alias=alias, env=envs[alias], digest=digests[(name, number)],
-                reason=f"imported from MLflow {source.uri}: alias {alias!r} held "
+                reason=f"imported from MLflow {source.uri}: alias {shown(alias)} held "
                        f"version {number}; gates bypassed-by-import"))
     return plan
 
@@ -556,7 +556,7 @@ def _prompt_version(source: MlflowSource, policy: Policy, name: str, v: dict[str
         bundle = Bundle.from_dict(manifest,
                                   allow_floating_model_ids=policy.models.allow_floating)
     except LLMRegError as exc:
-        raise type(exc)(f"MLflow prompt {name!r} version {v['version']}: {exc}") from None
+        raise type(exc)(f"MLflow prompt {shown(name)} version {v['version']}: {exc}") from None
     config = json.loads(tags[MODEL_CONFIG]) if MODEL_CONFIG in tags else None
     provenance = {"source": "mlflow", "tracking_uri": source.uri, "uri": label,
                   "mlflow_version": int(v["version"]),
@@ -602,13 +602,13 @@ def _model(tags: dict[str, str], model_map: dict[str, str], default_model: str |
     if not provider:
         provider = next((p for prefix, p in PROVIDERS if mapped.startswith(prefix)), None)
         if provider is None:
-            raise InvalidBundleError(f"model_config gives no provider for {mapped!r}; set "
+            raise InvalidBundleError(f"model_config gives no provider for {shown(mapped)}; set "
                                      "model_config.provider in MLflow")
     try:
         check_model_id(provider, mapped, allow_floating=policy.models.allow_floating)
     except FloatingModelIdError:
         raise FloatingModelIdError(
-            f"model {mapped!r} is not date-pinned, and llmreg never weakens the pinning rule; "
+            f"model {shown(mapped)} is not date-pinned, and llmreg never weakens the pinning rule; "
             f"map it to a dated snapshot with --model-map {model_id}=<{model_id}-YYYY-MM-DD> "
             "(e.g. --model-map gpt-4o=gpt-4o-2024-08-06)") from None
     params = {ours: config[theirs] for theirs, ours in PARAMS.items()
@@ -679,7 +679,7 @@ def _model_version(source: MlflowSource, name: str, v: dict[str, Any],
     try:
         bundle = Bundle.from_dict({"kind": "weights", "artifacts": artifacts})
     except LLMRegError as exc:
-        raise type(exc)(f"MLflow model {name!r} version {v['version']}: {exc}") from None
+        raise type(exc)(f"MLflow model {shown(name)} version {v['version']}: {exc}") from None
     run_id = v.get("run_id") or None
     provenance = {"source": "mlflow", "tracking_uri": source.uri, "uri": label,
                   "mlflow_version": int(v["version"]), "run_id": run_id,
