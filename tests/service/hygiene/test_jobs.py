@@ -139,3 +139,27 @@ def test_recent_is_newest_first_and_limited(svc: RegistryService) -> None:
     assert started == sorted(started, reverse=True) and len(started) == 5
     assert [r.started_at for r in jobs.recent(limit=2)] == started[:2]
     assert all(re.fullmatch(r".+:\d+", r.runner) for r in jobs.recent())
+
+
+def test_a_job_not_due_or_continuous_never_stops_the_jobs_after_it(svc: RegistryService
+                                                                    ) -> None:
+    """Each job is judged on its own: a continuous job first, a job already run this
+    period first, and every job after them still runs, with the clock it was given."""
+    rec = Recorder()
+    policy = parse_policy(DEFAULT_POLICY_YAML.replace("deprecation: 1h", "deprecation: 10s")
+                          .replace("alerts: 1h", "alerts: continuous")
+                          .replace("deliveries: continuous", "deliveries: 1m"),
+                          source="order.yaml")
+    jobs = Jobs(svc.db, policy, {n: rec.task(n) for n in ("deprecation", "alerts",
+                                                          "deliveries")})
+    assert [r.job for r in jobs.run_due(now=T0)] == ["deprecation", "alerts", "deliveries"]
+    # 20 s on: deprecation is due again, alerts is continuous, deliveries is not due.
+    later = T0 + timedelta(seconds=20)
+    assert [r.job for r in jobs.run_due(now=later)] == ["deprecation", "alerts"]
+    # 70 s on, with deprecation's period run elsewhere first: alerts and deliveries run.
+    other = Jobs(svc.db, policy, {"deprecation": rec.task("deprecation")})
+    last = T0 + timedelta(seconds=70)
+    assert [r.job for r in other.run_due(now=last)] == ["deprecation"]
+    assert [r.job for r in jobs.run_due(now=last)] == ["alerts", "deliveries"]
+    assert rec.calls == {"deprecation": [T0, later, last], "alerts": [T0, later, last],
+                         "deliveries": [T0, last]}
