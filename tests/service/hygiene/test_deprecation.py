@@ -4,6 +4,7 @@ old versions held by staging and shadow, versions that left an environment twice
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,50 @@ def test_a_restored_version_is_kept_for_the_grace_period_then_archived_again(
     later = Deprecation(svc.db, parse_policy(text, source="p.yaml")).plan(
         now=now + timedelta(days=15))
     assert ("chat", 7) in {(a.name, a.version) for a in later.actions}
+
+
+def test_a_planned_version_that_a_slot_holds_at_run_time_is_skipped_with_the_reason(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan is read before the slot locks: a version an environment took meanwhile
+    (here: a plan that names production's chat@2 and shadow's chat@5) is skipped, named,
+    and left as it is; the rest of the plan is done."""
+    from llmreg.service.hygiene import deprecation as module
+    from llmreg.types import DeprecationAction
+
+    real = module.plan_in
+
+    def stale_plan(s: Any, policy: Any, now: Any) -> Any:
+        actions, kept = real(s, policy, now)
+        extra = [DeprecationAction(name="chat", version=v, digest=fleet.digest(f"chat@{v}"),
+                                   action="archive", rule="keep_last", reason="planned")
+                 for v in (2, 5)]
+        return actions + extra, kept
+
+    monkeypatch.setattr(module, "plan_in", stale_plan)
+    report = fleet.open(KEEP3).deprecation.run(now=fleet.at(13))
+    assert [(a.name, a.version) for a in report.actions] == list(KEEP_LAST_ONLY)
+    assert [(a.name, a.version, a.action, a.rule, a.reason) for a in report.skipped] == [
+        ("chat", 2, "archive", "keep_last",
+         "skipped: production holds it now (moved there after the plan was read)"),
+        ("chat", 5, "archive", "keep_last",
+         "skipped: shadow holds it now (moved there after the plan was read)")]
+    assert fleet.svc.versions.resolve("chat@2").status == "production"
+    assert fleet.svc.versions.resolve("chat@5").status == "shadow"
+
+
+def test_the_kept_reasons_name_the_newest_versions_and_the_deprecation_wait(
+        fleet: Fleet) -> None:
+    from tests.service.hygiene.conftest import DEPRECATE14
+
+    why = kept(fleet, 19, DEPRECATE14)
+    day10 = fleet.at(10).strftime("%Y-%m-%d")
+    assert why[("chat", 4)] == ("deprecate_after_days", f"left its last environment on "
+                                                        f"{day10}; deprecated 14 days after "
+                                                        "that")
+    # With fewer versions than keep_last, the newest range starts at @1.
+    assert kept(fleet, 19, KEEP3.replace("keep_last: 3", "keep_last: 7"))[("search", 6)] == (
+        "keep_last", "among the last 7 versions (@1-@6)")
+    assert kept(fleet, 19, KEEP3.replace("keep_last: 3", "keep_last: 1"))[("search", 6)] == (
+        "keep_last", "among the last 1 versions (@6)")
+    assert kept(fleet, 19, KEEP3.replace("keep_last: 3", "keep_last: 6"))[("search", 6)] == (
+        "keep_last", "among the last 6 versions (@1-@6)")
