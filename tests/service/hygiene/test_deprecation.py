@@ -242,6 +242,13 @@ def test_a_planned_version_that_a_slot_holds_at_run_time_is_skipped_with_the_rea
          "skipped: shadow holds it now (moved there after the plan was read)")]
     assert fleet.svc.versions.resolve("chat@2").status == "production"
     assert fleet.svc.versions.resolve("chat@5").status == "shadow"
+    # What was done is audited with the planned reason and the status it left.
+    [first] = [e for e in fleet.svc.audit.entries() if e.target == "chat@1"
+               and e.action == "archive"]
+    assert {k: v for k, v in first.detail.items() if k != "rows"} == {
+        "digest": fleet.digest("chat@1"), "from": "registered", "rule": "keep_last",
+        "reason": "not among the last 3 versions (@8-@10) and no environment holds it",
+        "policy": report.policy_digest}
 
 
 def test_the_kept_reasons_name_the_newest_versions_and_the_deprecation_wait(
