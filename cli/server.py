@@ -194,7 +194,7 @@ def token_revoke(
                   f"{info.revoked_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}; nothing changed")
         return
     Output(as_json).result(
-        info, f"revoked token {info.token_id} ({info.subject}): the server that revoked it "
-              "refuses it now, every other server within 5 seconds, and its web sessions "
-              f"are over. A revoked token cannot be rotated; if {info.subject} still needs "
+        info, f"revoked token {info.token_id} ({info.subject}): every server refuses it "
+              "within 5 seconds (one you revoked it through, at once) and its web sessions "
+              f"end. A revoked token cannot be rotated; if {info.subject} still needs "
               f"access, create a new one: {again}")

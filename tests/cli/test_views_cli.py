@@ -296,8 +296,8 @@ def test_token_create_list_revoke(run) -> None:
     assert secret not in listed.stdout  # never shown again
     revoked = run("token", "revoke", token_id[1])
     assert " ".join(lines(revoked.stdout)) == (
-        f"revoked token {token_id[1]} (bob): the server that revoked it refuses it now, every "
-        "other server within 5 seconds, and its web sessions are over. A revoked token cannot "
+        f"revoked token {token_id[1]} (bob): every server refuses it within 5 seconds (one "
+        "you revoked it through, at once) and its web sessions end. A revoked token cannot "
         "be rotated; if bob still needs access, create a new one: `llmreg token create "
         "--subject bob --role reader`")
     (info,) = json.loads(run("token", "list", "--json").stdout)
