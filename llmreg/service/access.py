@@ -75,7 +75,8 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         if amount <= 0:
             raise InvalidRequestError(
                 f"expires {shown(text)} is not a positive duration; {_EXPIRES_FIX}")
-        if amount * _UNITS[match.group(2)] > MAX_LIFETIME:
+        # Compared before multiplying: 999999999999d does not fit in a timedelta.
+        if amount > MAX_LIFETIME // _UNITS[match.group(2)]:
             raise InvalidRequestError(
                 f"expires {shown(text)} is more than 5 years ahead; {_EXPIRES_FIX}")
         return now + amount * _UNITS[match.group(2)]

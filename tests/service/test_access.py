@@ -126,6 +126,9 @@ def test_an_iso_date_or_time_is_taken_as_utc(text: str, at: datetime) -> None:
     ("1827d", "is more than 5 years ahead"),
     ("262w", "is more than 5 years ahead"),
     ("99999999h", "is more than 5 years ahead"),
+    ("999999999999d", "is more than 5 years ahead"),  # past what a timedelta holds
+    ("999999999999w", "is more than 5 years ahead"),
+    ("9999-12-31", "is more than 5 years ahead"),
     ("2032-01-03", "is more than 5 years ahead"),
     ("2027-01-01T12:00:00Z", "is not in the future (it is now 2027-01-01T12:00:00Z)"),
     ("2026-12-31", "is not in the future"),
