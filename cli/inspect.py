@@ -3,6 +3,7 @@ version runs now, its evidence and its approvals."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 import typer
@@ -21,15 +22,29 @@ def register_commands(app: typer.Typer) -> None:
 
 
 def whoami(as_json: bool = JSON_OPTION) -> None:
-    """Show who you are to the registry (the identity on every write) and your roles."""
+    """Show who you are to the registry (the identity on every write), your roles, and
+    on a server the token you use and when it expires."""
     with connect() as reg:
         actor = reg.actor
         where = STATE.registry or _where(reg)
     roles = sorted(actor.roles) if actor.roles is not None else None
-    Output(as_json).result(
-        {"name": actor.name, "roles": roles, "registry": where},
-        f"{actor.name}  roles: {', '.join(roles) if roles is not None else 'all (embedded)'}"
-        f"  registry: {where}")
+    out = Output(as_json)
+    data = {"name": actor.name, "roles": roles, "registry": where,
+            "token_id": actor.token_id,
+            "expires_at": actor.expires_at.isoformat() if actor.expires_at else None}
+    if roles is None:
+        out.result(data, f"{actor.name}  roles: all (embedded)  registry: {where}",
+                   "the embedded registry trusts LLMREG_USER (or your OS user) with every "
+                   "role: whoever can write its folder is trusted; tokens apply on a server")
+        return
+    if actor.token_id is None:
+        token = "token: none (reads are open)"
+    elif actor.expires_at is None:
+        token = f"token: {actor.token_id}, never expires"
+    else:
+        token = (f"token: {actor.token_id}, expires at "
+                 f"{actor.expires_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+    out.result(data, f"{actor.name}  roles: {', '.join(roles)}  {token}  registry: {where}")
 
 
 def _where(reg: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -13,7 +14,7 @@ import typer
 import llmreg
 from llmreg.errors import ConfigError, MissingDependencyError
 from llmreg.settings import ReadAuth
-from llmreg.types import ROLES
+from llmreg.types import ROLES, TokenInfo
 
 from ._common import STATE, connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
@@ -23,7 +24,10 @@ READ_AUTH: tuple[ReadAuth, ...] = get_args(ReadAuth)
 _READ_AUTH_NOTES: dict[ReadAuth, str] = {"token": "reads need a reader token",
                                          "open": "anyone may read"}
 
-token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, list, rotate and revoke API tokens.", no_args_is_help=True)
+_EXPIRES_HELP = ("When the token stops working: a duration (30m, 12h, 7d, 90d, 8w) or an ISO "
+                 "date or time (2027-03-01, 2027-03-01T12:00:00Z; UTC unless it names an "
+                 "offset), at most 5 years ahead. Left out: the token never expires.")
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -31,6 +35,7 @@ def register_commands(app: typer.Typer) -> None:
     app.command("serve")(handle_errors(serve))
     token_app.command("create")(handle_errors(token_create))
     token_app.command("list")(handle_errors(token_list))
+    token_app.command("rotate")(handle_errors(token_rotate))
     token_app.command("revoke")(handle_errors(token_revoke))
     app.add_typer(token_app, name="token")
 
@@ -116,34 +121,80 @@ def _metrics_folder(mode: str, workers: int) -> str | None:
 def token_create(
     subject: Annotated[str, typer.Option("--subject", help="Who or what the token is for.")],
     role: Annotated[str, typer.Option("--role", help=f"{one_of(ROLES)}.")],
+    expires: Annotated[str | None, typer.Option("--expires", help=_EXPIRES_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Create a token; it is printed once and stored only as a hash."""
+    """Create a token; it is printed once (last line) and stored only as a hash."""
     out = Output(as_json)
     with connect() as reg:
-        token, info = reg.create_token(subject, role)
+        token, info = reg.create_token(subject, role, expires=expires)
         note_audit_head(reg)
     out.result({**info.model_dump(mode="json"), "token": token},
-               f"created token {info.token_id} for {info.subject} (role {info.role}); "
-               "store it now, it is not shown again:")
+               f"created token {info.token_id} for {info.subject} (role {info.role}), "
+               f"{_lifetime(info)}; store it now, it is not shown again:")
     out.line(token, markup=False)
 
 
+def token_rotate(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see `llmreg token list`).")],
+    expires: Annotated[str | None, typer.Option("--expires", help=_EXPIRES_HELP)] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Replace a token: a new secret for the same subject and role (printed once, last
+    line), and the old token revoked. An expired token may be rotated."""
+    out = Output(as_json)
+    with connect() as reg:
+        token, info = reg.rotate_token(token_id, expires=expires)
+        note_audit_head(reg)
+    out.result({**info.model_dump(mode="json"), "token": token, "rotated_from": token_id},
+               f"rotated token {token_id}: it is revoked; the new token {info.token_id} for "
+               f"{info.subject} (role {info.role}), {_lifetime(info)}; hand it over now, it "
+               "is not shown again:")
+    out.line(token, markup=False)
+
+
+def _lifetime(info: TokenInfo) -> str:
+    if info.expires_at is None:
+        return "never expires (give --expires 90d for one that does)"
+    return f"expires at {info.expires_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _status(t: TokenInfo, now: datetime) -> str:
+    if t.revoked_at is not None:
+        return "revoked"
+    return "expired" if t.expires_at is not None and t.expires_at <= now else "active"
+
+
 def token_list(as_json: bool = JSON_OPTION) -> None:
-    """List tokens (ids, subjects, roles; never secrets)."""
+    """List tokens (ids, subjects, roles, expiry, status; never secrets)."""
     with connect() as reg:
         tokens = reg.list_tokens()
-    Output(as_json).table(tokens, ("id", "subject", "role", "created", "by", "revoked"),
-                          lambda t: (t.token_id, t.subject, t.role, t.created_at, t.created_by,
-                                     t.revoked_at))
+    now = datetime.now(UTC)
+    Output(as_json).table(
+        tokens, ("id", "subject", "role", "status", "created", "by", "expires", "revoked"),
+        lambda t: (t.token_id, t.subject, t.role, _status(t, now), t.created_at,
+                   t.created_by, t.expires_at or "never", t.revoked_at),
+        empty="no tokens yet; create one with `llmreg token create --subject NAME --role ROLE`")
 
 
 def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The token's id (see `llmreg token list`).")],
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Revoke a token; servers stop accepting it within seconds."""
+    """Revoke a token: servers refuse it within 5 seconds and its web sessions end. It
+    cannot be renewed; its holder needs a new token."""
     with connect() as reg:
         info = reg.revoke_token(token_id)
         note_audit_head(reg)
-    Output(as_json).result(info, f"revoked token {info.token_id} ({info.subject})")
+    again = f"`llmreg token create --subject {info.subject} --role {info.role}`"
+    if not getattr(info, "revoked_now", True):
+        assert info.revoked_at is not None
+        Output(as_json).result(
+            info, f"token {info.token_id} ({info.subject}) was already revoked at "
+                  f"{info.revoked_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}; nothing changed")
+        return
+    Output(as_json).result(
+        info, f"revoked token {info.token_id} ({info.subject}): every server refuses it "
+              "within 5 seconds (one you revoked it through, at once) and its web sessions "
+              f"end. A revoked token cannot be rotated; if {info.subject} still needs "
+              f"access, create a new one: {again}")

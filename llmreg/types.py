@@ -21,6 +21,8 @@ class Actor:
 
     name: str
     roles: frozenset[str] | None = None
+    token_id: str | None = None  # the API token acting (None: embedded, or no token)
+    expires_at: datetime | None = None  # when that token stops working (None: never)
 
 
 class VersionInfo(BaseModel):
@@ -272,6 +274,7 @@ class TokenInfo(BaseModel):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None  # None: never expires
 
 
 class Problem(BaseModel):

@@ -726,20 +726,46 @@ class Client:
 
     # -- tokens ------------------------------------------------------------------------
 
-    def create_token(self, subject: str, role: str) -> tuple[str, TokenInfo]:
+    def create_token(self, subject: str, role: str, *,
+                     expires: str | None = None) -> tuple[str, TokenInfo]:
         """Create an API token for the server (the secret is returned once).
 
+        Args:
+            subject: who or what the token is for.
+            role: reader, publisher, approver or admin.
+            expires: a duration (``"90d"``, ``"12h"``, ``"30m"``) or an ISO date or time,
+                at most 5 years ahead; None (the default): the token never expires.
+
         Example:
-            >>> secret, info = reg.create_token("ci", "publisher")  # doctest: +SKIP
+            >>> secret, info = reg.create_token("ci", "publisher", expires="90d")  # doctest: +SKIP
         """
-        return self._split_token(self._backend.call("create_token", subject=subject, role=role))
+        return self._split_token(self._backend.call("create_token", subject=subject, role=role,
+                                                    expires=expires))
+
+    def rotate_token(self, token_id: str, *, expires: str | None = None) -> tuple[str, TokenInfo]:
+        """Issue a new token for the subject and role of ``token_id`` and revoke that one
+        (an expired token may be rotated; a revoked one may not). The new secret is
+        returned once; ``expires`` is the new token's, as in :meth:`create_token`.
+
+        Example:
+            >>> secret, info = reg.rotate_token("0123456789ab", expires="90d")  # doctest: +SKIP
+        """
+        return self._split_token(self._backend.call("rotate_token", token_id=token_id,
+                                                    expires=expires))
 
     def list_tokens(self) -> list[TokenInfo]:
-        """Every token, revoked ones included (never their secrets)."""
+        """Every token, revoked and expired ones included (never their secrets)."""
         return self._backend.call("list_tokens")
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        """Revoke a token; a server stops accepting it within 5 seconds."""
+        """Revoke a token: the server that revokes it refuses it at once, other servers
+        within 5 seconds, and its web sessions end. The answer's ``revoked_now`` is False
+        when it was revoked already (nothing changed).
+
+        Example:
+            >>> reg.revoke_token("0123456789ab").revoked_now  # doctest: +SKIP
+            True
+        """
         return self._backend.call("revoke_token", token_id=token_id)
 
     # -- webhooks ----------------------------------------------------------------------

@@ -316,7 +316,8 @@ class HTTPBackend(Backend):
         from llmreg.types import Actor
 
         who = self.call("whoami")
-        return Actor(who.subject, frozenset(who.roles))
+        return Actor(who.subject, frozenset(who.roles), token_id=who.token_id,
+                     expires_at=who.expires_at)
 
     def resolve_ref(self, ref: str) -> ResolvedBundle:
         return ResolvedBundle.from_bundle(self.get(ref))

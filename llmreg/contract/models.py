@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
@@ -165,10 +166,19 @@ class GcBody(_Body):
 
 
 class TokenBody(_Body):
-    """``POST /v1/tokens``."""
+    """``POST /v1/tokens``: ``expires`` is a duration (``90d``, ``12h``, ``30m``) or an
+    ISO date or time, at most 5 years ahead; without it the token never expires."""
 
     subject: str
     role: Literal["reader", "publisher", "approver", "admin"]
+    expires: str | None = Field(None, max_length=64)
+
+
+class RotateTokenBody(_Body):
+    """``POST /v1/tokens/{token_id}/rotate``: the new token's ``expires`` (as in
+    :class:`TokenBody`; without it the new token never expires)."""
+
+    expires: str | None = Field(None, max_length=64)
 
 
 class WebhookBody(_Body):
@@ -198,10 +208,13 @@ class RegistrationBatch(BaseModel):
 
 
 class WhoAmI(BaseModel):
-    """``GET /v1/whoami``."""
+    """``GET /v1/whoami``: the caller, and the token they called with (none when reads are
+    open and no token was sent)."""
 
     subject: str
     roles: list[str]
+    token_id: str | None = None
+    expires_at: datetime | None = None  # None: the token never expires
 
 
 class BundleResponse(BaseModel):
@@ -246,8 +259,16 @@ class ApprovalResult(ApprovalInfo):
     created: bool
 
 
+class RevokedToken(TokenInfo):
+    """``DELETE /v1/tokens/{token_id}``: the token's record, and whether this call revoked
+    it (False: it was revoked already, at ``revoked_at``, and nothing changed)."""
+
+    revoked_now: bool = True
+
+
 class NewToken(TokenInfo):
-    """``POST /v1/tokens``: the token's record and its secret (sent this once only)."""
+    """``POST /v1/tokens`` (and ``…/rotate``): the token's record and its secret (sent
+    this once only)."""
 
     token: str
 

@@ -222,7 +222,8 @@ class PolicyRecord(SQLModel, table=True):
 
 
 class Token(SQLModel, table=True):
-    """An API token: only its SHA-256 is stored; the secret is shown once."""
+    """An API token: only its SHA-256 is stored; the secret is shown once. A token with
+    ``expires_at`` is refused from that moment on."""
 
     __tablename__ = "tokens"
 
@@ -234,6 +235,8 @@ class Token(SQLModel, table=True):
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # None: never expires (tokens made before 0009, or created without --expires).
+    expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class Heartbeat(SQLModel, table=True):

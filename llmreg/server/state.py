@@ -19,8 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llmreg.db.models import utcnow
 from llmreg.errors import AuthError, PermissionDeniedError
 from llmreg.server.metrics import ServerMetrics
+from llmreg.service.access import refusal
 from llmreg.service.mirror.publisher import AutoPublisher
 from llmreg.service.registry import RegistryService
 from llmreg.settings import Settings
@@ -35,7 +37,9 @@ REFRESH_AHEAD = 0.3  # renew an entry in the background in the last 30% of its l
 @dataclass(frozen=True, slots=True)
 class TokenEntry:
     expires: float  # time.monotonic()
-    actor: Actor | None  # None: unknown or revoked (remembered too, so floods stay cheap)
+    # The token's actor (its expiry is checked on every use), or why it is refused
+    # (unknown or revoked: remembered too, so floods stay cheap).
+    actor: Actor | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,7 @@ class SlotEntry:
 class TokenCache:
     """Token -> :class:`TokenEntry`, answered by the database at most every ``ttl`` s."""
 
-    def __init__(self, authenticate: Callable[[str], Actor | None], ttl: float = TOKEN_TTL,
+    def __init__(self, authenticate: Callable[[str], Actor | str], ttl: float = TOKEN_TTL,
                  limit: int = 10_000) -> None:
         self._authenticate = authenticate
         self.ttl = ttl
@@ -61,7 +65,7 @@ class TokenCache:
         entry = self._entries.get(token)
         return entry if entry is not None and entry.expires > now else None
 
-    def refresh(self, token: str) -> Actor | None:
+    def refresh(self, token: str) -> Actor | str:
         """Ask the database (blocking) and cache the answer."""
         actor = self._authenticate(token)
         if len(self._entries) > self._limit:
@@ -70,7 +74,7 @@ class TokenCache:
         return actor
 
     def invalidate(self) -> None:
-        """Forget every answer (after a revocation through this replica)."""
+        """Forget every answer (after a revocation or rotation through this replica)."""
         self._entries.clear()
 
 
@@ -177,7 +181,7 @@ class ServerState:
             envs = {alias: env for env, spec in service.policy.environments.items()
                     for alias in (env, *spec.aliases)}
             metrics = ServerMetrics(envs)
-        return cls(settings, service, TokenCache(service.access.authenticate),
+        return cls(settings, service, TokenCache(service.access.identify),
                    ResolveCache(service, settings.resolve_ttl), publisher=publisher,
                    metrics=metrics)
 
@@ -214,9 +218,12 @@ class ServerState:
             return None
         else:
             actor = self.tokens.refresh(token)
-        if actor is None:
-            raise AuthError("the token is unknown or revoked; create one with "
-                            "`llmreg token create --subject NAME --role ROLE`")
+        if isinstance(actor, str):
+            raise AuthError(actor)
+        # Checked on every use, not cached: a token is refused the moment it expires.
+        expired = refusal(actor, utcnow())
+        if expired is not None:
+            raise AuthError(expired)
         return self.authorize(actor, role)
 
     def authorize(self, actor: Actor, role: str) -> Actor:

@@ -19,7 +19,8 @@ the chain is still read for what it recorded (:func:`legacy_rows`): a slot's ver
 and digest from its moves, a token's subject, role and revocation, evidence's suite and
 metrics, an owner's team and contacts, a version's digest. A row of such a registry
 that no entry recorded at all is left to the per-action counts, and ``verify`` says how
-many there were.
+many there were. A token recorded before tokens could expire (no ``expires_at`` in its
+fields) is read as recorded with no expiry, which is what it had then.
 
 Example:
     >>> from llmreg.db.models import Owner
@@ -114,8 +115,10 @@ def slot_row(name: str, env: str, version: int, digest: str, at: datetime, by: s
 
 
 def token_row(t: Token) -> Row:
-    """``tokens/ID``: subject, role, revocation, and the secret's hash (hashed again)."""
-    fields = _fields(t, ("subject", "role", "created_at", "created_by", "revoked_at"))
+    """``tokens/ID``: subject, role, revocation, expiry, and the secret's hash (hashed
+    again)."""
+    fields = _fields(t, ("subject", "role", "created_at", "created_by", "revoked_at",
+                         "expires_at"))
     fields["secret"] = digest_bytes(t.secret_hash.encode())
     return f"tokens/{t.token_id}", fields
 
@@ -184,7 +187,7 @@ def legacy_rows(action: str, name: str | None, target: str | None, env: str | No
         return [(f"versions/{target}", {"digest": d.get("digest")})]
     if action == "token-create":
         return [(f"tokens/{target}", {"subject": d.get("subject"), "role": d.get("role"),
-                                      "revoked_at": None})]
+                                      "revoked_at": None, "expires_at": None})]
     if action == "token-revoke":
         return [(f"tokens/{target}", {"revoked_at": REVOKED})]
     if action == "evidence" and "evidence_id" in d:
@@ -222,6 +225,9 @@ class Audited:
                                   "object of rows; it was not written by llmreg")
         for key, fields in rows.items():
             self.fields[key] = dict(fields)
+            if key.startswith("tokens/") and isinstance(fields, dict):
+                # Recorded before tokens could expire (0009): such a token never expires.
+                self.fields[key].setdefault("expires_at", None)
             self.seq[key] = seq
 
 

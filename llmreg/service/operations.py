@@ -42,6 +42,7 @@ from llmreg.contract.models import (
     PolicyResponse,
     PromotionResult,
     RegistrationBatch,
+    RevokedToken,
     WhoAmI,
 )
 from llmreg.errors import InvalidBundleError
@@ -80,7 +81,8 @@ def _author(actor: Actor, author: str | None) -> str:
 @handles("whoami")
 def whoami(svc: RegistryService, actor: Actor) -> WhoAmI:
     """The identity and roles of the caller's token (``anonymous`` with open reads)."""
-    return WhoAmI(subject=actor.name, roles=sorted(actor.roles or []))
+    return WhoAmI(subject=actor.name, roles=sorted(actor.roles or []),
+                  token_id=actor.token_id, expires_at=actor.expires_at)
 
 
 @handles("policy")
@@ -336,9 +338,21 @@ def served(svc: RegistryService, actor: Actor, *, name: str | None = None,
 
 
 @handles("create_token")
-def create_token(svc: RegistryService, actor: Actor, *, subject: str, role: str) -> NewToken:
-    """Create a token; the secret is in this response only."""
-    token, info = svc.access.create_token(subject, role, created_by=actor.name)
+def create_token(svc: RegistryService, actor: Actor, *, subject: str, role: str,
+                 expires: str | None = None) -> NewToken:
+    """Create a token (expiring at ``expires``, or never); the secret is in this response
+    only."""
+    token, info = svc.access.create_token(subject, role, created_by=actor.name,
+                                          expires=expires)
+    return NewToken(**dict(info), token=token)
+
+
+@handles("rotate_token")
+def rotate_token(svc: RegistryService, actor: Actor, *, token_id: str,
+                 expires: str | None = None) -> NewToken:
+    """A new token for the subject and role of ``token_id``, which is revoked; the new
+    secret is in this response only."""
+    token, info = svc.access.rotate_token(token_id, actor=actor.name, expires=expires)
     return NewToken(**dict(info), token=token)
 
 
@@ -351,7 +365,8 @@ def list_tokens(svc: RegistryService, actor: Actor) -> Any:
 @handles("revoke_token")
 def revoke_token(svc: RegistryService, actor: Actor, *, token_id: str) -> Any:
     """Revoke a token: a server refuses it at once, its other replicas within seconds."""
-    return svc.access.revoke_token(token_id, actor=actor.name)
+    info, now = svc.access.revoke(token_id, actor=actor.name)
+    return RevokedToken(**dict(info), revoked_now=now)
 
 
 # -- owners, alerts, deprecation, jobs ---------------------------------------------------------

@@ -73,4 +73,5 @@ def event_info(name: str, e: SlotEvent) -> SlotEventInfo:
 def token_info(t: Token) -> TokenInfo:
     """The record of one API token (never its secret)."""
     return TokenInfo(token_id=t.token_id, subject=t.subject, role=t.role,
-                     created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at)
+                     created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at,
+                     expires_at=t.expires_at)

@@ -3,7 +3,7 @@
 Signing in checks the token (:meth:`Access.authenticate`) and stores a session row that
 names the token; the browser keeps ``<session id>.<secret>`` in an HttpOnly cookie and
 the database keeps only the secret's SHA-256. A session acts with its token's subject
-and role, and is refused as soon as the token is revoked, the session is signed out
+and role, and is refused as soon as the token is revoked or expires, the session is signed out
 (``ended_at``) or it expires (:data:`SESSION_TTL`). The session's CSRF token is derived
 from its secret, so it needs no column and dies with the session.
 """
@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from llmreg.db.engine import Database
 from llmreg.db.models import Token, WebSession, utcnow
 from llmreg.errors import AuthError
-from llmreg.service.access import Access
+from llmreg.service.access import Access, refusal
 from llmreg.types import Actor, roles_of
 
 SESSION_TTL = timedelta(hours=12)  # a sign-in lasts at most this long
@@ -74,11 +74,15 @@ class Sessions:
 
         Raises :class:`AuthError` for an unknown, malformed or revoked token.
         """
-        actor = self.access.authenticate(token)
+        actor = self.access.identify(token)
         match = _TOKEN_ID_RE.match(token or "")
-        if actor is None or match is None:
-            raise AuthError("the token is unknown or revoked; create one with "
-                            "`llmreg token create --subject NAME --role ROLE`")
+        if isinstance(actor, str):
+            raise AuthError(actor)
+        expired = refusal(actor, utcnow())
+        if expired is not None:
+            raise AuthError(expired)
+        if match is None:  # pragma: no cover - identify refuses such a token first
+            raise AuthError("the token is not an llmreg token")
         session_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
         now = utcnow()
         with self.db.write() as s:
@@ -106,12 +110,15 @@ class Sessions:
         if found is None:
             return None
         row, token = found
-        if row.ended_at is not None or row.expires_at <= utcnow() \
-                or token.revoked_at is not None:
+        now = utcnow()
+        if row.ended_at is not None or row.expires_at <= now \
+                or token.revoked_at is not None \
+                or (token.expires_at is not None and token.expires_at <= now):
             return None
         if not hmac.compare_digest(row.secret_hash, _hash(secret)):
             return None
-        return SessionInfo(Actor(token.subject, roles_of(token.role)), csrf_of(cookie or ""),
+        return SessionInfo(Actor(token.subject, roles_of(token.role), token_id=token.token_id,
+                                 expires_at=token.expires_at), csrf_of(cookie or ""),
                            token.token_id)
 
     def end(self, cookie: str | None) -> bool:

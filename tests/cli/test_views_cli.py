@@ -284,25 +284,34 @@ def test_token_create_list_revoke(run) -> None:
     created = run("token", "create", "--subject", "bob", "--role", "reader")
     assert created.exit_code == 0, created.output
     first, secret = lines(created.stdout)
-    token_id = re.fullmatch(r"created token ([0-9a-f]{12}) for bob \(role reader\); store it "
+    token_id = re.fullmatch(r"created token ([0-9a-f]{12}) for bob \(role reader\), never "
+                            r"expires \(give --expires 90d for one that does\); store it "
                             r"now, it is not shown again:", first)
     assert token_id is not None and secret.startswith(f"llmreg_{token_id[1]}_")
     listed = run("token", "list")
     header, row = (" ".join(line.split()) for line in lines(listed.stdout))
-    assert header == "id subject role created by revoked"
-    assert re.fullmatch(rf"{token_id[1]} bob reader \d{{4}}-\d\d-\d\d \d\d:\d\d UTC tester",
-                        row)
+    assert header == "id subject role status created by expires revoked"
+    assert re.fullmatch(rf"{token_id[1]} bob reader active \d{{4}}-\d\d-\d\d \d\d:\d\d UTC "
+                        r"tester never", row)
     assert secret not in listed.stdout  # never shown again
     revoked = run("token", "revoke", token_id[1])
-    assert lines(revoked.stdout) == [f"revoked token {token_id[1]} (bob)"]
+    assert " ".join(lines(revoked.stdout)) == (
+        f"revoked token {token_id[1]} (bob): every server refuses it within 5 seconds (one "
+        "you revoked it through, at once) and its web sessions end. A revoked token cannot "
+        "be rotated; if bob still needs access, create a new one: `llmreg token create "
+        "--subject bob --role reader`")
     (info,) = json.loads(run("token", "list", "--json").stdout)
     assert info["token_id"] == token_id[1] and info["revoked_at"] is not None
     assert "token" not in info and secret not in json.dumps(info)
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
     row_after = " ".join(lines(run("token", "list").stdout)[1].split())
-    assert re.fullmatch(rf"{token_id[1]} bob reader {stamp} tester {stamp}", row_after)
+    assert re.fullmatch(rf"{token_id[1]} bob reader revoked {stamp} tester never {stamp}",
+                        row_after)
     again = run("token", "revoke", token_id[1], "--json")  # revoking twice changes nothing
-    assert again.exit_code == 0 and json.loads(again.stdout) == info
+    assert again.exit_code == 0 and json.loads(again.stdout) == {**info, "revoked_now": False}
+    said = run("token", "revoke", token_id[1])
+    assert said.stdout == (f"token {token_id[1]} (bob) was already revoked at "
+                           f"{info['revoked_at'][:19]}Z; nothing changed\n")
     unknown = run("token", "revoke", "000000000000")
     assert unknown.exit_code == 1
     assert "no token '000000000000'; see `llmreg token list`" in unknown.stderr

@@ -69,3 +69,32 @@ def test_upgrade_keeps_existing_versions(tmp_path: Path) -> None:
         row = conn.execute(sa.text("SELECT number, changes, diff_digest FROM versions")).one()
     assert tuple(row) == (1, "[]", None)
     upgraded.dispose()
+
+
+def test_tokens_made_before_0009_keep_working_and_never_expire(tmp_path: Path) -> None:
+    """0009 adds tokens.expires_at: an existing token gets NULL (no expiry) and still
+    authenticates."""
+    from llmreg.db.migrate import upgrade
+    from llmreg.service import RegistryService
+    from llmreg.service.access import _hash
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    with db.write_engine.begin() as conn:
+        upgrade(conn, "0008")
+        conn.execute(sa.text(
+            "INSERT INTO tokens (token_id, secret_hash, subject, role, created_at, created_by)"
+            " VALUES ('0123456789ab', :h, 'ci', 'publisher', '2026-01-01 00:00:00', 'ana')"),
+            {"h": _hash("s" * 43)})
+    db.dispose()
+    upgraded = Database.open(url)
+    assert upgraded.current_revision() == HEAD_REVISION == "0009"
+    with upgraded.read_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT expires_at FROM tokens")).scalar_one() is None
+    upgraded.dispose()
+    svc = RegistryService.open_home(tmp_path / "reg", database_url=url)
+    actor = svc.access.authenticate("llmreg_0123456789ab_" + "s" * 43)
+    assert actor is not None and actor.name == "ci" and actor.expires_at is None
+    [info] = svc.access.list_tokens()
+    assert info.expires_at is None and info.revoked_at is None
+    svc.close()

@@ -49,6 +49,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                             "digest": UNKNOWN["digest"]}]},
     ("POST", "/v1/gc"): {"dry_run": True},
     ("POST", "/v1/tokens"): {"subject": "s", "role": "reader"},
+    ("POST", "/v1/tokens/{token_id}/rotate"): {"expires": "90d"},
     ("POST", "/v1/names/{name}/owner"): {"team": "t", "contacts": ["t@example.com"]},
     ("POST", "/v1/alerts/{alert_id}/ack"): {"reason": "r"},
     ("POST", "/v1/jobs/run"): {"jobs": ["alerts"]},
@@ -161,7 +162,8 @@ def test_bad_input_is_a_declared_400(server: Server, method: str, path: str,
 def test_open_reads_need_no_token_but_refuse_a_bad_one(server: Server) -> None:
     app = create_app(Settings(read_auth="open", resolve_ttl=0), service=server.service)
     with TestClient(app) as http:
-        assert http.get("/v1/whoami").json() == {"subject": "anonymous", "roles": ["reader"]}
+        assert http.get("/v1/whoami").json() == {"subject": "anonymous", "roles": ["reader"],
+                                                 "token_id": None, "expires_at": None}
         assert http.get("/v1/names", headers={"Authorization": "Bearer nope"}
                         ).status_code == 401
         assert http.post("/v1/gc", json={}).status_code == 401

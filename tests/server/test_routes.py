@@ -76,10 +76,12 @@ def test_bad_and_revoked_tokens(server: Server) -> None:
     assert revoked.json()["token_id"] == rita.token_id and revoked.json()["revoked_at"]
     after = server.http.get("/v1/names", headers=server.headers("rita"))
     assert after.status_code == 401 and after.headers["WWW-Authenticate"] == "Bearer"
+    at = revoked.json()["revoked_at"][:19]
     assert after.json() == {"errors": [{
         "code": "UNAUTHORIZED",
-        "message": "the token is unknown or revoked; create one with "
-                   "`llmreg token create --subject NAME --role ROLE`",
+        "message": f"token {rita.token_id} was revoked at {at}Z; it cannot be renewed: ask "
+                   "an admin for a new one (`llmreg token create --subject rita --role "
+                   "reader`)",
         "detail": None}]}
     assert server.tokens["rita"] not in after.text  # the secret is never echoed
 

@@ -116,6 +116,9 @@ MANIFEST = ("INSERT INTO manifests (digest, size, kind, created_at) SELECT 'sha2
      "tokens row {live}: secret is 'sha256:"),
     ("UPDATE tokens SET subject = 'ana' WHERE subject = 'ci'",
      "tokens row {live}: subject is 'ana' but audit entry #{seq} recorded 'ci'"),
+    # an expiry given to a token that had none (the revoked one: any later token too)
+    ("UPDATE tokens SET expires_at = created_at WHERE subject = 'old-ci'",
+     "tokens row {revoked}: expires_at is '20"),
     # evidence raised to pass a gate
     ("UPDATE evidence SET metrics = '{\"accuracy\": 0.99}'",
      "evidence row 1: metrics is {{'accuracy': 0.99}} but audit entry #{seq} recorded "
@@ -347,7 +350,8 @@ def test_a_legacy_revocation_is_any_time_and_never_none() -> None:
     (("register", "chat", "chat@2", None, {"digest": "d", "message": "m"}),
      [("versions/chat@2", {"digest": "d"})]),
     (("token-create", None, "t1", None, {"subject": "ci", "role": "reader"}),
-     [("tokens/t1", {"subject": "ci", "role": "reader", "revoked_at": None})]),
+     [("tokens/t1", {"subject": "ci", "role": "reader", "revoked_at": None,
+                     "expires_at": None})]),
     (("evidence", "chat", "chat@1", None, {"suite": "s"}), []),
     (("evidence", "chat", "chat@1", None,
       {"evidence_id": 4, "type": "eval", "suite": "s", "metrics": {"a": 1}, "digest": "d",
@@ -372,10 +376,13 @@ def test_only_entries_that_change_covered_rows_mark_an_old_log() -> None:
     assert seen.legacy and seen.fields == {}
     seen.record(4, "token-create", None, "t1", None, {"subject": "a", "role": "reader"})
     seen.record(5, "token-revoke", None, "t1", None, {"subject": "a"})
-    assert seen.fields["tokens/t1"] == {"subject": "a", "role": "reader", "revoked_at": REVOKED}
+    assert seen.fields["tokens/t1"] == {"subject": "a", "role": "reader", "revoked_at": REVOKED,
+                                        "expires_at": None}
     assert seen.seq["tokens/t1"] == 5
     seen.record(6, "token-revoke", None, "t1", None, {"rows": {"tokens/t1": {"role": "x"}}})
-    assert (seen.fields["tokens/t1"], seen.seq["tokens/t1"]) == ({"role": "x"}, 6)
+    # recorded before tokens could expire: read as no expiry
+    assert (seen.fields["tokens/t1"], seen.seq["tokens/t1"]) == ({"role": "x",
+                                                                  "expires_at": None}, 6)
     with pytest.raises(AuditChainError, match=r"^audit entry #7 records rows as \['x'\], not "
                                               r"an object of rows; it was not written by "
                                               r"llmreg$"):
@@ -401,3 +408,73 @@ def test_a_token_records_its_secret_only_as_a_hash(svc: RegistryService) -> None
         stored = s.execute(sa.select(table(Token).c.secret_hash)).scalar_one()
     assert stored not in str(entry.detail) and secret not in str(entry.detail)
     assert recorded["secret"].startswith("sha256:") and recorded["revoked_at"] is None
+
+
+# --- token expiry (0009) -------------------------------------------------------------------
+
+def expiring(svc: RegistryService) -> dict[str, str]:
+    """The fleet, plus a token expiring in 90 days and one rotated from it (12 hours)."""
+    tokens = fleet(svc)
+    _, first = svc.access.create_token("deploy", "publisher", created_by="ana", expires="90d")
+    _, second = svc.access.rotate_token(first.token_id, actor="ana", expires="12h")
+    return {**tokens, "rotated": first.token_id, "expiring": second.token_id}
+
+
+@pytest.mark.parametrize(("statement", "named"), [
+    # the expiry removed: the token would work for ever
+    ("UPDATE tokens SET expires_at = NULL WHERE token_id = :expiring",
+     "tokens row {expiring}: expires_at is None but audit entry #{seq} recorded '20"),
+    # extended (to the time the other one was made: any other time does the same)
+    ("UPDATE tokens SET expires_at = created_at WHERE token_id = :expiring",
+     "tokens row {expiring}: expires_at is '20"),
+    ("UPDATE tokens SET expires_at = NULL WHERE token_id = :rotated",
+     "tokens row {rotated}: expires_at is None but audit entry #{seq} recorded '20"),
+    # the rotation undone
+    ("UPDATE tokens SET revoked_at = NULL WHERE token_id = :rotated",
+     "tokens row {rotated}: revoked_at is None but audit entry #{seq} recorded '20"),
+])
+def test_an_edited_expiry_is_named(svc: RegistryService, statement: str, named: str) -> None:
+    tokens = expiring(svc)
+    assert svc.audit.verify() == len(svc.audit.entries())
+    sql(svc, statement, **tokens)
+    message = broken(svc)
+    assert message.startswith(named.split("#{seq}")[0].format(**tokens)), message
+    assert message.endswith("the row was edited outside the registry; set it back to the "
+                            "audited value")
+
+
+def forget_expiry(svc: RegistryService) -> None:
+    """Rewrite the log as llmreg wrote it before 0009 (token rows without ``expires_at``),
+    chained again."""
+    with svc.db.write_engine.begin() as conn:
+        found = conn.execute(sa.select(table(AuditEntry)).order_by(
+            table(AuditEntry).c.seq)).mappings().all()
+        prev = audit.GENESIS
+        for e in found:
+            detail = dict(e["detail"])
+            if "rows" in detail:
+                detail["rows"] = {k: {f: v for f, v in fields.items() if f != "expires_at"}
+                                  for k, fields in detail["rows"].items()}
+            h = audit.entry_hash(e["seq"], e["at"], e["actor"], e["action"], e["name"],
+                                 e["target"], e["env"], detail, prev)
+            conn.execute(sa.update(table(AuditEntry)).where(
+                table(AuditEntry).c.seq == e["seq"]).values(
+                    detail=detail, prev_hash=prev, hash=h))
+            prev = h
+
+
+def test_token_rows_recorded_before_expiry_existed_keep_verifying(
+        svc: RegistryService) -> None:
+    tokens = fleet(svc)
+    forget_expiry(svc)
+    found = svc.audit.check()
+    assert (found.rows, found.unrecorded) == (12, 0)
+    # such a token had no expiry: one given to it now is named
+    sql(svc, "UPDATE tokens SET expires_at = created_at WHERE token_id = :live", **tokens)
+    assert broken(svc).startswith(f"tokens row {tokens['live']}: expires_at is '20")
+    sql(svc, "UPDATE tokens SET expires_at = NULL WHERE token_id = :live", **tokens)
+    assert svc.audit.verify() == found.entries
+    # and a token created after the upgrade records its expiry as usual
+    _, new = svc.access.create_token("ci2", "reader", created_by="ana", expires="7d")
+    sql(svc, "UPDATE tokens SET expires_at = NULL WHERE token_id = :t", t=new.token_id)
+    assert broken(svc).startswith(f"tokens row {new.token_id}: expires_at is None")

@@ -69,6 +69,7 @@ AFTER: dict[str, Callable[[ServerState, Request, dict[str, Any], Callable[[], An
     "promote": _promote,
     "rollback": _rollback,
     "revoke_token": _revoke,
+    "rotate_token": _revoke,  # the old token is revoked
 }
 
 

@@ -68,7 +68,7 @@ def test_sign_in_refuses_a_bad_token_a_foreign_next_and_a_missing_csrf(web: Web)
     c = web.client()
     form = c.get("/signin")
     bad = c.post("/signin", data={"csrf": csrf_of(form.text), "token": "llmreg_nope"})
-    assert bad.status_code == 401 and "error: the token is unknown or revoked" in bad.text
+    assert bad.status_code == 401 and "error: the token is not an llmreg token" in bad.text
     form = c.get("/signin")
     r = c.post("/signin", data={"csrf": csrf_of(form.text), "token": web.tokens["rita"],
                                 "next": "//evil.example/x"})
