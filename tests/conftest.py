@@ -22,7 +22,7 @@ EXAMPLE_NAMES = ("meeting-summariser", "support-rag", "ticket-classifier")
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Clear LLMREG_* and point LLMREG_HOME (and the user state folder) at fresh folders;
     run in tmp_path."""
     for key in list(os.environ):
@@ -33,6 +33,13 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The client cache's key lives in the user state folder: each test has its own.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
     monkeypatch.chdir(tmp_path)
+    # Code under test may set variables for its own children (`serve` sets
+    # PROMETHEUS_MULTIPROC_DIR for its workers, then removes that folder): none of it
+    # outlives the test, whichever test runs next on this worker.
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

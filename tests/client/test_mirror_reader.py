@@ -1092,7 +1092,8 @@ def test_a_slow_answer_ends_at_the_deadline_as_an_outage(
         except RegistryUnavailableError as exc:
             assert strict and type(exc) is RegistryUnavailableError
             assert "no whole answer within the 1s deadline (LLMREG_READ_DEADLINE)" in str(exc)
-        assert 0.9 < time.monotonic() - started < 2.0
+        # well under the 20 s the answer would take; loose enough for a loaded machine
+        assert 0.9 < time.monotonic() - started < 6.0
     assert "no whole answer within the 1s deadline" in caplog.text
     hostile.plays.clear()  # the next resolve has a deadline of its own
     assert not backend.resolve_slot("chat", "production", strict=True,
