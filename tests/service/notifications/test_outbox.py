@@ -234,3 +234,33 @@ def test_an_event_on_an_empty_log_says_so_and_slack_leaves_the_head_out(
                     data={"env": "production", "audit": {"seq": 1, "head": "sha256:ab"}})
     assert slack_message(e) == {"text": ":rocket: *chat*: promotion — env: production"}
     assert cloudevent(e)["data"]["audit"] == {"seq": 1, "head": "sha256:ab"}
+
+
+# --- the shapes at their edges (outbox's mutation survivors) --------------------------
+
+
+def test_short_keeps_120_characters_and_cuts_longer_values_to_120() -> None:
+    assert outbox._short("x" * 120) == "x" * 120
+    assert outbox._short("x" * 121) == "x" * 119 + "…"
+    assert len(outbox._short("y" * 5000)) == 120
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert outbox._short({"at": at}) == '{"at": "2026-01-02 03:04:05+00:00"}'
+
+
+def test_event_data_may_hold_times_and_is_bounded_to_the_byte(svc: RegistryService) -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with svc.db.write() as s:
+        emit(s, event="promotion", name="chat", data={"when": at}, at=at)
+    [(_, _, data)] = raw_events(svc)
+    assert data["when"] == "2026-01-02 03:04:05+00:00"
+    with svc.db.write() as s:
+        # The stored JSON is the data plus the audit anchor ({"audit": null} here):
+        # pad it to exactly the limit, then one byte over.
+        base = len(outbox.json.dumps({"pad": "", "audit": None}))
+        emit(s, event="promotion", name="chat",
+             data={"pad": "p" * (outbox.MAX_DATA_BYTES - base)}, at=at)
+    with pytest.raises(ValueError, match=r"event data is 65537 bytes; the limit is 65536"):
+        with svc.db.write() as s:
+            emit(s, event="promotion", name="chat",
+                 data={"pad": "p" * (outbox.MAX_DATA_BYTES - base + 1)}, at=at)
+    assert len(raw_events(svc)) == 2
