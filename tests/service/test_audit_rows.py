@@ -6,6 +6,7 @@ every covered table is changed in turn (the class, not the payloads listed here)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -281,20 +282,26 @@ def test_every_field_of_every_covered_row_is_checked(svc: RegistryService) -> No
 
 # --- a registry upgraded from before rows were recorded ----------------------------------
 
-def strip_rows(svc: RegistryService) -> None:
-    """Rewrite the log as 0.x wrote it (no ``rows``), chained again: an older registry."""
+def rechain(svc: RegistryService, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Rewrite every entry's detail with ``edit`` and chain the log again, as an older
+    llmreg would have written it."""
     with svc.db.write_engine.begin() as conn:
         found = conn.execute(sa.select(table(AuditEntry)).order_by(
             table(AuditEntry).c.seq)).mappings().all()
         prev = audit.GENESIS
         for e in found:
-            detail = {k: v for k, v in e["detail"].items() if k != "rows"}
+            detail = edit(dict(e["detail"]))
             h = audit.entry_hash(e["seq"], e["at"], e["actor"], e["action"], e["name"],
                                  e["target"], e["env"], detail, prev)
             conn.execute(sa.update(table(AuditEntry)).where(
                 table(AuditEntry).c.seq == e["seq"]).values(
                     detail=detail, prev_hash=prev, hash=h))
             prev = h
+
+
+def strip_rows(svc: RegistryService) -> None:
+    """Rewrite the log as 0.x wrote it (no ``rows``), chained again: an older registry."""
+    rechain(svc, lambda detail: {k: v for k, v in detail.items() if k != "rows"})
 
 
 def test_an_old_log_checks_what_its_entries_recorded_and_counts_the_rest(
@@ -446,21 +453,13 @@ def test_an_edited_expiry_is_named(svc: RegistryService, statement: str, named: 
 def forget_expiry(svc: RegistryService) -> None:
     """Rewrite the log as llmreg wrote it before 0009 (token rows without ``expires_at``),
     chained again."""
-    with svc.db.write_engine.begin() as conn:
-        found = conn.execute(sa.select(table(AuditEntry)).order_by(
-            table(AuditEntry).c.seq)).mappings().all()
-        prev = audit.GENESIS
-        for e in found:
-            detail = dict(e["detail"])
-            if "rows" in detail:
-                detail["rows"] = {k: {f: v for f, v in fields.items() if f != "expires_at"}
-                                  for k, fields in detail["rows"].items()}
-            h = audit.entry_hash(e["seq"], e["at"], e["actor"], e["action"], e["name"],
-                                 e["target"], e["env"], detail, prev)
-            conn.execute(sa.update(table(AuditEntry)).where(
-                table(AuditEntry).c.seq == e["seq"]).values(
-                    detail=detail, prev_hash=prev, hash=h))
-            prev = h
+    def edit(detail: dict[str, Any]) -> dict[str, Any]:
+        if "rows" in detail:
+            detail["rows"] = {k: {f: v for f, v in fields.items() if f != "expires_at"}
+                              for k, fields in detail["rows"].items()}
+        return detail
+
+    rechain(svc, edit)
 
 
 def test_token_rows_recorded_before_expiry_existed_keep_verifying(
