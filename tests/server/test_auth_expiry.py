@@ -9,27 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from llmreg.db.models import set_clock
 from llmreg.errors import AuthError
+from tests.clock import Clock, frozen_clock
 from tests.server.conftest import Server
 
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Iterator[Clock]:
-    c = Clock(START)
-    set_clock(c)
-    yield c
-    set_clock(None)
+    with frozen_clock(START) as c:
+        yield c
 
 
 def create(server: Server, subject: str, role: str, expires: str | None) -> dict[str, str]:

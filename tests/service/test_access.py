@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from llmreg.bundle.schema import Bundle
-from llmreg.db.models import set_clock
 from llmreg.errors import (
     InvalidNameError,
     InvalidRefError,
@@ -20,6 +19,7 @@ from llmreg.errors import (
 )
 from llmreg.service import RegistryService
 from llmreg.service.access import parse_expiry, refusal
+from tests.clock import Clock, frozen_clock
 from tests.conftest import minimal
 
 
@@ -75,22 +75,10 @@ def test_rows_stay_bounded_by_the_registry(svc: RegistryService) -> None:
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    """The registry's clock, moved by the test (forward only: the audit log is in order)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Iterator[Clock]:
-    c = Clock(NOW)
-    set_clock(c)
-    yield c
-    set_clock(None)
+    with frozen_clock(NOW) as c:
+        yield c
 
 
 @pytest.mark.parametrize(("text", "after"), [
