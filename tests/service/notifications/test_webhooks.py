@@ -513,7 +513,13 @@ def test_a_slow_receiver_holds_one_worker_and_delays_no_other(
         while time.monotonic() < deadline and not receiver.received():
             time.sleep(0.05)
         assert len(receiver.received()) == 1 and worker.is_alive()
+        # The receiver has the request; the worker records the answer just after it.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and [
+                d.status for d in svc.notify.deliveries(webhook_id=fast.id)] != ["delivered"]:
+            time.sleep(0.02)
         assert [d.status for d in svc.notify.deliveries(webhook_id=fast.id)] == ["delivered"]
+        assert worker.is_alive()  # recorded while the slow one is still in flight
         promote_one(svc, 2)  # a registration and a promotion later
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline and len(receiver.received()) < 2:
