@@ -40,6 +40,7 @@ from pydantic import (
 
 from llmreg.bundle.digest import canonical_json, digest_bytes
 from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError, shown
+from llmreg.types import OWNER_GROUP, TEAM_RE
 
 POLICY_FILENAME = "llmreg-policy.yaml"
 REGISTERED = "registered"
@@ -186,11 +187,39 @@ class EvalGate(_P):
 
 
 class ApprovalGate(_P):
-    """``count`` approvals by distinct people with ``role``; the author's never counts."""
+    """``count`` approvals by distinct people with ``role``; the author's never counts.
+
+    Whose approvals count: ``from`` maps a group to how many of the ``count`` must come
+    from it, a group being ``owner`` (the team that owns the name) or a team's name
+    (``{owner: 2, sre: 1}``). Without ``from``, every approval must come from someone
+    holding ``role`` for the owning team (registry-wide approvers and admins included).
+    With ``from``, an approval counts if it counts for one of its groups.
+    """
 
     count: int = Field(ge=1, le=20)
     role: str = "approver"
     not_author: bool = True
+    from_: dict[str, int] = Field({}, alias="from", max_length=10)
+
+    @model_validator(mode="after")
+    def _groups(self) -> ApprovalGate:
+        for group, n in self.from_.items():
+            if group != OWNER_GROUP and not TEAM_RE.fullmatch(group):
+                raise _FieldError(("from", group),
+                    f"{shown(group)} is not {OWNER_GROUP!r} or a team's name (letters, "
+                    "digits, spaces, '.', '_', '/', '-')")
+            if not 1 <= n <= 20:
+                raise _FieldError(("from", group), f"{n} approvals from {group}; give 1 to 20")
+        if sum(self.from_.values()) > self.count:
+            raise _FieldError(("from",),
+                f"asks for {sum(self.from_.values())} approvals from its groups, more than "
+                f"count ({self.count}); raise count or lower a group's number")
+        return self
+
+    def groups(self) -> list[tuple[str, int]]:
+        """``from`` as (group, approvals), named teams before ``owner`` (the order they
+        are filled in: a member of a named team fills it before the owner's share)."""
+        return sorted(self.from_.items(), key=lambda item: item[0] == OWNER_GROUP)
 
 
 class Gates(_P):
@@ -246,7 +275,10 @@ def _bounds_text(metrics: Mapping[str, Threshold]) -> str:
 
 def _approvals_text(a: ApprovalGate) -> str:
     who = " by distinct people" + (", not the author" if a.not_author else "")
-    return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}"
+    shares = ", ".join(f"{n} from {'the owning team' if g == OWNER_GROUP else 'team ' + g}"
+                       for g, n in a.groups())
+    where = f", {shares}" if shares else ", from the owning team"
+    return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}{where}"
 
 
 EVALS: GateKind[EvalGate] = GateKind(
@@ -277,6 +309,17 @@ class Transition(_P):
     from_: str = Field(alias="from")
     to: str
     gates: Gates = Gates()
+    # The teams whose publishers may perform this move (``owner``: the owning team);
+    # empty: whoever publishes for the owning team. An admin always may.
+    by: list[str] = Field([], max_length=20)
+
+    @field_validator("by")
+    @classmethod
+    def _teams(cls, by: list[str]) -> list[str]:
+        for team in by:
+            if team != OWNER_GROUP and not TEAM_RE.fullmatch(team):
+                raise ValueError(f"{shown(team)} is not {OWNER_GROUP!r} or a team's name")
+        return by
 
 
 class Environment(_P):
@@ -421,7 +464,16 @@ class Policy(_P):
         return _built_in().model_copy(deep=True)
 
     def canonical_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The policy as canonical JSON hashes it. ``by`` and an approvals gate's
+        ``from`` are left out when empty, so a policy written before teams keeps its
+        digest."""
+        out = self.model_dump(mode="json", by_alias=True)
+        for t in out["transitions"]:
+            if not t["by"]:
+                del t["by"]
+            if t["gates"]["approvals"] is not None and not t["gates"]["approvals"]["from"]:
+                del t["gates"]["approvals"]["from"]
+        return out
 
     @property
     def digest(self) -> str:
@@ -474,7 +526,10 @@ class Policy(_P):
         lines = []
         for t in self.transitions:
             gates = describe_gates(t.gates)
-            lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}")
+            movers = ", ".join("the owning team" if b == OWNER_GROUP else f"team {b}"
+                               for b in t.by)
+            by = f"; moved only by {movers}" if t.by else ""
+            lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}{by}")
         return lines
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -20,9 +21,12 @@ class Actor:
     """
 
     name: str
-    roles: frozenset[str] | None = None
+    roles: frozenset[str] | None = None  # every role held somewhere (the route's check)
     token_id: str | None = None  # the API token acting (None: embedded, or no token)
     expires_at: datetime | None = None  # when that token stops working (None: never)
+    # The role held in each team; "*" is the registry-wide role, on every name (None:
+    # every role everywhere, as ``roles`` None). See :mod:`llmreg.service.authority`.
+    teams: dict[str, str] | None = field(default=None, hash=False)
 
 
 class VersionInfo(BaseModel):
@@ -146,6 +150,7 @@ class ApprovalInfo(BaseModel):
     env: str
     approver: str
     roles: list[str] | None = None
+    teams: dict[str, str] | None = None  # their role per team then ("*": registry-wide)
     comment: str = ""
     created_at: datetime
 
@@ -235,6 +240,10 @@ class AuditInfo(BaseModel):
 
 
 ROLES = ("reader", "publisher", "approver", "admin")
+#: A team's name (an owner's ``--team``, a token's ``--team TEAM:ROLE``, a policy's groups).
+TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,127}$")
+#: In a policy's ``by`` and approvals ``from``: the team that owns the name.
+OWNER_GROUP = "owner"
 
 
 def roles_of(role: str) -> frozenset[str]:
@@ -275,6 +284,7 @@ class TokenInfo(BaseModel):
     created_by: str
     revoked_at: datetime | None = None
     expires_at: datetime | None = None  # None: never expires
+    teams: dict[str, str] = {}  # the role in each team; {}: unscoped (``role`` everywhere)
 
 
 class Problem(BaseModel):

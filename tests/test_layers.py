@@ -21,7 +21,8 @@ PACKAGE = ROOT / "llmreg"
 LAYERS: dict[str, list[str]] = {
     # The bundle's content (llmreg/bundle/), the HTTP contract (llmreg/contract/) and the
     # vocabulary every layer shares.
-    "bundle": ["_version", "errors", "types", "settings", "policy", "bundle", "contract"],
+    "bundle": ["_version", "errors", "types", "settings", "policy", "teams", "bundle",
+               "contract"],
     "stores": ["store", "db"],
     "service": ["service"],
     "client": ["client"],

@@ -88,7 +88,7 @@ def test_tokens_made_before_0009_keep_working_and_never_expire(tmp_path: Path) -
             {"h": _hash("s" * 43)})
     db.dispose()
     upgraded = Database.open(url)
-    assert upgraded.current_revision() == HEAD_REVISION == "0009"
+    assert upgraded.current_revision() == HEAD_REVISION == "0010"
     with upgraded.read_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT expires_at FROM tokens")).scalar_one() is None
     upgraded.dispose()
