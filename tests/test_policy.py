@@ -15,11 +15,13 @@ def test_default_policy_is_the_documented_flow() -> None:
     assert list(p.environments) == ["staging", "shadow", "production"]
     assert p.describe() == [
         "registered -> staging: no gates",
-        "staging -> shadow: 1 approval (role approver) by distinct people, not the author, from the owning team",
+        "staging -> shadow: 1 approval (role approver) by distinct people, not the author, "
+        "from the owning team",
         "staging -> production: eval 'regression' with accuracy >= 0.9; 2 approvals (role "
         "approver) by distinct people, not the author, from the owning team",
         "shadow -> production: eval 'regression' with accuracy >= 0.9; shadow metrics with "
-        "error_rate <= 0.01; 2 approvals (role approver) by distinct people, not the author, from the owning team",
+        "error_rate <= 0.01; 2 approvals (role approver) by distinct people, not the author, "
+        "from the owning team",
     ]
 
 
@@ -135,7 +137,8 @@ def test_describe_lists_every_metric_and_the_approval_rule() -> None:
     })
     assert describe_gates(gates) == (
         "eval 'regression' with accuracy >= 0.9, f1 >= 0.5; shadow metrics with "
-        "error_rate <= 0.01, p95_ms <= 800; 1 approval (role release) by distinct people, from the owning team")
+        "error_rate <= 0.01, p95_ms <= 800; 1 approval (role release) by distinct people, "
+        "from the owning team")
     assert describe_gates(Gates()) == ""
 
 
