@@ -439,6 +439,8 @@ class WebhookInfo(BaseModel):
     created_at: datetime
     created_by: str
     secret: str | None = None  # ``whsec_…``, shown once
+    team: str | None = None  # events about the names this team owns
+    names: list[str] = []  # events about names matching these patterns (``search-*``)
 
 
 class DeliveryInfo(BaseModel):

@@ -781,13 +781,16 @@ class Client:
 
     # -- webhooks ----------------------------------------------------------------------
 
-    def add_webhook(self, url: str, events: list[str], *,
-                    format: str = "cloudevents") -> WebhookInfo:
+    def add_webhook(self, url: str, events: list[str], *, format: str = "cloudevents",
+                    team: str | None = None, names: list[str] | None = None) -> WebhookInfo:
         """Send ``events`` (of :data:`llmreg.service.notifications.outbox.EVENTS`) to ``url``, as
         CloudEvents JSON or a Slack message, signed per Standard Webhooks. The answer's
         ``secret`` (``whsec_…``) is returned this once. A URL whose host resolves to a
         private, loopback, link-local or metadata address is refused unless the policy's
         ``webhooks.allow_hosts`` names it. On a server this needs an admin token.
+        ``team`` and ``names`` (shell patterns such as ``"search-*"``) scope it to the
+        events about the names that team owns or that match; without either it gets
+        every event.
 
         Example:
             >>> hook = reg.add_webhook("https://hooks.example.com/llmreg",
@@ -796,7 +799,8 @@ class Client:
             'whsec_'
         """
         return self._webhook(
-            self._backend.call("add_webhook", url=url, events=list(events), format=format))
+            self._backend.call("add_webhook", url=url, events=list(events), format=format,
+                               team=team, names=list(names or [])))
 
     def list_webhooks(self) -> list[WebhookInfo]:
         """The webhooks in use (never their secrets)."""

@@ -190,6 +190,8 @@ class WebhookBody(_Body):
     url: str = Field(max_length=2048)
     events: list[str] = Field(max_length=32)
     format: str = Field("cloudevents", max_length=32)  # cloudevents or slack
+    team: str | None = Field(None, max_length=128)  # only names this team owns
+    names: list[str] = Field([], max_length=20)  # only names matching these patterns
 
 
 # -- responses ---------------------------------------------------------------------------

@@ -362,6 +362,10 @@ class Webhook(SQLModel, table=True):
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     removed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # Scope: events about names owned by ``team`` or matching one of ``names`` (shell
+    # patterns); neither: every name (a registry-wide subscription, as before 0010).
+    team: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    names: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
 class Delivery(SQLModel, table=True):

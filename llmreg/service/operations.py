@@ -429,11 +429,14 @@ def run_jobs(svc: RegistryService, actor: Actor, *, jobs: list[str] | None = Non
 
 @handles("add_webhook")
 def add_webhook(svc: RegistryService, actor: Actor, *, url: str, events: list[str],
-                format: str = "cloudevents") -> NewWebhook:
-    """Add a webhook; its `whsec_` signing secret is in this response only. A URL whose
-    host resolves to a private, loopback, link-local or metadata address is refused
-    (400) unless the policy's `webhooks.allow_hosts` names it."""
-    info = svc.notify.add(url, list(events), actor=actor, format=format)
+                format: str = "cloudevents", team: str | None = None,
+                names: list[str] | None = None) -> NewWebhook:
+    """Add a webhook; its `whsec_` signing secret is in this response only. `team` and
+    `names` (patterns) scope it to the events about those names. A URL whose host
+    resolves to a private, loopback, link-local or metadata address is refused (400)
+    unless the policy's `webhooks.allow_hosts` names it."""
+    info = svc.notify.add(url, list(events), actor=actor, format=format, team=team,
+                          names=list(names or []))
     assert info.secret is not None
     return NewWebhook(**info.model_dump(exclude={"secret"}), secret=info.secret)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from llmreg.bundle.names import check_name
 from llmreg.db.engine import Database
-from llmreg.db.models import BundleName, Owner, utcnow
+from llmreg.db.models import BundleName, Owner, Webhook, utcnow
 from llmreg.errors import InvalidRefError, shown
 from llmreg.service import audit
 from llmreg.service.audited import owner_row
@@ -55,6 +55,20 @@ def check_contact(contact: str) -> str:
     raise InvalidRefError(
         f"--contact {shown(value, 80)} is not an email address, an http(s) URL or a webhook "
         "endpoint (webhook:ID); e.g. --contact team@example.com")
+
+
+def _check_webhooks(s: Session, contacts: list[str]) -> None:
+    """Every ``webhook:ID`` contact names a webhook of this registry that is in use."""
+    for contact in contacts:
+        if not contact.startswith("webhook:"):
+            continue
+        ident = contact.removeprefix("webhook:")
+        hook = s.get(Webhook, int(ident)) if ident.isdigit() and len(ident) < 10 else None
+        if hook is None or hook.removed_at is not None:
+            raise InvalidRefError(
+                f"--contact {shown(contact, 80)}: this registry has no webhook {shown(ident)}"
+                + (" (it was removed)" if hook is not None else "")
+                + "; see `llmreg webhook list`, or add one with `llmreg webhook add`")
 
 
 def owner_of(session: Session, row: BundleName) -> Owner | None:
@@ -118,6 +132,7 @@ class Owners:
             row = name_row(s, name)
             assert row.id is not None
             current = owner_of(s, row)
+            _check_webhooks(s, clean)
             if current is None:  # unowned: claimed for a team the caller publishes for
                 claim(actor, name, team)
             else:  # only the owning team (or an admin) hands it over

@@ -68,7 +68,7 @@ from llmreg.service import audit
 from llmreg.service.notifications.delivery import Job, Outcome, backoff, dispatch, send
 from llmreg.service.notifications.netguard import Resolver, check_url, system_resolver
 from llmreg.service.notifications.outbox import TEST_EVENT, _write
-from llmreg.service.notifications.webhooks import check_events, check_format
+from llmreg.service.notifications.webhooks import check_events, check_format, check_scope
 from llmreg.service.rows import is_row_id
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
@@ -101,13 +101,18 @@ class Notify:
     # -- endpoints ---------------------------------------------------------------
 
     def add(self, url: str, events: Iterable[str], *, actor: Actor,
-            format: str = "cloudevents") -> WebhookInfo:
+            format: str = "cloudevents", team: str | None = None,
+            names: Iterable[str] = ()) -> WebhookInfo:
         """Add a webhook; the answer carries its ``whsec_`` secret, shown this once.
 
-        Refused, changing nothing, for an unknown event or format, or a URL the SSRF
-        guard blocks (checked against the addresses its host resolves to now).
+        ``team`` and ``names`` scope it: it gets only the events about the names ``team``
+        owns and names matching ``names`` (shell patterns); with neither, every event
+        (a registry-wide subscription). Refused, changing nothing, for an unknown event
+        or format, a bad scope, or a URL the SSRF guard blocks (checked against the
+        addresses its host resolves to now).
         """
         wanted = check_events(events)
+        team, patterns = check_scope(team, names)
         check_format(format)
         check_url(url, allow_hosts=self.policy.webhooks.allow_hosts, resolver=self.resolver)
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -117,11 +122,13 @@ class Notify:
                 raise InvalidWebhookError(f"this registry has {len(active)} webhooks, the "
                                           "limit; remove one first (`llmreg webhook remove`)")
             row = Webhook(url=url, events=wanted, format=format, secret=secret,
-                          created_at=utcnow(), created_by=actor.name)
+                          created_at=utcnow(), created_by=actor.name, team=team,
+                          names=patterns or None)
             s.add(row)
             s.flush()
+            scope = ({"team": team} if team else {}) | ({"names": patterns} if patterns else {})
             audit.append(s, actor=actor.name, action="webhook-add", target=f"webhook/{row.id}",
-                         detail={"url": url, "events": wanted, "format": format})
+                         detail={"url": url, "events": wanted, "format": format, **scope})
             return _hook_info(row).model_copy(update={"secret": secret})
 
     def list_webhooks(self) -> list[WebhookInfo]:
@@ -341,7 +348,8 @@ def _hook(s: Any, webhook_id: int) -> Webhook:
 def _hook_info(row: Webhook) -> WebhookInfo:
     assert row.id is not None
     return WebhookInfo(id=row.id, url=row.url, events=list(row.events), format=row.format,
-                       created_at=row.created_at, created_by=row.created_by)
+                       created_at=row.created_at, created_by=row.created_by, team=row.team,
+                       names=list(row.names or []))
 
 
 def _event_copy(e: OutboxEvent) -> OutboxEvent:
