@@ -397,6 +397,69 @@ class JobPeriods(_P):
         return {job: duration_seconds(getattr(self, job)) for job in type(self).model_fields}
 
 
+_CLAIM_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_PLACEHOLDER_RE = re.compile(r"\{([a-z_][a-z0-9_]{0,63})\}")
+
+
+class IdentityRule(_P):
+    """How an OIDC ID token (a CI job's workload identity) becomes a registry identity:
+    tokens of ``issuer`` whose ``claims`` all match (shell patterns, e.g.
+    ``repository: acme/search-*``) act as ``subject`` (``{claim}`` placeholders filled
+    from the token) with ``role`` registry-wide and a role in each of ``teams``. The
+    first rule that matches wins; a token no rule matches is refused."""
+
+    issuer: str = Field(min_length=1, max_length=512)
+    claims: dict[str, str] = Field(default_factory=dict, max_length=20)
+    subject: str = Field("{sub}", min_length=1, max_length=256)
+    role: Literal["reader", "publisher", "approver"] = "reader"
+    teams: dict[str, Literal["reader", "publisher", "approver"]] = Field(
+        default_factory=dict, max_length=32)
+
+    @model_validator(mode="after")
+    def _checked(self) -> IdentityRule:
+        for claim, pattern in self.claims.items():
+            if not _CLAIM_RE.fullmatch(claim):
+                raise _FieldError(("claims", claim), f"{shown(claim)} is not a claim name "
+                                  "(lowercase letters, digits and '_')")
+            if not 1 <= len(pattern) <= 512:
+                raise _FieldError(("claims", claim), "a pattern has 1 to 512 characters")
+        for team in self.teams:
+            if not TEAM_RE.fullmatch(team) or team == OWNER_GROUP:
+                raise _FieldError(("teams", team), f"{shown(team)} is not a team's name")
+        for placeholder in _PLACEHOLDER_RE.findall(self.subject):
+            if not _CLAIM_RE.fullmatch(placeholder):  # pragma: no cover - the regex says so
+                raise _FieldError(("subject",), f"{{{placeholder}}} is not a claim")
+        return self
+
+    def matches(self, claims: Mapping[str, Any]) -> bool:
+        """Whether an ID token with ``claims`` (already verified) is this rule's.
+
+        Example:
+            >>> rule = IdentityRule(issuer="https://token.actions.githubusercontent.com",
+            ...                     claims={"repository": "acme/search-*"})
+            >>> rule.matches({"iss": "https://token.actions.githubusercontent.com",
+            ...               "repository": "acme/search-rag"})
+            True
+        """
+        import fnmatch
+
+        if claims.get("iss") != self.issuer:
+            return False
+        return all(isinstance(claims.get(c), str) and fnmatch.fnmatchcase(claims[c], p)
+                   for c, p in self.claims.items())
+
+    def subject_of(self, claims: Mapping[str, Any]) -> str:
+        """``subject`` with each ``{claim}`` replaced by the token's value ('' if absent).
+
+        Example:
+            >>> IdentityRule(issuer="x", subject="ci:{repository}").subject_of(
+            ...     {"repository": "acme/search-rag"})
+            'ci:acme/search-rag'
+        """
+        return _PLACEHOLDER_RE.sub(lambda m: str(claims.get(m.group(1), ""))[:128],
+                                   self.subject)
+
+
 class Webhooks(_P):
     """Webhook delivery: which hosts may be private, and how many attempts a delivery gets."""
 
@@ -418,6 +481,9 @@ class Policy(_P):
     deprecation: Deprecation = Deprecation()
     jobs: JobPeriods = JobPeriods()
     webhooks: Webhooks = Webhooks()
+    # OIDC workload identities (the issuers themselves are named in the settings:
+    # LLMREG_OIDC_ISSUERS): which tokens act as whom (docs/teams.md).
+    identities: list[IdentityRule] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -468,6 +534,8 @@ class Policy(_P):
         ``from`` are left out when empty, so a policy written before teams keeps its
         digest."""
         out = self.model_dump(mode="json", by_alias=True)
+        if not out["identities"]:
+            del out["identities"]
         for t in out["transitions"]:
             if not t["by"]:
                 del t["by"]

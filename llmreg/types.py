@@ -27,6 +27,9 @@ class Actor:
     # The role held in each team; "*" is the registry-wide role, on every name (None:
     # every role everywhere, as ``roles`` None). See :mod:`llmreg.service.authority`.
     teams: dict[str, str] | None = field(default=None, hash=False)
+    # An OIDC workload identity (CI without a stored secret): issuer, subject, and the
+    # repository, workflow and run it names (None: a token or the embedded registry).
+    workload: dict[str, str] | None = field(default=None, hash=False)
 
 
 class VersionInfo(BaseModel):

@@ -127,6 +127,9 @@ def refusal(actor: Actor, now: datetime) -> str | None:
     """
     if actor.expires_at is None or actor.expires_at > now:
         return None
+    if actor.workload is not None:
+        return (f"the ID token of {actor.name} expired at {when(actor.expires_at)}; ask your "
+                "CI's OIDC provider for a fresh one")
     return (f"token {actor.token_id} expired at {when(actor.expires_at)}; an admin renews "
             f"it with `llmreg token rotate {actor.token_id}` (or creates a new one with "
             "`llmreg token create`)")

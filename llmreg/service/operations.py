@@ -71,6 +71,13 @@ def _bundle(svc: RegistryService, manifest: Bundle | dict[str, Any]) -> Bundle:
     return Bundle.from_dict(manifest, allow_floating_model_ids=svc.policy.models.allow_floating)
 
 
+def _provenance(actor: Actor, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The provenance as sent, with the workload identity (OIDC) that registered it, which
+    the caller cannot write for itself."""
+    out = {k: v for k, v in (record or {}).items() if k != "workload"}
+    return out | ({"workload": dict(actor.workload)} if actor.workload else {})
+
+
 def _author(actor: Actor, author: str | None) -> str:
     return author or actor.name
 
@@ -148,7 +155,8 @@ def register(svc: RegistryService, actor: Actor, *, name: str,
     name is claimed by the caller's team (``team``: which, for a token in several)."""
     return svc.versions.register(_bundle(svc, manifest), name=name, message=message,
                                  author=_author(actor, author),
-                                 provenance=dict(provenance or {}), actor=actor, team=team)
+                                 provenance=_provenance(actor, provenance), actor=actor,
+                                 team=team)
 
 
 @handles("register_many")
@@ -165,7 +173,7 @@ def register_many(svc: RegistryService, actor: Actor, *, name: str,
             raise type(exc)(f"items[{i}]: {exc}") from None
     return RegistrationBatch(items=svc.versions.register_many(
         bundles, name=name, message=message, author=_author(actor, author),
-        provenance=[dict(item.get("provenance") or {}) for item in items], actor=actor,
+        provenance=[_provenance(actor, item.get("provenance")) for item in items], actor=actor,
         team=team))
 
 
