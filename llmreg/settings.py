@@ -33,6 +33,8 @@ server — never at import time.
                          separated https URLs, e.g. GitHub Actions'); the policy's
                          ``identities`` map them to subjects and teams (docs/teams.md);
                          ``LLMREG_OIDC_AUDIENCE``: the audience they must name (llmreg)
+``LLMREG_SMTP_URL``      the relay for owners' email notices: ``smtp://USER:PASS@HOST:587``
+                         (STARTTLS) or ``smtps://…:465``; ``LLMREG_SMTP_FROM``: the sender
 ``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
 ``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB);
                          ``LLMREG_MAX_JSON_NODES``: values in it (500,000)
@@ -158,6 +160,9 @@ class Settings:
     # Server: OIDC issuers whose ID tokens are accepted, and the audience they must name.
     oidc_issuers: tuple[str, ...] = ()
     oidc_audience: str = "llmreg"
+    # Email notices to owners (llmreg.service.notifications.email): the relay and sender.
+    smtp_url: Secret | None = None
+    smtp_from: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -207,6 +212,8 @@ class Settings:
         return cls(
             oidc_issuers=_issuers(env.get("LLMREG_OIDC_ISSUERS", "")),
             oidc_audience=(env.get("LLMREG_OIDC_AUDIENCE") or "llmreg").strip(),
+            smtp_url=Secret(env["LLMREG_SMTP_URL"]) if env.get("LLMREG_SMTP_URL") else None,
+            smtp_from=env.get("LLMREG_SMTP_FROM") or None,
             api_docs=docs_raw in _TRUE,
             jobs=jobs_raw in _TRUE,
             jobs_tick=_positive(env, "LLMREG_JOBS_TICK", cls.jobs_tick),

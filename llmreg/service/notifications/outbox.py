@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,7 @@ from sqlmodel import Session
 
 from llmreg.db.models import BundleName, Delivery, OutboxEvent, Owner, Webhook, table
 from llmreg.service.audit import tail_in
+from llmreg.service.notifications.email import EMAIL, EMAIL_EVENTS
 
 EVENTS: tuple[str, ...] = ("registration", "promotion", "rollback", "gate_failed", "approval",
                            "archive", "owner_change", "stale_production")
@@ -76,7 +78,8 @@ def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any]
 
 _EVENTS, _WEBHOOKS = table(OutboxEvent), table(Webhook)
 _ADD_EVENT = sa.insert(_EVENTS).returning(_EVENTS.c.id)
-_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events, _WEBHOOKS.c.team, _WEBHOOKS.c.names)
+_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events, _WEBHOOKS.c.team, _WEBHOOKS.c.names,
+                    _WEBHOOKS.c.url, _WEBHOOKS.c.format)
           .where(_WEBHOOKS.c.removed_at.is_(None)).order_by(_WEBHOOKS.c.id))
 _OWNERS, _NAMES = table(Owner), table(BundleName)
 _OWNER = (sa.select(_OWNERS.c.team, _OWNERS.c.contacts)
@@ -104,16 +107,19 @@ def _write(session: Session, *, event: str, name: str | None, data: dict[str, An
     hooks = session.execute(query).all()
     owner: str | None = None
     contacts: list[str] = []
-    if only is None and name is not None and any(h.team or h.names for h in hooks):
+    mailed = event in EMAIL_EVENTS
+    if only is None and name is not None and (mailed or any(h.team or h.names for h in hooks)):
         found = session.execute(_OWNER, {"n": name}).first()
         if found is not None:
             owner, contacts = found[0], list(found[1] or [])
-    deliveries = [{"event_id": row_id, "webhook_id": h.id,
-                   "message_id": message_id(event_id, h.id), "status": "pending",
-                   "attempts": 0, "next_at": at, "created_at": at}
-                  for h in hooks
-                  if only is not None or (event in h.events and hears(
-                      h.team, h.names, h.id, name, owner, contacts))]
+    targets = [h.id for h in hooks if only is not None or (
+        event in h.events and (h.url[len("mailto:"):] in contacts if h.format == EMAIL
+                               else hears(h.team, h.names, h.id, name, owner, contacts)))]
+    if only is None and mailed:
+        targets += _new_mailboxes(session, contacts, at)
+    deliveries = [{"event_id": row_id, "webhook_id": hook_id,
+                   "message_id": message_id(event_id, hook_id), "status": "pending",
+                   "attempts": 0, "next_at": at, "created_at": at} for hook_id in targets]
     if deliveries:
         session.execute(_ADD_DELIVERIES, deliveries)
     return row_id
@@ -139,6 +145,23 @@ def hears(team: str | None, names: list[str] | None, hook_id: int, name: str | N
         return False
     return ((team is not None and team == owner) or f"webhook:{hook_id}" in contacts
             or any(fnmatch.fnmatchcase(name, p) for p in names or []))
+
+
+def _new_mailboxes(session: Session, contacts: list[str], at: datetime) -> list[int]:
+    """The destination rows made now for the email contacts that have none yet (an
+    address whose row was removed gets nothing more)."""
+    made = []
+    for contact in contacts:
+        if "@" not in contact or contact.startswith(("http", "webhook:")):
+            continue
+        url = f"mailto:{contact}"
+        if session.execute(sa.select(_WEBHOOKS.c.id).where(_WEBHOOKS.c.url == url)).first():
+            continue
+        made.append(int(session.execute(sa.insert(_WEBHOOKS).returning(_WEBHOOKS.c.id), {
+            "url": url, "events": list(EMAIL_EVENTS), "format": EMAIL,
+            "secret": "whsec_" + secrets.token_urlsafe(24), "created_at": at,
+            "created_by": "llmreg"}).scalar_one()))
+    return made
 
 
 def message_id(event_id: str, webhook_id: int) -> str:
