@@ -241,6 +241,44 @@ class AuditInfo(BaseModel):
     prev_hash: str
     hash: str
 
+    def summary(self) -> str:
+        """What the entry says beyond who, what and where, in one line: an owner
+        change's old → new team and contacts, the reason, message, comment or suite, and
+        the workload (OIDC) that made it.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> AuditInfo(seq=1, at=datetime(2026, 1, 1, tzinfo=UTC), actor="ada",
+            ...           action="owner", name="chat", target="chat", env=None,
+            ...           detail={"from": {"team": "search", "contacts": ["s@x.io"]},
+            ...                   "to": {"team": "support", "contacts": ["t@x.io"]}},
+            ...           prev_hash="", hash="").summary()
+            'team search → support; contacts s@x.io → t@x.io'
+        """
+        d = self.detail
+        parts: list[str] = []
+        if self.action == "owner" and isinstance(d.get("to"), dict):
+            before = d.get("from")
+            old: dict[str, Any] = before if isinstance(before, dict) else {}
+            new = d["to"]
+
+            def contacts(side: Any) -> str:
+                return ", ".join(map(str, side.get("contacts") or [])) or "none"
+
+            parts.append(f"team {old.get('team') or '(none)'} → {new.get('team')}")
+            if contacts(old) != contacts(new):
+                parts.append(f"contacts {contacts(old)} → {contacts(new)}")
+        for key in ("reason", "message", "comment", "suite"):
+            if d.get(key):
+                parts.append(f"{key}: {str(d[key])[:200]}")
+        workload = d.get("workload")
+        if isinstance(workload, dict):
+            where = workload.get("repository") or workload.get("project_path") or \
+                workload.get("subject")
+            run = f", run {workload['run_id']}" if workload.get("run_id") else ""
+            parts.append(f"workload: {where}{run} ({workload.get('issuer')})")
+        return "; ".join(parts)
+
 
 ROLES = ("reader", "publisher", "approver", "admin")
 #: A team's name (an owner's ``--team``, a token's ``--team TEAM:ROLE``, a policy's groups).
