@@ -601,6 +601,65 @@ class Policy(_P):
         return lines
 
 
+def widens(old: Policy, new: Policy) -> list[str]:
+    """How ``new`` gives more authority than ``old``, one line each (empty: it does not):
+    a new transition, fewer or looser approvals, more teams that may move, a lower
+    rollback role, new or changed identity rules. The audit entry of a policy change
+    records them.
+
+    Example:
+        >>> new = Policy.default().model_copy(update={"rollback": Rollback(role="publisher")})
+        >>> strict = Policy.default().model_copy(update={"rollback": Rollback(role="admin")})
+        >>> widens(strict, new)
+        ['rollback.role: admin -> publisher']
+        >>> widens(new, strict)
+        []
+    """
+    from llmreg.types import ROLES
+
+    out: list[str] = []
+    before = {(t.from_, t.to): t for t in old.transitions}
+    for t in new.transitions:
+        move = f"{t.from_} -> {t.to}"
+        was = before.get((t.from_, t.to))
+        if was is None:
+            out.append(f"{move}: a new transition")
+            continue
+        a, b = was.gates.approvals, t.gates.approvals
+        if a is not None and b is None:
+            out.append(f"{move}: approvals are no longer required (were {a.count})")
+        elif a is not None and b is not None:
+            if b.count < a.count:
+                out.append(f"{move}: approvals {a.count} -> {b.count}")
+            if a.not_author and not b.not_author:
+                out.append(f"{move}: the author's approval now counts")
+            if a.role in ROLES and b.role in ROLES and ROLES.index(b.role) < ROLES.index(a.role):
+                out.append(f"{move}: approvals by role {a.role} -> {b.role}")
+            for group, n in a.from_.items():
+                if b.from_.get(group, 0) < n:
+                    out.append(f"{move}: approvals from {group} {n} -> {b.from_.get(group, 0)}")
+            if a.from_ and not b.from_:
+                out.append(f"{move}: approvals from any member of the owning team")
+        if was.by and not t.by:
+            out.append(f"{move}: any publisher of the owning team may move it (was "
+                       f"{', '.join(was.by)})")
+        elif was.by:
+            added = [x for x in t.by if x not in was.by]
+            if added:
+                out.append(f"{move}: {', '.join(added)} may now move it")
+    if ROLES.index(new.rollback.role) < ROLES.index(old.rollback.role):
+        out.append(f"rollback.role: {old.rollback.role} -> {new.rollback.role}")
+    if old.rollback.gates and not new.rollback.gates:
+        out.append("rollback.gates: true -> false")
+    known = [r.model_dump() for r in old.identities]
+    for rule in new.identities:
+        if rule.model_dump() not in known:
+            grants = ", ".join(f"{t}:{r}" for t, r in rule.teams.items()) or rule.role
+            out.append(f"identities: {rule.issuer} {rule.claims or 'any token'} -> "
+                       f"{rule.subject} ({grants})")
+    return out
+
+
 def describe_gates(gates: Gates) -> str:
     """Every gate of a transition in words, each as its kind describes it."""
     return "; ".join(kind.describe(gate) for kind, gate in gates.each())

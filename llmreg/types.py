@@ -271,6 +271,8 @@ class AuditInfo(BaseModel):
         for key in ("reason", "message", "comment", "suite"):
             if d.get(key):
                 parts.append(f"{key}: {str(d[key])[:200]}")
+        if self.action == "policy" and isinstance(d.get("widens"), list):
+            parts.append("widens authority: " + "; ".join(map(str, d["widens"]))[:500])
         workload = d.get("workload")
         if isinstance(workload, dict):
             where = workload.get("repository") or workload.get("project_path") or \

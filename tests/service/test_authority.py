@@ -304,3 +304,30 @@ def test_a_teams_token_reports_traffic_only_for_its_teams_names(svc: RegistrySer
     assert svc.access.record_heartbeats([beat], actor=search_app) == 1
     assert svc.access.record_heartbeats([beat], actor=Actor("anonymous", teams={"*": "reader"})
                                         ) == 1  # unscoped and open reads: as before
+
+
+def test_a_policy_change_that_widens_authority_is_audited_as_such(
+        svc: RegistryService) -> None:
+    one = ready(svc, policy_with({"count": 3, "from": {"owner": 2, "sre": 1}},
+                                 by=["release"]))
+    ready_policy = svc.policy
+    wider = parse_policy(policy_with({"count": 1}), source="t")
+    for part in (svc.lifecycle, svc.approvals, svc.evidence):
+        part.policy = wider
+    svc.policy = wider
+    svc.approvals.approve(one, "production", actor=SEARCH_LEAD)  # notes the new policy
+    entry = [e for e in svc.audit.entries() if e.action == "policy"][-1]
+    assert (entry.detail["from"], entry.detail["to"]) == (ready_policy.digest, wider.digest)
+    assert entry.detail["widens"] == [
+        "staging -> production: approvals 3 -> 1",
+        "staging -> production: approvals from owner 2 -> 0",
+        "staging -> production: approvals from sre 1 -> 0",
+        "staging -> production: approvals from any member of the owning team",
+        "staging -> production: any publisher of the owning team may move it (was release)",
+        "shadow -> production: approvals 3 -> 1",
+        "shadow -> production: approvals from owner 2 -> 0",
+        "shadow -> production: approvals from sre 1 -> 0",
+        "shadow -> production: approvals from any member of the owning team",
+        "shadow -> production: any publisher of the owning team may move it (was release)"]
+    assert entry.summary().startswith("widens authority: staging -> production: approvals "
+                                      "3 -> 1; ")
