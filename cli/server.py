@@ -189,7 +189,8 @@ def token_list(as_json: bool = JSON_OPTION) -> None:
     with connect() as reg:
         tokens = reg.list_tokens()
     now = datetime.now(UTC)
-    Output(as_json).table(
+    out = Output(as_json)
+    out.table(
         tokens, ("id", "subject", "role", "teams", "status", "created", "by", "expires",
                  "revoked"),
         lambda t: (t.token_id, t.subject, t.role,
@@ -198,6 +199,13 @@ def token_list(as_json: bool = JSON_OPTION) -> None:
                    t.revoked_at),
         empty="no tokens yet; create one with `llmreg token create --subject NAME --team "
               "TEAM:ROLE`")
+    unscoped = [t.token_id for t in tokens if not t.teams and t.role not in ("reader", "admin")
+                and _status(t, now) == "active"]
+    if unscoped:
+        out.line(f"{len(unscoped)} active token{'s are' if len(unscoped) > 1 else ' is'} "
+                 f"unscoped (the role applies to every name): {', '.join(unscoped)}; give "
+                 "each team its own (`llmreg token create --team TEAM:ROLE`) and revoke "
+                 "these (docs/teams.md)", markup=False)
 
 
 def token_revoke(

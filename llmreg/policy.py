@@ -598,6 +598,12 @@ class Policy(_P):
                                for b in t.by)
             by = f"; moved only by {movers}" if t.by else ""
             lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}{by}")
+        for rule in self.identities:
+            claims = ", ".join(f"{c}={p}" for c, p in rule.claims.items()) or "any"
+            teams = "; ".join(f"{t}: {r}" for t, r in rule.teams.items())
+            grants = f"{teams}; {rule.role} elsewhere" if teams else f"{rule.role} everywhere"
+            lines.append(f"identity: ID tokens of {rule.issuer} with {claims} act as "
+                         f"{rule.subject} ({grants})")
         return lines
 
 
