@@ -17,16 +17,20 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from llmreg.bundle.schema import Bundle
+from llmreg.policy import IdentityRule, Policy
 from llmreg.server.app import create_app
 from llmreg.service import RegistryService
 from llmreg.settings import Settings
 from llmreg.types import Actor
 from tests.conftest import minimal
+from tests.server.conftest import Issuer
 from tests.server.web.conftest import CSRF_RE, csrf_of
 
 ADMIN = Actor("setup", teams={"*": "admin"})
 
-# identity -> (registry-wide role, teams); "expired" is search's publisher, expired.
+# identity -> (registry-wide role, teams); "expired" is search's publisher, expired;
+# the OIDC identities are CI workloads: "oidc-mapped" is mapped by the policy to search's
+# publisher, "oidc-unmapped" comes from a repository no identity rule names.
 IDENTITIES: dict[str, tuple[str, dict[str, str]]] = {
     "search-pub": ("reader", {"search": "publisher"}),
     "search-appr": ("reader", {"search": "approver"}),
@@ -35,23 +39,25 @@ IDENTITIES: dict[str, tuple[str, dict[str, str]]] = {
     "admin": ("admin", {}),
     "unscoped-pub": ("publisher", {}),
     "expired": ("reader", {"search": "publisher"}),
+    "oidc-mapped": ("reader", {"search": "publisher"}),
+    "oidc-unmapped": ("reader", {}),
 }
-A, D, E = "allow", "deny", "expired"
-#            search-pub search-appr support-pub support-appr admin unscoped expired
+A, D, E = "allow", "deny", "expired"  # E: a 401 (an expired or unmapped identity)
+#     search-pub search-appr support-pub support-appr admin unscoped expired oidc oidc-unmapped
 MATRIX: dict[str, tuple[str, ...]] = {
-    "register":   (A, A, D, D, A, A, E),
-    "evidence":   (A, A, D, D, A, A, E),
-    "approve":    (D, A, D, A, A, D, E),  # another team's approval is recorded, not counted
-    "promote":    (A, A, D, D, A, A, E),
-    "rollback":   (A, A, D, D, A, A, E),
-    "deprecate":  (A, A, D, D, A, A, E),
-    "archive":    (A, A, D, D, A, A, E),
-    "owner":      (A, A, D, D, A, A, E),
-    "restore":    (D, D, D, D, A, D, E),
-    "heartbeats": (A, A, D, D, A, A, E),
+    "register":     (A, A, D, D, A, A, E, A, E),
+    "evidence":     (A, A, D, D, A, A, E, A, E),
+    "approve":      (D, A, D, A, A, D, E, D, E),  # another team's: recorded, not counted
+    "promote":      (A, A, D, D, A, A, E, A, E),
+    "rollback":     (A, A, D, D, A, A, E, A, E),
+    "deprecate":    (A, A, D, D, A, A, E, A, E),
+    "archive":      (A, A, D, D, A, A, E, A, E),
+    "owner":        (A, A, D, D, A, A, E, A, E),
+    "restore":      (D, D, D, D, A, D, E, D, E),
+    "heartbeats":   (A, A, D, D, A, A, E, A, E),
+    "create_token": (D, D, D, D, A, D, E, D, E),  # registry-wide: admins only
+    "gc":           (D, D, D, D, A, D, E, D, E),
 }
-CASES = [(op, who, verdicts[i]) for op, verdicts in MATRIX.items()
-         for i, who in enumerate(IDENTITIES)]
 
 
 @dataclass
@@ -66,11 +72,17 @@ class Registry:
 
 
 @pytest.fixture
-def registry(tmp_path: Path, database_url: str | None) -> Iterator[Registry]:
+def registry(tmp_path: Path, database_url: str | None, issuer: Issuer) -> Iterator[Registry]:
     """chat@1..@5 owned by search: @2 in staging (after @1), @3 to promote, @4 to
-    deprecate, @5 to archive (and restore); one token per identity."""
-    service = RegistryService.open_home(tmp_path / "srv" / ".llmreg", database_url=database_url)
-    app = create_app(Settings(read_auth="token", resolve_ttl=0), service=service)
+    deprecate, @5 to archive (and restore); one token per identity (an OIDC ID token
+    from the test's issuer for the workloads)."""
+    policy = Policy.default().model_copy(update={"identities": [IdentityRule(
+        issuer=issuer.url, claims={"repository": "acme/search-*"}, subject="oidc-mapped",
+        teams={"search": "publisher"})]})
+    service = RegistryService.open_home(tmp_path / "srv" / ".llmreg", database_url=database_url,
+                                        policy=policy)
+    app = create_app(Settings(read_auth="token", resolve_ttl=0, oidc_issuers=(issuer.url,)),
+                     service=service)
     for i in range(1, 6):
         service.versions.register(
             Bundle.from_dict(minimal(system_prompt=f"version {i}")), name="chat",
@@ -78,9 +90,12 @@ def registry(tmp_path: Path, database_url: str | None) -> Iterator[Registry]:
     service.owners.set("chat", team="search", contacts=["search@example.com"], actor=ADMIN)
     for ref in ("chat@1", "chat@2"):
         service.lifecycle.promote(ref, "staging", actor=ADMIN, reason="setup")
-    tokens = {}
+    tokens = {"oidc-mapped": issuer.token(),
+              "oidc-unmapped": issuer.token(repository="acme/billing-bot")}
     for who, (role, teams) in IDENTITIES.items():
-        tokens[who], _ = service.access.create_token(who, role, teams=teams, created_by="setup")
+        if who not in tokens:
+            tokens[who], _ = service.access.create_token(who, role, teams=teams,
+                                                         created_by="setup")
     with service.db.write_engine.begin() as conn:  # expired a minute ago
         conn.execute(sa.text("UPDATE tokens SET expires_at = :at WHERE subject = 'expired'"),
                      {"at": datetime.now(UTC) - timedelta(minutes=1)})
@@ -118,32 +133,47 @@ def request(reg: Registry, op: str, who: str) -> Any:
             "team": "search", "contacts": ["oncall@example.com"]})
     if op == "restore":
         return post("/v1/restores", headers=h, json={"ref": "chat@5", "reason": "needed"})
+    if op == "create_token":
+        return post("/v1/tokens", headers=h, json={"subject": "new", "teams": {"x": "reader"}})
+    if op == "gc":
+        return post("/v1/gc", headers=h, json={"dry_run": False})
     assert op == "heartbeats"
     return post("/v1/heartbeats", headers=h, json={"beats": [
         {"name": "chat", "env": "staging", "digest": reg.digest, "count": 2}]})
 
 
-@pytest.mark.parametrize(("op", "who", "verdict"), CASES,
-                         ids=[f"{op}-{who}" for op, who, _ in CASES])
-def test_the_matrix_over_http(registry: Registry, op: str, who: str, verdict: str) -> None:
+def check(registry: Registry, op: str, who: str, verdict: str) -> None:
+    """Send ``op`` as ``who`` and check the answer and the audit log against ``verdict``."""
     if op == "restore":  # an archived version to restore
-        registry.service.lifecycle.archive("chat@5", actor=ADMIN, reason="setup")
+        if registry.service.versions.resolve("chat@5").status != "archived":
+            registry.service.lifecycle.archive("chat@5", actor=ADMIN, reason="setup")
     before = len(registry.service.audit.entries())
     r = request(registry, op, who)
     after = len(registry.service.audit.entries())
     if verdict == A:
-        assert r.status_code in (200, 201, 202), r.text
-        assert after > before or op == "heartbeats"
+        assert r.status_code in (200, 201, 202), (op, r.text)
+        assert after > before or op in ("heartbeats", "gc"), op
         return
-    assert r.status_code == (401 if verdict == E else 403), r.text
+    assert r.status_code == (401 if verdict == E else 403), (op, r.text)
     [error] = r.json()["errors"]
     assert "\n" not in error["message"]
-    assert after == before  # nothing written
+    assert after == before, op  # nothing written
     if verdict == D and op in ("register", "evidence", "promote", "deprecate", "owner"):
         assert error["message"] == (
             f"chat is owned by team search; {who} is {IDENTITIES[who][1]['support']} in team "
             "support and reader elsewhere, and this needs publisher in team search (or an "
-            "admin)")
+            "admin)"), op
+    if who == "oidc-unmapped":
+        assert error["message"].startswith("no identity rule of the policy maps this ID token")
+
+
+@pytest.mark.parametrize("who", list(IDENTITIES))
+def test_the_matrix_over_http(registry: Registry, who: str) -> None:
+    """Every write operation in turn, as one identity: each targets its own version, so
+    what an allowed one changes leaves the next one's case as it was."""
+    column = list(IDENTITIES).index(who)
+    for op, verdicts in MATRIX.items():
+        check(registry, op, who, verdicts[column])
 
 
 def test_the_gate_report_names_the_approval_that_does_not_count(registry: Registry) -> None:
