@@ -53,8 +53,9 @@ def _teams(teams: dict[str, str] | None, roles: list[str]) -> str:
     if teams is None:
         return f"roles: {', '.join(roles)}"
     named = {t: r for t, r in teams.items() if t != "*"}
-    if not named:
-        return f"roles: {', '.join(roles)} (on every name: unscoped)"
+    if not named:  # a reader reads, and an admin acts, on every name anyway
+        scoped = teams.get("*") in ("publisher", "approver")
+        return f"roles: {', '.join(roles)}" + (" (on every name: unscoped)" if scoped else "")
     listed = ", ".join(f"{t} {r}" for t, r in sorted(named.items()))
     return f"teams: {listed}; {teams.get('*', 'reader')} elsewhere"
 

@@ -123,8 +123,8 @@ def token_create(
     subject: Annotated[str, typer.Option("--subject", help="Who or what the token is for.")],
     role: Annotated[str | None, typer.Option(
         "--role", help=f"The registry-wide role: {one_of(ROLES)}. Without --team it applies "
-                       "to every name (an unscoped token); with --team leave it out (reader) "
-                       "or give admin.")] = None,
+                       "to every name (an unscoped token); with --team leave it out, unless the "
+                       "token administers the whole registry.")] = None,
     team: Annotated[list[str] | None, typer.Option(
         "--team", help="TEAM:ROLE, repeatable: the token acts on the names TEAM owns with "
                        "ROLE (reader, publisher or approver). See docs/teams.md.")] = None,
@@ -194,7 +194,8 @@ def token_list(as_json: bool = JSON_OPTION) -> None:
         tokens, ("id", "subject", "role", "teams", "status", "created", "by", "expires",
                  "revoked"),
         lambda t: (t.token_id, t.subject, t.role,
-                   ", ".join(f"{k}:{v}" for k, v in sorted(t.teams.items())) or "(unscoped)",
+                   ", ".join(f"{k}:{v}" for k, v in sorted(t.teams.items()))
+                   or ("(unscoped)" if t.role in ("publisher", "approver") else "-"),
                    _status(t, now), t.created_at, t.created_by, t.expires_at or "never",
                    t.revoked_at),
         empty="no tokens yet; create one with `llmreg token create --subject NAME --team "

@@ -174,6 +174,7 @@ CLI_EXCEPTIONS = {
     "llmreg.policy": "`init` writes the default policy; `policy check` loads a file",
     "llmreg.settings": "the folder name `init` creates; the --read-auth choices",
     "llmreg.types": "result records and the literals the CLI's choices are read from",
+    "llmreg.teams": "parse_teams(): `token create --team TEAM:ROLE` is checked before a call",
     "llmreg.service.mirror.keys": "`mirror keygen|rotate` make signing keys, no registry",
     "llmreg.client.mirror_reader": "`audit verify --mirror` reads the signed audit head "
                                    "through the verified mirror client",

@@ -1,5 +1,24 @@
 """Teams' authority applied inside a transaction: the owning team read in the caller's
 session, and the refusal raised. The rules themselves are :mod:`llmreg.teams`.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from llmreg.bundle.schema import Bundle
+    >>> from llmreg.service import RegistryService
+    >>> svc = RegistryService.open_home(Path(tempfile.mkdtemp()))
+    >>> ci = Actor("search-ci", teams={"*": "reader", "search": "publisher"})
+    >>> bundle = Bundle.from_dict({"model": {"provider": "openai", "id": "gpt-4o-2024-08-06"},
+    ...                            "template": {"source": "hi"}})
+    >>> svc.versions.register(bundle, name="chat", message="m", author="ci", actor=ci).created
+    True
+    >>> with svc.db.read() as s:
+    ...     require(s, Actor("bo", teams={"*": "reader", "support": "publisher"}),
+    ...             "chat", 1, "publisher")
+    Traceback (most recent call last):
+    ...
+    llmreg.errors.PermissionDeniedError: chat is owned by team search; bo is ...
+    >>> svc.close()
 """
 
 from __future__ import annotations

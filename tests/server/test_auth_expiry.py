@@ -105,7 +105,8 @@ def test_whoami_shows_the_token_and_its_expiry(server: Server, clock: Clock) -> 
     new = create(server, "ci", "approver", "2h")
     who = server.http.get("/v1/whoami", headers=bearer(new["token"])).json()
     assert who == {"subject": "ci", "roles": ["approver", "publisher", "reader"],
-                   "token_id": new["token_id"], "expires_at": new["expires_at"]}
+                   "token_id": new["token_id"], "expires_at": new["expires_at"],
+                   "teams": {"*": "approver"}}
     rita = server.client("rita").actor
     assert rita.name == "rita" and rita.expires_at is None and rita.token_id is not None
     server.tokens["ci"] = new["token"]
