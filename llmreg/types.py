@@ -241,10 +241,10 @@ class AuditInfo(BaseModel):
     prev_hash: str
     hash: str
 
-    def summary(self) -> str:
+    def summary(self, limit: int | None = 200) -> str:
         """What the entry says beyond who, what and where, in one line: an owner
-        change's old → new team and contacts, the reason, message, comment or suite, and
-        the workload (OIDC) that made it.
+        change's old → new team and contacts, the reason, message, comment or suite (each
+        cut at ``limit`` characters; None: whole), and the workload (OIDC) that made it.
 
         Example:
             >>> from datetime import datetime, UTC
@@ -270,7 +270,7 @@ class AuditInfo(BaseModel):
                 parts.append(f"contacts {contacts(old)} → {contacts(new)}")
         for key in ("reason", "message", "comment", "suite"):
             if d.get(key):
-                parts.append(f"{key}: {str(d[key])[:200]}")
+                parts.append(f"{key}: {str(d[key])[:limit]}")
         if self.action == "policy" and isinstance(d.get("widens"), list):
             parts.append("widens authority: " + "; ".join(map(str, d["widens"]))[:500])
         workload = d.get("workload")
