@@ -66,9 +66,13 @@ def register(
                        "With several directories: they become consecutive versions of "
                        "this name, in the order given, committed in one transaction.")
     ] = None,
+    team: Annotated[str | None, typer.Option(
+        "--team", help="The team that claims a new name (default: your token's only team "
+                       "where it is a publisher). See docs/teams.md.")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Register bundle directories; identical content keeps its existing version."""
+    """Register bundle directories; identical content keeps its existing version. A new
+    name is owned by the registering token's team."""
     out = Output(as_json)
     # Validate every directory and name before writing anything, so a bad one changes
     # nothing. An explicit --name is used as given: '' is refused, never replaced.
@@ -81,9 +85,10 @@ def register(
     results = []
     with connect() as reg:
         if name is not None and len(directories) > 1:
-            bundles = reg.log_bundles(directories, name=name, message=message)
+            bundles = reg.log_bundles(directories, name=name, message=message, team=team)
         else:
-            bundles = [reg.log_bundle(d, name=name, message=message) for d in directories]
+            bundles = [reg.log_bundle(d, name=name, message=message, team=team)
+                       for d in directories]
         for directory, bundle in zip(directories, bundles, strict=True):
             assert bundle.info is not None
             results.append({"name": bundle.name, "version": bundle.version,

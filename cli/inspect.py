@@ -30,7 +30,7 @@ def whoami(as_json: bool = JSON_OPTION) -> None:
     roles = sorted(actor.roles) if actor.roles is not None else None
     out = Output(as_json)
     data = {"name": actor.name, "roles": roles, "registry": where,
-            "token_id": actor.token_id,
+            "token_id": actor.token_id, "teams": actor.teams,
             "expires_at": actor.expires_at.isoformat() if actor.expires_at else None}
     if roles is None:
         out.result(data, f"{actor.name}  roles: all (embedded)  registry: {where}",
@@ -44,7 +44,20 @@ def whoami(as_json: bool = JSON_OPTION) -> None:
     else:
         token = (f"token: {actor.token_id}, expires at "
                  f"{actor.expires_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
-    out.result(data, f"{actor.name}  roles: {', '.join(roles)}  {token}  registry: {where}")
+    out.result(data, f"{actor.name}  {_teams(actor.teams, roles)}  {token}  registry: {where}")
+
+
+def _teams(teams: dict[str, str] | None, roles: list[str]) -> str:
+    """``teams: search publisher; reader elsewhere`` (or ``roles: …`` for an unscoped
+    token, whose roles apply to every name)."""
+    if teams is None:
+        return f"roles: {', '.join(roles)}"
+    named = {t: r for t, r in teams.items() if t != "*"}
+    if not named:  # a reader reads, and an admin acts, on every name anyway
+        scoped = teams.get("*") in ("publisher", "approver")
+        return f"roles: {', '.join(roles)}" + (" (on every name: unscoped)" if scoped else "")
+    listed = ", ".join(f"{t} {r}" for t, r in sorted(named.items()))
+    return f"teams: {listed}; {teams.get('*', 'reader')} elsewhere"
 
 
 def _where(reg: Any) -> str:

@@ -260,8 +260,8 @@ def audit(
             verify_audit(reg, out, anchor, mirror, trusted_root)
             return
         entries = reg.audit(name, limit, env=env)
-    out.table(entries, ("#", "when", "who", "action", "target", "env"),
-              lambda e: (e.seq, e.at, e.actor, e.action, e.target, e.env))
+    out.table(entries, ("#", "when", "who", "action", "target", "env", "detail"),
+              lambda e: (e.seq, e.at, e.actor, e.action, e.target, e.env, e.summary()))
 
 
 def verify_audit(reg: llmreg.Client, out: Output, head: str | None, mirror: str | None,

@@ -12,8 +12,9 @@ from typing import Annotated, get_args
 import typer
 
 import llmreg
-from llmreg.errors import ConfigError, MissingDependencyError
+from llmreg.errors import ConfigError, InvalidRefError, MissingDependencyError
 from llmreg.settings import ReadAuth
+from llmreg.teams import parse_teams
 from llmreg.types import ROLES, TokenInfo
 
 from ._common import STATE, connect, handle_errors, note_audit_head, one_of
@@ -120,19 +121,37 @@ def _metrics_folder(mode: str, workers: int) -> str | None:
 
 def token_create(
     subject: Annotated[str, typer.Option("--subject", help="Who or what the token is for.")],
-    role: Annotated[str, typer.Option("--role", help=f"{one_of(ROLES)}.")],
+    role: Annotated[str | None, typer.Option(
+        "--role", help=f"The registry-wide role: {one_of(ROLES)}. Without --team it applies "
+                       "to every name (an unscoped token); with --team leave it out, unless the "
+                       "token administers the whole registry.")] = None,
+    team: Annotated[list[str] | None, typer.Option(
+        "--team", help="TEAM:ROLE, repeatable: the token acts on the names TEAM owns with "
+                       "ROLE (reader, publisher or approver). See docs/teams.md.")] = None,
     expires: Annotated[str | None, typer.Option("--expires", help=_EXPIRES_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a token; it is printed once (last line) and stored only as a hash."""
     out = Output(as_json)
+    if role is None and not team:
+        raise InvalidRefError("give --team TEAM:ROLE (e.g. --team search:publisher), or --role "
+                              "ROLE for a registry-wide token")
+    teams = parse_teams(team or [])
     with connect() as reg:
-        token, info = reg.create_token(subject, role, expires=expires)
+        token, info = reg.create_token(subject, role or "reader", expires=expires, teams=teams)
         note_audit_head(reg)
     out.result({**info.model_dump(mode="json"), "token": token},
-               f"created token {info.token_id} for {info.subject} (role {info.role}), "
+               f"created token {info.token_id} for {info.subject} ({_scope(info)}), "
                f"{_lifetime(info)}; store it now, it is not shown again:")
     out.line(token, markup=False)
+
+
+def _scope(info: TokenInfo) -> str:
+    """``role publisher`` (unscoped), or ``search: publisher; reader elsewhere``."""
+    if not info.teams:
+        return f"role {info.role}"
+    teams = ", ".join(f"{t}: {r}" for t, r in sorted(info.teams.items()))
+    return f"{teams}; {info.role} elsewhere"
 
 
 def token_rotate(
@@ -140,15 +159,15 @@ def token_rotate(
     expires: Annotated[str | None, typer.Option("--expires", help=_EXPIRES_HELP)] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Replace a token: a new secret for the same subject and role (printed once, last
-    line), and the old token revoked. An expired token may be rotated."""
+    """Replace a token: a new secret for the same subject, role and teams (printed once,
+    last line), and the old token revoked. An expired token may be rotated."""
     out = Output(as_json)
     with connect() as reg:
         token, info = reg.rotate_token(token_id, expires=expires)
         note_audit_head(reg)
     out.result({**info.model_dump(mode="json"), "token": token, "rotated_from": token_id},
                f"rotated token {token_id}: it is revoked; the new token {info.token_id} for "
-               f"{info.subject} (role {info.role}), {_lifetime(info)}; hand it over now, it "
+               f"{info.subject} ({_scope(info)}), {_lifetime(info)}; hand it over now, it "
                "is not shown again:")
     out.line(token, markup=False)
 
@@ -170,11 +189,24 @@ def token_list(as_json: bool = JSON_OPTION) -> None:
     with connect() as reg:
         tokens = reg.list_tokens()
     now = datetime.now(UTC)
-    Output(as_json).table(
-        tokens, ("id", "subject", "role", "status", "created", "by", "expires", "revoked"),
-        lambda t: (t.token_id, t.subject, t.role, _status(t, now), t.created_at,
-                   t.created_by, t.expires_at or "never", t.revoked_at),
-        empty="no tokens yet; create one with `llmreg token create --subject NAME --role ROLE`")
+    out = Output(as_json)
+    out.table(
+        tokens, ("id", "subject", "role", "teams", "status", "created", "by", "expires",
+                 "revoked"),
+        lambda t: (t.token_id, t.subject, t.role,
+                   ", ".join(f"{k}:{v}" for k, v in sorted(t.teams.items()))
+                   or ("(unscoped)" if t.role in ("publisher", "approver") else "-"),
+                   _status(t, now), t.created_at, t.created_by, t.expires_at or "never",
+                   t.revoked_at),
+        empty="no tokens yet; create one with `llmreg token create --subject NAME --team "
+              "TEAM:ROLE`")
+    unscoped = [t.token_id for t in tokens if not t.teams and t.role not in ("reader", "admin")
+                and _status(t, now) == "active"]
+    if unscoped:
+        out.line(f"{len(unscoped)} active token{'s are' if len(unscoped) > 1 else ' is'} "
+                 f"unscoped (the role applies to every name): {', '.join(unscoped)}; give "
+                 "each team its own (`llmreg token create --team TEAM:ROLE`) and revoke "
+                 "these (docs/teams.md)", markup=False)
 
 
 def token_revoke(

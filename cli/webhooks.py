@@ -6,7 +6,7 @@ from typing import Annotated, get_args
 
 import typer
 
-from llmreg.types import DeliveryInfo, WebhookEvent, WebhookFormat
+from llmreg.types import DeliveryInfo, WebhookEvent, WebhookFormat, WebhookInfo
 
 from ._common import connect, handle_errors, note_audit_head, one_of
 from ._output import JSON_OPTION, Output
@@ -37,13 +37,18 @@ def add(
     url: Annotated[str, typer.Argument(help="The receiver's http(s) URL.")],
     events: Annotated[str, typer.Option("--events", help=EVENTS_HELP)],
     format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "cloudevents",
+    team: Annotated[str | None, typer.Option(
+        "--team", help="Only events about the names this team owns.")] = None,
+    name: Annotated[list[str] | None, typer.Option(
+        "--name", help="Only events about names matching this pattern (e.g. 'search-*'); "
+                       "repeatable. Without --team or --name: every event.")] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a webhook; prints its whsec_ signing secret once (store it now)."""
     out = Output(as_json)
     with connect() as reg:
         info = reg.add_webhook(url, [e for e in events.split(",") if e.strip()],
-                               format=format)
+                               format=format, team=team, names=name or [])
         note_audit_head(reg)
     out.json(info)
     out.line(f"added webhook {info.id} ({info.format}: {', '.join(info.events)}) -> "
@@ -51,12 +56,19 @@ def add(
     out.line(info.secret or "", markup=False)
 
 
+def _scope(hook: WebhookInfo) -> str:
+    """``team search, names search-*`` (or ``every name``)."""
+    parts = ([f"team {hook.team}"] if hook.team else []) + (
+        [f"names {','.join(hook.names)}"] if hook.names else [])
+    return ", ".join(parts) or "every name"
+
+
 def list_(as_json: bool = JSON_OPTION) -> None:
     """List webhooks (ids, URLs, events, formats; never secrets)."""
     with connect() as reg:
         hooks = reg.list_webhooks()
-    Output(as_json).table(hooks, ("id", "url", "events", "format", "created", "by"),
-                          lambda h: (h.id, h.url, ",".join(h.events), h.format,
+    Output(as_json).table(hooks, ("id", "url", "events", "scope", "format", "created", "by"),
+                          lambda h: (h.id, h.url, ",".join(h.events), _scope(h), h.format,
                                      h.created_at, h.created_by),
                           empty="no webhooks; add one with `llmreg webhook add URL --events …`")
 

@@ -40,6 +40,7 @@ from pydantic import (
 
 from llmreg.bundle.digest import canonical_json, digest_bytes
 from llmreg.errors import LLMRegError, PolicyError, UnknownEnvironmentError, shown
+from llmreg.types import OWNER_GROUP, TEAM_RE
 
 POLICY_FILENAME = "llmreg-policy.yaml"
 REGISTERED = "registered"
@@ -186,11 +187,39 @@ class EvalGate(_P):
 
 
 class ApprovalGate(_P):
-    """``count`` approvals by distinct people with ``role``; the author's never counts."""
+    """``count`` approvals by distinct people with ``role``; the author's never counts.
+
+    Whose approvals count: ``from`` maps a group to how many of the ``count`` must come
+    from it, a group being ``owner`` (the team that owns the name) or a team's name
+    (``{owner: 2, sre: 1}``). Without ``from``, every approval must come from someone
+    holding ``role`` for the owning team (registry-wide approvers and admins included).
+    With ``from``, an approval counts if it counts for one of its groups.
+    """
 
     count: int = Field(ge=1, le=20)
     role: str = "approver"
     not_author: bool = True
+    from_: dict[str, int] = Field({}, alias="from", max_length=10)
+
+    @model_validator(mode="after")
+    def _groups(self) -> ApprovalGate:
+        for group, n in self.from_.items():
+            if group != OWNER_GROUP and not TEAM_RE.fullmatch(group):
+                raise _FieldError(("from", group),
+                    f"{shown(group)} is not {OWNER_GROUP!r} or a team's name (letters, "
+                    "digits, spaces, '.', '_', '/', '-')")
+            if not 1 <= n <= 20:
+                raise _FieldError(("from", group), f"{n} approvals from {group}; give 1 to 20")
+        if sum(self.from_.values()) > self.count:
+            raise _FieldError(("from",),
+                f"asks for {sum(self.from_.values())} approvals from its groups, more than "
+                f"count ({self.count}); raise count or lower a group's number")
+        return self
+
+    def groups(self) -> list[tuple[str, int]]:
+        """``from`` as (group, approvals), named teams before ``owner`` (the order they
+        are filled in: a member of a named team fills it before the owner's share)."""
+        return sorted(self.from_.items(), key=lambda item: item[0] == OWNER_GROUP)
 
 
 class Gates(_P):
@@ -246,7 +275,10 @@ def _bounds_text(metrics: Mapping[str, Threshold]) -> str:
 
 def _approvals_text(a: ApprovalGate) -> str:
     who = " by distinct people" + (", not the author" if a.not_author else "")
-    return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}"
+    shares = ", ".join(f"{n} from {'the owning team' if g == OWNER_GROUP else 'team ' + g}"
+                       for g, n in a.groups())
+    where = f", {shares}" if shares else ", from the owning team"
+    return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}{where}"
 
 
 EVALS: GateKind[EvalGate] = GateKind(
@@ -277,6 +309,17 @@ class Transition(_P):
     from_: str = Field(alias="from")
     to: str
     gates: Gates = Gates()
+    # The teams whose publishers may perform this move (``owner``: the owning team);
+    # empty: whoever publishes for the owning team. An admin always may.
+    by: list[str] = Field([], max_length=20)
+
+    @field_validator("by")
+    @classmethod
+    def _teams(cls, by: list[str]) -> list[str]:
+        for team in by:
+            if team != OWNER_GROUP and not TEAM_RE.fullmatch(team):
+                raise ValueError(f"{shown(team)} is not {OWNER_GROUP!r} or a team's name")
+        return by
 
 
 class Environment(_P):
@@ -354,6 +397,69 @@ class JobPeriods(_P):
         return {job: duration_seconds(getattr(self, job)) for job in type(self).model_fields}
 
 
+_CLAIM_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_PLACEHOLDER_RE = re.compile(r"\{([a-z_][a-z0-9_]{0,63})\}")
+
+
+class IdentityRule(_P):
+    """How an OIDC ID token (a CI job's workload identity) becomes a registry identity:
+    tokens of ``issuer`` whose ``claims`` all match (shell patterns, e.g.
+    ``repository: acme/search-*``) act as ``subject`` (``{claim}`` placeholders filled
+    from the token) with ``role`` registry-wide and a role in each of ``teams``. The
+    first rule that matches wins; a token no rule matches is refused."""
+
+    issuer: str = Field(min_length=1, max_length=512)
+    claims: dict[str, str] = Field(default_factory=dict, max_length=20)
+    subject: str = Field("{sub}", min_length=1, max_length=256)
+    role: Literal["reader", "publisher", "approver"] = "reader"
+    teams: dict[str, Literal["reader", "publisher", "approver"]] = Field(
+        default_factory=dict, max_length=32)
+
+    @model_validator(mode="after")
+    def _checked(self) -> IdentityRule:
+        for claim, pattern in self.claims.items():
+            if not _CLAIM_RE.fullmatch(claim):
+                raise _FieldError(("claims", claim), f"{shown(claim)} is not a claim name "
+                                  "(lowercase letters, digits and '_')")
+            if not 1 <= len(pattern) <= 512:
+                raise _FieldError(("claims", claim), "a pattern has 1 to 512 characters")
+        for team in self.teams:
+            if not TEAM_RE.fullmatch(team) or team == OWNER_GROUP:
+                raise _FieldError(("teams", team), f"{shown(team)} is not a team's name")
+        for placeholder in _PLACEHOLDER_RE.findall(self.subject):
+            if not _CLAIM_RE.fullmatch(placeholder):  # pragma: no cover - the regex says so
+                raise _FieldError(("subject",), f"{{{placeholder}}} is not a claim")
+        return self
+
+    def matches(self, claims: Mapping[str, Any]) -> bool:
+        """Whether an ID token with ``claims`` (already verified) is this rule's.
+
+        Example:
+            >>> rule = IdentityRule(issuer="https://token.actions.githubusercontent.com",
+            ...                     claims={"repository": "acme/search-*"})
+            >>> rule.matches({"iss": "https://token.actions.githubusercontent.com",
+            ...               "repository": "acme/search-rag"})
+            True
+        """
+        import fnmatch
+
+        if claims.get("iss") != self.issuer:
+            return False
+        return all(isinstance(claims.get(c), str) and fnmatch.fnmatchcase(claims[c], p)
+                   for c, p in self.claims.items())
+
+    def subject_of(self, claims: Mapping[str, Any]) -> str:
+        """``subject`` with each ``{claim}`` replaced by the token's value ('' if absent).
+
+        Example:
+            >>> IdentityRule(issuer="x", subject="ci:{repository}").subject_of(
+            ...     {"repository": "acme/search-rag"})
+            'ci:acme/search-rag'
+        """
+        return _PLACEHOLDER_RE.sub(lambda m: str(claims.get(m.group(1), ""))[:128],
+                                   self.subject)
+
+
 class Webhooks(_P):
     """Webhook delivery: which hosts may be private, and how many attempts a delivery gets."""
 
@@ -375,6 +481,9 @@ class Policy(_P):
     deprecation: Deprecation = Deprecation()
     jobs: JobPeriods = JobPeriods()
     webhooks: Webhooks = Webhooks()
+    # OIDC workload identities (the issuers themselves are named in the settings:
+    # LLMREG_OIDC_ISSUERS): which tokens act as whom (docs/teams.md).
+    identities: list[IdentityRule] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -421,7 +530,18 @@ class Policy(_P):
         return _built_in().model_copy(deep=True)
 
     def canonical_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The policy as canonical JSON hashes it. ``by`` and an approvals gate's
+        ``from`` are left out when empty, so a policy written before teams keeps its
+        digest."""
+        out = self.model_dump(mode="json", by_alias=True)
+        if not out["identities"]:
+            del out["identities"]
+        for t in out["transitions"]:
+            if not t["by"]:
+                del t["by"]
+            if t["gates"]["approvals"] is not None and not t["gates"]["approvals"]["from"]:
+                del t["gates"]["approvals"]["from"]
+        return out
 
     @property
     def digest(self) -> str:
@@ -474,8 +594,76 @@ class Policy(_P):
         lines = []
         for t in self.transitions:
             gates = describe_gates(t.gates)
-            lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}")
+            movers = ", ".join("the owning team" if b == OWNER_GROUP else f"team {b}"
+                               for b in t.by)
+            by = f"; moved only by {movers}" if t.by else ""
+            lines.append(f"{t.from_} -> {t.to}: {gates or 'no gates'}{by}")
+        for rule in self.identities:
+            claims = ", ".join(f"{c}={p}" for c, p in rule.claims.items()) or "any"
+            teams = "; ".join(f"{t}: {r}" for t, r in rule.teams.items())
+            grants = f"{teams}; {rule.role} elsewhere" if teams else f"{rule.role} everywhere"
+            lines.append(f"identity: ID tokens of {rule.issuer} with {claims} act as "
+                         f"{rule.subject} ({grants})")
         return lines
+
+
+def widens(old: Policy, new: Policy) -> list[str]:
+    """How ``new`` gives more authority than ``old``, one line each (empty: it does not):
+    a new transition, fewer or looser approvals, more teams that may move, a lower
+    rollback role, new or changed identity rules. The audit entry of a policy change
+    records them.
+
+    Example:
+        >>> new = Policy.default().model_copy(update={"rollback": Rollback(role="publisher")})
+        >>> strict = Policy.default().model_copy(update={"rollback": Rollback(role="admin")})
+        >>> widens(strict, new)
+        ['rollback.role: admin -> publisher']
+        >>> widens(new, strict)
+        []
+    """
+    from llmreg.types import ROLES
+
+    out: list[str] = []
+    before = {(t.from_, t.to): t for t in old.transitions}
+    for t in new.transitions:
+        move = f"{t.from_} -> {t.to}"
+        was = before.get((t.from_, t.to))
+        if was is None:
+            out.append(f"{move}: a new transition")
+            continue
+        a, b = was.gates.approvals, t.gates.approvals
+        if a is not None and b is None:
+            out.append(f"{move}: approvals are no longer required (were {a.count})")
+        elif a is not None and b is not None:
+            if b.count < a.count:
+                out.append(f"{move}: approvals {a.count} -> {b.count}")
+            if a.not_author and not b.not_author:
+                out.append(f"{move}: the author's approval now counts")
+            if a.role in ROLES and b.role in ROLES and ROLES.index(b.role) < ROLES.index(a.role):
+                out.append(f"{move}: approvals by role {a.role} -> {b.role}")
+            for group, n in a.from_.items():
+                if b.from_.get(group, 0) < n:
+                    out.append(f"{move}: approvals from {group} {n} -> {b.from_.get(group, 0)}")
+            if a.from_ and not b.from_:
+                out.append(f"{move}: approvals from any member of the owning team")
+        if was.by and not t.by:
+            out.append(f"{move}: any publisher of the owning team may move it (was "
+                       f"{', '.join(was.by)})")
+        elif was.by:
+            added = [x for x in t.by if x not in was.by]
+            if added:
+                out.append(f"{move}: {', '.join(added)} may now move it")
+    if ROLES.index(new.rollback.role) < ROLES.index(old.rollback.role):
+        out.append(f"rollback.role: {old.rollback.role} -> {new.rollback.role}")
+    if old.rollback.gates and not new.rollback.gates:
+        out.append("rollback.gates: true -> false")
+    known = [r.model_dump() for r in old.identities]
+    for rule in new.identities:
+        if rule.model_dump() not in known:
+            grants = ", ".join(f"{t}:{r}" for t, r in rule.teams.items()) or rule.role
+            out.append(f"identities: {rule.issuer} {rule.claims or 'any token'} -> "
+                       f"{rule.subject} ({grants})")
+    return out
 
 
 def describe_gates(gates: Gates) -> str:

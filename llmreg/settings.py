@@ -29,6 +29,12 @@ server — never at import time.
 ``LLMREG_READ_DEADLINE`` client: seconds one resolve or request may take in all,
                          connecting and reading included (default 30; docs/security.md)
 ``LLMREG_READ_AUTH``     server: ``token`` (default) or ``open`` for unauthenticated reads
+``LLMREG_OIDC_ISSUERS``  server: the OIDC issuers whose ID tokens it accepts (comma-
+                         separated https URLs, e.g. GitHub Actions'); the policy's
+                         ``identities`` map them to subjects and teams (docs/teams.md);
+                         ``LLMREG_OIDC_AUDIENCE``: the audience they must name (llmreg)
+``LLMREG_SMTP_URL``      the relay for owners' email notices: ``smtp://USER:PASS@HOST:587``
+                         (STARTTLS) or ``smtps://…:465``; ``LLMREG_SMTP_FROM``: the sender
 ``LLMREG_RESOLVE_TTL``   server: seconds a slot lookup is cached in memory (default 1)
 ``LLMREG_MAX_BODY``      server: bytes of one JSON request body (default 16 MiB);
                          ``LLMREG_MAX_JSON_NODES``: values in it (500,000)
@@ -68,6 +74,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from llmreg.errors import ConfigError, MissingDependencyError, RegistryNotFoundError, shown
 
@@ -150,6 +157,12 @@ class Settings:
     # Server: /docs and /redoc (Swagger UI, ReDoc) load third-party scripts from a CDN
     # onto this origin, where the web pages' session cookie lives: off unless asked for.
     api_docs: bool = False
+    # Server: OIDC issuers whose ID tokens are accepted, and the audience they must name.
+    oidc_issuers: tuple[str, ...] = ()
+    oidc_audience: str = "llmreg"
+    # Email notices to owners (llmreg.service.notifications.email): the relay and sender.
+    smtp_url: Secret | None = None
+    smtp_from: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +210,10 @@ class Settings:
             raise ConfigError(f"LLMREG_API_DOCS={shown(env['LLMREG_API_DOCS'])} is not a "
                               "boolean; use 1 or 0")
         return cls(
+            oidc_issuers=_issuers(env.get("LLMREG_OIDC_ISSUERS", "")),
+            oidc_audience=(env.get("LLMREG_OIDC_AUDIENCE") or "llmreg").strip(),
+            smtp_url=Secret(env["LLMREG_SMTP_URL"]) if env.get("LLMREG_SMTP_URL") else None,
+            smtp_from=env.get("LLMREG_SMTP_FROM") or None,
             api_docs=docs_raw in _TRUE,
             jobs=jobs_raw in _TRUE,
             jobs_tick=_positive(env, "LLMREG_JOBS_TICK", cls.jobs_tick),
@@ -378,6 +395,29 @@ def s3_client(needed_for: str = "an S3 store", hint: str = "", **client_args: An
         raise MissingDependencyError(f"{needed_for} needs boto3: pip install "
                                      f"'llmreg[s3]'{hint}") from None
     return boto3.client("s3", config=Config(**S3_CONFIG), **client_args)
+
+
+def _issuers(raw: str) -> tuple[str, ...]:
+    """``LLMREG_OIDC_ISSUERS``: https URLs (http only on the loopback, for tests), each
+    once, without a trailing slash.
+
+    Example:
+        >>> _issuers("https://token.actions.githubusercontent.com, https://gitlab.com/")
+        ('https://token.actions.githubusercontent.com', 'https://gitlab.com')
+    """
+    out: list[str] = []
+    for item in raw.split(","):
+        url = item.strip().rstrip("/")
+        if not url:
+            continue
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise ConfigError(f"LLMREG_OIDC_ISSUERS: {shown(url)} is not an https URL; e.g. "
+                              "https://token.actions.githubusercontent.com")
+        if url not in out:
+            out.append(url)
+    return tuple(out)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

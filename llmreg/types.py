@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -20,9 +21,15 @@ class Actor:
     """
 
     name: str
-    roles: frozenset[str] | None = None
+    roles: frozenset[str] | None = None  # every role held somewhere (the route's check)
     token_id: str | None = None  # the API token acting (None: embedded, or no token)
     expires_at: datetime | None = None  # when that token stops working (None: never)
+    # The role held in each team; "*" is the registry-wide role, on every name (None:
+    # every role everywhere, as ``roles`` None). See :mod:`llmreg.service.authority`.
+    teams: dict[str, str] | None = field(default=None, hash=False)
+    # An OIDC workload identity (CI without a stored secret): issuer, subject, and the
+    # repository, workflow and run it names (None: a token or the embedded registry).
+    workload: dict[str, str] | None = field(default=None, hash=False)
 
 
 class VersionInfo(BaseModel):
@@ -146,6 +153,7 @@ class ApprovalInfo(BaseModel):
     env: str
     approver: str
     roles: list[str] | None = None
+    teams: dict[str, str] | None = None  # their role per team then ("*": registry-wide)
     comment: str = ""
     created_at: datetime
 
@@ -233,8 +241,52 @@ class AuditInfo(BaseModel):
     prev_hash: str
     hash: str
 
+    def summary(self, limit: int | None = 200) -> str:
+        """What the entry says beyond who, what and where, in one line: an owner
+        change's old → new team and contacts, the reason, message, comment or suite (each
+        cut at ``limit`` characters; None: whole), and the workload (OIDC) that made it.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> AuditInfo(seq=1, at=datetime(2026, 1, 1, tzinfo=UTC), actor="ada",
+            ...           action="owner", name="chat", target="chat", env=None,
+            ...           detail={"from": {"team": "search", "contacts": ["s@x.io"]},
+            ...                   "to": {"team": "support", "contacts": ["t@x.io"]}},
+            ...           prev_hash="", hash="").summary()
+            'team search → support; contacts s@x.io → t@x.io'
+        """
+        d = self.detail
+        parts: list[str] = []
+        if self.action == "owner" and isinstance(d.get("to"), dict):
+            before = d.get("from")
+            old: dict[str, Any] = before if isinstance(before, dict) else {}
+            new = d["to"]
+
+            def contacts(side: Any) -> str:
+                return ", ".join(map(str, side.get("contacts") or [])) or "none"
+
+            parts.append(f"team {old.get('team') or '(none)'} → {new.get('team')}")
+            if contacts(old) != contacts(new):
+                parts.append(f"contacts {contacts(old)} → {contacts(new)}")
+        for key in ("reason", "message", "comment", "suite"):
+            if d.get(key):
+                parts.append(f"{key}: {str(d[key])[:limit]}")
+        if self.action == "policy" and isinstance(d.get("widens"), list):
+            parts.append("widens authority: " + "; ".join(map(str, d["widens"]))[:500])
+        workload = d.get("workload")
+        if isinstance(workload, dict):
+            where = workload.get("repository") or workload.get("project_path") or \
+                workload.get("subject")
+            run = f", run {workload['run_id']}" if workload.get("run_id") else ""
+            parts.append(f"workload: {where}{run} ({workload.get('issuer')})")
+        return "; ".join(parts)
+
 
 ROLES = ("reader", "publisher", "approver", "admin")
+#: A team's name (an owner's ``--team``, a token's ``--team TEAM:ROLE``, a policy's groups).
+TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,127}$")
+#: In a policy's ``by`` and approvals ``from``: the team that owns the name.
+OWNER_GROUP = "owner"
 
 
 def roles_of(role: str) -> frozenset[str]:
@@ -275,6 +327,7 @@ class TokenInfo(BaseModel):
     created_by: str
     revoked_at: datetime | None = None
     expires_at: datetime | None = None  # None: never expires
+    teams: dict[str, str] = {}  # the role in each team; {}: unscoped (``role`` everywhere)
 
 
 class Problem(BaseModel):
@@ -429,6 +482,8 @@ class WebhookInfo(BaseModel):
     created_at: datetime
     created_by: str
     secret: str | None = None  # ``whsec_…``, shown once
+    team: str | None = None  # events about the names this team owns
+    names: list[str] = []  # events about names matching these patterns (``search-*``)
 
 
 class DeliveryInfo(BaseModel):

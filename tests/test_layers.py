@@ -21,7 +21,8 @@ PACKAGE = ROOT / "llmreg"
 LAYERS: dict[str, list[str]] = {
     # The bundle's content (llmreg/bundle/), the HTTP contract (llmreg/contract/) and the
     # vocabulary every layer shares.
-    "bundle": ["_version", "errors", "types", "settings", "policy", "bundle", "contract"],
+    "bundle": ["_version", "errors", "types", "settings", "policy", "teams", "bundle",
+               "contract"],
     "stores": ["store", "db"],
     "service": ["service"],
     "client": ["client"],
@@ -173,6 +174,7 @@ CLI_EXCEPTIONS = {
     "llmreg.policy": "`init` writes the default policy; `policy check` loads a file",
     "llmreg.settings": "the folder name `init` creates; the --read-auth choices",
     "llmreg.types": "result records and the literals the CLI's choices are read from",
+    "llmreg.teams": "parse_teams(): `token create --team TEAM:ROLE` is checked before a call",
     "llmreg.service.mirror.keys": "`mirror keygen|rotate` make signing keys, no registry",
     "llmreg.client.mirror_reader": "`audit verify --mirror` reads the signed audit head "
                                    "through the verified mirror client",

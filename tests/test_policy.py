@@ -15,11 +15,13 @@ def test_default_policy_is_the_documented_flow() -> None:
     assert list(p.environments) == ["staging", "shadow", "production"]
     assert p.describe() == [
         "registered -> staging: no gates",
-        "staging -> shadow: 1 approval (role approver) by distinct people, not the author",
+        "staging -> shadow: 1 approval (role approver) by distinct people, not the author, "
+        "from the owning team",
         "staging -> production: eval 'regression' with accuracy >= 0.9; 2 approvals (role "
-        "approver) by distinct people, not the author",
+        "approver) by distinct people, not the author, from the owning team",
         "shadow -> production: eval 'regression' with accuracy >= 0.9; shadow metrics with "
-        "error_rate <= 0.01; 2 approvals (role approver) by distinct people, not the author",
+        "error_rate <= 0.01; 2 approvals (role approver) by distinct people, not the author, "
+        "from the owning team",
     ]
 
 
@@ -102,7 +104,7 @@ def test_describe_no_regression_with_tolerance_and_max() -> None:
     assert policy.describe()[2] == (
         "staging -> production: eval 'regression' with accuracy no regression vs the target "
         "slot (tolerance 0.01), latency_ms <= 250; 2 approvals (role approver) by distinct "
-        "people, not the author")
+        "people, not the author, from the owning team")
 
 
 # --- describing thresholds and gates ---------------------------------------------------
@@ -135,7 +137,8 @@ def test_describe_lists_every_metric_and_the_approval_rule() -> None:
     })
     assert describe_gates(gates) == (
         "eval 'regression' with accuracy >= 0.9, f1 >= 0.5; shadow metrics with "
-        "error_rate <= 0.01, p95_ms <= 800; 1 approval (role release) by distinct people")
+        "error_rate <= 0.01, p95_ms <= 800; 1 approval (role release) by distinct people, "
+        "from the owning team")
     assert describe_gates(Gates()) == ""
 
 

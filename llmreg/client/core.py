@@ -121,7 +121,7 @@ class Client:
 
     def log_bundle(self, bundle: str | Path | Bundle, *, name: str | None = None,
                    message: str, provenance: Mapping[str, Any] | None = None,
-                   author: str | None = None) -> Bundle:
+                   author: str | None = None, team: str | None = None) -> Bundle:
         """Register a bundle (a directory or a :class:`Bundle`), capturing provenance.
 
         Provenance is captured automatically, on the caller's machine: git commit and
@@ -137,6 +137,8 @@ class Client:
             provenance: extra provenance to record.
             author: defaults to ``LLMREG_USER`` or the OS user (a server records the
                 token's subject instead).
+            team: the team that claims a new name (default: the token's only team where
+                it is a publisher; a token in several names one). See docs/teams.md.
 
         Returns:
             The registered bundle, with ``.name``, ``.version``, ``.digest`` and
@@ -173,11 +175,11 @@ class Client:
         who = author or self.settings.identity()
         record = capture(source, user=who)
         record.update(provenance or {})
-        return self._register(obj, name, message, record, author=who)
+        return self._register(obj, name, message, record, author=who, team=team)
 
     def log_bundles(self, bundles: Sequence[str | Path | Bundle], *, name: str, message: str,
                     provenance: Mapping[str, Any] | None = None,
-                    author: str | None = None) -> list[Bundle]:
+                    author: str | None = None, team: str | None = None) -> list[Bundle]:
         """Register many bundles as consecutive versions of ``name`` in one transaction.
 
         What :meth:`log_bundle` does for each, in order — provenance (git asked once
@@ -192,6 +194,7 @@ class Client:
             message: the changelog message of every version.
             provenance: extra provenance recorded with each.
             author: as in :meth:`log_bundle`.
+            team: as in :meth:`log_bundle`.
 
         Returns:
             The registered bundles, in order, with ``.version`` and ``.newly_registered``.
@@ -227,16 +230,18 @@ class Client:
         for record in records:
             record.update(provenance or {})
         results = self._backend.call(
-            "register_many", name=name, message=message, author=who,
+            "register_many", name=name, message=message, author=who, team=team,
             items=[{"manifest": b, "provenance": r} for b, r in zip(objs, records, strict=True)]
         ).items
         return [b.with_info(r.version, created=r.created)
                 for b, r in zip(objs, results, strict=True)]
 
     def _register(self, bundle: Bundle, name: str, message: str,
-                  provenance: dict[str, Any], *, author: str) -> Bundle:
+                  provenance: dict[str, Any], *, author: str,
+                  team: str | None = None) -> Bundle:
         result = self._backend.call("register", name=name, manifest=bundle,
-                                    message=message, provenance=provenance, author=author)
+                                    message=message, provenance=provenance, author=author,
+                                    team=team)
         return bundle.with_info(result.version, created=result.created)
 
     # -- reading -----------------------------------------------------------------------
@@ -726,21 +731,27 @@ class Client:
 
     # -- tokens ------------------------------------------------------------------------
 
-    def create_token(self, subject: str, role: str, *,
-                     expires: str | None = None) -> tuple[str, TokenInfo]:
+    def create_token(self, subject: str, role: str = "reader", *,
+                     expires: str | None = None,
+                     teams: dict[str, str] | None = None) -> tuple[str, TokenInfo]:
         """Create an API token for the server (the secret is returned once).
 
         Args:
             subject: who or what the token is for.
-            role: reader, publisher, approver or admin.
+            role: the registry-wide role: reader, publisher, approver or admin. A token
+                with ``teams`` is a reader (or an admin) registry-wide.
             expires: a duration (``"90d"``, ``"12h"``, ``"30m"``) or an ISO date or time,
                 at most 5 years ahead; None (the default): the token never expires.
+            teams: the role in each team, e.g. ``{"search": "publisher"}``: it acts on the
+                names its teams own (see docs/teams.md). None: unscoped, ``role`` on every
+                name.
 
         Example:
-            >>> secret, info = reg.create_token("ci", "publisher", expires="90d")  # doctest: +SKIP
+            >>> secret, info = reg.create_token("ci", teams={"search": "publisher"},
+            ...                                 expires="90d")  # doctest: +SKIP
         """
         return self._split_token(self._backend.call("create_token", subject=subject, role=role,
-                                                    expires=expires))
+                                                    expires=expires, teams=teams or {}))
 
     def rotate_token(self, token_id: str, *, expires: str | None = None) -> tuple[str, TokenInfo]:
         """Issue a new token for the subject and role of ``token_id`` and revoke that one
@@ -770,13 +781,16 @@ class Client:
 
     # -- webhooks ----------------------------------------------------------------------
 
-    def add_webhook(self, url: str, events: list[str], *,
-                    format: str = "cloudevents") -> WebhookInfo:
+    def add_webhook(self, url: str, events: list[str], *, format: str = "cloudevents",
+                    team: str | None = None, names: list[str] | None = None) -> WebhookInfo:
         """Send ``events`` (of :data:`llmreg.service.notifications.outbox.EVENTS`) to ``url``, as
         CloudEvents JSON or a Slack message, signed per Standard Webhooks. The answer's
         ``secret`` (``whsec_…``) is returned this once. A URL whose host resolves to a
         private, loopback, link-local or metadata address is refused unless the policy's
         ``webhooks.allow_hosts`` names it. On a server this needs an admin token.
+        ``team`` and ``names`` (shell patterns such as ``"search-*"``) scope it to the
+        events about the names that team owns or that match; without either it gets
+        every event.
 
         Example:
             >>> hook = reg.add_webhook("https://hooks.example.com/llmreg",
@@ -785,7 +799,8 @@ class Client:
             'whsec_'
         """
         return self._webhook(
-            self._backend.call("add_webhook", url=url, events=list(events), format=format))
+            self._backend.call("add_webhook", url=url, events=list(events), format=format,
+                               team=team, names=list(names or [])))
 
     def list_webhooks(self) -> list[WebhookInfo]:
         """The webhooks in use (never their secrets)."""

@@ -317,7 +317,7 @@ class HTTPBackend(Backend):
 
         who = self.call("whoami")
         return Actor(who.subject, frozenset(who.roles), token_id=who.token_id,
-                     expires_at=who.expires_at)
+                     expires_at=who.expires_at, teams=who.teams)
 
     def resolve_ref(self, ref: str) -> ResolvedBundle:
         return ResolvedBundle.from_bundle(self.get(ref))

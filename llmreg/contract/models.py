@@ -63,6 +63,7 @@ class RegisterBody(_Body):
     manifest: dict[str, JsonValue]
     message: str = Field(max_length=10_000)
     provenance: dict[str, JsonValue] = {}
+    team: str | None = Field(None, max_length=128)  # which team claims a new name
 
 
 MAX_BATCH_HTTP = 500  # bundles in one batch request (~1 KB to 30 KB each)
@@ -81,6 +82,7 @@ class RegisterManyBody(_Body):
 
     items: list[RegisterItem] = Field(min_length=1, max_length=MAX_BATCH_HTTP)
     message: str = Field(max_length=10_000)
+    team: str | None = Field(None, max_length=128)  # which team claims a new name
 
 
 class EvidenceBody(_Body):
@@ -170,8 +172,9 @@ class TokenBody(_Body):
     ISO date or time, at most 5 years ahead; without it the token never expires."""
 
     subject: str
-    role: Literal["reader", "publisher", "approver", "admin"]
+    role: Literal["reader", "publisher", "approver", "admin"] = "reader"  # registry-wide
     expires: str | None = Field(None, max_length=64)
+    teams: dict[str, Literal["reader", "publisher", "approver"]] = Field({}, max_length=32)
 
 
 class RotateTokenBody(_Body):
@@ -187,6 +190,8 @@ class WebhookBody(_Body):
     url: str = Field(max_length=2048)
     events: list[str] = Field(max_length=32)
     format: str = Field("cloudevents", max_length=32)  # cloudevents or slack
+    team: str | None = Field(None, max_length=128)  # only names this team owns
+    names: list[str] = Field([], max_length=20)  # only names matching these patterns
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -215,6 +220,7 @@ class WhoAmI(BaseModel):
     roles: list[str]
     token_id: str | None = None
     expires_at: datetime | None = None  # None: the token never expires
+    teams: dict[str, str] | None = None  # the role per team ("*": registry-wide)
 
 
 class BundleResponse(BaseModel):

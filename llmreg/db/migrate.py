@@ -31,7 +31,7 @@ def head_revision() -> str:
 
     Example:
         >>> head_revision()
-        '0009'
+        '0010'
     """
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None

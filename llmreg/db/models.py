@@ -148,6 +148,9 @@ class Approval(SQLModel, table=True):
     env: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     approver: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     roles: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    # The approver's role per team when they approved ("*": registry-wide; None: the
+    # embedded registry, or an approval made before 0010).
+    teams: dict[str, str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     comment: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
@@ -237,6 +240,9 @@ class Token(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     # None: never expires (tokens made before 0009, or created without --expires).
     expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # The role in each team (``role`` is the registry-wide one); None or {}: unscoped, as
+    # every token made before 0010.
+    teams: dict[str, str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
 class Heartbeat(SQLModel, table=True):
@@ -356,6 +362,10 @@ class Webhook(SQLModel, table=True):
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     created_by: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     removed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # Scope: events about names owned by ``team`` or matching one of ``names`` (shell
+    # patterns); neither: every name (a registry-wide subscription, as before 0010).
+    team: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    names: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
 class Delivery(SQLModel, table=True):

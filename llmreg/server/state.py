@@ -22,6 +22,7 @@ from typing import Any
 from llmreg.db.models import utcnow
 from llmreg.errors import AuthError, PermissionDeniedError
 from llmreg.server.metrics import ServerMetrics
+from llmreg.server.oidc import OIDCVerifier, looks_like_jwt
 from llmreg.service.access import refusal
 from llmreg.service.mirror.publisher import AutoPublisher
 from llmreg.service.registry import RegistryService
@@ -181,7 +182,16 @@ class ServerState:
             envs = {alias: env for env, spec in service.policy.environments.items()
                     for alias in (env, *spec.aliases)}
             metrics = ServerMetrics(envs)
-        return cls(settings, service, TokenCache(service.access.identify),
+        identify = service.access.identify
+        if settings.oidc_issuers:
+            verifier = OIDCVerifier(settings.oidc_issuers, settings.oidc_audience)
+
+            def identify(token: str) -> Actor | str:
+                if token.startswith("llmreg_") or not looks_like_jwt(token):
+                    return service.access.identify(token)
+                return verifier.identify(token, service.policy)
+
+        return cls(settings, service, TokenCache(identify),
                    ResolveCache(service, settings.resolve_ttl), publisher=publisher,
                    metrics=metrics)
 

@@ -5,6 +5,11 @@ against its stored SHA-256 in constant time. The secret is printed once and stor
 nowhere. Roles are ordered — reader < publisher < approver < admin — and a token holds
 its role and every role below it.
 
+A token has a registry-wide ``role`` and a role in each of its ``teams``
+(``--team search:publisher``); what it may do to a name is decided by
+:mod:`llmreg.service.authority`. A token without teams is *unscoped*: its role applies to
+every name, as for every token made before teams.
+
 A token may expire (``expires_at``, set from ``--expires 90d`` or a date by
 :func:`parse_expiry`, at most :data:`MAX_LIFETIME` ahead); without one it never does.
 An expired or revoked token is refused with a message naming it, when, and what to do
@@ -36,6 +41,7 @@ from llmreg.policy import Policy
 from llmreg.service import audit
 from llmreg.service.audited import token_row
 from llmreg.service.rows import token_info
+from llmreg.teams import EVERYWHERE, parse_teams
 from llmreg.types import ROLES, Actor, TokenInfo, roles_of
 
 _TOKEN_RE = re.compile(r"^llmreg_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -121,9 +127,29 @@ def refusal(actor: Actor, now: datetime) -> str | None:
     """
     if actor.expires_at is None or actor.expires_at > now:
         return None
+    if actor.workload is not None:
+        return (f"the ID token of {actor.name} expired at {when(actor.expires_at)}; ask your "
+                "CI's OIDC provider for a fresh one")
     return (f"token {actor.token_id} expired at {when(actor.expires_at)}; an admin renews "
             f"it with `llmreg token rotate {actor.token_id}` (or creates a new one with "
             "`llmreg token create`)")
+
+
+def actor_of(row: Token) -> Actor:
+    """The actor a token row stands for: its subject, every role it holds somewhere, and
+    its role per team (``*``: the registry-wide ``role``).
+
+    Example:
+        >>> t = Token(token_id="0123456789ab", secret_hash="", subject="ci", role="reader",
+        ...           created_at=utcnow(), created_by="ana", teams={"search": "publisher"})
+        >>> a = actor_of(t)
+        >>> sorted(a.roles), a.teams
+        (['publisher', 'reader'], {'*': 'reader', 'search': 'publisher'})
+    """
+    teams = {EVERYWHERE: row.role, **(row.teams or {})}
+    roles = frozenset().union(*(roles_of(r) for r in teams.values() if r in ROLES))
+    return Actor(row.subject, roles, token_id=row.token_id, expires_at=row.expires_at,
+                 teams=teams)
 
 
 def _hash(secret: str) -> str:
@@ -144,15 +170,24 @@ class Access:
         self.db = db
         self.policy = policy
 
-    def create_token(self, subject: str, role: str, *, created_by: str,
-                     expires: str | None = None) -> tuple[str, TokenInfo]:
+    def create_token(self, subject: str, role: str = "reader", *, created_by: str,
+                     expires: str | None = None,
+                     teams: dict[str, str] | list[str] | None = None) -> tuple[str, TokenInfo]:
         """Create a token; return the secret token string (shown once) and its record.
 
-        ``expires`` (see :func:`parse_expiry`): ``"90d"``, ``"12h"``, an ISO date; None
-        for a token that never expires.
+        ``role`` is registry-wide (``admin`` for a registry admin); ``teams`` the role in
+        each team (``{"search": "publisher"}`` or ``["search:publisher"]``; see
+        :func:`~llmreg.service.authority.parse_teams`). ``expires`` (see
+        :func:`parse_expiry`): ``"90d"``, ``"12h"``, an ISO date; None for a token that
+        never expires.
         """
         if role not in ROLES:
             raise InvalidRefError(f"role {shown(role)} is not one of {', '.join(ROLES)}")
+        scoped = parse_teams(teams or [])
+        if scoped and role not in ("reader", "admin"):
+            raise InvalidRefError(
+                f"--role {role} with --team: a token in teams holds its roles there, and "
+                "reads everywhere; leave --role out (or --role admin for a registry admin)")
         subject = subject or ""  # never stripped: 'ana\n' is refused, not made 'ana'
         if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", subject):
             raise InvalidRefError(
@@ -161,7 +196,7 @@ class Access:
         now = utcnow()
         expires_at = parse_expiry(expires, now)
         with self.db.write() as s:
-            secret, row = self._add(s, subject, role, created_by, now, expires_at, {})
+            secret, row = self._add(s, subject, role, created_by, now, expires_at, {}, scoped)
             info = token_info(row)
         return secret, info
 
@@ -189,7 +224,7 @@ class Access:
                     f"rotated; create a new one with `llmreg token create --subject "
                     f"{old.subject} --role {old.role}`")
             secret, row = self._add(s, old.subject, old.role, actor, now, expires_at,
-                                    {"rotated_from": old.token_id})
+                                    {"rotated_from": old.token_id}, dict(old.teams or {}))
             old.revoked_at = now
             s.add(old)
             audit.append(s, actor=actor, action="token-revoke", target=old.token_id,
@@ -200,15 +235,18 @@ class Access:
 
     @staticmethod
     def _add(s: Any, subject: str, role: str, created_by: str, now: datetime,
-             expires_at: datetime | None, detail: dict[str, Any]) -> tuple[str, Token]:
+             expires_at: datetime | None, detail: dict[str, Any],
+             teams: dict[str, str]) -> tuple[str, Token]:
         """Add a token row and its ``token-create`` entry in session ``s``."""
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         row = Token(token_id=token_id, secret_hash=_hash(secret), subject=subject, role=role,
-                    created_at=now, created_by=created_by, expires_at=expires_at)
+                    created_at=now, created_by=created_by, expires_at=expires_at,
+                    teams=teams or None)
         s.add(row)
         s.flush()
-        detail = {"subject": subject, "role": role, **detail}
+        detail = {"subject": subject, "role": role, **({"teams": teams} if teams else {}),
+                  **detail}
         if expires_at is not None:
             detail["expires_at"] = when(expires_at)
         audit.append(s, actor=created_by, action="token-create", target=token_id,
@@ -276,14 +314,14 @@ class Access:
             return (f"token {token_id} was revoked at {when(row.revoked_at)}; it cannot be "
                     f"renewed: ask an admin for a new one (`llmreg token create --subject "
                     f"{row.subject} --role {row.role}`)")
-        return Actor(row.subject, roles_of(row.role), token_id=row.token_id,
-                     expires_at=row.expires_at)
+        return actor_of(row)
 
-    def record_heartbeats(self, beats: list[dict[str, Any]]) -> int:
+    def record_heartbeats(self, beats: list[dict[str, Any]], *,
+                          actor: Actor | None = None) -> int:
         """Add served-request counts (see :meth:`llmreg.service.hygiene.traffic.Traffic.record`)."""
         from llmreg.service.hygiene.traffic import Traffic
 
-        return Traffic(self.db, self.policy).record(beats)
+        return Traffic(self.db, self.policy).record(beats, actor=actor)
 
     def heartbeats(self, name: str | None = None) -> list[dict[str, Any]]:
         """The served-traffic rollups, one per (name, env, digest)."""

@@ -10,6 +10,7 @@ Entries are appended in the same transaction as the state change they record.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,17 @@ def entry_hash(seq: int, at: datetime, actor: str, action: str, name: str | None
     return digest_bytes(canonical_json(payload))
 
 
+#: The workload identity (OIDC) of the request being served, if any: every entry it
+#: writes records it as ``detail["workload"]`` (set by the server's route around the
+#: handler; see :mod:`llmreg.server.oidc`).
+WORKLOAD: ContextVar[dict[str, str] | None] = ContextVar("llmreg_workload", default=None)
+
+
+def _with_workload(detail: dict[str, Any]) -> dict[str, Any]:
+    workload = WORKLOAD.get()
+    return {**detail, "workload": dict(workload)} if workload else detail
+
+
 def append(session: Session, *, actor: str, action: str, name: str | None = None,
            target: str | None = None, env: str | None = None,
            detail: dict[str, Any] | None = None, at: datetime | None = None,
@@ -54,7 +66,7 @@ def append(session: Session, *, actor: str, action: str, name: str | None = None
     seq = (last.seq or 0) + 1 if last else 1
     prev = last.hash if last else GENESIS
     at = at or utcnow()
-    body = dict(detail or {})
+    body = _with_workload(dict(detail or {}))
     if rows:
         body["rows"] = dict(rows)
     entry = AuditEntry(seq=seq, at=at, actor=actor, action=action, name=name, target=target,
@@ -88,7 +100,7 @@ def append_many(session: Session, *, actor: str, action: str,
     rows = []
     for item in entries:
         seq += 1
-        name, target, detail = item["name"], item["target"], item["detail"]
+        name, target, detail = item["name"], item["target"], _with_workload(item["detail"])
         if item.get("rows"):
             detail = {**detail, "rows": dict(item["rows"])}
         digest = entry_hash(seq, at, actor, action, name, target, None, detail, prev)

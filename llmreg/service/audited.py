@@ -120,6 +120,7 @@ def token_row(t: Token) -> Row:
     fields = _fields(t, ("subject", "role", "created_at", "created_by", "revoked_at",
                          "expires_at"))
     fields["secret"] = digest_bytes(t.secret_hash.encode())
+    fields["teams"] = t.teams  # None: unscoped (as every row recorded before teams)
     return f"tokens/{t.token_id}", fields
 
 
@@ -133,6 +134,7 @@ def evidence_row(e: Evidence) -> Row:
 def approval_row(name: str, a: Approval) -> Row:
     """``approvals/ID``: who approved which digest of which name for which environment."""
     fields = _fields(a, ("digest", "env", "approver", "roles", "comment", "created_at"))
+    fields["teams"] = a.teams  # None: embedded, or recorded before teams
     return f"approvals/{a.id}", {"name": name, **fields}
 
 
@@ -226,8 +228,12 @@ class Audited:
         for key, fields in rows.items():
             self.fields[key] = dict(fields)
             if key.startswith("tokens/") and isinstance(fields, dict):
-                # Recorded before tokens could expire (0009): such a token never expires.
+                # Recorded before tokens could expire (0009): such a token never expires;
+                # before teams (0010): it is unscoped.
                 self.fields[key].setdefault("expires_at", None)
+                self.fields[key].setdefault("teams", None)
+            if key.startswith("approvals/") and isinstance(fields, dict):
+                self.fields[key].setdefault("teams", None)  # recorded before teams
             self.seq[key] = seq
 
 

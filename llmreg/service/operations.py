@@ -71,6 +71,13 @@ def _bundle(svc: RegistryService, manifest: Bundle | dict[str, Any]) -> Bundle:
     return Bundle.from_dict(manifest, allow_floating_model_ids=svc.policy.models.allow_floating)
 
 
+def _provenance(actor: Actor, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The provenance as sent, with the workload identity (OIDC) that registered it, which
+    the caller cannot write for itself."""
+    out = {k: v for k, v in (record or {}).items() if k != "workload"}
+    return out | ({"workload": dict(actor.workload)} if actor.workload else {})
+
+
 def _author(actor: Actor, author: str | None) -> str:
     return author or actor.name
 
@@ -82,7 +89,7 @@ def _author(actor: Actor, author: str | None) -> str:
 def whoami(svc: RegistryService, actor: Actor) -> WhoAmI:
     """The identity and roles of the caller's token (``anonymous`` with open reads)."""
     return WhoAmI(subject=actor.name, roles=sorted(actor.roles or []),
-                  token_id=actor.token_id, expires_at=actor.expires_at)
+                  token_id=actor.token_id, expires_at=actor.expires_at, teams=actor.teams)
 
 
 @handles("policy")
@@ -142,17 +149,20 @@ def stored_diff(svc: RegistryService, actor: Actor, *, ref: str) -> Any:
 @handles("register")
 def register(svc: RegistryService, actor: Actor, *, name: str,
              manifest: Bundle | dict[str, Any], message: str,
-             provenance: dict[str, Any] | None = None, author: str | None = None) -> Any:
-    """Register a manifest under ``name``; its artifacts must be uploaded first."""
+             provenance: dict[str, Any] | None = None, author: str | None = None,
+             team: str | None = None) -> Any:
+    """Register a manifest under ``name``; its artifacts must be uploaded first. A new
+    name is claimed by the caller's team (``team``: which, for a token in several)."""
     return svc.versions.register(_bundle(svc, manifest), name=name, message=message,
                                  author=_author(actor, author),
-                                 provenance=dict(provenance or {}))
+                                 provenance=_provenance(actor, provenance), actor=actor,
+                                 team=team)
 
 
 @handles("register_many")
 def register_many(svc: RegistryService, actor: Actor, *, name: str,
                   items: list[dict[str, Any]], message: str,
-                  author: str | None = None) -> RegistrationBatch:
+                  author: str | None = None, team: str | None = None) -> RegistrationBatch:
     """Register several manifests as consecutive versions of ``name``, in one
     transaction (at most 500 a request over HTTP; artifacts must be uploaded first)."""
     bundles = []
@@ -163,7 +173,8 @@ def register_many(svc: RegistryService, actor: Actor, *, name: str,
             raise type(exc)(f"items[{i}]: {exc}") from None
     return RegistrationBatch(items=svc.versions.register_many(
         bundles, name=name, message=message, author=_author(actor, author),
-        provenance=[dict(item.get("provenance") or {}) for item in items]))
+        provenance=[_provenance(actor, item.get("provenance")) for item in items], actor=actor,
+        team=team))
 
 
 # -- environments and slots ------------------------------------------------------------------
@@ -324,7 +335,7 @@ def gc(svc: RegistryService, actor: Actor, *, dry_run: bool = True,
 def heartbeats(svc: RegistryService, actor: Actor, *,
                beats: list[dict[str, Any]]) -> HeartbeatResult:
     """Served-request counts from clients (they feed the stale-production alert)."""
-    return HeartbeatResult(accepted=svc.access.record_heartbeats(list(beats)))
+    return HeartbeatResult(accepted=svc.access.record_heartbeats(list(beats), actor=actor))
 
 
 @handles("served")
@@ -338,12 +349,12 @@ def served(svc: RegistryService, actor: Actor, *, name: str | None = None,
 
 
 @handles("create_token")
-def create_token(svc: RegistryService, actor: Actor, *, subject: str, role: str,
-                 expires: str | None = None) -> NewToken:
-    """Create a token (expiring at ``expires``, or never); the secret is in this response
-    only."""
+def create_token(svc: RegistryService, actor: Actor, *, subject: str, role: str = "reader",
+                 expires: str | None = None, teams: dict[str, str] | None = None) -> NewToken:
+    """Create a token (expiring at ``expires``, or never) with a registry-wide ``role`` and
+    a role in each of its ``teams``; the secret is in this response only."""
     token, info = svc.access.create_token(subject, role, created_by=actor.name,
-                                          expires=expires)
+                                          expires=expires, teams=dict(teams or {}))
     return NewToken(**dict(info), token=token)
 
 
@@ -426,11 +437,14 @@ def run_jobs(svc: RegistryService, actor: Actor, *, jobs: list[str] | None = Non
 
 @handles("add_webhook")
 def add_webhook(svc: RegistryService, actor: Actor, *, url: str, events: list[str],
-                format: str = "cloudevents") -> NewWebhook:
-    """Add a webhook; its `whsec_` signing secret is in this response only. A URL whose
-    host resolves to a private, loopback, link-local or metadata address is refused
-    (400) unless the policy's `webhooks.allow_hosts` names it."""
-    info = svc.notify.add(url, list(events), actor=actor, format=format)
+                format: str = "cloudevents", team: str | None = None,
+                names: list[str] | None = None) -> NewWebhook:
+    """Add a webhook; its `whsec_` signing secret is in this response only. `team` and
+    `names` (patterns) scope it to the events about those names. A URL whose host
+    resolves to a private, loopback, link-local or metadata address is refused (400)
+    unless the policy's `webhooks.allow_hosts` names it."""
+    info = svc.notify.add(url, list(events), actor=actor, format=format, team=team,
+                          names=list(names or []))
     assert info.secret is not None
     return NewWebhook(**info.model_dump(exclude={"secret"}), secret=info.secret)
 

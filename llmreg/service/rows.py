@@ -59,7 +59,8 @@ def evidence_info(e: Evidence) -> EvidenceInfo:
 def approval_info(name: str, a: Approval) -> ApprovalInfo:
     """The record of one approval of a version of ``name``."""
     return ApprovalInfo(name=name, digest=a.digest, env=a.env, approver=a.approver,
-                        roles=a.roles, comment=a.comment, created_at=a.created_at)
+                        roles=a.roles, teams=a.teams, comment=a.comment,
+                        created_at=a.created_at)
 
 
 def event_info(name: str, e: SlotEvent) -> SlotEventInfo:
@@ -74,4 +75,4 @@ def token_info(t: Token) -> TokenInfo:
     """The record of one API token (never its secret)."""
     return TokenInfo(token_id=t.token_id, subject=t.subject, role=t.role,
                      created_at=t.created_at, created_by=t.created_by, revoked_at=t.revoked_at,
-                     expires_at=t.expires_at)
+                     expires_at=t.expires_at, teams=dict(t.teams or {}))

@@ -24,8 +24,8 @@ from sqlmodel import col, select
 from llmreg.db.engine import Database
 from llmreg.db.models import Token, WebSession, utcnow
 from llmreg.errors import AuthError
-from llmreg.service.access import Access, refusal
-from llmreg.types import Actor, roles_of
+from llmreg.service.access import Access, actor_of, refusal
+from llmreg.types import Actor
 
 SESSION_TTL = timedelta(hours=12)  # a sign-in lasts at most this long
 PURGE_AFTER = timedelta(days=1)  # ended or expired sessions are deleted after this
@@ -117,9 +117,7 @@ class Sessions:
             return None
         if not hmac.compare_digest(row.secret_hash, _hash(secret)):
             return None
-        return SessionInfo(Actor(token.subject, roles_of(token.role), token_id=token.token_id,
-                                 expires_at=token.expires_at), csrf_of(cookie or ""),
-                           token.token_id)
+        return SessionInfo(actor_of(token), csrf_of(cookie or ""), token.token_id)
 
     def end(self, cookie: str | None) -> bool:
         """Sign out: the session is refused from now on. False if it was not live."""

@@ -22,15 +22,25 @@ from llmreg.bundle.names import Ref, check_name
 from llmreg.bundle.schema import Bundle
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Manifest, Version, table, utcnow
-from llmreg.errors import BlobNotFoundError, InvalidBundleError
+from llmreg.errors import BlobNotFoundError, InvalidBundleError, InvalidRefError, shown
 from llmreg.policy import REGISTERED, Policy
 from llmreg.service import audit
 from llmreg.service.audited import version_row
+from llmreg.service.authority import owner_team, require
 from llmreg.service.blobs import Blobs
+from llmreg.service.hygiene.owners import record_owner
 from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row, not_registered, resolve_in, slot_in
 from llmreg.service.rows import version_info
-from llmreg.types import ChangelogEntry, NameSummary, Page, Registration, VersionInfo
+from llmreg.teams import claim
+from llmreg.types import (
+    Actor,
+    ChangelogEntry,
+    NameSummary,
+    Page,
+    Registration,
+    VersionInfo,
+)
 
 MAX_MESSAGE = 10_000
 MAX_BATCH = 10_000  # bundles registered in one transaction
@@ -66,17 +76,22 @@ class Versions:
     # -- writes ------------------------------------------------------------------
 
     def register(self, bundle: Bundle, *, name: str, message: str, author: str,
-                 provenance: dict[str, Any] | None = None) -> Registration:
+                 provenance: dict[str, Any] | None = None, actor: Actor | None = None,
+                 team: str | None = None) -> Registration:
         """Register ``bundle`` under ``name``; identical content returns the existing version.
 
         Version numbers are allocated inside the write transaction from the name's
-        counter, so concurrent registrations get consecutive numbers, no gaps.
+        counter, so concurrent registrations get consecutive numbers, no gaps. With an
+        ``actor``, it must be a publisher for the name's owning team, and a new name is
+        claimed by its team (``team``: which one; see
+        :func:`llmreg.service.authority.claim`).
         """
         return self.register_many([bundle], name=name, message=message, author=author,
-                                  provenance=[provenance])[0]
+                                  provenance=[provenance], actor=actor, team=team)[0]
 
     def register_many(self, bundles: Sequence[Bundle], *, name: str, message: str,
-                      author: str, provenance: Sequence[dict[str, Any] | None] | None = None
+                      author: str, provenance: Sequence[dict[str, Any] | None] | None = None,
+                      actor: Actor | None = None, team: str | None = None
                       ) -> list[Registration]:
         """Register ``bundles`` as consecutive versions of ``name``, in one transaction.
 
@@ -130,6 +145,8 @@ class Versions:
         self.blobs.put_many(canonical + [p.diff for p in plan if p.diff is not None])
         with self.db.write() as session:
             row = _lock_name(session, name)
+            if actor is not None:
+                _authorize(session, actor, name, row, team)
             state = _name_state(session, row, digests)
             if state != guess:
                 plan = self._plan(bundles, *state)
@@ -502,6 +519,24 @@ def _check_provenance(provenance: dict[str, Any] | None) -> None:
     if size > MAX_PROVENANCE:
         raise InvalidBundleError(f"provenance is {size} bytes as JSON; the limit is "
                                  f"{MAX_PROVENANCE}: link large records instead")
+
+
+def _authorize(session: Session, actor: Actor, name: str, row: _NameRow,
+               team: str | None) -> None:
+    """Refuse ``actor`` unless it publishes for ``name``'s owning team; a new name (no
+    version, no owner) is claimed by the actor's team instead."""
+    owner = owner_team(session, row.id)
+    if row.latest_version == 0 and owner is None:
+        claimed = claim(actor, name, team)
+        if claimed is not None:
+            record_owner(session, name, row.id, claimed, [], actor=actor, at=utcnow())
+        return
+    require(session, actor, name, row.id, "publisher")
+    if team is not None and team != owner:
+        raise InvalidRefError(
+            f"--team {shown(team, 80)}: {name} is already "
+            + (f"owned by team {owner}" if owner else "registered, with no owner")
+            + "; --team claims only a new name (an owner changes with `llmreg owner set`)")
 
 
 def _lock_name(session: Session, name: str) -> _NameRow:

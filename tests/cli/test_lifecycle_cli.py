@@ -240,7 +240,7 @@ def test_every_lifecycle_command_speaks_json(run, project: Path, examples: Path)
     last_two = json.loads(run("audit", "--limit", "2", "--json").stdout)
     assert [e["action"] for e in last_two] == ["deprecate", "archive"]
     table = [" ".join(line.split()) for line in run("audit", "support-rag").stdout.splitlines()]
-    assert table[0] == "# when who action target env"
+    assert table[0] == "# when who action target env detail"
     assert [row.split()[5] for row in table[1:]] == [e["action"] for e in entries
                                                      if e["target"] and "support-rag" in
                                                      e["target"]]

@@ -65,7 +65,7 @@ def test_create_with_an_iso_date(run: Any, expires: str, at: str) -> None:
     listed = json.loads(run("token", "list", "--json").stdout)
     assert [(t["token_id"], t["expires_at"][:19]) for t in listed] == [(token_id, at[:19])]
     row = " ".join(lines(run("token", "list").stdout)[1].split())
-    assert row.startswith(f"{token_id} ci reader active ") and at[:10] in row
+    assert row.startswith(f"{token_id} ci reader - active ") and at[:10] in row
 
 
 def test_create_without_expires_says_it_never_expires(run: Any) -> None:
@@ -105,8 +105,12 @@ def test_rotate_prints_the_new_secret_once_and_revokes_the_old(run: Any) -> None
     by_id = {t["token_id"]: t for t in json.loads(run("token", "list", "--json").stdout)}
     assert by_id[old_id]["revoked_at"] is not None and by_id[new_id]["revoked_at"] is None
     assert (by_id[new_id]["subject"], by_id[new_id]["role"]) == ("ci", "approver")
-    table = {row.split()[0]: row.split()[3] for row in lines(run("token", "list").stdout)[1:]}
+    rows = lines(run("token", "list").stdout)
+    table = {row.split()[0]: row.split()[4] for row in rows[1:3]}
     assert table == {old_id: "revoked", new_id: "active"}
+    assert rows[3] == (f"1 active token is unscoped (the role applies to every name): {new_id}; "
+                       "give each team its own (`llmreg token create --team TEAM:ROLE`) and "
+                       "revoke these (docs/teams.md)")
     as_json = run("token", "rotate", new_id, "--json")
     data = json.loads(as_json.stdout)
     assert data["rotated_from"] == new_id and data["expires_at"] is None
@@ -159,7 +163,8 @@ def test_whoami_on_a_server_shows_subject_roles_and_expiry(
     assert r.exit_code == 0, r.output
     assert info.expires_at is not None
     assert lines(r.stdout) == [
-        f"ci  roles: approver, publisher, reader  token: {info.token_id}, expires at "
+        f"ci  roles: approver, publisher, reader (on every name: unscoped)  token: "
+        f"{info.token_id}, expires at "
         f"{info.expires_at:%Y-%m-%dT%H:%M:%SZ}  registry: http://registry.test"]
     data = json.loads(run("whoami", "--json").stdout)
     assert (data["token_id"], datetime.fromisoformat(data["expires_at"])) == (

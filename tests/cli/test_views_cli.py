@@ -290,8 +290,8 @@ def test_token_create_list_revoke(run) -> None:
     assert token_id is not None and secret.startswith(f"llmreg_{token_id[1]}_")
     listed = run("token", "list")
     header, row = (" ".join(line.split()) for line in lines(listed.stdout))
-    assert header == "id subject role status created by expires revoked"
-    assert re.fullmatch(rf"{token_id[1]} bob reader active \d{{4}}-\d\d-\d\d \d\d:\d\d UTC "
+    assert header == "id subject role teams status created by expires revoked"
+    assert re.fullmatch(rf"{token_id[1]} bob reader - active \d{{4}}-\d\d-\d\d \d\d:\d\d UTC "
                         r"tester never", row)
     assert secret not in listed.stdout  # never shown again
     revoked = run("token", "revoke", token_id[1])
@@ -305,7 +305,7 @@ def test_token_create_list_revoke(run) -> None:
     assert "token" not in info and secret not in json.dumps(info)
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
     row_after = " ".join(lines(run("token", "list").stdout)[1].split())
-    assert re.fullmatch(rf"{token_id[1]} bob reader revoked {stamp} tester never {stamp}",
+    assert re.fullmatch(rf"{token_id[1]} bob reader - revoked {stamp} tester never {stamp}",
                         row_after)
     again = run("token", "revoke", token_id[1], "--json")  # revoking twice changes nothing
     assert again.exit_code == 0 and json.loads(again.stdout) == {**info, "revoked_now": False}

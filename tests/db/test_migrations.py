@@ -88,7 +88,7 @@ def test_tokens_made_before_0009_keep_working_and_never_expire(tmp_path: Path) -
             {"h": _hash("s" * 43)})
     db.dispose()
     upgraded = Database.open(url)
-    assert upgraded.current_revision() == HEAD_REVISION == "0009"
+    assert upgraded.current_revision() == HEAD_REVISION == "0010"
     with upgraded.read_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT expires_at FROM tokens")).scalar_one() is None
     upgraded.dispose()
@@ -97,4 +97,39 @@ def test_tokens_made_before_0009_keep_working_and_never_expire(tmp_path: Path) -
     assert actor is not None and actor.name == "ci" and actor.expires_at is None
     [info] = svc.access.list_tokens()
     assert info.expires_at is None and info.revoked_at is None
+    svc.close()
+
+
+def test_a_registry_from_before_teams_keeps_working(tmp_path: Path) -> None:
+    """0010 adds teams: a token made before it is unscoped (its role on every name), a name
+    owned before it keeps its owner, and the audit log still verifies."""
+    from llmreg.db.migrate import upgrade
+    from llmreg.service import RegistryService
+    from llmreg.service.access import _hash
+    from llmreg.teams import refusal
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    with db.write_engine.begin() as conn:
+        upgrade(conn, "0009")
+        conn.execute(sa.text(
+            "INSERT INTO tokens (token_id, secret_hash, subject, role, created_at, created_by)"
+            " VALUES ('0123456789ab', :h, 'ci', 'publisher', '2026-01-01 00:00:00', 'ana')"),
+            {"h": _hash("s" * 43)})
+        conn.execute(sa.text("INSERT INTO bundle_names (name, created_at, latest_version) "
+                             "VALUES ('chat', '2026-01-01 00:00:00', 0)"))
+        conn.execute(sa.text("INSERT INTO owners (name_id, team, contacts, updated_at, "
+                             "updated_by) VALUES (1, 'search', '[]', '2026-01-01 00:00:00', "
+                             "'ana')"))
+    db.dispose()
+    svc = RegistryService.open_home(tmp_path / "reg", database_url=url)
+    actor = svc.access.authenticate("llmreg_0123456789ab_" + "s" * 43)
+    assert actor is not None and actor.teams == {"*": "publisher"}
+    assert refusal(actor, "chat", "search", "publisher") is None  # unscoped: every name
+    [info] = svc.access.list_tokens()
+    assert info.teams == {}
+    with svc.db.read_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT team FROM owners")).scalar_one() == "search"
+        assert conn.execute(sa.text("SELECT teams FROM approvals")).all() == []
+        assert conn.execute(sa.text("SELECT team, names FROM webhooks")).all() == []
     svc.close()

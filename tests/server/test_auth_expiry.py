@@ -87,7 +87,7 @@ def test_a_token_without_expires_never_expires(server: Server, clock: Clock) -> 
     ("2000d", "is more than 5 years ahead"),
     ("2001-01-01", f"is not in the future (it is now {START:%Y-%m-%dT%H:%M:%SZ})"),
     ("forever", "is neither a duration nor an ISO date"),
-])
+], ids=["zero", "negative", "too-far", "past", "words"])  # stable across workers: no clock
 def test_a_bad_expiry_is_a_400_and_creates_nothing(
         server: Server, clock: Clock, expires: str, why: str) -> None:
     before = server.service.access.list_tokens()
@@ -105,7 +105,8 @@ def test_whoami_shows_the_token_and_its_expiry(server: Server, clock: Clock) -> 
     new = create(server, "ci", "approver", "2h")
     who = server.http.get("/v1/whoami", headers=bearer(new["token"])).json()
     assert who == {"subject": "ci", "roles": ["approver", "publisher", "reader"],
-                   "token_id": new["token_id"], "expires_at": new["expires_at"]}
+                   "token_id": new["token_id"], "expires_at": new["expires_at"],
+                   "teams": {"*": "approver"}}
     rita = server.client("rita").actor
     assert rita.name == "rita" and rita.expires_at is None and rita.token_id is not None
     server.tokens["ci"] = new["token"]

@@ -163,7 +163,8 @@ def test_open_reads_need_no_token_but_refuse_a_bad_one(server: Server) -> None:
     app = create_app(Settings(read_auth="open", resolve_ttl=0), service=server.service)
     with TestClient(app) as http:
         assert http.get("/v1/whoami").json() == {"subject": "anonymous", "roles": ["reader"],
-                                                 "token_id": None, "expires_at": None}
+                                                 "token_id": None, "expires_at": None,
+                                                 "teams": None}
         assert http.get("/v1/names", headers={"Authorization": "Bearer nope"}
                         ).status_code == 401
         assert http.post("/v1/gc", json={}).status_code == 401

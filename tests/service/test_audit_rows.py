@@ -55,7 +55,9 @@ def fleet(svc: RegistryService) -> dict[str, Any]:
     _, live = svc.access.create_token("ci", "publisher", created_by="ana")
     _, gone = svc.access.create_token("old-ci", "admin", created_by="ana")
     svc.access.revoke_token(gone.token_id, actor="ana")
-    return {"live": live.token_id, "revoked": gone.token_id}
+    _, scoped = svc.access.create_token("search-ci", teams={"search": "publisher"},
+                                        created_by="ana")
+    return {"live": live.token_id, "revoked": gone.token_id, "scoped": scoped.token_id}
 
 
 def sql(svc: RegistryService, statements: str, **params: Any) -> None:
@@ -73,8 +75,8 @@ def broken(svc: RegistryService) -> str:
 def test_an_untouched_registry_verifies_every_covered_row(svc: RegistryService) -> None:
     fleet(svc)
     found = svc.audit.check()
-    # 3 versions, 2 slots, 1 evidence, 2 approvals, 1 owner, 2 tokens, 1 policy
-    assert (found.rows, found.unrecorded) == (12, 0)
+    # 3 versions, 2 slots, 1 evidence, 2 approvals, 1 owner, 3 tokens, 1 policy
+    assert (found.rows, found.unrecorded) == (13, 0)
     assert (found.seq, found.head, found.anchor) == (found.entries, svc.audit.head(), None)
     assert svc.audit.check(svc.audit.head()).anchor == svc.audit.head()
     assert svc.audit.tail() == (found.entries, svc.audit.head())
@@ -311,7 +313,7 @@ def test_an_old_log_checks_what_its_entries_recorded_and_counts_the_rest(
     found = svc.audit.check()
     # versions (digest), slots, evidence, owner and tokens rebuilt from the old entries;
     # approvals and the policy row were not recorded then: counted only
-    assert (found.rows, found.unrecorded) == (9, 3)
+    assert (found.rows, found.unrecorded) == (10, 3)
     for statement, named in [
         ("UPDATE slots SET version = 2 WHERE env = 'production'",
          "slots row chat/production: version is 2 but audit entry #"),
@@ -387,9 +389,10 @@ def test_only_entries_that_change_covered_rows_mark_an_old_log() -> None:
                                         "expires_at": None}
     assert seen.seq["tokens/t1"] == 5
     seen.record(6, "token-revoke", None, "t1", None, {"rows": {"tokens/t1": {"role": "x"}}})
-    # recorded before tokens could expire: read as no expiry
+    # recorded before tokens could expire (or have teams): read as no expiry, unscoped
     assert (seen.fields["tokens/t1"], seen.seq["tokens/t1"]) == ({"role": "x",
-                                                                  "expires_at": None}, 6)
+                                                                  "expires_at": None,
+                                                                  "teams": None}, 6)
     with pytest.raises(AuditChainError, match=r"^audit entry #7 records rows as \['x'\], not "
                                               r"an object of rows; it was not written by "
                                               r"llmreg$"):
@@ -467,7 +470,7 @@ def test_token_rows_recorded_before_expiry_existed_keep_verifying(
     tokens = fleet(svc)
     forget_expiry(svc)
     found = svc.audit.check()
-    assert (found.rows, found.unrecorded) == (12, 0)
+    assert (found.rows, found.unrecorded) == (13, 0)
     # such a token had no expiry: one given to it now is named
     sql(svc, "UPDATE tokens SET expires_at = created_at WHERE token_id = :live", **tokens)
     assert broken(svc).startswith(f"tokens row {tokens['live']}: expires_at is '20")

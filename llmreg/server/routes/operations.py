@@ -28,6 +28,7 @@ from llmreg.errors import GateFailedError
 from llmreg.server.deps import Service, State, require
 from llmreg.server.routes import endpoint
 from llmreg.server.state import ServerState
+from llmreg.service.audit import WORKLOAD
 from llmreg.service.operations import HANDLERS
 from llmreg.types import Actor
 
@@ -94,9 +95,15 @@ def _route(op: Operation) -> Callable[..., Any]:
         for field, value in headers.items():  # a declared header sets its body field
             if value is not None:  # ``If-Match: "<ref>"``: an entity tag, quotes dropped
                 kw[field] = value.strip().strip('"')
-        if after is None:
-            return handler(svc, actor, **kw)
-        return after(state, request, kw, lambda: handler(svc, actor, **kw))
+        # An OIDC workload's writes record it in each audit entry (audit.WORKLOAD).
+        mark = WORKLOAD.set(actor.workload) if actor.workload else None
+        try:
+            if after is None:
+                return handler(svc, actor, **kw)
+            return after(state, request, kw, lambda: handler(svc, actor, **kw))
+        finally:
+            if mark is not None:
+                WORKLOAD.reset(mark)
 
     params = [inspect.Parameter("s", _KW, annotation=Service),
               inspect.Parameter("state", _KW, annotation=State),

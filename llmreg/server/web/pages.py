@@ -34,7 +34,7 @@ from starlette.responses import RedirectResponse, Response
 from llmreg.bundle.names import check_name
 from llmreg.bundle.schema import Bundle
 from llmreg.errors import InvalidRefError, LLMRegError, TransitionError, shown
-from llmreg.policy import Policy, Threshold
+from llmreg.policy import APPROVALS, Policy, Threshold
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
 from llmreg.server.state import ChainCheck, ServerState
@@ -42,6 +42,7 @@ from llmreg.server.web.auth import SignInRequired, Viewer, new_signin_token, saf
 from llmreg.server.web.render import page
 from llmreg.server.web.sidebyside import side_by_side
 from llmreg.service.registry import RegistryService
+from llmreg.teams import check_team
 from llmreg.types import EvidenceInfo, GateReport, VersionInfo
 
 router = APIRouter(include_in_schema=False)
@@ -97,10 +98,16 @@ def board(request: Request) -> Response:
     """The environments board: every name x every environment, one page of names."""
     who = viewer(request)
     svc = state_of(request).service
-    rows = svc.overview.board(offset=_offset(request.query_params.get("offset")), limit=PAGE)
+    team = (request.query_params.get("team") or "").strip() or None
+    if team is not None:
+        check_team(team, field="team")
+    rows = svc.overview.board(offset=_offset(request.query_params.get("offset")), limit=PAGE,
+                              team=team)
     first, last = svc.overview.drift_pair()
+    mine = sorted(t for t in ((who.actor.teams or {}) if who.actor else {}) if t != "*")
     return page("board.html", title="Environments", viewer=who, rows=rows, page_size=PAGE,
-                envs=list(svc.policy.environments), drift_pair=(first, last))
+                envs=list(svc.policy.environments), drift_pair=(first, last), team=team,
+                my_teams=mine)
 
 
 @router.get("/names/{name}")
@@ -114,10 +121,32 @@ def name_page(request: Request, name: str) -> Response:
     versions = svc.overview.versions_page(name, offset=_offset(q.get("offset")), limit=PAGE)
     events = svc.overview.slot_events_page(name, offset=_offset(q.get("moves")), limit=PAGE)
     slots = svc.overview.slots_of(name)
+    owner = svc.owners.get(name)
     return page("name.html", title=name, viewer=who, name=name, versions=versions,
                 events=events, slots=slots, envs=list(svc.policy.environments),
-                owner=svc.owners.get(name), alerts=svc.alerts.list(name=name),
-                page_size=PAGE)
+                owner=owner, alerts=svc.alerts.list(name=name), page_size=PAGE,
+                rules=who_may(svc.policy, owner.team if owner else None))
+
+
+def who_may(policy: Policy, owner: str | None) -> list[tuple[str, str]]:
+    """Each transition's approvals and movers in words, for a name owned by ``owner``.
+
+    Example:
+        >>> who_may(Policy.default(), "search")[0][1][-16:]
+        'from team search'
+    """
+    team = f"team {owner}" if owner else "the owning team"
+    rules = []
+    for t in policy.transitions:
+        parts = []
+        if t.gates.approvals is not None:
+            parts.append(APPROVALS.describe(t.gates.approvals).replace("the owning team", team))
+        if t.by:
+            parts.append("moved by " + ", ".join(team if b == "owner" else f"team {b}"
+                                                 for b in t.by))
+        if parts:
+            rules.append((f"{t.from_} → {t.to}", "; ".join(parts)))
+    return rules
 
 
 @router.get("/names/{name}/versions/{number}")

@@ -23,6 +23,7 @@ from llmreg.db.models import Alert, BundleName, Heartbeat, Owner, utcnow
 from llmreg.errors import InvalidRefError, RefNotFoundError
 from llmreg.policy import Policy
 from llmreg.service import audit
+from llmreg.service.authority import require
 from llmreg.service.hygiene.traffic import slot_rows
 from llmreg.service.notifications import outbox
 from llmreg.service.rows import is_row_id
@@ -173,6 +174,8 @@ class Alerts:
             if alert.state != "open":
                 raise InvalidRefError(f"alert #{alert_id} is {alert.state}, not open; "
                                       "nothing to acknowledge")
+            found = s.exec(select(BundleName.id).where(BundleName.name == alert.name)).first()
+            require(s, actor, alert.name, found, "publisher")
             alert.state, alert.acked_by, alert.ack_reason, alert.acked_at = (
                 "acked", actor.name, reason, now)
             s.add(alert)

@@ -2,7 +2,9 @@
 
 A contact is an email address, an http(s) URL (a chat channel, a runbook, an incident
 tool) or a webhook endpoint of this registry written ``webhook:ID``. Setting an owner is
-audited and emits an ``owner_change`` event in the same transaction.
+audited (old → new team and contacts) and emits an ``owner_change`` event in the same
+transaction. Only the owning team (or an admin) changes an owner; a name with no owner
+is claimed by a team its caller publishes for (see :mod:`llmreg.service.authority`).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from sqlmodel import Session, col, select
 
 from llmreg.bundle.names import check_name
 from llmreg.db.engine import Database
-from llmreg.db.models import BundleName, Owner, utcnow
+from llmreg.db.models import BundleName, Owner, Webhook, utcnow
 from llmreg.errors import InvalidRefError, shown
 from llmreg.service import audit
 from llmreg.service.audited import owner_row
+from llmreg.service.authority import require
 from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_row
+from llmreg.teams import check_team, claim
 from llmreg.types import Actor, OwnerInfo
 
 MAX_CONTACTS = 10
-_TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,127}$")
 _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}"
                        r"(\.[A-Za-z0-9-]{1,63})+$")
 _WEBHOOK_RE = re.compile(r"^webhook:[A-Za-z0-9_-]{1,64}$")
@@ -54,9 +57,46 @@ def check_contact(contact: str) -> str:
         "endpoint (webhook:ID); e.g. --contact team@example.com")
 
 
+def _check_webhooks(s: Session, contacts: list[str]) -> None:
+    """Every ``webhook:ID`` contact names a webhook of this registry that is in use."""
+    for contact in contacts:
+        if not contact.startswith("webhook:"):
+            continue
+        ident = contact.removeprefix("webhook:")
+        hook = s.get(Webhook, int(ident)) if ident.isdigit() and len(ident) < 10 else None
+        if hook is None or hook.removed_at is not None:
+            raise InvalidRefError(
+                f"--contact {shown(contact, 80)}: this registry has no webhook {shown(ident)}"
+                + (" (it was removed)" if hook is not None else "")
+                + "; see `llmreg webhook list`, or add one with `llmreg webhook add`")
+
+
 def owner_of(session: Session, row: BundleName) -> Owner | None:
     """The owner row of a name (None when it has none)."""
     return session.get(Owner, row.id)
+
+
+def record_owner(s: Session, name: str, name_id: int, team: str, contacts: list[str], *,
+                 actor: Actor, at: datetime) -> Owner:
+    """Set the owner row of ``name`` in session ``s``, with its audit entry (old → new
+    team and contacts) and ``owner_change`` event; the caller checked who may."""
+    current = s.get(Owner, name_id)
+    before = ({"team": current.team, "contacts": list(current.contacts)}
+              if current is not None else None)
+    if current is None:
+        current = Owner(name_id=name_id, team=team, contacts=contacts, updated_at=at,
+                        updated_by=actor.name)
+    else:
+        current.team, current.contacts = team, contacts
+        current.updated_at, current.updated_by = at, actor.name
+    s.add(current)
+    s.flush()
+    after = {"team": team, "contacts": contacts}
+    audit.append(s, actor=actor.name, action="owner", name=name, target=name,
+                 detail={"from": before, "to": after}, rows=[owner_row(name, current)])
+    outbox.emit(s, event="owner_change", name=name, at=at,
+                data={"name": name, "from": before, "to": after, "by": actor.name})
+    return current
 
 
 def _info(name: str, o: Owner) -> OwnerInfo:
@@ -80,11 +120,7 @@ class Owners:
             now: datetime | None = None) -> OwnerInfo:
         """Set (or replace) the owner of a registered name; audited when it changes."""
         check_name(name)
-        team = (team or "").strip()
-        if not _TEAM_RE.fullmatch(team):
-            raise InvalidRefError(
-                f"--team {shown(team, 80)} is not a team name; use letters, digits, spaces, "
-                "'.', '_', '/', '-' (at most 128), e.g. --team search-platform")
+        team = check_team((team or "").strip())
         if not contacts:
             raise InvalidRefError("--contact is missing; give at least one, e.g. "
                                   "--contact team@example.com")
@@ -94,27 +130,16 @@ class Owners:
         at = now or utcnow()
         with self.db.write() as s:
             row = name_row(s, name)
+            assert row.id is not None
             current = owner_of(s, row)
+            _check_webhooks(s, clean)
+            if current is None:  # unowned: claimed for a team the caller publishes for
+                claim(actor, name, team)
+            else:  # only the owning team (or an admin) hands it over
+                require(s, actor, name, row.id, "publisher")
             if current is not None and current.team == team and current.contacts == clean:
                 return _info(name, current)
-            before = ({"team": current.team, "contacts": current.contacts}
-                      if current is not None else None)
-            if current is None:
-                assert row.id is not None
-                current = Owner(name_id=row.id, team=team, contacts=clean, updated_at=at,
-                                updated_by=actor.name)
-            else:
-                current.team, current.contacts = team, clean
-                current.updated_at, current.updated_by = at, actor.name
-            s.add(current)
-            s.flush()
-            after = {"team": team, "contacts": clean}
-            audit.append(s, actor=actor.name, action="owner", name=name, target=name,
-                         detail={"from": before, "to": after},
-                         rows=[owner_row(name, current)])
-            outbox.emit(s, event="owner_change", name=name, at=at,
-                        data={"name": name, "from": before, "to": after, "by": actor.name})
-            return _info(name, current)
+            return _info(name, record_owner(s, name, row.id, team, clean, actor=actor, at=at))
 
     def get(self, name: str) -> OwnerInfo | None:
         """The owner of a registered name, or None."""

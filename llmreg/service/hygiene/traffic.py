@@ -20,9 +20,16 @@ from llmreg.bundle.names import check_name
 from llmreg.contract.models import MAX_BEAT_COUNT
 from llmreg.db.engine import Database, insert_ignore
 from llmreg.db.models import BundleName, Heartbeat, HeartbeatHour, Slot, Version, utcnow
-from llmreg.errors import InvalidRefError, RefNotFoundError, UnknownEnvironmentError
+from llmreg.errors import (
+    InvalidRefError,
+    PermissionDeniedError,
+    RefNotFoundError,
+    UnknownEnvironmentError,
+)
 from llmreg.policy import Policy
-from llmreg.types import ServedInfo
+from llmreg.service.authority import owner_team
+from llmreg.teams import may_serve
+from llmreg.types import Actor, ServedInfo
 
 MAX_BEATS = 1000  # heartbeats in one batch
 MAX_COUNT = MAX_BEAT_COUNT  # requests in one heartbeat (1,000,000), refused above
@@ -56,7 +63,8 @@ class Traffic:
         self.db = db
         self.policy = policy
 
-    def record(self, beats: list[dict[str, Any]], *, now: datetime | None = None) -> int:
+    def record(self, beats: list[dict[str, Any]], *, now: datetime | None = None,
+               actor: Actor | None = None) -> int:
         """Add served-request counts per (name, env, digest); return how many beats were
         accepted.
 
@@ -64,7 +72,9 @@ class Traffic:
         environment of the policy, with a ``count`` from 0 to :data:`MAX_COUNT`. A batch
         with one bad beat changes nothing. A beat of ``count: 0`` is accepted and
         ignored: it reports no traffic, so it neither marks the slot as served nor closes
-        a stale-production alert. Stored totals saturate at :data:`MAX_TOTAL`.
+        a stale-production alert. Stored totals saturate at :data:`MAX_TOTAL`. With an
+        ``actor``, every beat must be for a name it may serve
+        (:func:`~llmreg.service.authority.may_serve`), or nothing is recorded.
 
         Example:
             >>> svc.traffic.record([{"name": "chat", "env": "production",
@@ -98,12 +108,15 @@ class Traffic:
             totals[(name, env, digest)] = totals.get((name, env, digest), 0) + count
         with self.db.write() as s:
             for i, (name, _env, digest) in enumerate(totals):
-                known = s.exec(select(Version.id).join(BundleName).where(
+                known = s.exec(select(Version.name_id).join(BundleName).where(
                     BundleName.name == name, Version.digest == digest)).first()
                 if known is None:
                     raise RefNotFoundError(
                         f"beats[{i}]: {name}@{digest[:19]}… is not a registered version; "
                         "report only bundles resolved from this registry")
+                why = may_serve(actor, name, owner_team(s, known)) if actor else None
+                if why is not None:
+                    raise PermissionDeniedError(f"beats[{i}]: {why}; nothing was recorded")
             for (name, env, digest), count in totals.items():
                 if count:  # a beat of 0 is no traffic: it must not look like serving
                     _add(s, name, env, digest, count, now, hour)

@@ -61,7 +61,9 @@ class Approvals:
         """Record ``actor``'s approval of ``ref`` for ``env``; return it and whether it is new.
 
         Refused for the author when a transition into ``env`` requires a non-author, and
-        for someone without the role such a transition requires.
+        for someone without the role such a transition requires. The approver's teams are
+        recorded with it: the gate counts it only for the groups the policy names
+        (:func:`llmreg.service.authority.counts_for`), and says why when it does not.
         """
         env = self.policy.canonical_env(env)
         with self.db.write() as s:
@@ -89,6 +91,7 @@ class Approvals:
                 return approval_info(row.name, existing), False
             record = Approval(name_id=name_id(row), digest=version.digest, env=env,
                               approver=actor.name, roles=roles, comment=comment,
+                              teams=dict(actor.teams) if actor.teams is not None else None,
                               created_at=utcnow())
             s.add(record)
             s.flush()

@@ -19,6 +19,7 @@ from llmreg.errors import InvalidEvidenceError, TransitionError, shown
 from llmreg.policy import ARCHIVED, Policy
 from llmreg.service import audit
 from llmreg.service.audited import evidence_row
+from llmreg.service.authority import require
 from llmreg.service.blobs import Blobs
 from llmreg.service.refs import resolve_in
 from llmreg.service.rows import evidence_info
@@ -76,6 +77,7 @@ class Evidence:
                                        "upload it first")
         with self.db.write() as s:
             row, version = resolve_in(s, ref, self.policy)
+            require(s, actor, row.name, row.id, "publisher")
             if version.status == ARCHIVED:
                 raise TransitionError(f"{row.name}@{version.number} is archived (frozen); "
                                       "evidence cannot be attached to it")

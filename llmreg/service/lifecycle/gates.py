@@ -24,7 +24,8 @@ from llmreg.policy import (
     Threshold,
     Transition,
 )
-from llmreg.types import ApprovalInfo, EvidenceInfo, GateResult
+from llmreg.teams import EVERYWHERE, counts_for
+from llmreg.types import OWNER_GROUP, ApprovalInfo, EvidenceInfo, GateResult
 
 #: A judge's answer: passed, and the detail the report shows.
 Verdict = tuple[bool, str]
@@ -41,6 +42,7 @@ class Candidate:
     approvals: Sequence[ApprovalInfo]
     baseline: Sequence[EvidenceInfo] | None
     baseline_ref: str | None
+    owner: str | None = None  # the team that owns the name (None: no owner)
 
 
 def latest(evidence: Sequence[EvidenceInfo], type_: str, suite: str | None = None
@@ -52,7 +54,8 @@ def latest(evidence: Sequence[EvidenceInfo], type_: str, suite: str | None = Non
 
 def judge(transition: Transition, *, ref: str, author: str,
           evidence: Sequence[EvidenceInfo], approvals: Sequence[ApprovalInfo],
-          baseline: Sequence[EvidenceInfo] | None, baseline_ref: str | None) -> list[GateResult]:
+          baseline: Sequence[EvidenceInfo] | None, baseline_ref: str | None,
+          owner: str | None = None) -> list[GateResult]:
     """Judge every gate of ``transition`` for the version ``ref``.
 
     Args:
@@ -63,9 +66,11 @@ def judge(transition: Transition, *, ref: str, author: str,
         approvals: approvals of the candidate's digest for the target environment.
         baseline: evidence of the version the target slot holds now (None if empty).
         baseline_ref: ``name@version`` the slot holds now, for messages.
+        owner: the team that owns the name (whose approvals count, by default).
     """
     candidate = Candidate(ref=ref, env=transition.to, author=author, evidence=evidence,
-                          approvals=approvals, baseline=baseline, baseline_ref=baseline_ref)
+                          approvals=approvals, baseline=baseline, baseline_ref=baseline_ref,
+                          owner=owner)
     results = [GateResult(gate="transition", passed=True,
                           detail=f"{transition.from_} -> {transition.to} is allowed")]
     results += [judge_gate(kind, gate, candidate) for kind, gate in transition.gates.each()]
@@ -155,24 +160,53 @@ def _thresholds(bounds: dict[str, Threshold], record: EvidenceInfo, base: Eviden
     return problems, met
 
 
+def _group_text(group: str, owner: str | None) -> str:
+    if group != OWNER_GROUP:
+        return f"team {group}"
+    return f"team {owner}" if owner is not None else "the owning team"
+
+
+def _teams_text(teams: dict[str, str] | None) -> str:
+    named = sorted(t for t in teams or {} if t != EVERYWHERE)
+    return f"in team {', '.join(named)}" if named else "in no team"
+
+
 def _approvals(gate: ApprovalGate, c: Candidate) -> Verdict:
-    valid: set[str] = set()
+    """Distinct approvers with the role, not the author (if asked), who count for the
+    gate's groups (:meth:`ApprovalGate.groups`; none: the owning team); every approval
+    that does not count is named with why."""
+    groups = gate.groups() or [(OWNER_GROUP, 0)]
+    eligible: list[ApprovalInfo] = []
     ignored: list[str] = []
     for a in c.approvals:
         if gate.not_author and a.approver == c.author:
             ignored.append(f"{a.approver} (the author)")
         elif a.roles is not None and gate.role not in a.roles:
             ignored.append(f"{a.approver} (no '{gate.role}' role)")
-        else:
-            valid.add(a.approver)
-    have = len(valid)
-    who = ", ".join(sorted(valid)) or "nobody yet"
+        elif not any(counts_for(a.teams, g, c.owner, gate.role) for g, _ in groups):
+            wanted = " or ".join(_group_text(g, c.owner) for g, _ in groups)
+            ignored.append(f"{a.approver} ({_teams_text(a.teams)}; {c.env} needs approvals "
+                           f"from {wanted})")
+        elif a.approver not in {e.approver for e in eligible}:
+            eligible.append(a)
+    # Fill each group's share with distinct people, named teams first.
+    used: set[str] = set()
+    short: list[str] = []
+    for group, need in groups:
+        members = [a.approver for a in eligible if a.approver not in used
+                   and counts_for(a.teams, group, c.owner, gate.role)][:need]
+        used.update(members)
+        if len(members) < need:
+            short.append(f"{need - len(members)} more from {_group_text(group, c.owner)}")
+    have = len(eligible)
+    who = ", ".join(sorted(a.approver for a in eligible)) or "nobody yet"
     note = f"; not counted: {', '.join(ignored)}" if ignored else ""
-    if have >= gate.count:
+    if have >= gate.count and not short:
         return True, f"{have} of {gate.count} approvals ({who}){note}"
+    missing = f"; needs {', '.join(short)}" if short else ""
     return False, (
-        f"{have} of {gate.count} approvals for {c.env} ({who}){note}; approvers other than "
-        f"the author ({c.author}) run `llmreg approve {c.ref} --to {c.env}`")
+        f"{have} of {gate.count} approvals for {c.env} ({who}){missing}{note}; approvers "
+        f"other than the author ({c.author}) run `llmreg approve {c.ref} --to {c.env}`")
 
 
 #: The judge of each kind of gate, by :attr:`llmreg.policy.GateKind.key`.

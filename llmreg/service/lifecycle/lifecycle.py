@@ -32,6 +32,7 @@ from llmreg.errors import (
 from llmreg.policy import ARCHIVED, DEPRECATED, REGISTERED, Policy
 from llmreg.service import audit
 from llmreg.service.audited import slot_row, version_row
+from llmreg.service.authority import owner_team, require
 from llmreg.service.blobs import Blobs
 from llmreg.service.hygiene.owners import owner_of
 from llmreg.service.lifecycle.enforced import note_policy
@@ -40,6 +41,7 @@ from llmreg.service.lifecycle.gates import judge
 from llmreg.service.notifications import outbox
 from llmreg.service.refs import name_id, name_row, resolve_in
 from llmreg.service.rows import approval_info, event_info, version_info
+from llmreg.teams import may_move, refusal
 from llmreg.types import Actor, GateReport, GateResult, SlotEventInfo, VersionInfo
 
 
@@ -120,6 +122,12 @@ class Lifecycle:
         with self.db.write() as s:
             note_policy(s, self.policy, self.blobs, actor)
             row, version = self._resolve_in(s, ref)
+            transition = self.policy.transition(version.status, env)
+            why = may_move(actor, row.name, owner_team(s, row.id),
+                           transition.by if transition is not None else [],
+                           f"{version.status} -> {env}")
+            if why is not None:
+                raise PermissionDeniedError(why)
             slot = _slot(s, row, env, lock=True)
             if expect_current is not None:
                 exp_row, expected = self._resolve_in(s, expect_current)
@@ -163,6 +171,9 @@ class Lifecycle:
         with self.db.write() as s:
             note_policy(s, self.policy, self.blobs, actor)
             row = name_row(s, name)
+            why = refusal(actor, name, owner_team(s, row.id), rules.role)
+            if why is not None:
+                raise PermissionDeniedError(f"{why} (the policy's rollback.role)")
             slot = _slot(s, row, env, lock=True)
             if slot is None:
                 raise EmptySlotError(f"{shown(name)} has nothing in {shown(env)} to roll back")
@@ -236,7 +247,8 @@ class Lifecycle:
                             evidence=evidence_rows(s, version.digest),
                             approvals=[approval_info(row.name, a) for a in approvals],
                             baseline=evidence_rows(s, slot.digest),
-                            baseline_ref=f"{row.name}@{slot.version}")
+                            baseline_ref=f"{row.name}@{slot.version}",
+                            owner=owner_team(s, row.id))
             reports.append(GateReport(name=row.name, version=version.number,
                                       digest=version.digest, from_status=transition.from_,
                                       to_env=env, current_version=slot.version,
@@ -301,7 +313,8 @@ class Lifecycle:
             evidence=evidence_rows(s, version.digest),
             approvals=[approval_info(row.name, a) for a in approvals],
             baseline=evidence_rows(s, slot.digest) if slot else None,
-            baseline_ref=f"{row.name}@{slot.version}" if slot else None)
+            baseline_ref=f"{row.name}@{slot.version}" if slot else None,
+            owner=owner_team(s, row.id))
         return GateReport(**base, results=results)
 
     def _owner_gate(self, s: Session, row: BundleName, version: Version) -> GateResult | None:
@@ -442,6 +455,7 @@ class Lifecycle:
             raise TransitionError(f"status {status!r} is not {DEPRECATED!r} or {ARCHIVED!r}")
         with self.db.write() as s:
             row, version = self._resolve_in(s, ref)
+            require(s, actor, row.name, row.id, "publisher")
             label = f"{row.name}@{version.number}"
             if version.status == ARCHIVED:
                 raise TransitionError(f"{label} is already archived")

@@ -138,7 +138,7 @@ def send(job: Job, *, allow_hosts: Iterable[str], resolver: Resolver,
         target = check_url(job.url, allow_hosts=allow_hosts, resolver=resolver)
     except InvalidWebhookError as exc:
         return Outcome(ok=False, error=str(exc)[:500])
-    context = _tls(verify) if target.scheme == "https" else None
+    context = tls_context(verify) if target.scheme == "https" else None
     body = body_of(job)
     headers = signed_headers(job, body, datetime.fromtimestamp(time.time(), UTC))
     headers["host"] = target.host_header
@@ -244,7 +244,14 @@ class _DeadlineStream:
         return self.inner.get_extra_info(info)
 
 
-def _tls(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """The TLS context of a delivery: the system's trust (True), none (False: tests
+    only), or the context given (a test CA).
+
+    Example:
+        >>> tls_context(False).verify_mode == ssl.CERT_NONE
+        True
+    """
     if verify is True:
         return _system_trust()
     if verify is False:

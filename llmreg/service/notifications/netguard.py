@@ -18,7 +18,11 @@ would make the registry a proxy into that network. The guard decides from the
   URL (a hostname or an address literal), for a receiver on your own network. Even
   then, an address in the metadata range (:func:`is_metadata`: link-local, and the
   cloud metadata addresses) is refused: no entry lets a name that now resolves there
-  through.
+  through;
+- an IPv6 zone (``fe80::1%eth0``) names an interface, not another address: addresses are
+  judged and compared without it, whoever answered them, and a URL whose literal carries
+  one (``http://[fe80::1%25eth0]/``) is refused outright, since a zone only serves
+  link-local addresses, which webhooks never reach.
 
 The decision is made at ``webhook add`` and again at every delivery, and the delivery
 connects to the very address that was checked (:attr:`Target.pinned_url`, with the
@@ -41,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -68,6 +73,9 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
 METADATA_RANGES = tuple(ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+# An authority that writes its host in brackets: "[" inside "]", then at most a ":port"
+# (the port itself is judged by urlsplit's ``.port``).
+_BRACKETED = re.compile(r"\[([^\[\]]*)\](?::.*)?")
 
 # IANA's IPv4 and IPv6 special-purpose address registries (and the multicast ones): the
 # ranges that are not globally reachable, each with what it is. The standard library is
@@ -119,7 +127,10 @@ def refusal(ip: IPAddress) -> str | None:
         'a private (unique local) address'
         >>> refusal(ipaddress.ip_address("2002:c000:8::1"))  # 6to4 of 192.0.0.8
         'an IETF protocol assignment address'
+        >>> refusal(ipaddress.ip_address("fd00:ec2::254%eth0"))  # judged without its zone
+        'a cloud metadata address'
     """
+    ip = unzoned(ip)
     if ip in METADATA:
         return "a cloud metadata address"
     embedded, tunnel = _embedded(ip)
@@ -144,11 +155,31 @@ def is_metadata(ip: IPAddress) -> bool:
         True
         >>> is_metadata(ipaddress.ip_address("10.0.0.1"))
         False
+        >>> is_metadata(ipaddress.ip_address("fd00:ec2::254%eth0"))
+        True
     """
+    ip = unzoned(ip)
     embedded, _ = _embedded(ip)
     if embedded is not None:
         return is_metadata(embedded)
     return ip in METADATA or any(ip in net for net in METADATA_RANGES)
+
+
+def unzoned(ip: IPAddress) -> IPAddress:
+    """``ip`` without its IPv6 zone, if it has one. A zone (``%eth0``) picks the interface
+    to reach an address by, it does not change the address, yet ``ipaddress`` counts it in
+    equality and hashing: ``fd00:ec2::254%eth0`` is not in :data:`METADATA`. The guard
+    therefore classifies and compares every address through this.
+
+    Example:
+        >>> unzoned(ipaddress.ip_address("fe80::1%eth0"))
+        IPv6Address('fe80::1')
+        >>> unzoned(ipaddress.ip_address("10.0.0.1"))
+        IPv4Address('10.0.0.1')
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        return ipaddress.IPv6Address(int(ip))
+    return ip
 
 
 def _embedded(ip: IPAddress) -> tuple[ipaddress.IPv4Address | None, bool]:
@@ -234,8 +265,9 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
     """Parse and check a webhook URL; return the :class:`Target` to connect to.
 
     Raises :class:`InvalidWebhookError` naming the field, the value and the fix when the
-    URL is malformed, its host does not resolve, or any address it resolves to is
-    refused by :func:`refusal` and the host is not in ``allow_hosts``.
+    URL is malformed (:func:`parse_url`), its host does not resolve, or any address it
+    resolves to is refused by :func:`refusal` and the host is not in ``allow_hosts``.
+    A resolver's answer is judged, and connected to, without its IPv6 zone.
 
     Example:
         >>> check_url("http://127.0.0.1:9000/hook", allow_hosts=["127.0.0.1"]).address
@@ -255,7 +287,7 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
     checked: list[str] = []
     for raw in addresses:
         try:
-            ip = ipaddress.ip_address(raw)
+            ip = unzoned(ipaddress.ip_address(raw))
         except ValueError:
             continue
         why = refusal(ip)
@@ -277,14 +309,30 @@ def check_url(url: str, *, allow_hosts: Iterable[str],
 def parse_url(url: str) -> tuple[str, str, int, str]:
     """``(scheme, host, port, path)`` of an http(s) URL, host lowercased and unbracketed.
 
+    Raises :class:`InvalidWebhookError` (never a bare ``ValueError``) for a URL that is not
+    http(s), carries credentials or a fragment, has an invalid port, or a malformed host:
+    brackets must hold an IPv6 address, without a zone, and nothing but a port after.
+
     Example:
         >>> parse_url("HTTPS://Hooks.Example.com/a?b=1")
         ('https', 'hooks.example.com', 443, '/a?b=1')
+        >>> parse_url("http://[FD00::1]:8080/x")
+        ('http', 'fd00::1', 8080, '/x')
+        >>> parse_url("http://[::1/")
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidWebhookError: url 'http://[::1/' has a malformed host; ...
     """
     if not isinstance(url, str) or len(url) > MAX_URL or any(c.isspace() for c in url):
         raise InvalidWebhookError(f"url {shown(str(url))} must be an http(s) URL of at most "
                                   f"{MAX_URL} characters, without spaces")
-    parts = urlsplit(url)
+    malformed = InvalidWebhookError(
+        f"url {shown(url)} has a malformed host; write a host name, an IPv4 address, or an "
+        "IPv6 address in brackets such as https://[2001:db8::1]:8443/hook")
+    try:  # unbalanced brackets, a bad bracketed host, an NFKC-hidden separator
+        parts = urlsplit(url)
+    except ValueError:
+        raise malformed from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.netloc:
         raise InvalidWebhookError(f"url {shown(url)} is not an http(s) URL; give one such as "
@@ -295,10 +343,15 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
                                   "signature")
     if parts.fragment:
         raise InvalidWebhookError(f"url {shown(url)} has a #fragment; remove it")
+    _check_brackets(url, parts.netloc, malformed)
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise InvalidWebhookError(f"url {shown(url)} has an invalid port") from None
+        given = parts.port
+    except ValueError:  # not a number, or out of range
+        given = 0
+    if given == 0:  # 0 is no port to connect to, not the default one
+        raise InvalidWebhookError(f"url {shown(url)} has an invalid port; give one from 1 "
+                                  "to 65535, or none for the scheme's default")
+    port = given or (443 if scheme == "https" else 80)
     host = (parts.hostname or "").lower()
     if not host:
         raise InvalidWebhookError(f"url {shown(url)} has no host")
@@ -306,6 +359,29 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
     if parts.query:
         path += "?" + parts.query
     return scheme, host, port, path
+
+
+def _check_brackets(url: str, netloc: str, malformed: InvalidWebhookError) -> None:
+    """Refuse a bracketed host that is not a plain IPv6 address. urlsplit's own check
+    differs between Python versions (older ones pass ``[not-ip]``; 3.11 still passes
+    ``[::1]x``, ``[::1]]`` and IPvFuture ``[v1.x]``, whose host would then be resolved
+    as a name); this one does not."""
+    if "[" not in netloc and "]" not in netloc:
+        return
+    match = _BRACKETED.fullmatch(netloc)
+    if match is None:
+        raise malformed
+    address, percent, zone = match.group(1).partition("%")
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        raise malformed from None
+    if percent and not zone:
+        raise malformed
+    if percent:
+        raise InvalidWebhookError(
+            f"url {shown(url)} has an IPv6 zone (the % in its brackets); remove it: a zone "
+            "only serves link-local addresses, which webhooks never reach")
 
 
 def _literal(host: str) -> IPAddress | None:

@@ -51,8 +51,10 @@ import base64
 import functools
 import logging
 import secrets
+import smtplib
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,13 +64,22 @@ from sqlmodel import col, select
 
 from llmreg.db.engine import Database
 from llmreg.db.models import Delivery, OutboxEvent, Webhook, utcnow
-from llmreg.errors import InvalidWebhookError, RefNotFoundError
+from llmreg.errors import ConfigError, InvalidWebhookError, RefNotFoundError
 from llmreg.policy import Policy
 from llmreg.service import audit
-from llmreg.service.notifications.delivery import Job, Outcome, backoff, dispatch, send
+from llmreg.service.notifications.delivery import (
+    DEADLINE,
+    Job,
+    Outcome,
+    backoff,
+    dispatch,
+    send,
+    tls_context,
+)
+from llmreg.service.notifications.email import EMAIL, Relay, message, parse_relay, send_mail
 from llmreg.service.notifications.netguard import Resolver, check_url, system_resolver
 from llmreg.service.notifications.outbox import TEST_EVENT, _write
-from llmreg.service.notifications.webhooks import check_events, check_format
+from llmreg.service.notifications.webhooks import check_events, check_format, check_scope
 from llmreg.service.rows import is_row_id
 from llmreg.types import Actor, DeliveryInfo, WebhookInfo
 
@@ -91,37 +102,46 @@ class Notify:
 
     def __init__(self, db: Database, policy: Policy, *,
                  resolver: Resolver = system_resolver,
-                 verify: ssl.SSLContext | bool = True) -> None:
+                 verify: ssl.SSLContext | bool = True, smtp: Relay | None = None) -> None:
         self.db = db
         self.policy = policy
         self.resolver = resolver  # host names to addresses (tests inject a fake)
-        self.verify = verify  # TLS trust for https receivers (default: the system's CAs)
+        self.verify = verify  # TLS trust for https receivers and the SMTP relay
+        self.smtp = smtp  # the relay for email notices (None: LLMREG_SMTP_URL, read each time)
         self._pruned_at: datetime | None = None
 
     # -- endpoints ---------------------------------------------------------------
 
     def add(self, url: str, events: Iterable[str], *, actor: Actor,
-            format: str = "cloudevents") -> WebhookInfo:
+            format: str = "cloudevents", team: str | None = None,
+            names: Iterable[str] = ()) -> WebhookInfo:
         """Add a webhook; the answer carries its ``whsec_`` secret, shown this once.
 
-        Refused, changing nothing, for an unknown event or format, or a URL the SSRF
-        guard blocks (checked against the addresses its host resolves to now).
+        ``team`` and ``names`` scope it: it gets only the events about the names ``team``
+        owns and names matching ``names`` (shell patterns); with neither, every event
+        (a registry-wide subscription). Refused, changing nothing, for an unknown event
+        or format, a bad scope, or a URL the SSRF guard blocks (checked against the
+        addresses its host resolves to now).
         """
         wanted = check_events(events)
+        team, patterns = check_scope(team, names)
         check_format(format)
         check_url(url, allow_hosts=self.policy.webhooks.allow_hosts, resolver=self.resolver)
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         with self.db.write() as s:
-            active = s.exec(select(Webhook.id).where(col(Webhook.removed_at).is_(None))).all()
+            active = s.exec(select(Webhook.id).where(  # owners' email addresses apart
+                col(Webhook.removed_at).is_(None), Webhook.format != EMAIL)).all()
             if len(active) >= MAX_WEBHOOKS:
                 raise InvalidWebhookError(f"this registry has {len(active)} webhooks, the "
                                           "limit; remove one first (`llmreg webhook remove`)")
             row = Webhook(url=url, events=wanted, format=format, secret=secret,
-                          created_at=utcnow(), created_by=actor.name)
+                          created_at=utcnow(), created_by=actor.name, team=team,
+                          names=patterns or None)
             s.add(row)
             s.flush()
+            scope = ({"team": team} if team else {}) | ({"names": patterns} if patterns else {})
             audit.append(s, actor=actor.name, action="webhook-add", target=f"webhook/{row.id}",
-                         detail={"url": url, "events": wanted, "format": format})
+                         detail={"url": url, "events": wanted, "format": format, **scope})
             return _hook_info(row).model_copy(update={"secret": secret})
 
     def list_webhooks(self) -> list[WebhookInfo]:
@@ -250,9 +270,37 @@ class Notify:
         def record(job: Job, outcome: Outcome) -> None:
             self._record(clock(), [job], [outcome])
 
-        sender = functools.partial(send, allow_hosts=self.policy.webhooks.allow_hosts,
-                                   resolver=self.resolver, verify=self.verify)
+        post = functools.partial(send, allow_hosts=self.policy.webhooks.allow_hosts,
+                                 resolver=self.resolver, verify=self.verify)
+
+        def sender(job: Job) -> Outcome:
+            return self._mail(job) if job.format == EMAIL else post(job)
+
         return dispatch(claim, record, sender, limit=limit)
+
+    def _mail(self, job: Job) -> Outcome:
+        """One attempt of an email notice, through the relay (:mod:`...email`)."""
+        try:
+            relay = self.smtp or _relay_from_env()
+        except ConfigError as exc:
+            return Outcome(ok=False, error=str(exc)[:500])
+        if relay is None:
+            return Outcome(ok=False, error="no SMTP relay: set LLMREG_SMTP_URL (e.g. "
+                                           "smtp://USER:PASSWORD@relay.example.com:587) for "
+                                           "email notices, or remove this address")
+        event = job.event
+        to = job.url.removeprefix("mailto:")
+        facts = "\n".join(f"{k}: {v}" for k, v in event.data.items() if k != "audit")
+        msg = message(sender=relay.sender, to=to, message_id=job.message_id,
+                      subject=f"[llmreg] {event.type.replace('_', ' ')}: {event.name or '-'}",
+                      text=f"{event.type} for {event.name or 'the registry'} at "
+                           f"{event.at:%Y-%m-%d %H:%M:%S} UTC\n\n{facts}\n")
+        try:
+            send_mail(relay, msg, context=tls_context(self.verify),
+                      deadline=time.monotonic() + DEADLINE)
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
+            return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome(ok=True, status=250)
 
     def _claim(self, now: datetime, limit: int, ids: list[int] | None,
                busy: frozenset[int] = frozenset()) -> list[Job]:
@@ -330,6 +378,16 @@ class Notify:
                 stop.wait(interval)
 
 
+def _relay_from_env() -> Relay | None:
+    """The relay ``LLMREG_SMTP_URL`` names now (None: none is set)."""
+    from llmreg.settings import Settings
+
+    settings = Settings.from_env()
+    if settings.smtp_url is None:
+        return None
+    return parse_relay(settings.smtp_url.get_secret_value(), settings.smtp_from)
+
+
 def _hook(s: Any, webhook_id: int) -> Webhook:
     row = s.get(Webhook, webhook_id) if is_row_id(webhook_id) else None
     if row is None or row.removed_at is not None:
@@ -341,7 +399,8 @@ def _hook(s: Any, webhook_id: int) -> Webhook:
 def _hook_info(row: Webhook) -> WebhookInfo:
     assert row.id is not None
     return WebhookInfo(id=row.id, url=row.url, events=list(row.events), format=row.format,
-                       created_at=row.created_at, created_by=row.created_by)
+                       created_at=row.created_at, created_by=row.created_by, team=row.team,
+                       names=list(row.names or []))
 
 
 def _event_copy(e: OutboxEvent) -> OutboxEvent:

@@ -3,10 +3,12 @@ same transaction as the change, so the change and its event commit together or n
 all. A crash between the commit and the delivery loses nothing: the delivery worker
 (:mod:`llmreg.service.notifications.notify`) finds the pending rows after a restart.
 
-:func:`emit` also writes one ``pending`` delivery per webhook subscribed to the event,
-in that same transaction; each delivery's ``webhook-id`` (``msg_<event id>_<webhook>``)
-is fixed there, so retries and redeliveries of one event to one endpoint always carry
-the same id and a receiver can drop duplicates.
+:func:`emit` also writes one ``pending`` delivery per webhook subscribed to the event
+that hears about its name (:func:`hears`: a webhook scoped to a team or to name patterns
+gets only the events about those names), in that same transaction; each delivery's
+``webhook-id`` (``msg_<event id>_<webhook>``) is fixed there, so retries and
+redeliveries of one event to one endpoint always carry the same id and a receiver can
+drop duplicates.
 
 Payloads are built at send time from the event row: CloudEvents 1.0 structured JSON
 (:func:`cloudevent`) or a Slack incoming-webhook message (:func:`slack_message`). Every
@@ -28,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +40,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from llmreg.db.models import Delivery, OutboxEvent, Webhook, table
+from llmreg.db.models import BundleName, Delivery, OutboxEvent, Owner, Webhook, table
 from llmreg.service.audit import tail_in
+from llmreg.service.notifications.email import EMAIL, EMAIL_EVENTS
 
 EVENTS: tuple[str, ...] = ("registration", "promotion", "rollback", "gate_failed", "approval",
                            "archive", "owner_change", "stale_production")
@@ -73,8 +78,12 @@ def emit(session: Session, *, event: str, name: str | None, data: dict[str, Any]
 
 _EVENTS, _WEBHOOKS = table(OutboxEvent), table(Webhook)
 _ADD_EVENT = sa.insert(_EVENTS).returning(_EVENTS.c.id)
-_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(_WEBHOOKS.c.removed_at.is_(None))
-          .order_by(_WEBHOOKS.c.id))
+_HOOKS = (sa.select(_WEBHOOKS.c.id, _WEBHOOKS.c.events, _WEBHOOKS.c.team, _WEBHOOKS.c.names,
+                    _WEBHOOKS.c.url, _WEBHOOKS.c.format)
+          .where(_WEBHOOKS.c.removed_at.is_(None)).order_by(_WEBHOOKS.c.id))
+_OWNERS, _NAMES = table(Owner), table(BundleName)
+_OWNER = (sa.select(_OWNERS.c.team, _OWNERS.c.contacts)
+          .join(_NAMES, _NAMES.c.id == _OWNERS.c.name_id).where(_NAMES.c.name == sa.bindparam("n")))
 _ADD_DELIVERIES = sa.insert(table(Delivery))
 
 
@@ -95,14 +104,64 @@ def _write(session: Session, *, event: str, name: str | None, data: dict[str, An
         "event_id": event_id, "type": event, "name": name, "data": json.loads(text),
         "at": at}).scalar_one())
     query = _HOOKS if only is None else _HOOKS.where(_WEBHOOKS.c.id == only)
+    hooks = session.execute(query).all()
+    owner: str | None = None
+    contacts: list[str] = []
+    mailed = event in EMAIL_EVENTS
+    if only is None and name is not None and (mailed or any(h.team or h.names for h in hooks)):
+        found = session.execute(_OWNER, {"n": name}).first()
+        if found is not None:
+            owner, contacts = found[0], list(found[1] or [])
+    targets = [h.id for h in hooks if only is not None or (
+        event in h.events and (h.url[len("mailto:"):] in contacts if h.format == EMAIL
+                               else hears(h.team, h.names, h.id, name, owner, contacts)))]
+    if only is None and mailed:
+        targets += _new_mailboxes(session, contacts, at)
     deliveries = [{"event_id": row_id, "webhook_id": hook_id,
                    "message_id": message_id(event_id, hook_id), "status": "pending",
-                   "attempts": 0, "next_at": at, "created_at": at}
-                  for hook_id, subscribed in session.execute(query)
-                  if only is not None or event in subscribed]
+                   "attempts": 0, "next_at": at, "created_at": at} for hook_id in targets]
     if deliveries:
         session.execute(_ADD_DELIVERIES, deliveries)
     return row_id
+
+
+def hears(team: str | None, names: list[str] | None, hook_id: int, name: str | None,
+          owner: str | None, contacts: list[str]) -> bool:
+    """Whether a webhook with scope (``team``, ``names``) gets an event about ``name``,
+    owned by ``owner`` whose contacts are ``contacts``: an unscoped webhook gets every
+    event; a scoped one, events about its team's names, names matching its patterns, and
+    names whose owner lists it as a contact (``webhook:ID``). An event about no name goes
+    to unscoped webhooks only.
+
+    Example:
+        >>> hears("search", [], 3, "billing-bot", "billing", [])
+        False
+        >>> hears("search", [], 3, "billing-bot", "billing", ["webhook:3"])
+        True
+    """
+    if team is None and not names:
+        return True
+    if name is None:
+        return False
+    return ((team is not None and team == owner) or f"webhook:{hook_id}" in contacts
+            or any(fnmatch.fnmatchcase(name, p) for p in names or []))
+
+
+def _new_mailboxes(session: Session, contacts: list[str], at: datetime) -> list[int]:
+    """The destination rows made now for the email contacts that have none yet (an
+    address whose row was removed gets nothing more)."""
+    made = []
+    for contact in contacts:
+        if "@" not in contact or contact.startswith(("http", "webhook:")):
+            continue
+        url = f"mailto:{contact}"
+        if session.execute(sa.select(_WEBHOOKS.c.id).where(_WEBHOOKS.c.url == url)).first():
+            continue
+        made.append(int(session.execute(sa.insert(_WEBHOOKS).returning(_WEBHOOKS.c.id), {
+            "url": url, "events": list(EMAIL_EVENTS), "format": EMAIL,
+            "secret": "whsec_" + secrets.token_urlsafe(24), "created_at": at,
+            "created_by": "llmreg"}).scalar_one()))
+    return made
 
 
 def message_id(event_id: str, webhook_id: int) -> str:

@@ -18,10 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from llmreg.errors import InvalidWebhookError, shown
+from llmreg.errors import InvalidRefError, InvalidWebhookError, shown
 from llmreg.service.notifications.outbox import EVENTS
+from llmreg.teams import check_team
 
 FORMATS = ("cloudevents", "slack")
 
@@ -32,6 +34,39 @@ def check_format(format: str) -> str:
         raise InvalidWebhookError(f"format {shown(format)} is not one of {', '.join(FORMATS)}; "
                                   "use --format cloudevents or --format slack")
     return format
+
+
+_PATTERN_RE = re.compile(r"^[a-z0-9*?][a-z0-9*?._-]{0,127}$")
+
+
+def check_scope(team: str | None, names: Iterable[str]) -> tuple[str | None, list[str]]:
+    """A webhook's scope, checked: the team whose names it hears about, and name patterns
+    (shell-style: ``search-*``, ``chat-?``); none of either: every name.
+
+    Example:
+        >>> check_scope("search", ["support-*"])
+        ('search', ['support-*'])
+        >>> check_scope(None, ["Support RAG"])
+        Traceback (most recent call last):
+        ...
+        llmreg.errors.InvalidWebhookError: --name 'Support RAG' is not a name pattern; ...
+    """
+    if team is not None:
+        try:
+            check_team(team)
+        except InvalidRefError as exc:
+            raise InvalidWebhookError(str(exc)) from None
+    patterns: list[str] = []
+    for raw in names:
+        pattern = str(raw)
+        if not _PATTERN_RE.fullmatch(pattern):
+            raise InvalidWebhookError(
+                f"--name {shown(pattern, limit=60)} is not a name pattern; use a name or a "
+                "shell pattern of lowercase letters, digits, '.', '_', '-', '*' and '?', e.g. "
+                "--name 'search-*'")
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return team, patterns
 
 
 def check_events(events: Iterable[str]) -> list[str]:

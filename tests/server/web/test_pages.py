@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from llmreg.bundle.schema import Bundle
 from llmreg.types import Actor
+from tests.conftest import minimal
 from tests.server.web.conftest import Web, csrf_of
 
 PAGES = ["/", "/names/chat", "/names/chat/versions/1", "/names/chat/versions/2",
@@ -395,3 +397,33 @@ def test_audit_page_says_whether_and_against_what_it_checked(open_web: Web,
     assert "against the head this server last signed into the mirror" in broken
     edited = html.unescape(c.get(f"/audit?head={svc.audit.head()}").text)
     assert "Chain broken" in edited  # the slot moved by the cut entry still points there
+
+
+def test_the_board_filters_by_team_and_offers_my_teams(web: Web) -> None:
+    svc = web.service
+    admin = Actor("ada", teams={"*": "admin"})
+    svc.owners.set("chat", team="search", contacts=["s@example.com"], actor=admin)
+    svc.versions.register(Bundle.from_dict(minimal()), name="billing-bot", message="m",
+                          author="ada", actor=admin, team="billing")
+    web.tokens["sam"], _ = svc.access.create_token("sam", teams={"search": "approver"},
+                                                   created_by="ada")
+    c = web.signed_in("sam")
+    everything = c.get("/").text
+    assert "billing-bot" in everything and 'href="/?team=search"' in everything
+    mine = c.get("/?team=search").text
+    assert "1 name owned by team search" in mine and "billing-bot" not in mine
+    assert c.get("/?team=bad:team").status_code == 400
+
+
+def test_the_name_page_says_who_may_approve_and_the_audit_shows_owner_changes(
+        open_web: Web) -> None:
+    svc = open_web.service
+    admin = Actor("ada", teams={"*": "admin"})
+    svc.owners.set("chat", team="search", contacts=["s@example.com"], actor=admin)
+    svc.owners.set("chat", team="support", contacts=["t@example.com"], actor=admin)
+    c = open_web.client()
+    page = c.get("/names/chat").text
+    assert ("staging → production: 2 approvals (role approver) by distinct people, not the "
+            "author, from team support") in page
+    audit = c.get("/audit?name=chat").text
+    assert "team search → support; contacts s@example.com → t@example.com" in audit

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from llmreg.bundle.schema import Bundle
-from llmreg.db.models import OutboxEvent, utcnow
+from llmreg.db.models import OutboxEvent, Webhook, utcnow
 from llmreg.errors import (
     AuditChainError,
     GateFailedError,
@@ -74,6 +74,11 @@ def test_require_owner_blocks_the_first_version_leaving_registered(svc: Registry
     register(svc, "chat", 1)
     with pytest.raises(GateFailedError, match="has no owner .*llmreg owner set chat"):
         svc.lifecycle.promote("chat@1", "staging", actor=ANA, reason="try")
+    with svc.db.write() as s:  # webhook 12, as `llmreg webhook add` would leave it
+        for i in range(12):
+            s.add(Webhook(url=f"https://hooks.example.com/{i}", events=["promotion"],
+                          format="cloudevents", secret="whsec_x", created_at=utcnow(),
+                          created_by="ana"))
     info = svc.owners.set("chat", team="search", contacts=["search@example.com",
                                                            "https://chat.example.com/c/s",
                                                            "webhook:12"], actor=ANA)

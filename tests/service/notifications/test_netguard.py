@@ -8,8 +8,9 @@ import socket
 
 import pytest
 
-from llmreg.errors import InvalidWebhookError
+from llmreg.errors import InvalidWebhookError, shown
 from llmreg.service.notifications.netguard import (
+    MAX_URL,
     METADATA,
     SPECIAL,
     check_url,
@@ -150,6 +151,8 @@ def test_an_allowed_name_never_resolves_into_the_metadata_range(answer: str) -> 
     with pytest.raises(InvalidWebhookError, match="in the metadata range") as info:
         check_url("http://relay.internal/hook", allow_hosts=["relay.internal"],
                   resolver=fake("10.1.2.3", answer))
+    assert str(info.value).startswith("url 'http://relay.internal/hook': host relay.internal "
+                                      "is ")
     assert "even for a host in webhooks.allow_hosts" in str(info.value)
     assert "\n" not in str(info.value)
     # The same name, resolving to its private address only, is still allowed.
@@ -166,6 +169,60 @@ def test_an_allowed_metadata_literal_is_still_refused(literal: str) -> None:
                   resolver=fake())
 
 
+@pytest.mark.parametrize("literal", ["fd00:ec2::254", "fe80::1", "::ffff:169.254.169.254",
+                                     "fd00::1", "2606:4700:4700::1111"])
+@pytest.mark.parametrize("zone", ["%25eth0", "%251", "%eth0"])
+def test_a_literal_with_an_ipv6_zone_is_refused_even_when_allowed(literal: str,
+                                                                  zone: str) -> None:
+    """A zone (``%25eth0``, RFC 6874) only picks a link-local interface, so a URL literal
+    with one is refused before anything else: it once carried the metadata address past
+    :func:`is_metadata` (``fd00:ec2::254%eth0`` compared unequal to ``fd00:ec2::254``)."""
+    url = f"http://[{literal}{zone}]/latest"
+    for allow in ([], [f"{literal}{zone}"], [f"[{literal}{zone}]"], [literal]):
+        with pytest.raises(InvalidWebhookError) as info:
+            check_url(url, allow_hosts=allow, resolver=fake("93.184.215.14"))
+        message = str(info.value)
+        assert message.startswith(f"url {shown(url)} has an IPv6 zone"), message
+        assert "remove it" in message and "\n" not in message
+    with pytest.raises(InvalidWebhookError, match="has an IPv6 zone"):
+        parse_url(url)
+
+
+@pytest.mark.parametrize("address", ["fd00:ec2::254", "fd00:ec2::23", "fe80::1",
+                                     "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+                                     "2002:a9fe:a9fe::1", "fd00::1", "::1", "2001:db8::1"])
+def test_an_address_is_classified_without_its_zone(address: str) -> None:
+    """The zone of an address (as a resolver may answer it) changes nothing: metadata,
+    special ranges and embedded IPv4 are judged as for the plain address."""
+    plain = ipaddress.ip_address(address)
+    for zone in ("eth0", "1", "25eth0"):
+        zoned = ipaddress.ip_address(f"{address}%{zone}")
+        assert refusal(zoned) == refusal(plain), zoned
+        assert is_metadata(zoned) == is_metadata(plain), zoned
+
+
+@pytest.mark.parametrize("answer", ["fd00:ec2::254%eth0", "fe80::1%eth0", "fd00:ec2::23%1",
+                                    "::ffff:169.254.169.254%eth0"])
+def test_an_allowed_name_resolving_to_a_zoned_metadata_address_is_refused(
+        answer: str) -> None:
+    with pytest.raises(InvalidWebhookError, match="in the metadata range") as info:
+        check_url("http://relay.internal/hook", allow_hosts=["relay.internal"],
+                  resolver=fake("10.1.2.3", answer))
+    assert "%" not in str(info.value)  # the address is named without its zone
+
+
+def test_a_zoned_answer_is_pinned_without_its_zone() -> None:
+    """A resolver's zone is dropped, as :func:`system_resolver` drops it: the pinned URL
+    holds the plain address (a raw ``%`` would not even be a valid URL)."""
+    t = check_url("https://hooks.example.com/x", allow_hosts=[],
+                  resolver=fake("2606:4700:4700::1111%eth0"))
+    assert t.address == "2606:4700:4700::1111"
+    assert t.pinned_url == "https://[2606:4700:4700::1111]/x"
+    t = check_url("http://relay.internal/", allow_hosts=["relay.internal"],
+                  resolver=fake("fd00::7%2"))
+    assert t.address == "fd00::7"
+
+
 def test_the_metadata_range() -> None:
     assert all(is_metadata(ip) for ip in METADATA)
     for inside in ("169.254.0.0", "169.254.255.255", "fe80::", "febf:ffff::1",
@@ -179,6 +236,7 @@ def test_the_metadata_range() -> None:
 def test_public_name_is_pinned_to_the_checked_address() -> None:
     t = check_url("https://Hooks.Example.com/a/b?c=1", allow_hosts=[],
                   resolver=fake("2606:4700:4700::1111", "93.184.215.14"))
+    assert t.url == "https://Hooks.Example.com/a/b?c=1"  # as given, for the delivery log
     assert t.address == "2606:4700:4700::1111"
     assert t.pinned_url == "https://[2606:4700:4700::1111]/a/b?c=1"
     assert t.host_header == "hooks.example.com"
@@ -206,6 +264,20 @@ def test_allow_hosts_names_the_host_as_written() -> None:
         check_url("http://relay.internal/", allow_hosts=["10.1.2.3"], resolver=resolver)
 
 
+@pytest.mark.parametrize(("entry", "url", "address"), [
+    ("[fd00::1]", "http://[fd00::1]:8080/x", "fd00::1"),  # as a URL writes an IPv6 literal
+    ("fd00::1", "http://[fd00::1]:8080/x", "fd00::1"),
+    (" [FD00::1] ", "http://[fd00::1]:8080/x", "fd00::1"),
+    ("  Relay.Internal\t", "http://relay.internal/", "10.1.2.3"),
+])
+def test_allow_hosts_entries_are_read_without_brackets_case_or_spaces(
+        entry: str, url: str, address: str) -> None:
+    with pytest.raises(InvalidWebhookError, match="private"):
+        check_url(url, allow_hosts=[], resolver=fake("10.1.2.3"))
+    t = check_url(url, allow_hosts=[entry], resolver=fake("10.1.2.3"))
+    assert t.address == address
+
+
 @pytest.mark.parametrize(("allowed", "url"), [
     ("relay.internal", "http://relay.internal.evil.example/"),  # allowed + suffix
     ("relay.internal", "http://evil-relay.internal/"),  # prefix + allowed
@@ -229,31 +301,105 @@ def test_allow_hosts_matches_the_whole_host_never_a_part(allowed: str, url: str)
 
 
 def test_unresolvable_and_unusable_hosts_are_refused() -> None:
-    with pytest.raises(InvalidWebhookError, match="does not resolve"):
+    with pytest.raises(InvalidWebhookError) as info:
         check_url("https://nowhere.example/", allow_hosts=[], resolver=fake())
-    with pytest.raises(InvalidWebhookError, match="no usable address"):
-        check_url("https://odd.example/", allow_hosts=[], resolver=fake("not-an-ip"))
+    assert str(info.value) == ("url 'https://nowhere.example/': host 'nowhere.example' does "
+                               "not resolve; check the host name")
+    with pytest.raises(InvalidWebhookError) as info:
+        check_url("https://odd.example/", allow_hosts=[], resolver=fake("not-an-ip", ""))
+    assert str(info.value) == ("url 'https://odd.example/': host 'odd.example' has no usable "
+                               "address")
+
+
+def test_an_answer_that_is_not_an_address_is_skipped_and_the_rest_still_checked() -> None:
+    """A resolver answer that is no address is passed over: the addresses after it are
+    judged all the same (a refused one refuses the URL), and the first usable one is the
+    target."""
+    with pytest.raises(InvalidWebhookError, match=r"a private address \(10\.0\.0\.9\)"):
+        check_url("https://hooks.example.com/", allow_hosts=[],
+                  resolver=fake("93.184.215.14", "not-an-ip", "10.0.0.9"))
+    with pytest.raises(InvalidWebhookError, match=r"in the metadata range"):
+        check_url("http://relay.internal/", allow_hosts=["relay.internal"],
+                  resolver=fake("10.1.2.3", "not-an-ip", "169.254.169.254"))
+    t = check_url("https://hooks.example.com/", allow_hosts=[],
+                  resolver=fake("not-an-ip", "93.184.215.14", "8.8.8.8"))
+    assert t.address == "93.184.215.14"
 
 
 @pytest.mark.parametrize(("url", "why"), [
     ("ftp://example.com/", "not an http(s) URL"),
     ("example.com/hook", "not an http(s) URL"),
     ("https://user:pw@example.com/", "user name or password"),
+    ("https://user@example.com/", "user name or password"),  # a user name alone
+    ("https://:pw@example.com/", "user name or password"),  # a password alone
+    ("https://@example.com/", "user name or password"),  # an empty user name
+    ("http://:80/", "has no host"),  # an authority with a port and no host
     ("https://example.com/#frag", "#fragment"),
     ("https://example.com:99999/", "invalid port"),
     ("https:///nohost", "not an http(s) URL"),
     ("https://exa mple.com/", "without spaces"),
     ("https://example.com/" + "a" * 2100, "at most 2048"),
+    ("https://example.com:-1/", "invalid port"),
+    ("https://example.com:0/", "invalid port"),  # was taken as the default port
+    ("https://example.com:00/", "invalid port"),
+    ("https://example.com:65536/", "from 1 to 65535"),
+    ("https://example.com:8080x/", "invalid port"),
+    ("https://[::1]:99999/", "invalid port"),
+    ("https://[::1]:8080x/", "invalid port"),
+    # Brackets hold an IPv6 address and nothing else (urlsplit raised a plain ValueError
+    # for some of these, and let others through, depending on the Python version).
+    ("http://[]/", "malformed host"),
+    ("http://[::1/", "malformed host"),
+    ("http://::1]/", "malformed host"),
+    ("http://[not-ip]/", "malformed host"),
+    ("http://[v1.x]/", "malformed host"),  # IPvFuture: no webhook needs it
+    ("http://[10.0.0.1]/", "malformed host"),  # IPv4 is written without brackets
+    ("http://[[::1]]/", "malformed host"),
+    ("http://[::1]]/", "malformed host"),
+    ("http://[::1]x/", "malformed host"),
+    ("http://x[::1]/", "malformed host"),
+    ("http://[::1%]/", "malformed host"),
+    ("http://[%25eth0]/", "malformed host"),
+    ("http://exa\u2100mple.com/", "malformed host"),  # NFKC: "a/c", a hidden separator
 ])
 def test_malformed_urls_are_refused(url: str, why: str) -> None:
-    with pytest.raises(InvalidWebhookError, match="^url ") as info:
+    with pytest.raises(InvalidWebhookError) as info:
         check_url(url, allow_hosts=[], resolver=fake("93.184.215.14"))
+    assert str(info.value).startswith(f"url {shown(url)} ")  # the URL, quoted, first
     assert why in str(info.value)
+
+
+def test_a_malformed_host_names_the_fix() -> None:
+    with pytest.raises(InvalidWebhookError) as info:
+        parse_url("http://[not-ip]/")
+    assert str(info.value) == ("url 'http://[not-ip]/' has a malformed host; write a host "
+                               "name, an IPv4 address, or an IPv6 address in brackets such "
+                               "as https://[2001:db8::1]:8443/hook")
+
+
+def test_an_ipv6_literal_in_brackets_is_parsed() -> None:
+    assert parse_url("http://[FD00::1]:8080/x") == ("http", "fd00::1", 8080, "/x")
+    assert parse_url("https://[2606:4700::1]:/") == ("https", "2606:4700::1", 443, "/")
+    assert parse_url("https://[::ffff:93.184.215.14]/") == (
+        "https", "::ffff:93.184.215.14", 443, "/")
+
+
+def test_a_url_of_the_maximum_length_is_accepted_one_more_is_not() -> None:
+    head = "https://hooks.example.com/"
+    longest = head + "a" * (MAX_URL - len(head))
+    assert len(longest) == MAX_URL
+    t = check_url(longest, allow_hosts=[], resolver=fake("93.184.215.14"))
+    assert t.path == "/" + "a" * (MAX_URL - len(head))
+    with pytest.raises(InvalidWebhookError, match=f"at most {MAX_URL} characters"):
+        check_url(longest + "a", allow_hosts=[], resolver=fake("93.184.215.14"))
 
 
 def test_parse_defaults() -> None:
     assert parse_url("http://a.example") == ("http", "a.example", 80, "/")
     assert parse_url("https://a.example:8443/p?q") == ("https", "a.example", 8443, "/p?q")
+    assert parse_url("https://a.example:1/")[2] == 1  # the ports at the edges
+    assert parse_url("https://a.example:65535/")[2] == 65535
+    assert parse_url("https://a.example:/")[2] == 443  # an empty port is the default
 
 
 def test_system_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,6 +409,10 @@ def test_system_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 80))]
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: answers)
     assert system_resolver("x.example", 80) == ["fe80::1", "10.0.0.1"]
+    # An address never holds a "%": the zone index is all that follows the first one,
+    # whatever it holds itself (no zone is left for check_url to see).
+    answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fd00:ec2::254%a%b", 80, 0, 2))]
+    assert system_resolver("x.example", 80) == ["fd00:ec2::254"]
 
     def fail(*a: object, **k: object) -> None:
         raise socket.gaierror("no such host")

@@ -5,23 +5,26 @@ backoff, dead letters, redelivery, and safe claims by concurrent workers."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from standardwebhooks import Webhook as Verifier
 
 from llmreg.bundle.schema import Bundle
-from llmreg.db.models import Delivery
-from llmreg.errors import InvalidWebhookError, RefNotFoundError
+from llmreg.db.models import Delivery, OutboxEvent, utcnow
+from llmreg.errors import InvalidRefError, InvalidWebhookError, RefNotFoundError
 from llmreg.policy import Policy, Webhooks
 from llmreg.service import RegistryService
 from llmreg.service.notifications import delivery as delivery_mod
+from llmreg.service.notifications import outbox
 from llmreg.service.notifications.notify import LEASE, Notify
 from llmreg.types import Actor
 from tests.conftest import minimal
@@ -551,3 +554,76 @@ def test_a_claim_takes_the_oldest_due_delivery_of_each_idle_webhook(
     assert sorted(j.webhook_id for j in jobs) == [a.id, b.id]
     assert len(svc.notify._claim(now, 1, None, frozenset())) == 1
     assert svc.notify._claim(now, 10, None, frozenset({a.id, b.id})) == []
+
+
+# --- scoped subscriptions: notices reach the owner ----------------------------------------
+
+def hook(svc: RegistryService, receiver: Receiver, **scope: Any) -> int:
+    return svc.notify.add(receiver.url, ["registration", "stale_production"], actor=ANA,
+                          **scope).id
+
+
+def registered(svc: RegistryService, name: str, team: str) -> None:
+    ci = Actor(f"{team}-ci", teams={"*": "reader", team: "publisher"})
+    svc.versions.register(Bundle.from_dict(minimal(system_prompt=name)), name=name,
+                          message="m", author=ci.name, actor=ci)  # claimed by its team
+    svc.owners.set(name, team=team, contacts=[f"{team}@example.com"], actor=ci)
+
+
+def heard(svc: RegistryService, hook_id: int) -> list[str | None]:
+    with svc.db.read() as s:
+        return [e.name for e in s.exec(select(OutboxEvent).join(
+            Delivery, col(Delivery.event_id) == col(OutboxEvent.id)).where(
+            Delivery.webhook_id == hook_id).order_by(col(OutboxEvent.id))).all()]
+
+
+def test_a_webhook_scoped_to_a_team_or_patterns_hears_only_those_names(
+        svc: RegistryService, receiver: Receiver) -> None:
+    search = hook(svc, receiver, team="search")
+    billing = hook(svc, receiver, team="billing")
+    pattern = hook(svc, receiver, names=["chat-*"])
+    everyone = hook(svc, receiver)
+    registered(svc, "search-rag", "search")
+    registered(svc, "chat-bot", "billing")
+    with svc.db.write() as s:  # the alert job's notice, as it emits it
+        outbox.emit(s, event="stale_production", name="search-rag", data={}, at=utcnow())
+    assert heard(svc, search) == ["search-rag", "search-rag"]
+    assert heard(svc, billing) == ["chat-bot"]
+    assert heard(svc, pattern) == ["chat-bot"]
+    assert heard(svc, everyone) == ["search-rag", "chat-bot", "search-rag"]
+    assert [h.team for h in svc.notify.list_webhooks()
+            if h.format != "email"] == ["search", "billing", None, None]
+
+
+def test_an_owner_contact_webhook_hears_its_names(svc: RegistryService,
+                                                  receiver: Receiver) -> None:
+    pager = hook(svc, receiver, team="sre")
+    registered(svc, "search-rag", "search")
+    svc.owners.set("search-rag", team="search", contacts=[f"webhook:{pager}"], actor=ANA)
+    with svc.db.write() as s:
+        outbox.emit(s, event="stale_production", name="search-rag", data={}, at=utcnow())
+    assert heard(svc, pager) == ["search-rag"]
+
+
+def test_a_webhook_contact_must_exist(svc: RegistryService, receiver: Receiver) -> None:
+    registered(svc, "search-rag", "search")
+    gone = hook(svc, receiver)
+    svc.notify.remove(gone, actor=ANA)
+    for contact, why in [("webhook:99", "this registry has no webhook '99'"),
+                         (f"webhook:{gone}", f"this registry has no webhook '{gone}' (it was "
+                                             "removed)"),
+                         ("webhook:x1", "this registry has no webhook 'x1'")]:
+        with pytest.raises(InvalidRefError, match=f"^--contact '{contact}': {re.escape(why)}"):
+            svc.owners.set("search-rag", team="search", contacts=[contact], actor=ANA)
+    assert svc.owners.get("search-rag").contacts == ["search@example.com"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("scope", "message"), [
+    ({"team": "bad:team"}, "--team 'bad:team' is not a team name"),
+    ({"names": ["Search RAG"]}, "--name 'Search RAG' is not a name pattern"),
+])
+def test_a_bad_scope_is_refused_and_adds_nothing(svc: RegistryService, receiver: Receiver,
+                                                 scope: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidWebhookError, match=f"^{re.escape(message)}"):
+        hook(svc, receiver, **scope)
+    assert svc.notify.list_webhooks() == []
