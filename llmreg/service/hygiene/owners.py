@@ -49,8 +49,13 @@ def check_contact(contact: str) -> str:
     if _EMAIL_RE.fullmatch(value) or _WEBHOOK_RE.fullmatch(value):
         return value
     if len(value) <= 2000 and not any(c.isspace() for c in value):
-        parts = urlsplit(value)
-        if parts.scheme in ("http", "https") and parts.hostname:
+        try:
+            parts = urlsplit(value)
+            web = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:  # a malformed [IPv6] host or port: refused below, never a 500
+            web = False
+        if web:
             return value
     raise InvalidRefError(
         f"--contact {shown(value, 80)} is not an email address, an http(s) URL or a webhook "

@@ -103,7 +103,9 @@ def test_require_owner_blocks_the_first_version_leaving_registered(svc: Registry
     assert len(events) == 2
 
 
-@pytest.mark.parametrize("contact", ["call bob", "ftp://x.example.com", "bob@", "", "http://"])
+@pytest.mark.parametrize("contact", ["call bob", "ftp://x.example.com", "bob@", "", "http://",
+                                     "http://[::1", "https://[not-ip]/hook",
+                                     "https://chat.example.com:99999/c"])
 def test_a_bad_contact_is_one_line_naming_the_field_and_nothing_changes(
         svc: RegistryService, contact: str) -> None:
     register(svc, "chat", 1)
