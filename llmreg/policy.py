@@ -273,11 +273,19 @@ def _bounds_text(metrics: Mapping[str, Threshold]) -> str:
     return ", ".join(th.describe(m) for m, th in metrics.items())
 
 
-def _approvals_text(a: ApprovalGate) -> str:
+def describe_approvals(a: ApprovalGate, owner: str | None = None) -> str:
+    """An approvals gate in words; ``owner``: the owning team's name, where one is known.
+
+    Example:
+        >>> describe_approvals(ApprovalGate(count=2, **{"from": {"owner": 1, "sre": 1}}),
+        ...                    "search")[-35:]
+        '1 from team sre, 1 from team search'
+    """
+    owning = f"team {owner}" if owner else "the owning team"
     who = " by distinct people" + (", not the author" if a.not_author else "")
-    shares = ", ".join(f"{n} from {'the owning team' if g == OWNER_GROUP else 'team ' + g}"
+    shares = ", ".join(f"{n} from {owning if g == OWNER_GROUP else 'team ' + g}"
                        for g, n in a.groups())
-    where = f", {shares}" if shares else ", from the owning team"
+    where = f", {shares}" if shares else f", from {owning}"
     return f"{a.count} approval{'s' if a.count > 1 else ''} (role {a.role}){who}{where}"
 
 
@@ -298,7 +306,7 @@ APPROVALS: GateKind[ApprovalGate] = GateKind(
     key="approvals",
     of=lambda gates: [gates.approvals] if gates.approvals is not None else [],
     label=lambda approvals: "approvals",
-    describe=_approvals_text,
+    describe=describe_approvals,
     bounds=lambda approvals, type_, suite: {})
 
 #: Every kind of gate, in the order gates are judged, described and reported.

@@ -34,7 +34,7 @@ from starlette.responses import RedirectResponse, Response
 from llmreg.bundle.names import check_name
 from llmreg.bundle.schema import Bundle
 from llmreg.errors import InvalidRefError, LLMRegError, TransitionError, shown
-from llmreg.policy import APPROVALS, Policy, Threshold
+from llmreg.policy import Policy, Threshold, describe_approvals
 from llmreg.server.deps import state_of
 from llmreg.server.errors import status_for
 from llmreg.server.state import ChainCheck, ServerState
@@ -140,7 +140,7 @@ def who_may(policy: Policy, owner: str | None) -> list[tuple[str, str]]:
     for t in policy.transitions:
         parts = []
         if t.gates.approvals is not None:
-            parts.append(APPROVALS.describe(t.gates.approvals).replace("the owning team", team))
+            parts.append(describe_approvals(t.gates.approvals, owner))
         if t.by:
             parts.append("moved by " + ", ".join(team if b == "owner" else f"team {b}"
                                                  for b in t.by))

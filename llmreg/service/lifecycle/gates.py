@@ -187,7 +187,7 @@ def _approvals(gate: ApprovalGate, c: Candidate) -> Verdict:
             wanted = " or ".join(_group_text(g, c.owner) for g, _ in groups)
             ignored.append(f"{a.approver} ({_teams_text(a.teams)}; {c.env} needs approvals "
                            f"from {wanted})")
-        elif a.approver not in {e.approver for e in eligible}:
+        elif all(e.approver != a.approver for e in eligible):
             eligible.append(a)
     # Fill each group's share with distinct people, named teams first.
     used: set[str] = set()
